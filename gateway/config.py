@@ -1,0 +1,374 @@
+"""Configuration: a TOML file plus environment overrides, validated with msgspec.
+
+Precedence (lowest first): defaults, the file (``--config FILE`` or ``GATEWAY_CONFIG``), environment.
+Secrets may be written as ``{"$env" = "NAME"}`` anywhere in the file; they are resolved at load time
+and held in :class:`Secret`, whose ``str``/``repr`` never show the value.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import msgspec
+
+from gateway.errors import ConfigError
+
+DEFAULT_BASE_URL = "https://app.orderdesk.me/api/v2"
+T = TypeVar("T")
+
+
+class Secret:
+    """A credential. Use :meth:`reveal` at the one place it is sent; everything else sees ``***``."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+
+class RateLimitSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    #: bucket size; OrderDesk allows 20 requests ...
+    capacity: int = 20
+    #: ... refilled at 3 per second
+    refill_per_sec: float = 3.0
+    enabled: bool = True
+
+
+class StoreSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    name: str
+    store_id: str
+    api_key: Secret
+    base_url: str = DEFAULT_BASE_URL
+    default: bool = False
+    rate_limit: RateLimitSettings = msgspec.field(default_factory=RateLimitSettings)
+
+
+class TokenSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    name: str
+    token: Secret
+    #: store names this token may use; ``["*"]`` means all
+    stores: list[str] = msgspec.field(default_factory=lambda: ["*"])
+    read_only: bool = False
+
+    def allows_store(self, store: str) -> bool:
+        return "*" in self.stores or store in self.stores
+
+
+class HttpSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    host: str = "127.0.0.1"
+    port: int = 8765
+    path: str = "/mcp"
+    #: one shared bearer token (``GATEWAY_HTTP_TOKEN``); see ``tokens`` for per-caller tokens
+    token: Secret | None = None
+    tokens: list[TokenSettings] = msgspec.field(default_factory=list)
+    #: Host headers accepted besides the bind address (DNS-rebinding protection stays on)
+    allowed_hosts: list[str] = msgspec.field(default_factory=list)
+    allowed_origins: list[str] = msgspec.field(default_factory=list)
+    max_body_bytes: int = 1_000_000
+    #: ``json_response=True`` answers legacy clients with plain JSON instead of SSE
+    json_response: bool = False
+    #: shared key(s) that seal multi-round elicitation state, so replicas can continue each other's calls
+    request_state_keys: list[Secret] = msgspec.field(default_factory=list)
+
+
+class CacheSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    backend: str = "memory"
+    #: every key starts with this prefix (give each deployment or test its own)
+    prefix: str = "mcpgw"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    #: per-operation timeout for shared backends; a slow Redis counts as a miss (fail-open)
+    op_timeout: float = 0.25
+    #: LRU bound of the memory backend
+    max_entries: int = 10_000
+    ttl_order: float = 30.0
+    ttl_list: float = 10.0
+    ttl_store: float = 300.0
+    ttl_inventory: float = 30.0
+    idempotency_ttl: float = 86_400.0
+    enabled: bool = True
+
+
+class MutationSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    #: total tries of fetch -> merge -> upload before CONFLICT is returned
+    attempts: int = 5
+    #: sleep before retry n (seconds); the last value repeats if attempts exceed the list
+    backoff: list[float] = msgspec.field(default_factory=lambda: [0.5, 1.0, 2.0, 4.0, 8.0])
+    #: +/- fraction of random jitter on each backoff
+    jitter: float = 0.2
+    #: re-read the object right before the upload and treat a changed ``date_updated`` as a conflict
+    precondition: bool = False
+    #: serialise mutations of one object (per process, and across replicas on a shared cache)
+    lock: bool = True
+    #: the cross-replica lock's lease; must outlive the slowest attempt
+    lock_lease: float = 60.0
+    #: how long a writer waits for the lock before giving up with CONFLICT
+    lock_wait: float = 120.0
+
+
+class AuditSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    #: a file path, ``"-"`` for stderr, or empty to disable
+    path: str = ""
+    #: ``"fail_closed"`` refuses the mutation when the line can't be written; ``"warn"`` logs and goes on
+    on_error: Literal["fail_closed", "warn"] = "fail_closed"
+
+
+class GatewaySettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    name: str = "orderdesk-gateway"
+    tool_names: Literal["underscore", "dotted"] = "underscore"
+    read_only: bool = False
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING"
+    #: plugins (by name) not to load, e.g. ``["cache_redis"]``
+    disabled_plugins: list[str] = msgspec.field(default_factory=list)
+    trace_hooks: bool = False
+
+
+class Config(msgspec.Struct, kw_only=True):
+    gateway: GatewaySettings = msgspec.field(default_factory=GatewaySettings)
+    http: HttpSettings = msgspec.field(default_factory=HttpSettings)
+    cache: CacheSettings = msgspec.field(default_factory=CacheSettings)
+    mutations: MutationSettings = msgspec.field(default_factory=MutationSettings)
+    audit: AuditSettings = msgspec.field(default_factory=AuditSettings)
+    stores: list[StoreSettings] = msgspec.field(default_factory=list)
+    #: plugin sections, validated by each plugin's registered Struct
+    plugins: dict[str, Any] = msgspec.field(default_factory=dict)
+    #: where the file came from (for messages)
+    source: str = "<defaults>"
+
+    def section(self, name: str) -> Any:
+        return self.plugins[name]
+
+    @property
+    def default_store(self) -> StoreSettings:
+        for s in self.stores:
+            if s.default:
+                return s
+        if not self.stores:
+            raise ConfigError(
+                "no OrderDesk store configured: set ORDERDESK_STORE_ID and ORDERDESK_API_KEY, "
+                "add a [[stores]] entry, or run with --sandbox"
+            )
+        return self.stores[0]
+
+    def store(self, name: str | None) -> StoreSettings:
+        if not name:
+            return self.default_store
+        for s in self.stores:
+            if s.name == name:
+                return s
+        raise KeyError(name)
+
+
+HOST_SECTIONS = {"gateway", "http", "cache", "mutations", "audit", "stores"}
+
+# Environment variable -> (dotted key path, kind). Kind drives parsing and the message on error.
+ENV_KEYS: dict[str, tuple[str, str]] = {
+    "GATEWAY_CACHE": ("cache.backend", "str"),
+    "GATEWAY_REDIS_URL": ("cache.redis_url", "str"),
+    "GATEWAY_CACHE_PREFIX": ("cache.prefix", "str"),
+    "GATEWAY_TOOL_NAMES": ("gateway.tool_names", "str"),
+    "GATEWAY_READ_ONLY": ("gateway.read_only", "bool"),
+    "GATEWAY_AUDIT_LOG": ("audit.path", "str"),
+    "GATEWAY_HTTP_TOKEN": ("http.token", "secret"),
+    "GATEWAY_LOG_LEVEL": ("gateway.log_level", "str"),
+    "GATEWAY_TRACE_HOOKS": ("gateway.trace_hooks", "bool"),
+}
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def _parse_bool(name: str, raw: str) -> bool:
+    v = raw.strip().lower()
+    if v in _TRUE:
+        return True
+    if v in _FALSE:
+        return False
+    raise ConfigError(f"environment variable {name}={raw!r}: expected one of 1/0, true/false, yes/no, on/off")
+
+
+def _resolve_secrets(node: Any, where: str, source: str, env: Mapping[str, str]) -> Any:
+    """Replace ``{"$env": "NAME"}`` tables by the variable's value (as a marked secret string)."""
+    if isinstance(node, dict):
+        if set(node) == {"$env"}:
+            var = node["$env"]
+            if not isinstance(var, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", var):
+                raise ConfigError(f"{source}: key {where}: $env expects an environment variable name")
+            if var not in env:
+                raise ConfigError(f"{source}: key {where}: environment variable {var} is not set")
+            return _SecretStr(env[var])
+        return {k: _resolve_secrets(v, f"{where}.{k}" if where else k, source, env) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_resolve_secrets(v, f"{where}[{i}]", source, env) for i, v in enumerate(node)]
+    return node
+
+
+class _SecretStr(str):
+    """A string that came from ``$env``; only used between parsing and validation."""
+
+
+def _set_path(doc: dict[str, Any], dotted: str, value: Any) -> None:
+    head, _, leaf = dotted.rpartition(".")
+    node = doc
+    for part in head.split("."):
+        node = node.setdefault(part, {})
+    node[leaf] = value
+
+
+def _apply_env(doc: dict[str, Any], env: Mapping[str, str]) -> None:
+    for var, (path, kind) in ENV_KEYS.items():
+        if var not in env:
+            continue
+        raw = env[var]
+        value: Any = _parse_bool(var, raw) if kind == "bool" else raw
+        _set_path(doc, path, value)
+    # The single-store variables define (or override) the default store.
+    sid, key, url = env.get("ORDERDESK_STORE_ID"), env.get("ORDERDESK_API_KEY"), env.get("ORDERDESK_BASE_URL")
+    if sid or key or url:
+        stores: list[dict[str, Any]] = doc.setdefault("stores", [])
+        target = next((s for s in stores if isinstance(s, dict) and s.get("default")), None)
+        if target is None and stores and isinstance(stores[0], dict):
+            target = stores[0]
+        if target is None:
+            target = {"name": "default", "default": True}
+            stores.insert(0, target)
+        if sid:
+            target["store_id"] = sid
+        if key:
+            target["api_key"] = key
+        if url:
+            target["base_url"] = url
+
+
+def _dec_hook(type_: type, obj: Any) -> Any:
+    if type_ is Secret:
+        if isinstance(obj, str):
+            return Secret(str(obj))
+        raise msgspec.ValidationError(f"Expected `str`, got `{type(obj).__name__}`")
+    raise NotImplementedError
+
+
+def _friendly(err: msgspec.ValidationError, source: str, prefix: str = "") -> ConfigError:
+    text = str(err)
+    m = re.search(r" - at `\$(.*)`$", text)
+    key = (prefix + (m.group(1) if m else "")).lstrip(".") or "(top level)"
+    key = re.sub(r"\.?\[(\d+)\]", r"[\1]", key)
+    what = text[: m.start()] if m else text
+    what = what.replace("`", "")
+    return ConfigError(f"{source}: key {key}: {what[0].lower() + what[1:]}")
+
+
+def validate_section(struct: type[T], raw: Any, source: str, section: str) -> T:
+    """Validate one section (used for plugin sections too); errors name the file and the key."""
+    try:
+        return msgspec.convert(raw, struct, dec_hook=_dec_hook, str_keys=True)
+    except msgspec.ValidationError as err:
+        raise _friendly(err, source, section) from None
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    plugin_sections: Mapping[str, type[Any]] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Config:
+    """Read, merge and validate. ``overrides`` are dotted keys applied last (CLI flags use them)."""
+    env = os.environ if env is None else env
+    path = path or env.get("GATEWAY_CONFIG") or None
+    doc: dict[str, Any] = {}
+    source = "<defaults>"
+    if path:
+        p = Path(path)
+        source = str(p)
+        try:
+            doc = tomllib.loads(p.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"{source}: config file not found") from None
+        except tomllib.TOMLDecodeError as err:
+            raise ConfigError(f"{source}: invalid TOML: {err}") from None
+        doc = _resolve_secrets(doc, "", source, env)
+    _apply_env(doc, env)
+    for dotted, value in (overrides or {}).items():
+        _set_path(doc, dotted, value)
+
+    sections = dict(plugin_sections or {})
+    plugin_raw = {k: doc.pop(k) for k in list(doc) if k not in HOST_SECTIONS}
+    unknown = sorted(set(plugin_raw) - set(sections))
+    if unknown:
+        known = sorted(HOST_SECTIONS | set(sections))
+        raise ConfigError(f"{source}: unknown section [{unknown[0]}]; known sections: {', '.join(known)}")
+    try:
+        cfg = msgspec.convert(doc, Config, dec_hook=_dec_hook, str_keys=True)
+    except msgspec.ValidationError as err:
+        raise _friendly(err, source) from None
+    plugins = {name: validate_section(struct, plugin_raw.get(name, {}), source, name) for name, struct in sections.items()}
+    cfg = msgspec.structs.replace(cfg, plugins=plugins, source=source)
+    _check(cfg)
+    return cfg
+
+
+def _check(cfg: Config) -> None:
+    src = cfg.source
+    names = [s.name for s in cfg.stores]
+    dupes = {n for n in names if names.count(n) > 1}
+    if dupes:
+        raise ConfigError(f"{src}: key stores: store name {sorted(dupes)[0]!r} is used twice; names must be unique")
+    if sum(1 for s in cfg.stores if s.default) > 1:
+        raise ConfigError(f"{src}: key stores: more than one store has default = true; mark exactly one")
+    for i, s in enumerate(cfg.stores):
+        if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", s.name):
+            raise ConfigError(f"{src}: key stores[{i}].name: expected letters, digits, '_' or '-', got {s.name!r}")
+        if not s.store_id or not s.api_key:
+            raise ConfigError(f"{src}: key stores[{i}]: store_id and api_key must not be empty")
+        if not s.base_url.startswith(("http://", "https://")):
+            raise ConfigError(f"{src}: key stores[{i}].base_url: expected an http(s) URL, got {s.base_url!r}")
+    m = cfg.mutations
+    if m.attempts < 1:
+        raise ConfigError(f"{src}: key mutations.attempts: expected an integer >= 1, got {m.attempts}")
+    if not m.backoff or any(b < 0 for b in m.backoff):
+        raise ConfigError(f"{src}: key mutations.backoff: expected a non-empty list of seconds >= 0")
+    if m.lock_lease <= 0:
+        raise ConfigError(f"{src}: key mutations.lock_lease: expected seconds > 0")
+    c = cfg.cache
+    if c.max_entries < 1:
+        raise ConfigError(f"{src}: key cache.max_entries: expected an integer >= 1")
+    if not re.fullmatch(r"[A-Za-z0-9_.:-]{1,64}", c.prefix):
+        raise ConfigError(f"{src}: key cache.prefix: expected 1-64 of letters, digits, '_.:-'")
+    for i, t in enumerate(cfg.http.tokens):
+        if not t.token:
+            raise ConfigError(f"{src}: key http.tokens[{i}].token: must not be empty")
+        for s in t.stores:
+            if s != "*" and s not in names:
+                raise ConfigError(f"{src}: key http.tokens[{i}].stores: unknown store {s!r}; known: {names}")
+
+
+def masked(cfg: Config) -> dict[str, Any]:
+    """The effective config as plain data, every secret shown as ``***`` (for ``config check``)."""
+
+    def enc(obj: Any) -> Any:
+        if isinstance(obj, Secret):
+            return "***"
+        raise NotImplementedError
+
+    out: dict[str, Any] = msgspec.to_builtins(cfg, enc_hook=enc)
+    return out

@@ -1,0 +1,101 @@
+"""Errors are values with codes.
+
+Every failure the gateway reports to an MCP client is a :class:`GatewayError` with one of the
+:class:`ErrorCode` values. One function, :func:`gateway.server.error_result`, turns them into MCP
+``isError`` results; nothing else formats errors for the wire.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+
+class ErrorCode(StrEnum):
+    NOT_FOUND = "NOT_FOUND"
+    VALIDATION = "VALIDATION"
+    CONFLICT = "CONFLICT"
+    RATE_LIMITED = "RATE_LIMITED"
+    UPSTREAM = "UPSTREAM"
+    AUTH = "AUTH"
+    READ_ONLY = "READ_ONLY"
+    CONFIRMATION_REQUIRED = "CONFIRMATION_REQUIRED"
+    INTERNAL = "INTERNAL"
+
+
+class GatewayError(Exception):
+    """A failure with a machine code, a message that says what was wrong, and a hint on what to do."""
+
+    code: ErrorCode = ErrorCode.INTERNAL
+    default_hint: str = ""
+    #: True when retrying the same call later may succeed (timeouts, 5xx, rate limits, conflicts).
+    retryable: bool = False
+
+    def __init__(self, message: str, *, hint: str | None = None, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = self.default_hint if hint is None else hint
+        self.details: dict[str, Any] = details
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"code": str(self.code), "message": self.message, "retryable": self.retryable}
+        if self.hint:
+            out["hint"] = self.hint
+        if self.details:
+            out["details"] = self.details
+        return out
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}" + (f" {self.hint}" if self.hint else "")
+
+
+class NotFound(GatewayError):
+    code = ErrorCode.NOT_FOUND
+    default_hint = "Check the id (for example with orders_list) and try again."
+
+
+class ValidationFailed(GatewayError):
+    code = ErrorCode.VALIDATION
+    default_hint = "Fix the named field and call again; nothing was written."
+
+
+class Conflict(GatewayError):
+    code = ErrorCode.CONFLICT
+    retryable = True
+    default_hint = "The object kept changing underneath us. Fetch it again, check the changes still apply, retry."
+
+
+class RateLimited(GatewayError):
+    code = ErrorCode.RATE_LIMITED
+    retryable = True
+    default_hint = "The upstream rate limit is exhausted; wait a few seconds and retry."
+
+
+class UpstreamError(GatewayError):
+    code = ErrorCode.UPSTREAM
+    retryable = True
+    default_hint = "The upstream service failed or timed out; retry later."
+
+
+class AuthError(GatewayError):
+    code = ErrorCode.AUTH
+    default_hint = "Check the credentials or the caller's grants."
+
+
+class ReadOnlyError(GatewayError):
+    code = ErrorCode.READ_ONLY
+    default_hint = "The gateway runs in read-only mode; ask an operator to unset GATEWAY_READ_ONLY."
+
+
+class ConfirmationRequired(GatewayError):
+    code = ErrorCode.CONFIRMATION_REQUIRED
+    default_hint = "Ask the user to confirm, then call again with confirm=true."
+
+
+class InternalError(GatewayError):
+    code = ErrorCode.INTERNAL
+    default_hint = "This is a gateway bug or a plugin failure; the server log has details."
+
+
+class ConfigError(Exception):
+    """Raised for invalid configuration. The message names the file, the key and what was expected."""

@@ -1,0 +1,112 @@
+"""The tool registry: canonical and wire names, annotations, and the per-call record."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from mcp.types import ToolAnnotations
+
+NameStyle = Literal["underscore", "dotted"]
+_CANONICAL = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
+
+
+def wire_name(canonical: str, style: NameStyle) -> str:
+    """``orders.get`` -> ``orders_get`` (default) or unchanged with the dotted style.
+
+    Claude Desktop, Windsurf and Copilot CLI reject dots in tool names, so underscores are the default.
+    """
+    return canonical if style == "dotted" else canonical.replace(".", "_")
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    name: str
+    fn: Callable[..., Any]
+    title: str
+    description: str
+    read_only: bool
+    destructive: bool
+    idempotent: bool
+    open_world: bool
+    plugin: str
+
+    @property
+    def writes(self) -> bool:
+        return not self.read_only
+
+    def annotations(self) -> ToolAnnotations:
+        # Every hint is explicit: clients default destructive to true when it is omitted.
+        return ToolAnnotations(
+            title=self.title,
+            read_only_hint=self.read_only,
+            destructive_hint=self.destructive,
+            idempotent_hint=self.idempotent,
+            open_world_hint=self.open_world,
+        )
+
+
+@dataclass
+class ToolCall:
+    """One tool call as policy hooks and the audit log see it."""
+
+    name: str
+    arguments: dict[str, Any]
+    principal: str | None
+    request_id: str
+    spec: ToolSpec | None = None
+    #: filled in by the workflow for the audit line
+    store: str | None = None
+    object_id: str | None = None
+    changed_fields: list[str] = field(default_factory=list)
+    attempts: int = 0
+
+
+class ToolRegistry:
+    """Collects tools from the ``gateway_register_tools`` hook; names are unique."""
+
+    def __init__(self) -> None:
+        self._tools: dict[str, ToolSpec] = {}
+
+    def register(
+        self,
+        fn: Callable[..., Any],
+        *,
+        name: str,
+        title: str | None = None,
+        description: str | None = None,
+        read_only: bool,
+        destructive: bool = False,
+        idempotent: bool = False,
+        open_world: bool = True,
+        plugin: str = "?",
+    ) -> None:
+        if not _CANONICAL.match(name) or len(name) > 40:
+            raise ValueError(f"tool name {name!r} must be dotted lowercase (like 'orders.get'), at most 40 chars")
+        if name in self._tools:
+            raise ValueError(f"tool {name!r} registered twice (by {self._tools[name].plugin} and {plugin})")
+        doc = description or (fn.__doc__ or "").strip()
+        if not doc:
+            raise ValueError(f"tool {name!r} needs a description an LLM can act on")
+        self._tools[name] = ToolSpec(
+            name=name,
+            fn=fn,
+            title=title or name,
+            description=doc,
+            read_only=read_only,
+            destructive=destructive and not read_only,
+            idempotent=idempotent,
+            open_world=open_world,
+            plugin=plugin,
+        )
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(sorted(self._tools.values(), key=lambda t: t.name))
+
+    def __len__(self) -> int:
+        return len(self._tools)
+
+    def get(self, name: str) -> ToolSpec | None:
+        return self._tools.get(name)
