@@ -1,0 +1,147 @@
+"""The Gateway object: configuration, plugins, cache, locks, audit and metrics, wired together.
+
+Plugins receive it in hooks (``gateway``) and use :attr:`workflow` for reads and writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+from gateway.audit import AuditLog
+from gateway.cache import Cache
+from gateway.cache_backend import CacheBackend, CacheFactory
+from gateway.config import Config, StoreSettings, load_config
+from gateway.errors import ConfigError, ValidationFailed
+from gateway.hooks import Hooks
+from gateway.locks import MutationLocks
+from gateway.metrics import Metrics
+from gateway.plugins import GatewayPluginManager, build_plugin_manager
+from gateway.tools import ToolRegistry
+from gateway.workflow import Workflow
+
+log = logging.getLogger("gateway")
+
+
+class CacheRegistry:
+    """Cache backends registered by plugins; configuration picks one by name (tox's registry pattern)."""
+
+    def __init__(self) -> None:
+        self.factories: dict[str, CacheFactory] = {}
+
+    def register(self, name: str, factory: CacheFactory) -> None:
+        if name in self.factories:
+            raise ValueError(f"cache backend {name!r} registered twice")
+        self.factories[name] = factory
+
+    def create(self, cfg: Config) -> CacheBackend:
+        name = cfg.cache.backend
+        if name not in self.factories:
+            raise ConfigError(
+                f"{cfg.source}: key cache.backend: unknown cache backend {name!r}; "
+                f"available: {', '.join(sorted(self.factories)) or '(none installed)'}"
+            )
+        return self.factories[name](cfg.cache)
+
+
+class Gateway:
+    def __init__(
+        self,
+        config: Config,
+        pm: GatewayPluginManager,
+        *,
+        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+        rng: Callable[[], float] = random.random,
+    ) -> None:
+        self.config = config
+        self.pm = pm
+        self.hooks = Hooks(pm)
+        self.metrics = Metrics()
+        self.audit = AuditLog(config.audit.path, config.audit.on_error)
+        self.caches = CacheRegistry()
+        self.hooks.register_cache_backends(self.caches.register)
+        if config.cache.enabled and config.cache.backend not in self.caches.factories:
+            self.caches.create(config)  # raises ConfigError naming the available backends
+        self.cache: Cache | None = None
+        self.locks = MutationLocks(None, config.mutations.lock_lease, config.mutations.lock_wait,
+                                   enabled=config.mutations.lock)
+        self.workflow = Workflow(self, sleep=sleep, rng=rng)
+        self.tools = ToolRegistry()
+        self.hooks.register_tools(self.tools.register, self)
+        self._users = 0
+        self._start_lock = asyncio.Lock()
+        #: free-form per-plugin state (e.g. HTTP clients), keyed by plugin name
+        self.state: dict[str, Any] = {}
+        self.extra_routes: list[Any] = []
+
+    @classmethod
+    def from_config(
+        cls,
+        path: str | None = None,
+        *,
+        env: dict[str, str] | None = None,
+        overrides: dict[str, Any] | None = None,
+        extra_plugins: Iterable[object] = (),
+        load_entrypoints: bool = True,
+        **kw: Any,
+    ) -> Gateway:
+        """Build the plugin manager, read the config (with every plugin's section), build the Gateway."""
+        import os
+
+        environ = dict(os.environ if env is None else env)
+        pm = build_plugin_manager(load_entrypoints=load_entrypoints, extra=extra_plugins)
+        sections = Hooks(pm).register_config()
+        config = load_config(path, environ, sections, overrides)
+        for name in config.gateway.disabled_plugins:
+            if pm.has_plugin(name):
+                pm.unregister(name=name)
+            pm.set_blocked(name)
+        pm.trace_hooks = pm.trace_hooks or config.gateway.trace_hooks
+        return cls(config, pm, **kw)
+
+    # --- stores ---------------------------------------------------------------------------------
+
+    def store(self, name: str | None) -> StoreSettings:
+        """The configured store called ``name`` (the default store when empty); VALIDATION if unknown."""
+        try:
+            return self.config.store(name)
+        except KeyError:
+            known = ", ".join(s.name for s in self.config.stores)
+            raise ValidationFailed(f"unknown store {name!r}; configured stores: {known}",
+                                   hint="Call stores_list to see the store names.") from None
+
+    def store_id(self, name: str | None) -> str:
+        return self.store(name).store_id
+
+    # --- lifecycle ------------------------------------------------------------------------------
+
+    async def startup(self) -> None:
+        """Start once, however many server lifespans (in-process clients) enter."""
+        async with self._start_lock:
+            self._users += 1
+            if self._users > 1:
+                return
+            if not self.config.cache.enabled:
+                await self.hooks.startup(self)
+                return
+            backend = self.caches.create(self.config)
+            self.cache = Cache(backend, self.config.cache, self.metrics)
+            self.locks.cache = self.cache
+            if not backend.local:
+                ok = await self.cache._call("ping", backend.ping, False)
+                if not ok:
+                    log.warning("cache backend %r did not answer at start-up; serving fail-open", backend.name)
+            await self.hooks.startup(self)
+
+    async def shutdown(self) -> None:
+        async with self._start_lock:
+            self._users -= 1
+            if self._users > 0:
+                return
+            await self.hooks.shutdown(self)
+            if self.cache is not None:
+                await self.cache.close()
+            self.audit.close()

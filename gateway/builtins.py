@@ -1,0 +1,46 @@
+"""The host's own behaviour, implemented through the public hooks like any other plugin."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from gateway import __version__
+from gateway.plugins import hookimpl
+from gateway.refs import Ref
+
+if TYPE_CHECKING:
+    from gateway.app import Gateway
+
+
+@hookimpl(trylast=True)
+def gateway_merge(current: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """Default merge: shallow, and an explicit ``None`` removes the field."""
+    merged = copy.deepcopy(current)
+    for key, value in changes.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+@hookimpl
+def gateway_invalidate(ref: Ref, lists: bool, gateway: Gateway) -> Any:
+    """Drop the cached object and, when lists may have changed, bump the store's list generation."""
+    if gateway.cache is None:
+        return None
+    store_id = gateway.store_id(ref.store)
+    return gateway.cache.invalidate(store_id, ref.kind, ref.id or None, lists)
+
+
+@hookimpl
+def gateway_register_tools(register: Callable[..., None], gateway: Gateway) -> None:
+    async def ping() -> dict[str, Any]:
+        """Check that the gateway answers. Returns its version and the configured store names.
+
+        Costs no upstream request; use it to test a connection."""
+        return {"ok": True, "version": __version__, "stores": [s.name for s in gateway.config.stores]}
+
+    register(ping, name="gateway.ping", title="Ping the gateway", read_only=True, open_world=False)

@@ -1,0 +1,233 @@
+"""The read-through cache facade: keys, single-flight, fail-open, write-through and invalidation.
+
+Backends (plugins) only store bytes-ish values under keys. Everything that makes caching *safe*
+lives here, once, for every backend:
+
+* **Single-flight**: concurrent misses on one key share one upstream load (in this process).
+  Across replicas on Redis each replica makes at most one load per key; replicas don't wait for
+  each other (documented in docs/deployment.md).
+* **Fail-open**: a backend error or timeout is a miss; the outage is logged once, the backend is
+  skipped for ``RETRY_INTERVAL`` seconds, and invalidations that failed are replayed on recovery.
+* **No stale fill after a write**: read-through fills use set-if-absent and are skipped when the
+  key was invalidated while the load was in flight; writes store the fresh object with a plain set.
+* **Lists by generation**: list keys embed a per-store counter; bumping it invalidates every list
+  of that store in O(1). Nothing is ever scanned or flushed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
+
+import msgspec
+
+from gateway.cache_backend import CacheBackend
+from gateway.config import CacheSettings
+from gateway.metrics import Metrics
+
+log = logging.getLogger("gateway.cache")
+T = TypeVar("T")
+_enc = msgspec.json.Encoder(order="sorted")
+_dec = msgspec.json.Decoder()
+
+#: seconds a failed backend is skipped before it is tried again
+RETRY_INTERVAL = 1.0
+
+
+def clone(value: T) -> T:
+    """A deep copy of JSON-compatible data (msgspec round trip: ~5x faster than copy.deepcopy)."""
+    out: T = _dec.decode(_enc.encode(value))
+    return out
+
+
+def digest(value: Any) -> str:
+    """A stable short hash of JSON-compatible data (sorted keys)."""
+    return hashlib.sha256(_enc.encode(value)).hexdigest()[:32]
+
+
+class LockTimeout(Exception):
+    """Another holder kept a distributed lock longer than the caller was willing to wait."""
+
+
+class Cache:
+    def __init__(self, backend: CacheBackend, settings: CacheSettings, metrics: Metrics) -> None:
+        self.backend = backend
+        self.settings = settings
+        self.metrics = metrics
+        self.enabled = settings.enabled
+        self._inflight: dict[str, asyncio.Future[Any]] = {}
+        #: per-key invalidation counters, to drop fills whose load raced with a write
+        self._epochs: dict[str, int] = {}
+        self._down_since: float | None = None
+        self._retry_at = 0.0
+        self._pending: set[str] = set()
+
+    # --- keys ------------------------------------------------------------------------------
+
+    def key(self, *parts: str) -> str:
+        return ":".join((self.settings.prefix, *parts))
+
+    def obj_key(self, store_id: str, kind: str, obj_id: str) -> str:
+        return self.key(store_id, kind, obj_id)
+
+    def gen_key(self, store_id: str, kind: str) -> str:
+        return self.key(store_id, kind, "listgen")
+
+    # --- fail-open backend calls ------------------------------------------------------------
+
+    @property
+    def healthy(self) -> bool:
+        return self._down_since is None
+
+    async def _call(self, op: str, fn: Callable[[], Awaitable[T]], default: T) -> T:
+        if self._down_since is not None and time.monotonic() < self._retry_at:
+            return default
+        try:
+            if self.backend.local:
+                result = await fn()
+            else:
+                async with asyncio.timeout(self.settings.op_timeout):
+                    result = await fn()
+        except Exception as err:  # any backend failure is a miss: tools never break on the cache
+            self._mark_down(op, err)
+            return default
+        if self._down_since is not None:
+            await self._recovered()
+        return result
+
+    def _mark_down(self, op: str, err: BaseException) -> None:
+        self.metrics.inc("cache_backend_errors_total", backend=self.backend.name)
+        now = time.monotonic()
+        if self._down_since is None:
+            self._down_since = now
+            log.warning(
+                "cache backend %r unavailable (%s during %s); serving from upstream until it returns",
+                self.backend.name, type(err).__name__, op,
+            )
+        self._retry_at = now + RETRY_INTERVAL
+
+    async def _recovered(self) -> None:
+        down_for = time.monotonic() - (self._down_since or time.monotonic())
+        self._down_since = None
+        pending, self._pending = self._pending, set()
+        log.warning("cache backend %r is back after %.1f s; replaying %d invalidations",
+                    self.backend.name, down_for, len(pending))
+        for key in pending:
+            await self._drop(key)
+
+    # --- reads -------------------------------------------------------------------------------
+
+    async def get(self, key: str) -> Any:
+        if not self.enabled:
+            return None
+        return await self._call("get", lambda: self.backend.get(key), None)
+
+    async def get_or_load(self, key: str, loader: Callable[[], Awaitable[T]], ttl: float) -> T:
+        """Return the cached value, or load it once for all concurrent callers and cache it."""
+        if not self.enabled:
+            return await loader()
+        cached = await self.get(key)
+        if cached is not None:
+            self.metrics.inc("cache_hits_total")
+            self.metrics.inc("cache_upstream_saved_total")
+            out: T = cached
+            return out
+        self.metrics.inc("cache_misses_total")
+        running = self._inflight.get(key)
+        if running is not None:
+            self.metrics.inc("cache_upstream_saved_total")
+            return clone(await asyncio.shield(running))
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = fut
+        epoch = self._epochs.get(key, 0)
+        try:
+            self.metrics.inc("cache_loads_total")
+            value = await loader()
+        except BaseException as err:
+            fut.set_exception(err)
+            fut.exception()  # mark retrieved: waiters may be zero
+            raise
+        finally:
+            self._inflight.pop(key, None)
+        fut.set_result(value)
+        if self._epochs.get(key, 0) == epoch:
+            await self._call("add", lambda: self.backend.add(key, value, ttl), False)
+        return value
+
+    async def list_key(self, store_id: str, kind: str, params: dict[str, Any]) -> str:
+        gen = await self._call("get", lambda: self.backend.get(self.gen_key(store_id, kind)), None)
+        return self.key(store_id, kind, "list", f"g{gen or 0}", digest(params))
+
+    # --- writes ------------------------------------------------------------------------------
+
+    async def put(self, key: str, value: Any, ttl: float) -> None:
+        """Store a value known to be fresh (write-through after a successful upload)."""
+        if self.enabled:
+            await self._call("set", lambda: self.backend.set(key, value, ttl), None)
+
+    async def add(self, key: str, value: Any, ttl: float) -> bool | None:
+        """Set if absent; None when the backend is unavailable (the caller decides what that means)."""
+        return await self._call("add", lambda: self.backend.add(key, value, ttl), None)
+
+    async def _drop(self, key: str) -> None:
+        ok = await self._call("delete", lambda: self._delete_or_bump(key), False)
+        if ok:
+            self.metrics.inc("cache_invalidations_total")
+        else:
+            self._pending.add(key)
+
+    async def _delete_or_bump(self, key: str) -> bool:
+        if key.endswith(":listgen"):
+            await self.backend.incr(key)
+        else:
+            await self.backend.delete(key)
+        return True
+
+    async def invalidate(self, store_id: str, kind: str, obj_id: str | None, lists: bool) -> None:
+        """Drop one object and/or bump the store's list generation for ``kind``."""
+        keys = []
+        if obj_id:
+            keys.append(self.obj_key(store_id, kind, obj_id))
+        if lists:
+            keys.append(self.gen_key(store_id, kind))
+        for key in keys:
+            self._epochs[key] = self._epochs.get(key, 0) + 1
+            await self._drop(key)
+
+    # --- locks -------------------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def distributed_lock(self, key: str, lease: float, wait: float) -> AsyncIterator[bool]:
+        """Hold the backend's cross-process lock if it has one; yields whether one is held.
+
+        ``LockTimeout`` is raised when another holder keeps the lock longer than ``wait``. When the
+        backend is down the caller proceeds with only the in-process lock (logged once per outage).
+        """
+        cm = self.backend.lock(self.key("lock", key), lease, wait) if self.healthy else None
+        if cm is None:
+            yield False
+            return
+        try:
+            await cm.__aenter__()
+        except TimeoutError:
+            raise LockTimeout(key) from None
+        except Exception as err:
+            self._mark_down("lock", err)
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            try:
+                await cm.__aexit__(None, None, None)
+            except Exception as err:  # the lease expires by itself
+                self._mark_down("unlock", err)
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.backend.close()

@@ -1,0 +1,135 @@
+"""A typed facade over ``pm.hook``: the rest of the host calls these methods, never ``pm.hook`` directly.
+
+This is where the awaitable convention of :mod:`gateway.hookspecs` is applied in one place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from gateway.errors import GatewayError, InternalError
+from gateway.refs import Ref
+
+if TYPE_CHECKING:
+    from gateway.app import Gateway
+    from gateway.plugins import GatewayPluginManager
+    from gateway.tools import ToolCall
+
+log = logging.getLogger("gateway.hooks")
+
+
+async def await_me_maybe(value: Any) -> Any:
+    """If ``value`` is awaitable, await it; otherwise return it (datasette's convention)."""
+    if inspect.isawaitable(value):
+        return await value
+    return value
+
+
+class Hooks:
+    def __init__(self, pm: GatewayPluginManager) -> None:
+        self.pm = pm
+        self.h = pm.hook
+
+    # --- start-up ---------------------------------------------------------------------------
+
+    def register_config(self) -> dict[str, type[Any]]:
+        sections: dict[str, type[Any]] = {}
+
+        def register(section: str, struct: type[Any]) -> None:
+            if section in sections:
+                raise ValueError(f"config section [{section}] registered twice")
+            sections[section] = struct
+
+        self.h.gateway_register_config(register=register)
+        return sections
+
+    def register_cache_backends(self, register: Callable[..., None]) -> None:
+        self.h.gateway_register_cache_backends(register=register)
+
+    def register_tools(self, register: Callable[..., None], gateway: Gateway) -> None:
+        # Give each plugin a register() that records its name, for `tools` and error messages.
+        for impl in reversed(self.h.gateway_register_tools.get_hookimpls()):
+            def reg(fn: Callable[..., Any], *, _plugin: str = impl.plugin_name, **kw: Any) -> None:
+                register(fn, plugin=_plugin, **kw)
+
+            impl.function(*[{"register": reg, "gateway": gateway}[a] for a in impl.argnames])
+
+    async def startup(self, gateway: Gateway) -> None:
+        for res in self.h.gateway_startup(gateway=gateway)[::-1]:
+            await await_me_maybe(res)
+
+    async def shutdown(self, gateway: Gateway) -> None:
+        for res in self.h.gateway_shutdown(gateway=gateway):
+            try:
+                await await_me_maybe(res)
+            except Exception:
+                log.exception("a plugin failed during shutdown")
+
+    # --- the object workflow ------------------------------------------------------------------
+
+    @staticmethod
+    def _declined(hook: str, ref: Ref) -> GatewayError:
+        return InternalError(
+            f"no plugin handles {hook} for {ref.kind!r} objects in store {ref.store!r}",
+            hint="Check that the store plugin is installed and enabled (mcp-gateway plugins).",
+        )
+
+    async def fetch(self, ref: Ref) -> dict[str, Any]:
+        aw = self.h.gateway_fetch(ref=ref)
+        if aw is None:
+            raise self._declined("gateway_fetch", ref)
+        result: dict[str, Any] = await aw
+        return result
+
+    def merge(self, ref: Ref, current: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+        merged = self.h.gateway_merge(ref=ref, current=current, changes=changes)
+        if merged is None:
+            raise self._declined("gateway_merge", ref)
+        if inspect.isawaitable(merged):
+            raise InternalError("gateway_merge must be synchronous and return a dict, not an awaitable")
+        result: dict[str, Any] = merged
+        return result
+
+    async def upload(self, ref: Ref, obj: dict[str, Any], fetched: dict[str, Any]) -> dict[str, Any]:
+        aw = self.h.gateway_upload(ref=ref, obj=obj, fetched=fetched)
+        if aw is None:
+            raise self._declined("gateway_upload", ref)
+        result: dict[str, Any] = await aw
+        return result
+
+    async def create(self, ref: Ref, body: dict[str, Any]) -> dict[str, Any]:
+        aw = self.h.gateway_create(ref=ref, body=body)
+        if aw is None:
+            raise self._declined("gateway_create", ref)
+        result: dict[str, Any] = await aw
+        return result
+
+    async def delete(self, ref: Ref) -> None:
+        aw = self.h.gateway_delete(ref=ref)
+        if aw is None:
+            raise self._declined("gateway_delete", ref)
+        await aw
+
+    async def invalidate(self, ref: Ref, lists: bool, gateway: Gateway) -> None:
+        results = self.h.gateway_invalidate(ref=ref, lists=lists, gateway=gateway)
+        awaitables = [r for r in results if inspect.isawaitable(r)]
+        if awaitables:
+            await asyncio.gather(*awaitables)
+
+    # --- policy ---------------------------------------------------------------------------------
+
+    async def pre_invoke(self, call: ToolCall) -> None:
+        for res in self.h.gateway_tool_pre_invoke(call=call)[::-1]:
+            await await_me_maybe(res)
+
+    async def post_invoke(self, call: ToolCall, outcome: str, error: Exception | None, elapsed_ms: float) -> None:
+        try:
+            results = self.h.gateway_tool_post_invoke(call=call, outcome=outcome, error=error, elapsed_ms=elapsed_ms)
+            for res in results:
+                await await_me_maybe(res)
+        except Exception:
+            log.exception("a gateway_tool_post_invoke plugin failed for %s", call.name)

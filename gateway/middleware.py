@@ -1,0 +1,155 @@
+"""The one adapter between the SDK's (provisional) middleware API and the gateway's policy layer.
+
+Everything that must happen around *every* tool call lives here: read-only refusals, per-token
+grants, plugin policy hooks, error normalisation, metrics and the audit line. If the SDK's middleware
+signature changes in a 2.x release, this file is the only one to touch.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from mcp.types import CallToolResult, TextContent
+from pydantic import BaseModel
+
+from gateway.errors import AuthError, ErrorCode, GatewayError, InternalError, ReadOnlyError, ValidationFailed
+from gateway.tools import ToolCall, ToolSpec
+from gateway.workflow import current_call
+
+if TYPE_CHECKING:
+    from gateway.app import Gateway
+
+log = logging.getLogger("gateway.calls")
+
+#: the ASGI scope key where the HTTP auth layer leaves the caller's token settings
+PRINCIPAL_SCOPE_KEY = "mcpgw.principal"
+
+
+def error_result(err: GatewayError) -> CallToolResult:
+    """THE function that turns a GatewayError into an MCP tool result (isError + machine code)."""
+    text = f"{err.code}: {err.message}" + (f" {err.hint}" if err.hint else "")
+    return CallToolResult(
+        content=[TextContent(type="text", text=text)],
+        structured_content={"error": err.to_dict()},
+        is_error=True,
+    )
+
+
+def _principal(ctx: Any) -> Any:
+    request = getattr(ctx, "request", None)
+    scope = getattr(request, "scope", None)
+    if isinstance(scope, dict):
+        return scope.get(PRINCIPAL_SCOPE_KEY)
+    return None
+
+
+class ToolCallMiddleware:
+    def __init__(self, gw: Gateway, by_wire: dict[str, ToolSpec]) -> None:
+        self.gw = gw
+        self.by_wire = by_wire
+
+    async def __call__(self, ctx: Any, call_next: Any) -> Any:
+        if ctx.method != "tools/call":
+            return await call_next(ctx)
+        params = ctx.params or {}
+        spec = self.by_wire.get(str(params.get("name", "")))
+        if spec is None:  # unknown tool: the SDK answers "Unknown tool"
+            return await call_next(ctx)
+        args = params.get("arguments")
+        token = _principal(ctx)
+        call = ToolCall(
+            name=spec.name,
+            arguments=args if isinstance(args, dict) else {},
+            principal=getattr(token, "name", None),
+            request_id=str(ctx.request_id) if ctx.request_id is not None else uuid.uuid4().hex[:12],
+            spec=spec,
+        )
+        reset = current_call.set(call)
+        t0 = time.perf_counter()
+        try:
+            try:
+                self._authorize(call, spec, token)
+                await self.gw.hooks.pre_invoke(call)
+            except GatewayError as err:
+                self.gw.metrics.inc("policy_denials_total", tool=spec.name, code=str(err.code))
+                return await self._finish(call, "denied", err, t0, error_result(err))
+            except Exception as err:  # a policy plugin crashed: refuse, don't run the tool
+                gerr = err if isinstance(err, GatewayError) else InternalError(f"policy check failed ({type(err).__name__})")
+                return await self._finish(call, "denied", gerr, t0, error_result(gerr))
+            result = await call_next(ctx)
+            result, err = self._normalise(result)
+            return await self._finish(call, "error" if err else "ok", err, t0, result)
+        finally:
+            current_call.reset(reset)
+
+    def _authorize(self, call: ToolCall, spec: ToolSpec, token: Any) -> None:
+        if spec.writes and self.gw.config.gateway.read_only:
+            raise ReadOnlyError(f"{spec.name} changes data and the gateway is in read-only mode")
+        if token is None:
+            return
+        store = call.arguments.get("store")
+        store_name = store if isinstance(store, str) and store else None
+        store_name = store_name or (self.gw.config.default_store.name if self.gw.config.stores else "")
+        if store_name and not token.allows_store(store_name):
+            raise AuthError(f"token {token.name!r} may not use store {store_name!r}",
+                            hint=f"This token is limited to: {', '.join(token.stores)}.")
+        if spec.writes and token.read_only:
+            raise AuthError(f"token {token.name!r} is read-only and may not call {spec.name}",
+                            hint="Use a token with write access for changes.")
+
+    @staticmethod
+    def _normalise(result: Any) -> tuple[Any, GatewayError | None]:
+        """Make every error result carry a machine code (the SDK's own argument errors have none)."""
+        if isinstance(result, BaseModel):
+            is_error = bool(getattr(result, "is_error", False))
+            structured = getattr(result, "structured_content", None)
+            texts = [getattr(c, "text", "") for c in getattr(result, "content", [])]
+        elif isinstance(result, dict):
+            is_error = bool(result.get("isError"))
+            structured = result.get("structuredContent")
+            texts = [c.get("text", "") for c in result.get("content", []) if isinstance(c, dict)]
+        else:
+            return result, None
+        if not is_error:
+            return result, None
+        if isinstance(structured, dict) and isinstance(structured.get("error"), dict):
+            e = structured["error"]
+            err = GatewayError(str(e.get("message", "")))
+            err.code = ErrorCode(e.get("code", "INTERNAL"))
+            return result, err
+        text = " ".join(texts)
+        if "validation error" in text:
+            # pydantic's message lists each bad field and why; keep it, drop the SDK prefix
+            detail = text.split(": ", 1)[-1]
+            gerr: GatewayError = ValidationFailed(f"invalid arguments: {detail}",
+                                                  hint="Fix the named arguments; nothing was written.")
+        else:
+            gerr = InternalError("the tool failed unexpectedly")
+        return error_result(gerr), gerr
+
+    async def _finish(self, call: ToolCall, outcome: str, err: GatewayError | None, t0: float, result: Any) -> Any:
+        elapsed_ms = (time.perf_counter() - t0) * 1000
+        self.gw.metrics.inc("tool_calls_total", tool=call.name, outcome=outcome)
+        if call.spec is not None and call.spec.writes:
+            record = {
+                "request_id": call.request_id,
+                "principal": call.principal,
+                "tool": call.name,
+                "store": call.store or call.arguments.get("store") or None,
+                "object_id": call.object_id,
+                "changed_fields": call.changed_fields,
+                "attempts": call.attempts,
+                "outcome": outcome if err is None else f"{outcome}:{err.code}",
+                "dry_run": bool(call.arguments.get("dry_run")) or None,
+                "duration_ms": round(elapsed_ms, 2),
+            }
+            try:
+                self.gw.audit.write({k: v for k, v in record.items() if v is not None})
+            except GatewayError as audit_err:
+                log.error("audit write failed after %s: %s", call.name, audit_err.message)
+                result = error_result(audit_err)
+        await self.gw.hooks.post_invoke(call, outcome, err, elapsed_ms)
+        return result

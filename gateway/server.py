@@ -1,0 +1,83 @@
+"""Assemble the MCP server: tools from plugins, wire names, the middleware adapter, the lifespan."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from mcp.server.mcpserver import MCPServer, RequestStateSecurity
+
+from gateway import __version__
+from gateway.app import Gateway
+from gateway.errors import GatewayError, InternalError
+from gateway.middleware import ToolCallMiddleware, error_result
+from gateway.tools import ToolSpec, wire_name
+
+log = logging.getLogger("gateway.server")
+
+INSTRUCTIONS = """\
+Tools for reading and changing orders in OrderDesk, an order-management service.
+Every tool takes an optional `store` (a configured store name; see stores_list).
+Updates are safe: orders_update fetches the full order, merges only your changes and uploads it,
+retrying on conflict, so fields you don't mention are kept. Use dry_run=true to preview a change.
+Errors carry a code (NOT_FOUND, VALIDATION, CONFLICT, RATE_LIMITED, UPSTREAM, AUTH, READ_ONLY,
+CONFIRMATION_REQUIRED) and say what to do next."""
+
+
+def _handler(spec: ToolSpec) -> Any:
+    """Wrap a plugin's tool so a GatewayError becomes a coded isError result, and crashes are clean.
+
+    ``functools.wraps`` keeps the signature, so the SDK derives the same input and output schemas.
+    """
+
+    @functools.wraps(spec.fn)
+    async def call(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return await spec.fn(*args, **kwargs)
+        except GatewayError as err:
+            return error_result(err)
+        except Exception as err:
+            log.exception("tool %s (plugin %s) raised %s", spec.name, spec.plugin, type(err).__name__)
+            return error_result(InternalError(f"{spec.name} failed unexpectedly ({type(err).__name__})"))
+
+    return call
+
+
+def build_server(gw: Gateway) -> MCPServer[Any]:
+    style = gw.config.gateway.tool_names
+    read_only = gw.config.gateway.read_only
+    by_wire = {wire_name(spec.name, style): spec for spec in gw.tools}
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_server: MCPServer[Any]) -> AsyncIterator[Gateway]:
+        await gw.startup()
+        try:
+            yield gw
+        finally:
+            await gw.shutdown()
+
+    keys = [k.reveal().encode() for k in gw.config.http.request_state_keys]
+    server: MCPServer[Any] = MCPServer(
+        gw.config.gateway.name,
+        version=__version__,
+        instructions=INSTRUCTIONS,
+        lifespan=lifespan,
+        middleware=[ToolCallMiddleware(gw, by_wire)],
+        request_state_security=RequestStateSecurity(keys=keys) if keys else None,
+        log_level=gw.config.gateway.log_level,
+    )
+    for wname, spec in by_wire.items():
+        if read_only and spec.writes:
+            continue  # hidden from tools/list; the middleware refuses calls to it with READ_ONLY
+        server.add_tool(
+            _handler(spec),
+            name=wname,
+            title=spec.title,
+            description=spec.description,
+            annotations=spec.annotations(),
+            structured_output=True,
+        )
+    return server
