@@ -59,6 +59,7 @@ class Gateway:
         self.config = config
         self.pm = pm
         self.hooks = Hooks(pm)
+        self.hooks.gateway = self
         self.metrics = Metrics()
         self.audit = AuditLog(config.audit.path, config.audit.on_error)
         self.caches = CacheRegistry()

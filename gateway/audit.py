@@ -30,7 +30,7 @@ class AuditError(InternalError):
 
 class AuditLog:
     def __init__(self, path: str, on_error: str = "fail_closed") -> None:
-        self.path = path
+        self.path = os.path.expanduser(path) if path and path != "-" else path
         self.on_error = on_error
         self._lock = threading.Lock()
         self._fh: IO[bytes] | None = None

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from gateway import __version__
+from gateway.diff import diff
 from gateway.plugins import hookimpl
 from gateway.refs import Ref
 
@@ -24,6 +25,12 @@ def gateway_merge(current: dict[str, Any], changes: dict[str, Any]) -> dict[str,
         else:
             merged[key] = copy.deepcopy(value)
     return merged
+
+
+@hookimpl(trylast=True)
+def gateway_diff(before: dict[str, Any], after: dict[str, Any]) -> list[dict[str, Any]]:
+    """Default diff: every differing leaf (lists of objects with ids are matched by id)."""
+    return diff(before, after)
 
 
 @hookimpl

@@ -141,7 +141,8 @@ class Cache:
         running = self._inflight.get(key)
         if running is not None:
             self.metrics.inc("cache_upstream_saved_total")
-            return clone(await asyncio.shield(running))
+            shared: T = await asyncio.shield(running)
+            return clone(shared)
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._inflight[key] = fut
         epoch = self._epochs.get(key, 0)

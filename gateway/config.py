@@ -228,9 +228,9 @@ class _SecretStr(str):
 
 
 def _set_path(doc: dict[str, Any], dotted: str, value: Any) -> None:
-    head, _, leaf = dotted.rpartition(".")
+    *heads, leaf = dotted.split(".")
     node = doc
-    for part in head.split("."):
+    for part in heads:
         node = node.setdefault(part, {})
     node[leaf] = value
 
@@ -357,9 +357,9 @@ def _check(cfg: Config) -> None:
     for i, t in enumerate(cfg.http.tokens):
         if not t.token:
             raise ConfigError(f"{src}: key http.tokens[{i}].token: must not be empty")
-        for s in t.stores:
-            if s != "*" and s not in names:
-                raise ConfigError(f"{src}: key http.tokens[{i}].stores: unknown store {s!r}; known: {names}")
+        for granted in t.stores:
+            if granted != "*" and granted not in names:
+                raise ConfigError(f"{src}: key http.tokens[{i}].stores: unknown store {granted!r}; known: {names}")
 
 
 def masked(cfg: Config) -> dict[str, Any]:

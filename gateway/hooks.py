@@ -30,9 +30,11 @@ async def await_me_maybe(value: Any) -> Any:
 
 
 class Hooks:
-    def __init__(self, pm: GatewayPluginManager) -> None:
+    def __init__(self, pm: GatewayPluginManager, gateway: Gateway | None = None) -> None:
         self.pm = pm
         self.h = pm.hook
+        #: passed to the object hooks; set once the Gateway exists
+        self.gateway = gateway
 
     # --- start-up ---------------------------------------------------------------------------
 
@@ -58,6 +60,9 @@ class Hooks:
 
             impl.function(*[{"register": reg, "gateway": gateway}[a] for a in impl.argnames])
 
+    def register_routes(self, register: Callable[..., None], gateway: Gateway) -> None:
+        self.h.gateway_register_routes(register=register, gateway=gateway)
+
     async def startup(self, gateway: Gateway) -> None:
         for res in self.h.gateway_startup(gateway=gateway)[::-1]:
             await await_me_maybe(res)
@@ -79,7 +84,7 @@ class Hooks:
         )
 
     async def fetch(self, ref: Ref) -> dict[str, Any]:
-        aw = self.h.gateway_fetch(ref=ref)
+        aw = self.h.gateway_fetch(ref=ref, gateway=self.gateway)
         if aw is None:
             raise self._declined("gateway_fetch", ref)
         result: dict[str, Any] = await aw
@@ -94,22 +99,29 @@ class Hooks:
         result: dict[str, Any] = merged
         return result
 
+    def diff(self, ref: Ref, before: dict[str, Any], after: dict[str, Any]) -> list[dict[str, Any]]:
+        changes = self.h.gateway_diff(ref=ref, before=before, after=after)
+        if changes is None:
+            raise self._declined("gateway_diff", ref)
+        result: list[dict[str, Any]] = changes
+        return result
+
     async def upload(self, ref: Ref, obj: dict[str, Any], fetched: dict[str, Any]) -> dict[str, Any]:
-        aw = self.h.gateway_upload(ref=ref, obj=obj, fetched=fetched)
+        aw = self.h.gateway_upload(ref=ref, obj=obj, fetched=fetched, gateway=self.gateway)
         if aw is None:
             raise self._declined("gateway_upload", ref)
         result: dict[str, Any] = await aw
         return result
 
     async def create(self, ref: Ref, body: dict[str, Any]) -> dict[str, Any]:
-        aw = self.h.gateway_create(ref=ref, body=body)
+        aw = self.h.gateway_create(ref=ref, body=body, gateway=self.gateway)
         if aw is None:
             raise self._declined("gateway_create", ref)
         result: dict[str, Any] = await aw
         return result
 
     async def delete(self, ref: Ref) -> None:
-        aw = self.h.gateway_delete(ref=ref)
+        aw = self.h.gateway_delete(ref=ref, gateway=self.gateway)
         if aw is None:
             raise self._declined("gateway_delete", ref)
         await aw
@@ -123,12 +135,14 @@ class Hooks:
     # --- policy ---------------------------------------------------------------------------------
 
     async def pre_invoke(self, call: ToolCall) -> None:
-        for res in self.h.gateway_tool_pre_invoke(call=call)[::-1]:
+        for res in self.h.gateway_tool_pre_invoke(call=call, gateway=self.gateway)[::-1]:
             await await_me_maybe(res)
 
     async def post_invoke(self, call: ToolCall, outcome: str, error: Exception | None, elapsed_ms: float) -> None:
         try:
-            results = self.h.gateway_tool_post_invoke(call=call, outcome=outcome, error=error, elapsed_ms=elapsed_ms)
+            results = self.h.gateway_tool_post_invoke(
+                call=call, outcome=outcome, error=error, elapsed_ms=elapsed_ms, gateway=self.gateway
+            )
             for res in results:
                 await await_me_maybe(res)
         except Exception:

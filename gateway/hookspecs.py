@@ -11,7 +11,8 @@ How awaitables travel (pluggy itself is synchronous):
 * **fan-out hooks** (everything else) may return ``None``, a value, or an awaitable; the host
   awaits every awaitable (concurrently where the docstring says so).
 
-Arguments are passed by keyword; an impl may accept any subset of them.
+Arguments are passed by keyword; an impl may accept any subset of them. ``gateway`` is the
+:class:`gateway.app.Gateway`: config, plugin state (``gateway.state``), workflow, metrics.
 """
 
 from __future__ import annotations
@@ -66,6 +67,16 @@ def gateway_register_tools(register: Callable[..., None], gateway: Gateway) -> N
 
 
 @hookspec
+def gateway_register_routes(register: Callable[..., None], gateway: Gateway) -> None:
+    """Add HTTP routes to the Streamable HTTP app: ``register(path, handler, methods=["POST"], public=False)``.
+
+    ``handler`` is a Starlette endpoint ``async (request) -> Response``. Routes are behind the bearer
+    token unless ``public=True`` (for callers that authenticate themselves, such as signed webhooks).
+    Not called for stdio.
+    """
+
+
+@hookspec
 def gateway_startup(gateway: Gateway) -> Awaitable[None] | None:
     """Open resources (HTTP sessions, pools) once the config is validated and the cache is chosen.
 
@@ -83,7 +94,7 @@ def gateway_shutdown(gateway: Gateway) -> Awaitable[None] | None:
 
 
 @hookspec(firstresult=True)
-def gateway_fetch(ref: Ref) -> Awaitable[dict[str, Any]] | None:
+def gateway_fetch(ref: Ref, gateway: Gateway) -> Awaitable[dict[str, Any]] | None:
     """Get the full current object named by ``ref`` from its source of truth (never from a cache).
 
     Return ``None`` to decline (this plugin does not serve ``ref.kind``/``ref.store``) or an
@@ -103,7 +114,19 @@ def gateway_merge(ref: Ref, current: dict[str, Any], changes: dict[str, Any]) ->
 
 
 @hookspec(firstresult=True)
-def gateway_upload(ref: Ref, obj: dict[str, Any], fetched: dict[str, Any]) -> Awaitable[dict[str, Any]] | None:
+def gateway_diff(ref: Ref, before: dict[str, Any], after: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """Field-level changes from ``before`` to ``after``: ``[{"path", "before", "after"}]``, sorted by path.
+
+    Synchronous. Return ``None`` to decline. An empty list means "nothing to upload": the workflow
+    then skips the upload. Used for dry runs and for the audit log's ``changed_fields``. The host's
+    default (``trylast``) compares every leaf; store plugins leave out fields the upload never sends.
+    """
+
+
+@hookspec(firstresult=True)
+def gateway_upload(
+    ref: Ref, obj: dict[str, Any], fetched: dict[str, Any], gateway: Gateway
+) -> Awaitable[dict[str, Any]] | None:
     """Store the full object ``obj`` (the merge result); ``fetched`` is what ``gateway_fetch`` returned.
 
     Return ``None`` to decline, or an awaitable resolving to the stored object as the upstream now
@@ -122,7 +145,7 @@ def gateway_invalidate(ref: Ref, lists: bool, gateway: Gateway) -> Awaitable[Non
 
 
 @hookspec(firstresult=True)
-def gateway_create(ref: Ref, body: dict[str, Any]) -> Awaitable[dict[str, Any]] | None:
+def gateway_create(ref: Ref, body: dict[str, Any], gateway: Gateway) -> Awaitable[dict[str, Any]] | None:
     """Create a new object of ``ref.kind`` in ``ref.store`` (``ref.id`` is empty) from ``body``.
 
     Return ``None`` to decline, or an awaitable resolving to the created object. The impl must not
@@ -131,8 +154,8 @@ def gateway_create(ref: Ref, body: dict[str, Any]) -> Awaitable[dict[str, Any]] 
 
 
 @hookspec(firstresult=True)
-def gateway_delete(ref: Ref) -> Awaitable[None] | None:
-    """Delete the object named by ``ref``. Return ``None`` to decline, or an awaitable.
+def gateway_delete(ref: Ref, gateway: Gateway) -> Awaitable[Any] | None:
+    """Delete the object named by ``ref``. Return ``None`` to decline, or an awaitable (its result is ignored).
 
     The awaitable raises :class:`gateway.errors.NotFound` when the object does not exist.
     """
@@ -142,7 +165,7 @@ def gateway_delete(ref: Ref) -> Awaitable[None] | None:
 
 
 @hookspec
-def gateway_tool_pre_invoke(call: ToolCall) -> Awaitable[None] | None:
+def gateway_tool_pre_invoke(call: ToolCall, gateway: Gateway) -> Awaitable[None] | None:
     """Called before every tool call, after read-only checks. Raise a GatewayError to refuse it.
 
     ``call`` carries the canonical tool name, the arguments, the principal and the request id.
@@ -152,7 +175,9 @@ def gateway_tool_pre_invoke(call: ToolCall) -> Awaitable[None] | None:
 
 
 @hookspec
-def gateway_tool_post_invoke(call: ToolCall, outcome: str, error: Exception | None, elapsed_ms: float) -> (
+def gateway_tool_post_invoke(
+    call: ToolCall, outcome: str, error: Exception | None, elapsed_ms: float, gateway: Gateway
+) -> (
     Awaitable[None] | None
 ):
     """Called after every tool call, including refused and failed ones. For metrics and recording.

@@ -76,12 +76,11 @@ class ToolCallMiddleware:
             except GatewayError as err:
                 self.gw.metrics.inc("policy_denials_total", tool=spec.name, code=str(err.code))
                 return await self._finish(call, "denied", err, t0, error_result(err))
-            except Exception as err:  # a policy plugin crashed: refuse, don't run the tool
-                gerr = err if isinstance(err, GatewayError) else InternalError(f"policy check failed ({type(err).__name__})")
+            except Exception as crash:  # a policy plugin crashed: refuse, don't run the tool
+                gerr = InternalError(f"policy check failed ({type(crash).__name__})")
                 return await self._finish(call, "denied", gerr, t0, error_result(gerr))
-            result = await call_next(ctx)
-            result, err = self._normalise(result)
-            return await self._finish(call, "error" if err else "ok", err, t0, result)
+            result, failure = self._normalise(await call_next(ctx))
+            return await self._finish(call, "error" if failure else "ok", failure, t0, result)
         finally:
             current_call.reset(reset)
 

@@ -19,7 +19,7 @@ from typing import Any
 import pluggy
 
 from gateway import hookspecs
-from gateway.errors import GatewayError, InternalError
+from gateway.errors import ConfigError, GatewayError, InternalError
 
 log = logging.getLogger("gateway.plugins")
 hookimpl = pluggy.HookimplMarker(hookspecs.PROJECT)
@@ -135,7 +135,13 @@ def build_plugin_manager(
         for ep in _entry_points():
             if pm.is_blocked(ep.name) or pm.has_plugin(ep.name):
                 continue
-            plugin = ep.load()
+            try:
+                plugin = ep.load()
+            except Exception as err:
+                raise ConfigError(
+                    f"plugin {ep.name!r} (entry point {ep.value}) failed to load: {type(err).__name__}: {err}; "
+                    f"disable it with gateway.disabled_plugins = [{ep.name!r}] or reinstall it"
+                ) from err
             pm.register(plugin, name=ep.name)
             dist = ep.dist
             builtin = dist is not None and dist.metadata["Name"] == "mcp-gateway"

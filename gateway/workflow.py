@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from gateway.cache import digest
-from gateway.diff import diff
 from gateway.errors import Conflict, ValidationFailed
 from gateway.refs import Ref
 from gateway.tools import ToolCall
@@ -109,7 +108,7 @@ class Workflow:
                 self._record(ref, attempts=attempt)
                 fetched = await self.gw.hooks.fetch(ref)
                 merged = self.gw.hooks.merge(ref, fetched, changes)
-                changes_list = diff(fetched, merged)
+                changes_list = self.gw.hooks.diff(ref, fetched, merged)
                 paths = [c["path"] for c in changes_list]
                 self._record(ref, changed_fields=paths)
                 if dry_run or not changes_list:

@@ -1,0 +1,115 @@
+"""The pytest kit for plugin authors (registered under the ``pytest11`` entry point ``mcp_gateway``).
+
+Fixtures:
+
+* ``orderdesk_sandbox`` - a running OrderDesk sandbox on a free loopback port (rate limit off unless
+  the test is marked ``@pytest.mark.sandbox(rate_limit_enabled=True, ...)``; the marker's keywords
+  are ``SandboxConfig`` fields). ``orderdesk_sandbox.requests(...)`` is the upstream request log.
+* ``gateway_factory`` - ``gateway_factory(plugins=[...], overrides={...})`` builds a Gateway wired to
+  the sandbox, with a private cache prefix and an audit log in ``tmp_path``.
+* ``gateway_client`` - a connected MCP ``Client`` (in-process) to a gateway built from the test's
+  ``@pytest.mark.gateway(plugins=[...], overrides={...}, mode="auto"|"legacy")`` marker.
+* ``connect(gateway, mode=...)`` - an async context manager yielding a connected ``Client``.
+
+The project's own tests use the same fixtures.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+try:  # the kit needs pytest-asyncio; without it the plugin stays inert instead of breaking pytest
+    import pytest_asyncio
+except ImportError:  # pragma: no cover
+    pytest_asyncio = None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "sandbox(**config): SandboxConfig fields for orderdesk_sandbox")
+    config.addinivalue_line("markers", "gateway(plugins, overrides, mode): how gateway_client builds its gateway")
+
+
+def sandbox_overrides(sandbox: Any, *, prefix: str, audit_path: str | None = None) -> dict[str, Any]:
+    """Config overrides that point every configured sandbox store at ``sandbox``, tuned for tests."""
+    stores = []
+    for i, s in enumerate(sandbox.config.stores):
+        stores.append({
+            "name": "demo" if i == 0 else f"store{i + 1}",
+            "store_id": s.store_id,
+            "api_key": s.api_key,
+            "base_url": sandbox.base_url,
+            "default": i == 0,
+            "rate_limit": {"enabled": bool(sandbox.config.rate_limit_enabled)},
+        })
+    out: dict[str, Any] = {
+        "stores": stores,
+        "cache.prefix": prefix,
+        "mutations.backoff": [0.01, 0.02, 0.04],
+        "mutations.jitter": 0.0,
+        "orderdesk": {"request_timeout": 3.0, "backoff_base": 0.01, "backoff_cap": 0.05},
+    }
+    if audit_path:
+        out["audit.path"] = audit_path
+    return out
+
+
+@contextlib.asynccontextmanager
+async def connect(gateway: Any, mode: str = "auto", **client_kw: Any) -> AsyncIterator[Any]:
+    """A connected in-process MCP ``Client`` for ``gateway`` (``mode``: ``"auto"`` or ``"legacy"``)."""
+    from mcp import Client
+
+    from gateway.server import build_server
+
+    async with Client(build_server(gateway), mode=mode, **client_kw) as client:
+        yield client
+
+
+if pytest_asyncio is not None:
+
+    @pytest_asyncio.fixture
+    async def orderdesk_sandbox(request: pytest.FixtureRequest) -> AsyncIterator[Any]:
+        from plugins.orderdesk.sandbox.config import SandboxConfig
+        from plugins.orderdesk.sandbox.server import Sandbox
+
+        marker = request.node.get_closest_marker("sandbox")
+        kwargs: dict[str, Any] = {"rate_limit_enabled": False}
+        kwargs.update(marker.kwargs if marker else {})
+        multi = kwargs.pop("multi_store", False)
+        config = SandboxConfig.multi_store(**kwargs) if multi else SandboxConfig(**kwargs)
+        async with Sandbox(config) as sandbox:
+            yield sandbox
+
+    @pytest.fixture
+    def gateway_factory(orderdesk_sandbox: Any, tmp_path: Path) -> Callable[..., Any]:
+        from gateway.app import Gateway
+
+        def build(
+            plugins: Iterable[object] = (),
+            overrides: dict[str, Any] | None = None,
+            env: dict[str, str] | None = None,
+            **kw: Any,
+        ) -> Any:
+            merged = sandbox_overrides(orderdesk_sandbox, prefix=f"test-{uuid.uuid4().hex[:12]}",
+                                       audit_path=str(tmp_path / "audit.jsonl"))
+            for key, value in (overrides or {}).items():
+                if isinstance(value, dict) and isinstance(merged.get(key), dict):
+                    merged[key] = {**merged[key], **value}
+                else:
+                    merged[key] = value
+            return Gateway.from_config(None, env=env or {}, overrides=merged, extra_plugins=plugins, **kw)
+
+        return build
+
+    @pytest_asyncio.fixture
+    async def gateway_client(request: pytest.FixtureRequest, gateway_factory: Callable[..., Any]) -> AsyncIterator[Any]:
+        marker = request.node.get_closest_marker("gateway")
+        kw = dict(marker.kwargs) if marker else {}
+        mode = kw.pop("mode", "auto")
+        async with connect(gateway_factory(**kw), mode=mode) as client:
+            yield client

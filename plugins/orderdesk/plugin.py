@@ -1,0 +1,123 @@
+"""The OrderDesk plugin: fetch/merge/upload/create/delete hooks over the REST API v2, and its tools.
+
+Handles the object kinds ``order`` and ``inventory_item``; declines everything else (returns None).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from gateway import hookimpl
+from gateway.refs import Ref
+from plugins.orderdesk import merge, validate
+from plugins.orderdesk.runtime import STATE_KEY, OrderDeskRuntime, runtime
+from plugins.orderdesk.settings import OrderDeskSettings
+
+if TYPE_CHECKING:
+    from gateway.app import Gateway
+
+ORDER = "order"
+INVENTORY = "inventory_item"
+KINDS = (ORDER, INVENTORY)
+
+
+@hookimpl
+def gateway_register_config(register: Callable[..., None]) -> None:
+    register("orderdesk", OrderDeskSettings)
+
+
+@hookimpl
+def gateway_register_tools(register: Callable[..., None], gateway: Gateway) -> None:
+    from plugins.orderdesk.tools import register_all
+
+    register_all(register, gateway)
+
+
+@hookimpl
+def gateway_register_routes(register: Callable[..., None], gateway: Gateway) -> None:
+    from plugins.orderdesk.webhook import webhook_handler
+
+    register("/webhooks/orderdesk", webhook_handler(gateway), methods=["POST"], public=True)
+
+
+@hookimpl
+def gateway_startup(gateway: Gateway) -> Awaitable[None]:
+    rt = OrderDeskRuntime(gateway)
+    gateway.state[STATE_KEY] = rt
+    return rt.start()
+
+
+@hookimpl
+def gateway_shutdown(gateway: Gateway) -> Awaitable[None] | None:
+    rt = gateway.state.pop(STATE_KEY, None)
+    return rt.stop() if rt is not None else None
+
+
+@hookimpl
+def gateway_fetch(ref: Ref, gateway: Gateway) -> Awaitable[dict[str, Any]] | None:
+    if ref.kind == ORDER:
+        return runtime(gateway).client(ref.store).get_order(ref.id)
+    if ref.kind == INVENTORY:
+        return runtime(gateway).client(ref.store).get_inventory_item(ref.id)
+    return None
+
+
+@hookimpl
+def gateway_merge(ref: Ref, current: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any] | None:
+    if ref.kind == ORDER:
+        return merge.merge_order(current, changes)
+    if ref.kind == INVENTORY:
+        return merge.merge_inventory_item(current, changes)
+    return None
+
+
+@hookimpl
+def gateway_diff(ref: Ref, before: dict[str, Any], after: dict[str, Any]) -> list[dict[str, Any]] | None:
+    if ref.kind == ORDER:
+        return merge.diff(before, after)
+    return None
+
+
+@hookimpl
+def gateway_upload(ref: Ref, obj: dict[str, Any], fetched: dict[str, Any], gateway: Gateway) -> (
+    Awaitable[dict[str, Any]] | None
+):
+    if ref.kind == ORDER:
+        return _upload_order(gateway, ref, obj, fetched)
+    if ref.kind == INVENTORY:
+        validate.validate_inventory_item(obj, creating=False)
+        return runtime(gateway).client(ref.store).update_inventory_item(ref.id, obj)
+    return None
+
+
+async def _upload_order(gateway: Gateway, ref: Ref, obj: dict[str, Any], fetched: dict[str, Any]) -> dict[str, Any]:
+    """PUT the complete merged order; a folder change goes through move-orders (it runs folder rules)."""
+    validate.validate_full_order(obj)
+    client = runtime(gateway).client(ref.store)
+    target = obj.get("folder_id")
+    body = dict(obj)
+    body["folder_id"] = fetched.get("folder_id")
+    stored = await client.update_order(ref.id, body)
+    if target is not None and target != fetched.get("folder_id"):
+        await client.move_orders([ref.id], folder_id=int(target))
+        stored = await client.get_order(ref.id)
+    return stored
+
+
+@hookimpl
+def gateway_create(ref: Ref, body: dict[str, Any], gateway: Gateway) -> Awaitable[dict[str, Any]] | None:
+    if ref.kind == ORDER:
+        return runtime(gateway).client(ref.store).create_order(body)
+    if ref.kind == INVENTORY:
+        return runtime(gateway).client(ref.store).create_inventory_item(body)
+    return None
+
+
+@hookimpl
+def gateway_delete(ref: Ref, gateway: Gateway) -> Awaitable[Any] | None:
+    if ref.kind == ORDER:
+        return runtime(gateway).client(ref.store).delete_order(ref.id)
+    if ref.kind == INVENTORY:
+        return runtime(gateway).client(ref.store).delete_inventory_item(ref.id)
+    return None

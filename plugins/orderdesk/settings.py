@@ -1,0 +1,48 @@
+"""The ``[orderdesk]`` config section: how the HTTP client talks to OrderDesk.
+
+Per-store values (store id, API key, base URL, rate-limit bucket) live in ``[[stores]]``
+(:class:`gateway.config.StoreSettings`); this section holds what is shared by every store's client.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+
+class OrderDeskSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    #: Seconds allowed to open a TCP/TLS connection. Short, because a connect that never happened
+    #: is safe to retry for every method, so failing fast costs little.
+    connect_timeout: float = 5.0
+    #: Total seconds for one attempt (connect, send, wait, read the body). Retries get a fresh budget.
+    request_timeout: float = 20.0
+    #: Retries after the first attempt (so ``max_retries + 1`` attempts at most) for 429s and, on
+    #: GET/PUT/DELETE, for 5xx, timeouts, connection errors and unreadable JSON.
+    max_retries: int = 4
+    #: Seconds; retry ``n`` (from 0) sleeps ``min(backoff_cap, backoff_base * 2**n) * random()``
+    #: ("full jitter", so many clients that failed together do not retry together).
+    backoff_base: float = 0.25
+    #: Upper bound, in seconds, of one backoff sleep before jitter.
+    backoff_cap: float = 8.0
+    #: Longest 429 ``X-Retry-After`` (seconds) the client sleeps through. A longer wait is returned
+    #: to the caller as RATE_LIMITED at once: blocking a tool call for minutes helps no one.
+    max_retry_after: float = 30.0
+    #: Sent on every request; OrderDesk asks integrations for a unique, identifying User-Agent.
+    user_agent: str = "mcp-gateway-orderdesk/0.1 (+https://github.com/mcp-gateway)"
+    #: Size of the shared connection pool (all stores together, one pool per process).
+    max_connections: int = 20
+
+    def __post_init__(self) -> None:
+        # msgspec turns these ValueErrors into ValidationErrors, so the config loader reports the
+        # file and key like any other type error.
+        if self.connect_timeout <= 0 or self.request_timeout <= 0:
+            raise ValueError("connect_timeout and request_timeout must be > 0 seconds")
+        if self.max_retries < 0:
+            raise ValueError("max_retries must be >= 0")
+        if self.backoff_base < 0 or self.backoff_cap < self.backoff_base:
+            raise ValueError("backoff_base must be >= 0 and backoff_cap >= backoff_base")
+        if self.max_retry_after < 0:
+            raise ValueError("max_retry_after must be >= 0 seconds")
+        if self.max_connections < 1:
+            raise ValueError("max_connections must be >= 1")
+        if not self.user_agent.strip():
+            raise ValueError("user_agent must not be empty")

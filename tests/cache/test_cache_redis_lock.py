@@ -1,0 +1,155 @@
+"""The Redis backend's lock excludes other connections *and other processes* (aiocache's RedLock
+does not), gives up with TimeoutError after ``wait``, and frees itself when a holder dies."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import time
+import uuid
+from asyncio.subprocess import PIPE
+from collections.abc import AsyncIterator
+
+import pytest
+
+from plugins.cache_redis.backend import RedisBackend
+
+URL = "redis://127.0.0.1:6379/0"
+
+HOLDER = """
+import sys, redis
+r = redis.Redis(host="127.0.0.1", port=6379, db=0)
+lock = r.lock(sys.argv[1], timeout=float(sys.argv[2]), blocking=False)
+print("locked" if lock.acquire() else "busy", flush=True)
+sys.stdin.read()  # hold until the parent closes stdin (or kills us: the lease frees the key)
+if lock.owned():
+    lock.release()
+r.close()
+"""
+
+TRY_LOCK = """
+import sys, redis
+r = redis.Redis(host="127.0.0.1", port=6379, db=0)
+lock = r.lock(sys.argv[1], timeout=5, blocking=False)
+got = lock.acquire()
+print("locked" if got else "busy", flush=True)
+if got:
+    lock.release()
+r.close()
+"""
+
+
+@pytest.fixture
+async def key() -> AsyncIterator[str]:
+    name = f"test-{uuid.uuid4().hex}:lock:order:1"
+    yield name
+    cleanup = RedisBackend(URL)
+    try:
+        await cleanup.client.delete(name)
+    finally:
+        await cleanup.close()
+
+
+@pytest.fixture
+async def pair() -> AsyncIterator[tuple[RedisBackend, RedisBackend]]:
+    """Two backends with their own pools: as two gateway replicas would be."""
+    a, b = RedisBackend(URL, op_timeout=0.5), RedisBackend(URL, op_timeout=0.5)
+    if not await a.ping():
+        await a.close()
+        await b.close()
+        pytest.skip("no Redis on 127.0.0.1:6379")
+    yield a, b
+    await a.close()
+    await b.close()
+
+
+async def test_second_holder_waits_then_times_out(pair: tuple[RedisBackend, RedisBackend], key: str) -> None:
+    a, b = pair
+    async with a.lock(key, 10.0, 1.0):
+        t0 = time.monotonic()
+        with pytest.raises(TimeoutError):
+            async with b.lock(key, 10.0, 0.3):
+                pytest.fail("entered a lock another connection holds")
+        waited = time.monotonic() - t0
+        assert 0.2 <= waited < 1.0
+    async with b.lock(key, 10.0, 0.3):  # free again once released
+        pass
+
+
+async def test_waiter_enters_when_holder_releases(pair: tuple[RedisBackend, RedisBackend], key: str) -> None:
+    a, b = pair
+    order: list[str] = []
+
+    async def holder() -> None:
+        async with a.lock(key, 10.0, 1.0):
+            order.append("a-in")
+            await asyncio.sleep(0.2)
+            order.append("a-out")
+
+    task = asyncio.create_task(holder())
+    await asyncio.sleep(0.05)
+    async with b.lock(key, 10.0, 2.0):
+        order.append("b-in")
+    await task
+    assert order == ["a-in", "a-out", "b-in"]
+
+
+async def test_lease_frees_the_key_after_a_crashed_holder(
+    pair: tuple[RedisBackend, RedisBackend], key: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    a, b = pair
+    crashed = a.lock(key, 0.3, 1.0)
+    await crashed.__aenter__()  # and never __aexit__: the holder "crashed"
+    t0 = time.monotonic()
+    async with b.lock(key, 10.0, 2.0):
+        assert 0.15 <= time.monotonic() - t0 < 1.5
+        # the crashed holder coming back late must not release b's lock (token compare-and-delete)
+        with caplog.at_level(logging.WARNING, logger="plugins.cache_redis"):
+            await crashed.__aexit__(None, None, None)
+        assert "expired before release" in caplog.text
+        assert await b.client.exists(key) == 1
+
+
+async def test_lock_held_in_another_process_excludes_this_one(
+    pair: tuple[RedisBackend, RedisBackend], key: str
+) -> None:
+    a, _ = pair
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", HOLDER, key, "10", stdin=PIPE, stdout=PIPE
+    )
+    try:
+        assert proc.stdout is not None and proc.stdin is not None
+        line = await asyncio.wait_for(proc.stdout.readline(), 10)
+        assert line.strip() == b"locked"
+        with pytest.raises(TimeoutError):
+            async with a.lock(key, 10.0, 0.3):
+                pytest.fail("entered a lock held by another process")
+        proc.stdin.close()  # the other process releases and exits
+        assert await asyncio.wait_for(proc.wait(), 10) == 0
+        async with a.lock(key, 10.0, 1.0):
+            pass
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+async def test_lock_held_here_excludes_another_process(
+    pair: tuple[RedisBackend, RedisBackend], key: str
+) -> None:
+    a, _ = pair
+
+    async def other_process() -> str:
+        proc = await asyncio.create_subprocess_exec(sys.executable, "-c", TRY_LOCK, key, stdout=PIPE)
+        try:
+            out, _ = await asyncio.wait_for(proc.communicate(), 20)
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+        return out.decode().strip()
+
+    async with a.lock(key, 10.0, 1.0):
+        assert await other_process() == "busy"
+    assert await other_process() == "locked"
