@@ -67,8 +67,9 @@ class Gateway:
         if config.cache.enabled and config.cache.backend not in self.caches.factories:
             self.caches.create(config)  # raises ConfigError naming the available backends
         self.cache: Cache | None = None
-        self.locks = MutationLocks(None, config.mutations.lock_lease, config.mutations.lock_wait,
-                                   enabled=config.mutations.lock)
+        self.locks = MutationLocks(
+            None, config.mutations.lock_lease, config.mutations.lock_wait, enabled=config.mutations.lock
+        )
         self.workflow = Workflow(self, sleep=sleep, rng=rng)
         self.tools = ToolRegistry()
         self.hooks.register_tools(self.tools.register, self)
@@ -111,8 +112,10 @@ class Gateway:
             return self.config.store(name)
         except KeyError:
             known = ", ".join(s.name for s in self.config.stores)
-            raise ValidationFailed(f"unknown store {name!r}; configured stores: {known}",
-                                   hint="Call stores_list to see the store names.") from None
+            raise ValidationFailed(
+                f"unknown store {name!r}; configured stores: {known}",
+                hint="Call stores_list to see the store names.",
+            ) from None
 
     def store_id(self, name: str | None) -> str:
         return self.store(name).store_id
@@ -134,7 +137,9 @@ class Gateway:
             if not backend.local:
                 ok = await self.cache._call("ping", backend.ping, False)
                 if not ok:
-                    log.warning("cache backend %r did not answer at start-up; serving fail-open", backend.name)
+                    log.warning(
+                        "cache backend %r did not answer at start-up; serving fail-open", backend.name
+                    )
             await self.hooks.startup(self)
 
     async def shutdown(self) -> None:

@@ -24,6 +24,7 @@ from gateway.errors import InternalError
 log = logging.getLogger("gateway.audit")
 _encoder = msgspec.json.Encoder()
 
+
 class AuditError(InternalError):
     default_hint = "The audit log could not be written, so the mutation was refused. Check GATEWAY_AUDIT_LOG."
 
@@ -44,7 +45,7 @@ class AuditLog:
             if self.path == "-":
                 self._fh = sys.stderr.buffer
             else:
-                self._fh = open(self.path, "ab", buffering=0)  # noqa: SIM115 - kept open for the process
+                self._fh = open(self.path, "ab", buffering=0)
         return self._fh
 
     def check_writable(self) -> None:
@@ -82,4 +83,3 @@ class AuditLog:
             if self._fh is not None and self.path != "-":
                 self._fh.close()
             self._fh = None
-

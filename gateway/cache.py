@@ -107,7 +107,9 @@ class Cache:
             self._down_since = now
             log.warning(
                 "cache backend %r unavailable (%s during %s); serving from upstream until it returns",
-                self.backend.name, type(err).__name__, op,
+                self.backend.name,
+                type(err).__name__,
+                op,
             )
         self._retry_at = now + RETRY_INTERVAL
 
@@ -115,8 +117,12 @@ class Cache:
         down_for = time.monotonic() - (self._down_since or time.monotonic())
         self._down_since = None
         pending, self._pending = self._pending, set()
-        log.warning("cache backend %r is back after %.1f s; replaying %d invalidations",
-                    self.backend.name, down_for, len(pending))
+        log.warning(
+            "cache backend %r is back after %.1f s; replaying %d invalidations",
+            self.backend.name,
+            down_for,
+            len(pending),
+        )
         for key in pending:
             await self._drop(key)
 

@@ -32,8 +32,11 @@ def _parser() -> argparse.ArgumentParser:
     def common(sp: argparse.ArgumentParser, sandbox: bool = True) -> None:
         sp.add_argument("--config", metavar="FILE", help="TOML config file (default: $GATEWAY_CONFIG)")
         if sandbox:
-            sp.add_argument("--sandbox", action="store_true",
-                            help="start the embedded OrderDesk sandbox and use it as the store")
+            sp.add_argument(
+                "--sandbox",
+                action="store_true",
+                help="start the embedded OrderDesk sandbox and use it as the store",
+            )
 
     s = sub.add_parser("serve", help="run the MCP server (stdio or Streamable HTTP)")
     common(s)
@@ -69,8 +72,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _setup_logging(level: str) -> None:
-    logging.basicConfig(level=getattr(logging, level, logging.WARNING), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=getattr(logging, level, logging.WARNING),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
 
 
 def _build(args: argparse.Namespace, sandbox_url: str | None = None, **overrides: Any) -> Any:
@@ -128,12 +134,23 @@ async def _serve(args: argparse.Namespace) -> int:
         host = args.host or gw.config.http.host
         port = args.port or gw.config.http.port
         app = build_http_app(gw, host, port)
-        config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
-                                lifespan="on", timeout_graceful_shutdown=3)
+        config = uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            log_level="warning",
+            access_log=False,
+            lifespan="on",
+            timeout_graceful_shutdown=3,
+        )
         server = uvicorn.Server(config)
         shown = f"[{host}]" if ":" in host else host
-        print(f"mcp-gateway {__version__} serving MCP at http://{shown}:{port}{gw.config.http.path}"
-              + (f" (sandbox store at {url})" if url else ""), file=sys.stderr, flush=True)
+        print(
+            f"mcp-gateway {__version__} serving MCP at http://{shown}:{port}{gw.config.http.path}"
+            + (f" (sandbox store at {url})" if url else ""),
+            file=sys.stderr,
+            flush=True,
+        )
         await server.serve()
         return 0
 
@@ -145,8 +162,16 @@ async def _tools(args: argparse.Namespace) -> int:
         gw = _build(args, url)
         style = gw.config.gateway.tool_names
         for spec in gw.tools:
-            hints = [h for h, on in (("readOnly", spec.read_only), ("destructive", spec.destructive),
-                                     ("idempotent", spec.idempotent), ("openWorld", spec.open_world)) if on]
+            hints = [
+                h
+                for h, on in (
+                    ("readOnly", spec.read_only),
+                    ("destructive", spec.destructive),
+                    ("idempotent", spec.idempotent),
+                    ("openWorld", spec.open_world),
+                )
+                if on
+            ]
             summary = spec.description.strip().splitlines()[0]
             hidden = " (hidden: read-only mode)" if spec.writes and gw.config.gateway.read_only else ""
             print(f"{wire_name(spec.name, style):28} [{', '.join(hints) or 'write'}] {summary}{hidden}")
@@ -163,7 +188,7 @@ async def _call(args: argparse.Namespace) -> int:
     except json.JSONDecodeError as err:
         raise CliError(f"ARGS is not valid JSON ({err.msg} at position {err.pos})") from None
     if not isinstance(arguments, dict):
-        raise CliError("ARGS must be a JSON object, e.g. '{\"order_id\": \"1001\"}'")
+        raise CliError('ARGS must be a JSON object, e.g. \'{"order_id": "1001"}\'')
     async with _maybe_sandbox(args.sandbox) as url:
         gw = _build(args, url)
         name = _resolve_tool(gw, args.tool)
@@ -208,12 +233,17 @@ async def _stats(args: argparse.Namespace) -> int:
     token = args.token or os.environ.get("GATEWAY_HTTP_TOKEN")
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
-        async with aiohttp.ClientSession() as s, s.get(args.url.rstrip("/") + "/metrics", headers=headers) as r:
+        async with (
+            aiohttp.ClientSession() as s,
+            s.get(args.url.rstrip("/") + "/metrics", headers=headers) as r,
+        ):
             if r.status != 200:
                 raise CliError(f"{args.url}/metrics answered HTTP {r.status}")
             print(await r.text(), end="")
     except aiohttp.ClientError as err:
-        raise CliError(f"cannot reach {args.url} ({type(err).__name__}); is 'serve --transport http' running?") from None
+        raise CliError(
+            f"cannot reach {args.url} ({type(err).__name__}); is 'serve --transport http' running?"
+        ) from None
     return 0
 
 

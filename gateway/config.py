@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+import types
+import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -268,13 +270,32 @@ def _dec_hook(type_: type, obj: Any) -> Any:
     raise NotImplementedError
 
 
-def _friendly(err: msgspec.ValidationError, source: str, prefix: str = "") -> ConfigError:
+def _allowed_values(root: type[Any], path: str) -> list[Any] | None:
+    """The Literal choices of the field at ``path`` (``.gateway.tool_names``), for enum errors."""
+    node: Any = root
+    for part in [p for p in re.split(r"\.|\[\d+\]", path) if p]:
+        hints = typing.get_type_hints(node) if isinstance(node, type) else {}
+        node = hints.get(part)
+        while typing.get_origin(node) in (list, types.UnionType, typing.Union):
+            node = next(a for a in typing.get_args(node) if a is not type(None))
+    if typing.get_origin(node) is typing.Literal:
+        return list(typing.get_args(node))
+    return None
+
+
+def _friendly(
+    err: msgspec.ValidationError, source: str, prefix: str = "", root: type[Any] | None = None
+) -> ConfigError:
     text = str(err)
     m = re.search(r" - at `\$(.*)`$", text)
-    key = (prefix + (m.group(1) if m else "")).lstrip(".") or "(top level)"
+    path = m.group(1) if m else ""
+    key = (prefix + path).lstrip(".") or "(top level)"
     key = re.sub(r"\.?\[(\d+)\]", r"[\1]", key)
-    what = text[: m.start()] if m else text
-    what = what.replace("`", "")
+    what = (text[: m.start()] if m else text).replace("`", "")
+    if what.startswith("Invalid enum value") and root is not None:
+        allowed = _allowed_values(root, path)
+        if allowed:
+            what += f"; expected one of {', '.join(repr(a) for a in allowed)}"
     return ConfigError(f"{source}: key {key}: {what[0].lower() + what[1:]}")
 
 
@@ -283,7 +304,7 @@ def validate_section(struct: type[T], raw: Any, source: str, section: str) -> T:
     try:
         return msgspec.convert(raw, struct, dec_hook=_dec_hook, str_keys=True)
     except msgspec.ValidationError as err:
-        raise _friendly(err, source, section) from None
+        raise _friendly(err, source, section, struct) from None
 
 
 def load_config(
@@ -320,8 +341,11 @@ def load_config(
     try:
         cfg = msgspec.convert(doc, Config, dec_hook=_dec_hook, str_keys=True)
     except msgspec.ValidationError as err:
-        raise _friendly(err, source) from None
-    plugins = {name: validate_section(struct, plugin_raw.get(name, {}), source, name) for name, struct in sections.items()}
+        raise _friendly(err, source, root=Config) from None
+    plugins = {
+        name: validate_section(struct, plugin_raw.get(name, {}), source, name)
+        for name, struct in sections.items()
+    }
     cfg = msgspec.structs.replace(cfg, plugins=plugins, source=source)
     _check(cfg)
     return cfg
@@ -332,12 +356,16 @@ def _check(cfg: Config) -> None:
     names = [s.name for s in cfg.stores]
     dupes = {n for n in names if names.count(n) > 1}
     if dupes:
-        raise ConfigError(f"{src}: key stores: store name {sorted(dupes)[0]!r} is used twice; names must be unique")
+        raise ConfigError(
+            f"{src}: key stores: store name {sorted(dupes)[0]!r} is used twice; names must be unique"
+        )
     if sum(1 for s in cfg.stores if s.default) > 1:
         raise ConfigError(f"{src}: key stores: more than one store has default = true; mark exactly one")
     for i, s in enumerate(cfg.stores):
         if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", s.name):
-            raise ConfigError(f"{src}: key stores[{i}].name: expected letters, digits, '_' or '-', got {s.name!r}")
+            raise ConfigError(
+                f"{src}: key stores[{i}].name: expected letters, digits, '_' or '-', got {s.name!r}"
+            )
         if not s.store_id or not s.api_key:
             raise ConfigError(f"{src}: key stores[{i}]: store_id and api_key must not be empty")
         if not s.base_url.startswith(("http://", "https://")):
@@ -359,7 +387,9 @@ def _check(cfg: Config) -> None:
             raise ConfigError(f"{src}: key http.tokens[{i}].token: must not be empty")
         for granted in t.stores:
             if granted != "*" and granted not in names:
-                raise ConfigError(f"{src}: key http.tokens[{i}].stores: unknown store {granted!r}; known: {names}")
+                raise ConfigError(
+                    f"{src}: key http.tokens[{i}].stores: unknown store {granted!r}; known: {names}"
+                )
 
 
 def masked(cfg: Config) -> dict[str, Any]:

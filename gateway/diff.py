@@ -29,7 +29,9 @@ def diff(before: Any, after: Any, path: str = "") -> list[dict[str, Any]]:
                 out.extend(diff(before[key], after[key], sub))
         return out
     if isinstance(before, list) and isinstance(after, list) and before != after:
-        if all(isinstance(x, dict) and x.get("id") for x in before) and all(isinstance(x, dict) for x in after):
+        if all(isinstance(x, dict) and x.get("id") for x in before) and all(
+            isinstance(x, dict) for x in after
+        ):
             old = {str(x["id"]): x for x in before}
             out = []
             seen: set[str] = set()
@@ -40,15 +42,21 @@ def diff(before: Any, after: Any, path: str = "") -> list[dict[str, Any]]:
                     out.extend(diff(old[iid], item, f"{path}[{iid}]"))
                 else:
                     out.append({"path": f"{path}[+{i}]", "before": None, "after": item})
-            out.extend({"path": f"{path}[{iid}]", "before": x, "after": None} for iid, x in old.items()
-                       if iid not in seen)
+            out.extend(
+                {"path": f"{path}[{iid}]", "before": x, "after": None}
+                for iid, x in old.items()
+                if iid not in seen
+            )
             return out
         out = []
         for i in range(max(len(before), len(after))):
             b = before[i] if i < len(before) else None
             a = after[i] if i < len(after) else None
-            out.extend(diff(b, a, f"{path}[{i}]") if b is not None and a is not None
-                       else [{"path": f"{path}[{i}]", "before": b, "after": a}])
+            out.extend(
+                diff(b, a, f"{path}[{i}]")
+                if b is not None and a is not None
+                else [{"path": f"{path}[{i}]", "before": b, "after": a}]
+            )
         return out
     if before != after or type(before) is not type(after):
         return [{"path": path, "before": before, "after": after}]

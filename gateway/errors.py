@@ -62,7 +62,9 @@ class ValidationFailed(GatewayError):
 class Conflict(GatewayError):
     code = ErrorCode.CONFLICT
     retryable = True
-    default_hint = "The object kept changing underneath us. Fetch it again, check the changes still apply, retry."
+    default_hint = (
+        "The object kept changing underneath us. Fetch it again, check the changes still apply, retry."
+    )
 
 
 class RateLimited(GatewayError):

@@ -55,6 +55,7 @@ class Hooks:
     def register_tools(self, register: Callable[..., None], gateway: Gateway) -> None:
         # Give each plugin a register() that records its name, for `tools` and error messages.
         for impl in reversed(self.h.gateway_register_tools.get_hookimpls()):
+
             def reg(fn: Callable[..., Any], *, _plugin: str = impl.plugin_name, **kw: Any) -> None:
                 register(fn, plugin=_plugin, **kw)
 
@@ -138,7 +139,9 @@ class Hooks:
         for res in self.h.gateway_tool_pre_invoke(call=call, gateway=self.gateway)[::-1]:
             await await_me_maybe(res)
 
-    async def post_invoke(self, call: ToolCall, outcome: str, error: Exception | None, elapsed_ms: float) -> None:
+    async def post_invoke(
+        self, call: ToolCall, outcome: str, error: Exception | None, elapsed_ms: float
+    ) -> None:
         try:
             results = self.h.gateway_tool_post_invoke(
                 call=call, outcome=outcome, error=error, elapsed_ms=elapsed_ms, gateway=self.gateway

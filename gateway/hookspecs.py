@@ -68,7 +68,7 @@ def gateway_register_tools(register: Callable[..., None], gateway: Gateway) -> N
 
 @hookspec
 def gateway_register_routes(register: Callable[..., None], gateway: Gateway) -> None:
-    """Add HTTP routes to the Streamable HTTP app: ``register(path, handler, methods=["POST"], public=False)``.
+    """Add HTTP routes: ``register(path, handler, methods=["POST"], public=False)``.
 
     ``handler`` is a Starlette endpoint ``async (request) -> Response``. Routes are behind the bearer
     token unless ``public=True`` (for callers that authenticate themselves, such as signed webhooks).
@@ -155,7 +155,7 @@ def gateway_create(ref: Ref, body: dict[str, Any], gateway: Gateway) -> Awaitabl
 
 @hookspec(firstresult=True)
 def gateway_delete(ref: Ref, gateway: Gateway) -> Awaitable[Any] | None:
-    """Delete the object named by ``ref``. Return ``None`` to decline, or an awaitable (its result is ignored).
+    """Delete the object named by ``ref``. Return ``None`` to decline, or an awaitable (result ignored).
 
     The awaitable raises :class:`gateway.errors.NotFound` when the object does not exist.
     """
@@ -177,9 +177,7 @@ def gateway_tool_pre_invoke(call: ToolCall, gateway: Gateway) -> Awaitable[None]
 @hookspec
 def gateway_tool_post_invoke(
     call: ToolCall, outcome: str, error: Exception | None, elapsed_ms: float, gateway: Gateway
-) -> (
-    Awaitable[None] | None
-):
+) -> Awaitable[None] | None:
     """Called after every tool call, including refused and failed ones. For metrics and recording.
 
     ``outcome`` is ``"ok"``, ``"error"`` or ``"denied"``; ``error`` is the GatewayError (or None).

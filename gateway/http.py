@@ -13,6 +13,7 @@ import hmac
 import ipaddress
 import logging
 from collections.abc import Awaitable, Callable
+
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
@@ -94,8 +95,9 @@ def transport_security(gw: Gateway, host: str, port: int) -> TransportSecuritySe
         hosts.append(f"{host}:*")
     hosts += http.allowed_hosts
     origins = ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*", *http.allowed_origins]
-    return TransportSecuritySettings(enable_dns_rebinding_protection=True, allowed_hosts=hosts,
-                                     allowed_origins=origins)
+    return TransportSecuritySettings(
+        enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins
+    )
 
 
 def build_http_app(gw: Gateway, host: str | None = None, port: int | None = None) -> ASGIApp:
@@ -108,8 +110,12 @@ def build_http_app(gw: Gateway, host: str | None = None, port: int | None = None
 
     async def healthz(_request: Request) -> Response:
         cache = gw.cache
-        return JSONResponse({"ok": True, "cache": None if cache is None else
-                             {"backend": cache.backend.name, "healthy": cache.healthy}})
+        return JSONResponse(
+            {
+                "ok": True,
+                "cache": None if cache is None else {"backend": cache.backend.name, "healthy": cache.healthy},
+            }
+        )
 
     async def metrics(_request: Request) -> Response:
         return PlainTextResponse(gw.metrics.render_prometheus(), media_type="text/plain; version=0.0.4")
@@ -117,8 +123,12 @@ def build_http_app(gw: Gateway, host: str | None = None, port: int | None = None
     server.custom_route("/healthz", methods=["GET"])(healthz)
     server.custom_route("/metrics", methods=["GET"])(metrics)
 
-    def register(path: str, handler: Callable[[Request], Awaitable[Response]], methods: list[str] | None = None,
-                 public: bool = False) -> None:
+    def register(
+        path: str,
+        handler: Callable[[Request], Awaitable[Response]],
+        methods: list[str] | None = None,
+        public: bool = False,
+    ) -> None:
         if public:
             public_paths.add(path)
         server.custom_route(path, methods=methods or ["POST"])(handler)

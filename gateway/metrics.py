@@ -8,7 +8,7 @@ from collections import defaultdict
 HELP = {
     "cache_hits_total": "Reads answered from the cache.",
     "cache_misses_total": "Reads that had to load from upstream (or join a load in flight).",
-    "cache_upstream_saved_total": "Upstream fetches avoided: cache hits plus callers that joined a load in flight.",
+    "cache_upstream_saved_total": "Upstream fetches avoided: hits plus callers that joined a load in flight.",
     "cache_loads_total": "Upstream loads made by the read-through cache.",
     "cache_invalidations_total": "Cache entries dropped or list generations bumped after a change.",
     "cache_backend_errors_total": "Cache backend operations that failed or timed out (served fail-open).",

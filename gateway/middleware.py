@@ -93,11 +93,15 @@ class ToolCallMiddleware:
         store_name = store if isinstance(store, str) and store else None
         store_name = store_name or (self.gw.config.default_store.name if self.gw.config.stores else "")
         if store_name and not token.allows_store(store_name):
-            raise AuthError(f"token {token.name!r} may not use store {store_name!r}",
-                            hint=f"This token is limited to: {', '.join(token.stores)}.")
+            raise AuthError(
+                f"token {token.name!r} may not use store {store_name!r}",
+                hint=f"This token is limited to: {', '.join(token.stores)}.",
+            )
         if spec.writes and token.read_only:
-            raise AuthError(f"token {token.name!r} is read-only and may not call {spec.name}",
-                            hint="Use a token with write access for changes.")
+            raise AuthError(
+                f"token {token.name!r} is read-only and may not call {spec.name}",
+                hint="Use a token with write access for changes.",
+            )
 
     @staticmethod
     def _normalise(result: Any) -> tuple[Any, GatewayError | None]:
@@ -123,13 +127,16 @@ class ToolCallMiddleware:
         if "validation error" in text:
             # pydantic's message lists each bad field and why; keep it, drop the SDK prefix
             detail = text.split(": ", 1)[-1]
-            gerr: GatewayError = ValidationFailed(f"invalid arguments: {detail}",
-                                                  hint="Fix the named arguments; nothing was written.")
+            gerr: GatewayError = ValidationFailed(
+                f"invalid arguments: {detail}", hint="Fix the named arguments; nothing was written."
+            )
         else:
             gerr = InternalError("the tool failed unexpectedly")
         return error_result(gerr), gerr
 
-    async def _finish(self, call: ToolCall, outcome: str, err: GatewayError | None, t0: float, result: Any) -> Any:
+    async def _finish(
+        self, call: ToolCall, outcome: str, err: GatewayError | None, t0: float, result: Any
+    ) -> Any:
         elapsed_ms = (time.perf_counter() - t0) * 1000
         self.gw.metrics.inc("tool_calls_total", tool=call.name, outcome=outcome)
         if call.spec is not None and call.spec.writes:

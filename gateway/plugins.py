@@ -42,6 +42,21 @@ class GatewayPluginManager(pluggy.PluginManager):
         #: plugin name -> "built-in" | "entry point <dist> <version>" | "registered"
         self.sources: dict[str, str] = {}
 
+    def get_canonical_name(self, plugin: object) -> str:
+        """Modules and classes by ``__name__``; an instance by its class name (``-2``, ``-3``... if taken).
+
+        pluggy's default names an instance by ``id()``, which made errors and ``plugins`` unreadable.
+        """
+        name = getattr(plugin, "__name__", None)
+        if isinstance(name, str) and name:
+            return name
+        base = candidate = type(plugin).__name__
+        n = 1
+        while self.has_plugin(candidate):
+            n += 1
+            candidate = f"{base}-{n}"
+        return candidate
+
     def register(self, plugin: object, name: str | None = None) -> str | None:
         plugin_name = super().register(plugin, name)
         if plugin_name is None:  # blocked
@@ -56,12 +71,13 @@ class GatewayPluginManager(pluggy.PluginManager):
                     if firstresult and inspect.iscoroutinefunction(impl.function):
                         raise pluggy.PluginValidationError(
                             plugin,
-                            f"plugin {plugin_name!r}: hook {caller.name} is firstresult, so its impl must be a "
+                            f"plugin {plugin_name!r}: hook {caller.name} is firstresult, so its impl must be "
+                            "a "
                             "plain 'def' that returns an awaitable (or None to decline), not 'async def'",
                         )
                     # HookImpl.function is read by pluggy on every call; wrapping it once here gives
                     # error attribution and tracing without re-implementing pluggy's call loop.
-                    setattr(impl, "function", _attributed(impl.function, plugin_name, caller.name, self))
+                    impl.function = _attributed(impl.function, plugin_name, caller.name, self)  # type: ignore[misc]
         except Exception:
             self.unregister(plugin)
             raise
@@ -69,7 +85,9 @@ class GatewayPluginManager(pluggy.PluginManager):
         return plugin_name
 
 
-def _attributed(fn: Callable[..., Any], plugin: str, hook: str, pm: GatewayPluginManager) -> Callable[..., Any]:
+def _attributed(
+    fn: Callable[..., Any], plugin: str, hook: str, pm: GatewayPluginManager
+) -> Callable[..., Any]:
     @functools.wraps(fn)
     def call(*args: Any) -> Any:
         t0 = time.perf_counter()
@@ -88,7 +106,9 @@ def _attributed(fn: Callable[..., Any], plugin: str, hook: str, pm: GatewayPlugi
     return call
 
 
-async def _await_attributed(aw: Awaitable[Any], plugin: str, hook: str, pm: GatewayPluginManager, t0: float) -> Any:
+async def _await_attributed(
+    aw: Awaitable[Any], plugin: str, hook: str, pm: GatewayPluginManager, t0: float
+) -> Any:
     try:
         return await aw
     except GatewayError:
@@ -139,7 +159,8 @@ def build_plugin_manager(
                 plugin = ep.load()
             except Exception as err:
                 raise ConfigError(
-                    f"plugin {ep.name!r} (entry point {ep.value}) failed to load: {type(err).__name__}: {err}; "
+                    f"plugin {ep.name!r} (entry point {ep.value}) failed to load: "
+                    f"{type(err).__name__}: {err}; "
                     f"disable it with gateway.disabled_plugins = [{ep.name!r}] or reinstall it"
                 ) from err
             pm.register(plugin, name=ep.name)
@@ -177,6 +198,12 @@ def describe_plugins(pm: GatewayPluginManager) -> list[dict[str, Any]]:
         if plugin is None:
             continue
         hooks = sorted(c.name for c in (pm.get_hookcallers(plugin) or []))
-        out.append({"name": name, "version": plugin_version(pm, name), "source": pm.sources.get(name, "?"),
-                    "hooks": hooks})
+        out.append(
+            {
+                "name": name,
+                "version": plugin_version(pm, name),
+                "source": pm.sources.get(name, "?"),
+                "hooks": hooks,
+            }
+        )
     return out

@@ -27,26 +27,30 @@ import pytest
 try:  # the kit needs pytest-asyncio; without it the plugin stays inert instead of breaking pytest
     import pytest_asyncio
 except ImportError:  # pragma: no cover
-    pytest_asyncio = None
+    pytest_asyncio = None  # type: ignore[assignment]
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "sandbox(**config): SandboxConfig fields for orderdesk_sandbox")
-    config.addinivalue_line("markers", "gateway(plugins, overrides, mode): how gateway_client builds its gateway")
+    config.addinivalue_line(
+        "markers", "gateway(plugins, overrides, mode): how gateway_client builds its gateway"
+    )
 
 
 def sandbox_overrides(sandbox: Any, *, prefix: str, audit_path: str | None = None) -> dict[str, Any]:
     """Config overrides that point every configured sandbox store at ``sandbox``, tuned for tests."""
     stores = []
     for i, s in enumerate(sandbox.config.stores):
-        stores.append({
-            "name": "demo" if i == 0 else f"store{i + 1}",
-            "store_id": s.store_id,
-            "api_key": s.api_key,
-            "base_url": sandbox.base_url,
-            "default": i == 0,
-            "rate_limit": {"enabled": bool(sandbox.config.rate_limit_enabled)},
-        })
+        stores.append(
+            {
+                "name": "demo" if i == 0 else f"store{i + 1}",
+                "store_id": s.store_id,
+                "api_key": s.api_key,
+                "base_url": sandbox.base_url,
+                "default": i == 0,
+                "rate_limit": {"enabled": bool(sandbox.config.rate_limit_enabled)},
+            }
+        )
     out: dict[str, Any] = {
         "stores": stores,
         "cache.prefix": prefix,
@@ -95,8 +99,11 @@ if pytest_asyncio is not None:
             env: dict[str, str] | None = None,
             **kw: Any,
         ) -> Any:
-            merged = sandbox_overrides(orderdesk_sandbox, prefix=f"test-{uuid.uuid4().hex[:12]}",
-                                       audit_path=str(tmp_path / "audit.jsonl"))
+            merged = sandbox_overrides(
+                orderdesk_sandbox,
+                prefix=f"test-{uuid.uuid4().hex[:12]}",
+                audit_path=str(tmp_path / "audit.jsonl"),
+            )
             for key, value in (overrides or {}).items():
                 if isinstance(value, dict) and isinstance(merged.get(key), dict):
                     merged[key] = {**merged[key], **value}
@@ -107,7 +114,9 @@ if pytest_asyncio is not None:
         return build
 
     @pytest_asyncio.fixture
-    async def gateway_client(request: pytest.FixtureRequest, gateway_factory: Callable[..., Any]) -> AsyncIterator[Any]:
+    async def gateway_client(
+        request: pytest.FixtureRequest, gateway_factory: Callable[..., Any]
+    ) -> AsyncIterator[Any]:
         marker = request.node.get_closest_marker("gateway")
         kw = dict(marker.kwargs) if marker else {}
         mode = kw.pop("mode", "auto")

@@ -84,7 +84,9 @@ class ToolRegistry:
         plugin: str = "?",
     ) -> None:
         if not _CANONICAL.match(name) or len(name) > 40:
-            raise ValueError(f"tool name {name!r} must be dotted lowercase (like 'orders.get'), at most 40 chars")
+            raise ValueError(
+                f"tool name {name!r} must be dotted lowercase (like 'orders.get'), at most 40 chars"
+            )
         if name in self._tools:
             raise ValueError(f"tool {name!r} registered twice (by {self._tools[name].plugin} and {plugin})")
         doc = description or (fn.__doc__ or "").strip()

@@ -38,7 +38,9 @@ class MutationResult:
 
 
 class Workflow:
-    def __init__(self, gw: Gateway, *, sleep: Callable[[float], Awaitable[Any]], rng: Callable[[], float]) -> None:
+    def __init__(
+        self, gw: Gateway, *, sleep: Callable[[float], Awaitable[Any]], rng: Callable[[], float]
+    ) -> None:
         self.gw = gw
         self.sleep = sleep
         self.rng = rng
@@ -47,7 +49,9 @@ class Workflow:
 
     def _ttl(self, kind: str) -> float:
         c = self.gw.config.cache
-        return {"order": c.ttl_order, "store": c.ttl_store, "inventory_item": c.ttl_inventory}.get(kind, c.ttl_order)
+        return {"order": c.ttl_order, "store": c.ttl_store, "inventory_item": c.ttl_inventory}.get(
+            kind, c.ttl_order
+        )
 
     def _record(self, ref: Ref, **facts: Any) -> None:
         call = current_call.get()
@@ -78,8 +82,9 @@ class Workflow:
         key = cache.obj_key(self.gw.store_id(ref.store), ref.kind, ref.id)
         return await cache.get_or_load(key, lambda: self.gw.hooks.fetch(ref), self._ttl(ref.kind))
 
-    async def read_list(self, store: str, kind: str, params: dict[str, Any],
-                        loader: Callable[[], Awaitable[T]]) -> T:
+    async def read_list(
+        self, store: str, kind: str, params: dict[str, Any], loader: Callable[[], Awaitable[T]]
+    ) -> T:
         """A list/search result, cached under the store's current list generation for ``kind``."""
         cache = self.gw.cache
         if cache is None:
@@ -121,13 +126,16 @@ class Workflow:
                     self.gw.metrics.inc("mutation_conflicts_total", kind=ref.kind)
                     if attempt == m.attempts:
                         raise Conflict(
-                            f"{ref.kind} {ref.id} changed during each of {attempt} attempts; nothing was lost "
+                            f"{ref.kind} {ref.id} changed during each of {attempt} attempts; "
+                            "nothing was lost "
                             f"but your change was not applied ({err.message})",
                             hint="Fetch the object again, check the change still makes sense, then retry.",
                             attempts=attempt,
                         ) from None
                     delay = self.backoff(attempt)
-                    log.info("conflict on %s (attempt %d/%d); retrying in %.2f s", ref, attempt, m.attempts, delay)
+                    log.info(
+                        "conflict on %s (attempt %d/%d); retrying in %.2f s", ref, attempt, m.attempts, delay
+                    )
                     await self.sleep(delay)
                     continue
                 await self._after_write(ref, lists=True, fresh=stored)
@@ -147,7 +155,9 @@ class Workflow:
             key = cache.obj_key(self.gw.store_id(ref.store), ref.kind, ref.id)
             await cache.put(key, fresh, self._ttl(ref.kind))
 
-    async def create(self, ref: Ref, body: dict[str, Any], idempotency_key: str | None = None) -> dict[str, Any]:
+    async def create(
+        self, ref: Ref, body: dict[str, Any], idempotency_key: str | None = None
+    ) -> dict[str, Any]:
         """Create through ``gateway_create``; with a key, the same key and body never create twice."""
         self._record(ref)
         self.gw.audit.check_writable()
@@ -173,15 +183,20 @@ class Workflow:
                     return out
             created = await self.gw.hooks.create(ref, body)
             if cache is not None:
-                await cache.put(cache.key(store_id, "idem", ref.kind, key_digest),
-                                {"body": body_digest, "result": created}, self.gw.config.cache.idempotency_ttl)
+                await cache.put(
+                    cache.key(store_id, "idem", ref.kind, key_digest),
+                    {"body": body_digest, "result": created},
+                    self.gw.config.cache.idempotency_ttl,
+                )
             await self._after_create(ref, created)
             return created
 
     async def _after_create(self, ref: Ref, created: dict[str, Any]) -> None:
         new_id = str(created.get("id", ""))
         self._record(Ref(ref.store, ref.kind, new_id))
-        await self._after_write(Ref(ref.store, ref.kind, new_id), lists=True, fresh=created if new_id else None)
+        await self._after_write(
+            Ref(ref.store, ref.kind, new_id), lists=True, fresh=created if new_id else None
+        )
 
     async def delete(self, ref: Ref) -> None:
         self._record(ref)
@@ -190,8 +205,14 @@ class Workflow:
             await self.gw.hooks.delete(ref)
             await self._after_write(ref, lists=True)
 
-    async def write(self, ref: Ref, op: Callable[[], Awaitable[T]], *, lists: bool = True,
-                    fresh: Callable[[T], dict[str, Any] | None] | None = None) -> T:
+    async def write(
+        self,
+        ref: Ref,
+        op: Callable[[], Awaitable[T]],
+        *,
+        lists: bool = True,
+        fresh: Callable[[T], dict[str, Any] | None] | None = None,
+    ) -> T:
         """Run any other write on ``ref`` under its lock, then invalidate (used by item/shipment tools)."""
         self._record(ref, attempts=1)
         self.gw.audit.check_writable()
@@ -203,4 +224,3 @@ class Workflow:
     async def invalidate(self, ref: Ref, *, lists: bool, fresh: dict[str, Any] | None = None) -> None:
         """Announce a change made outside the gateway (e.g. a webhook post)."""
         await self._after_write(ref, lists=lists, fresh=fresh)
-

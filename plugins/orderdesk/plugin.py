@@ -80,18 +80,40 @@ def gateway_diff(ref: Ref, before: dict[str, Any], after: dict[str, Any]) -> lis
 
 
 @hookimpl
-def gateway_upload(ref: Ref, obj: dict[str, Any], fetched: dict[str, Any], gateway: Gateway) -> (
-    Awaitable[dict[str, Any]] | None
-):
+def gateway_upload(
+    ref: Ref, obj: dict[str, Any], fetched: dict[str, Any], gateway: Gateway
+) -> Awaitable[dict[str, Any]] | None:
     if ref.kind == ORDER:
         return _upload_order(gateway, ref, obj, fetched)
     if ref.kind == INVENTORY:
         validate.validate_inventory_item(obj, creating=False)
-        return runtime(gateway).client(ref.store).update_inventory_item(ref.id, obj)
+        return _upload_inventory(gateway, ref, obj)
     return None
 
 
-async def _upload_order(gateway: Gateway, ref: Ref, obj: dict[str, Any], fetched: dict[str, Any]) -> dict[str, Any]:
+async def _upload_inventory(gateway: Gateway, ref: Ref, obj: dict[str, Any]) -> dict[str, Any]:
+    # OrderDesk answers an inventory PUT with a message only: read the stored item back.
+    client = runtime(gateway).client(ref.store)
+    await client.update_inventory_item(ref.id, obj)
+    return await client.get_inventory_item(ref.id)
+
+
+async def _create_inventory(gateway: Gateway, ref: Ref, body: dict[str, Any]) -> dict[str, Any]:
+    # OrderDesk answers an inventory POST with a message only: find the new item by its unique SKU.
+    client = runtime(gateway).client(ref.store)
+    result = await client.create_inventory_item(body)
+    if isinstance(result.get("inventory_item"), dict):
+        return dict(result["inventory_item"])
+    code = str(body.get("code", ""))
+    for item in (await client.list_inventory(limit=500, code=code))["inventory_items"]:
+        if str(item.get("code", "")) == code:
+            return dict(item)
+    return {"message": str(result.get("message", "Inventory Item Added")), "code": code}
+
+
+async def _upload_order(
+    gateway: Gateway, ref: Ref, obj: dict[str, Any], fetched: dict[str, Any]
+) -> dict[str, Any]:
     """PUT the complete merged order; a folder change goes through move-orders (it runs folder rules)."""
     validate.validate_full_order(obj)
     client = runtime(gateway).client(ref.store)
@@ -110,7 +132,7 @@ def gateway_create(ref: Ref, body: dict[str, Any], gateway: Gateway) -> Awaitabl
     if ref.kind == ORDER:
         return runtime(gateway).client(ref.store).create_order(body)
     if ref.kind == INVENTORY:
-        return runtime(gateway).client(ref.store).create_inventory_item(body)
+        return _create_inventory(gateway, ref, body)
     return None
 
 

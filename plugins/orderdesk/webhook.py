@@ -38,8 +38,9 @@ def webhook_handler(gateway: Gateway) -> Callable[[Request], Awaitable[Response]
 
     def answer(status: int, message: str, result: str) -> Response:
         gateway.metrics.inc("webhook_posts_total", result=result)
-        return JSONResponse({"status": "error" if status >= 400 else "success", "message": message},
-                            status_code=status)
+        return JSONResponse(
+            {"status": "error" if status >= 400 else "success", "message": message}, status_code=status
+        )
 
     async def handle(request: Request) -> Response:
         declared = request.headers.get("content-length")

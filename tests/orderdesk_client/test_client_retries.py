@@ -250,3 +250,18 @@ async def test_shipment_with_unclear_outcome_and_no_trace_is_outcome_unknown(
     with pytest.raises(OutcomeUnknown):
         await client.add_shipment(1, {"tracking_number": "n/a"})  # nothing to look for
     assert len(od.calls(mocked, "GET", "/orders/1/shipments")) == 1
+
+
+async def test_inventory_create_with_unclear_outcome_is_confirmed_by_sku(
+    client: Any, mocked: Any, od: Any
+) -> None:
+    mocked.post(od.url("/inventory-items"), status=504, body="gateway timeout")
+    items = [{"id": "2511", "code": "3wolf-XXL"}, {"id": 2512, "code": "3wolf-XX"}]
+    mocked.get(
+        re.compile(re.escape(od.url("/inventory-items")) + r"\?.*"), payload=od.ok(inventory_items=items)
+    )
+    out = await client.create_inventory_item({"name": "Three Wolves", "code": "3wolf-XX", "price": 11})
+    assert out["inventory_item"] == {"id": 2512, "code": "3wolf-XX"}
+    (lookup,) = od.calls(mocked, "GET", "/inventory-items")
+    assert lookup.kwargs["params"]["code"] == "3wolf-XX"
+    assert len(od.calls(mocked, "POST", "/inventory-items")) == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 
 import aiohttp
 from sandbox_helpers import call
@@ -90,7 +91,9 @@ async def test_method_override_post_as_put(sbx: Sandbox, http: aiohttp.ClientSes
     item = sbx.state.store("1001").inventory[2501]
     body = {"name": "Renamed", "code": item["code"], "price": 1, "stock": 3}
     headers = {"X-HTTP-Method-Override": "PUT"}
-    status, resp, _ = await call(http, "POST", sbx.base_url + "/inventory-items/2501", json=body, headers=headers)
+    status, resp, _ = await call(
+        http, "POST", sbx.base_url + "/inventory-items/2501", json=body, headers=headers
+    )
     assert status == 200 and resp["message"] == "Inventory Item Updated"
     assert sbx.requests()[-1].method == "PUT" and sbx.requests()[-1].raw_method == "POST"
 
@@ -157,3 +160,13 @@ async def test_admin_endpoints_do_not_spend_tokens_or_record() -> None:
             assert status == 200 and sb.order(order_id)["email"] != "ui@example.com"  # type: ignore[index]
             status, _, _ = await call(admin, "GET", f"{sb.admin_url}/orders/1001/1")
             assert status == 404
+
+
+async def test_latency_is_added_to_api_requests_only(sbx: Sandbox, http: aiohttp.ClientSession) -> None:
+    sbx.config.latency_ms = 60
+    started = time.perf_counter()
+    status, _, _ = await call(http, "GET", sbx.base_url + "/test")
+    assert status == 200 and time.perf_counter() - started >= 0.06
+    started = time.perf_counter()
+    await call(http, "GET", sbx.admin_url + "/health")
+    assert time.perf_counter() - started < 0.06

@@ -42,10 +42,17 @@ async def test_order_item_crud_recomputes_totals(sbx: Sandbox, http: aiohttp.Cli
     assert status == 404 and resp["status"] == "error"
 
 
-async def test_shipments_crud_duplicate_tracking_and_url_guess(sbx: Sandbox, http: aiohttp.ClientSession) -> None:
+async def test_shipments_crud_duplicate_tracking_and_url_guess(
+    sbx: Sandbox, http: aiohttp.ClientSession
+) -> None:
     order = await _created(sbx, http, "SHIP-1")
     url = f"{sbx.base_url}/orders/{order['id']}/shipments"
-    body = {"tracking_number": "1Z2398479234", "carrier_code": "UPS", "shipment_method": "Ground", "weight": 3.55}
+    body = {
+        "tracking_number": "1Z2398479234",
+        "carrier_code": "UPS",
+        "shipment_method": "Ground",
+        "weight": 3.55,
+    }
     status, resp, _ = await call(http, "POST", url, json=body)
     assert status == 200 and resp["message"] == "Shipment Added"
     status, resp, _ = await call(http, "POST", url, json=body)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 import aiohttp
 from sandbox_helpers import call, new_order
@@ -50,7 +51,9 @@ async def test_create_validation_errors(sbx: Sandbox, http: aiohttp.ClientSessio
     nameless = new_order(shipping={"first_name": "Only", "city": "X"})
     status, resp, _ = await call(http, "POST", url, json=nameless)
     assert status == 400 and "name" in resp["message"]
-    status, resp, _ = await call(http, "POST", url, data=b"{not json", headers={"Content-Type": "application/json"})
+    status, resp, _ = await call(
+        http, "POST", url, data=b"{not json", headers={"Content-Type": "application/json"}
+    )
     assert status == 400 and resp["message"] == "Invalid JSON body"
     status, resp, _ = await call(http, "POST", url, json=new_order(checkout_data={"x": "y" * 3600}))
     assert status == 400
@@ -94,8 +97,10 @@ async def test_put_is_a_full_replacement(sbx: Sandbox, http: aiohttp.ClientSessi
     assert new["email"] == "" and new["shipping_total"] == 0
     assert new["shipping"]["first_name"] == "New" and new["shipping"]["address1"] == ""
     assert new["customer"] == current["customer"]
-    assert [i["id"] for i in new["order_items"]][0] == keep["id"]
-    assert len(new["order_items"]) == 2 and new["order_items"][1]["id"] not in {i["id"] for i in current["order_items"]}
+    assert new["order_items"][0]["id"] == keep["id"]
+    assert len(new["order_items"]) == 2 and new["order_items"][1]["id"] not in {
+        i["id"] for i in current["order_items"]
+    }
     assert new["order_items"][0]["quantity"] == 5 and new["quantity_total"] == 6
     assert new["product_total"] == 12.5 * 5 + 1 and new["order_total"] == 62.5 + 1 + 1.5
     assert len(new["order_shipments"]) == 1 and new["folder_id"] == 1
@@ -132,7 +137,11 @@ async def test_order_history_append_cap_and_read(sbx: Sandbox, http: aiohttp.Cli
     assert status == 200 and resp["total_records"] == HISTORY_CAP
     history = resp["order"]["order_history"]
     assert len(history) == HISTORY_CAP and history[-1]["note"] == "last"
-    assert history[-1]["source_name"] == "Gateway" and set(history[-1]) == {"source_name", "note", "date_added"}
+    assert history[-1]["source_name"] == "Gateway" and set(history[-1]) == {
+        "source_name",
+        "note",
+        "date_added",
+    }
     assert history[0]["note"] == "n5"
     assert resp["order"]["date_updated"] == order["date_updated"]  # history is not an order write
     status, resp, _ = await call(http, "POST", url, json={"source_name": "x"})
@@ -150,18 +159,25 @@ async def test_move_orders_results_history_and_errors(sbx: Sandbox, http: aiohtt
     status, resp, _ = await call(http, "POST", sbx.base_url + "/move-orders", json=body)
     assert status == 200 and resp["status"] == "success" and resp["message"] == "2 Orders Moved"
     ok1, ok2, bad = resp["results"]
-    assert ok1 == {"order_id": int(first["id"]), "message": "Order Moved to Prepared Folder", "original_folder_id": 1}
+    assert ok1 == {
+        "order_id": int(first["id"]),
+        "message": "Order Moved to Prepared Folder",
+        "original_folder_id": 1,
+    }
     assert ok2["order_id"] == second["id"]
     assert bad["order_id"] == 999 and bad["message"] == "Order Not Found"
     moved = sbx.order(first["id"], with_history=True)
     assert moved is not None and moved["folder_id"] == 2
     assert moved["date_updated"] > first["date_updated"]
     assert "Prepared" in moved["order_history"][-1]["note"]
-    body = {"order_id_list": [first["id"]], "destination_folder_id": 3}
-    _, resp, _ = await call(http, "POST", sbx.base_url + "/move-orders", json=body)
+    body2: dict[str, Any] = {"order_id_list": [first["id"]], "destination_folder_id": 3}
+    _, resp, _ = await call(http, "POST", sbx.base_url + "/move-orders", json=body2)
     assert resp["results"][0]["original_folder_id"] == 2
     status, resp, _ = await call(
-        http, "POST", sbx.base_url + "/move-orders", json={"order_id_list": [first["id"]], "destination_folder_id": 77}
+        http,
+        "POST",
+        sbx.base_url + "/move-orders",
+        json={"order_id_list": [first["id"]], "destination_folder_id": 77},
     )
     assert status == 400 and resp["status"] == "error"
 

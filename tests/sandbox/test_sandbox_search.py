@@ -57,7 +57,9 @@ async def test_field_filters(sbx: Sandbox, http: aiohttp.ClientSession) -> None:
     _, body = await _list(http, sbx, customer_id=target["customer_id"])
     assert [o["id"] for o in body["orders"]] == [target["id"]]
     _, body = await _list(http, sbx, shipping_last_name=target["shipping"]["last_name"].lower())
-    assert body["total_records"] == sum(o["shipping"]["last_name"] == target["shipping"]["last_name"] for o in orders)
+    assert body["total_records"] == sum(
+        o["shipping"]["last_name"] == target["shipping"]["last_name"] for o in orders
+    )
     _, body = await _list(http, sbx, customer_first_name=target["customer"]["first_name"])
     assert target["id"] in {o["id"] for o in body["orders"]}
 
@@ -87,12 +89,10 @@ async def test_date_filters_accept_several_formats(sbx: Sandbox, http: aiohttp.C
     status, body = await _list(http, sbx, search_start_date="yesterday-ish")
     assert status == 400
 
-    order = orders[0]
-    before = sbx.orders()[0]["date_updated"]
-    _, created = await call(http, "POST", sbx.base_url + "/orders", json=new_order(source_id="MOD-1"))
-    sbx.touch_order("1001", order["id"])
-    _, body = await _list(http, sbx, modified_start_date=max(before, created["order"]["date_updated"]))
-    ids = {o["id"] for o in body["orders"]}
-    assert order["id"] in ids
+    _, created, _ = await call(http, "POST", sbx.base_url + "/orders", json=new_order(source_id="MOD-1"))
+    touched = sbx.touch_order("1001", orders[0]["id"])
+    assert touched["date_updated"] > orders[0]["date_updated"]
+    _, body = await _list(http, sbx, modified_start_date=created["order"]["date_updated"])
+    assert {o["id"] for o in body["orders"]} == {created["order"]["id"], touched["id"]}
     _, body = await _list(http, sbx, modified_end_date="2000-01-01")
     assert body["total_records"] == 0

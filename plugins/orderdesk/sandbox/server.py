@@ -56,12 +56,13 @@ class Sandbox:
         self._root_url = f"http://{host}:{real_port}"
         return self.base_url
 
-    async def stop(self) -> None:
-        """Stop listening and finish (or cancel) pending webhook posts. Safe to call twice."""
+    async def stop(self, webhook_grace_s: float = 1.0) -> None:
+        """Stop listening; give pending webhook posts ``webhook_grace_s`` then cancel them.
+        Safe to call twice."""
         runner, self._runner = self._runner, None
         if runner is not None:
             await runner.cleanup()
-        await self.webhooks.close()
+        await self.webhooks.close(webhook_grace_s)
 
     async def __aenter__(self) -> Sandbox:
         await self.start()

@@ -34,11 +34,15 @@ class OrderListResult(BaseModel):
 
 
 class UpdateResult(BaseModel):
-    order: dict[str, Any] = Field(description="The order after the update (or as it would be, for a dry run).")
+    order: dict[str, Any] = Field(
+        description="The order after the update (or as it would be, for a dry run)."
+    )
     attempts: int = Field(description="Fetch-merge-upload attempts used (conflicts are retried).")
     changed_fields: list[str] = Field(description="Dotted paths of the fields that changed.")
     dry_run: bool = False
-    changes: list[dict[str, Any]] = Field(default_factory=list, description="Field-level diff: path, before, after.")
+    changes: list[dict[str, Any]] = Field(
+        default_factory=list, description="Field-level diff: path, before, after."
+    )
 
 
 class DeleteResult(BaseModel):

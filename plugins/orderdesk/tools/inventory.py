@@ -12,7 +12,7 @@ from gateway.refs import Ref
 from plugins.orderdesk import validate
 from plugins.orderdesk.ids import check_id
 from plugins.orderdesk.runtime import runtime
-from plugins.orderdesk.tools.common import DeleteResult, InventoryId, ListResult, MessageResult, StoreArg
+from plugins.orderdesk.tools.common import DeleteResult, InventoryId, ListResult, StoreArg
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
@@ -38,7 +38,9 @@ def register(register: Callable[..., None], gateway: Gateway) -> None:
 
     async def inventory_list(
         store: StoreArg = None,
-        code: Annotated[str | None, Field(max_length=1000, description="Comma-separated SKUs to look up.")] = None,
+        code: Annotated[
+            str | None, Field(max_length=1000, description="Comma-separated SKUs to look up.")
+        ] = None,
         limit: Annotated[int, Field(ge=1, le=500)] = 50,
         offset: Annotated[int, Field(ge=0, le=10_000_000)] = 0,
     ) -> ListResult:
@@ -47,13 +49,20 @@ def register(register: Callable[..., None], gateway: Gateway) -> None:
         name = gateway.store(store).name
         client = runtime(gateway).client(name)
         params = {"limit": limit, "offset": offset, "code": code}
-        page = await wf.read_list(name, INVENTORY, params,
-                                  lambda: client.list_inventory(limit=limit, offset=offset, code=code))
+        page = await wf.read_list(
+            name, INVENTORY, params, lambda: client.list_inventory(limit=limit, offset=offset, code=code)
+        )
         items = list(page["inventory_items"])
         total = int(page.get("total_records", len(items)))
         nxt = offset + len(items) if len(items) == limit and offset + len(items) < total else None
-        return ListResult(items=items, total_records=total, records_returned=len(items), offset=offset,
-                          limit=limit, next_offset=nxt)
+        return ListResult(
+            items=items,
+            total_records=total,
+            records_returned=len(items),
+            offset=offset,
+            limit=limit,
+            next_offset=nxt,
+        )
 
     register(inventory_list, name="inventory.list", title="List inventory items", read_only=True)
 
@@ -64,15 +73,19 @@ def register(register: Callable[..., None], gateway: Gateway) -> None:
     register(inventory_get, name="inventory.get", title="Get an inventory item", read_only=True)
 
     async def inventory_create(
-        item: Annotated[dict[str, Any], Field(description="name and code (unique SKU) are required; price, cost, "
-                                              "weight, stock, location, metadata are optional.")],
+        item: Annotated[
+            dict[str, Any],
+            Field(
+                description="name and code (unique SKU) are required; price, cost, "
+                "weight, stock, location, metadata are optional."
+            ),
+        ],
         store: StoreArg = None,
-    ) -> MessageResult:
-        """Create an inventory item. The SKU (code) must be unique. Errors: VALIDATION."""
+    ) -> InventoryResult:
+        """Create an inventory item and return it with its new id. The SKU (code) must be unique.
+        Errors: VALIDATION."""
         validate.validate_inventory_item(item, creating=True)
-        created = await wf.create(Ref(gateway.store(store).name, INVENTORY), item)
-        return MessageResult(message=str(created.get("message", "Inventory Item Added")),
-                             results=[created] if created.get("id") else [])
+        return InventoryResult(item=await wf.create(Ref(gateway.store(store).name, INVENTORY), item))
 
     register(inventory_create, name="inventory.create", title="Create an inventory item", read_only=False)
 
@@ -86,12 +99,22 @@ def register(register: Callable[..., None], gateway: Gateway) -> None:
         if not isinstance(changes, dict):
             raise ValidationFailed("changes must be an object")
         result = await wf.mutate(ref(store, item_id), changes)
-        return InventoryUpdateResult(item=result.obj, attempts=result.attempts, changed_fields=result.changed_fields)
+        return InventoryUpdateResult(
+            item=result.obj, attempts=result.attempts, changed_fields=result.changed_fields
+        )
 
-    register(inventory_update, name="inventory.update", title="Update an inventory item", read_only=False,
-             destructive=True, idempotent=True)
+    register(
+        inventory_update,
+        name="inventory.update",
+        title="Update an inventory item",
+        read_only=False,
+        destructive=True,
+        idempotent=True,
+    )
 
-    async def inventory_delete(item_id: InventoryId, confirm: bool = False, store: StoreArg = None) -> DeleteResult:
+    async def inventory_delete(
+        item_id: InventoryId, confirm: bool = False, store: StoreArg = None
+    ) -> DeleteResult:
         """Delete an inventory item. Requires confirm=true after the user agreed.
         Errors: CONFIRMATION_REQUIRED, NOT_FOUND."""
         r = ref(store, item_id)
@@ -100,5 +123,11 @@ def register(register: Callable[..., None], gateway: Gateway) -> None:
         await wf.delete(r)
         return DeleteResult(deleted=True, id=r.id)
 
-    register(inventory_delete, name="inventory.delete", title="Delete an inventory item", read_only=False,
-             destructive=True, idempotent=True)
+    register(
+        inventory_delete,
+        name="inventory.delete",
+        title="Delete an inventory item",
+        read_only=False,
+        destructive=True,
+        idempotent=True,
+    )

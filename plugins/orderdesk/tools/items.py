@@ -11,16 +11,34 @@ from gateway.refs import Ref
 from plugins.orderdesk import models, validate
 from plugins.orderdesk.ids import check_id
 from plugins.orderdesk.runtime import runtime
-from plugins.orderdesk.tools.common import DeleteResult, ItemId, ListResult, MessageResult, OrderId, ShipmentId, StoreArg
+from plugins.orderdesk.tools.common import (
+    DeleteResult,
+    ItemId,
+    ListResult,
+    MessageResult,
+    OrderId,
+    ShipmentId,
+    StoreArg,
+)
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
 
-ItemArg = Annotated[dict[str, Any], Field(description="Item fields: name, code (SKU), price, quantity, weight, "
-                                          "delivery_type, category_code, variation_list {k: v}, metadata {k: v}.")]
-ShipmentArg = Annotated[dict[str, Any], Field(description="Shipment fields: tracking_number (required; 'n/a' if "
-                                              "none), carrier_code (UPS, USPS, FedEx...), shipment_method, weight, "
-                                              "cost, status, tracking_url.")]
+ItemArg = Annotated[
+    dict[str, Any],
+    Field(
+        description="Item fields: name, code (SKU), price, quantity, weight, "
+        "delivery_type, category_code, variation_list {k: v}, metadata {k: v}."
+    ),
+]
+ShipmentArg = Annotated[
+    dict[str, Any],
+    Field(
+        description="Shipment fields: tracking_number (required; 'n/a' if "
+        "none), carrier_code (UPS, USPS, FedEx...), shipment_method, weight, "
+        "cost, status, tracking_url."
+    ),
+]
 
 
 def register(register: Callable[..., None], gateway: Gateway) -> None:
@@ -39,8 +57,9 @@ def register(register: Callable[..., None], gateway: Gateway) -> None:
 
     register(order_items_add, name="order_items.add", title="Add an order item", read_only=False)
 
-    async def order_items_update(order_id: OrderId, item_id: ItemId, item: ItemArg,
-                                 store: StoreArg = None) -> MessageResult:
+    async def order_items_update(
+        order_id: OrderId, item_id: ItemId, item: ItemArg, store: StoreArg = None
+    ) -> MessageResult:
         """Change one item of an order. Only the fields you give change: the current item is fetched,
         merged with yours and sent complete. Errors: NOT_FOUND (order or item), VALIDATION."""
         models.validate(item, models.OrderItem, root="$.item")
@@ -56,8 +75,14 @@ def register(register: Callable[..., None], gateway: Gateway) -> None:
         msg = await wf.write(r, op)
         return MessageResult(message=str(msg or "Order Item Updated"))
 
-    register(order_items_update, name="order_items.update", title="Update an order item", read_only=False,
-             destructive=True, idempotent=True)
+    register(
+        order_items_update,
+        name="order_items.update",
+        title="Update an order item",
+        read_only=False,
+        destructive=True,
+        idempotent=True,
+    )
 
     async def order_items_delete(order_id: OrderId, item_id: ItemId, store: StoreArg = None) -> DeleteResult:
         """Remove one item from an order; OrderDesk recalculates the totals. Errors: NOT_FOUND."""
@@ -67,8 +92,14 @@ def register(register: Callable[..., None], gateway: Gateway) -> None:
         await wf.write(r, lambda: client.delete_order_item(r.id, iid))
         return DeleteResult(deleted=True, id=iid)
 
-    register(order_items_delete, name="order_items.delete", title="Delete an order item", read_only=False,
-             destructive=True, idempotent=True)
+    register(
+        order_items_delete,
+        name="order_items.delete",
+        title="Delete an order item",
+        read_only=False,
+        destructive=True,
+        idempotent=True,
+    )
 
     async def shipments_list(order_id: OrderId, store: StoreArg = None) -> ListResult:
         """List an order's shipments (tracking numbers, carriers, dates). Errors: NOT_FOUND."""
@@ -78,7 +109,9 @@ def register(register: Callable[..., None], gateway: Gateway) -> None:
 
     register(shipments_list, name="shipments.list", title="List an order's shipments", read_only=True)
 
-    async def shipments_add(order_id: OrderId, shipment: ShipmentArg, store: StoreArg = None) -> MessageResult:
+    async def shipments_add(
+        order_id: OrderId, shipment: ShipmentArg, store: StoreArg = None
+    ) -> MessageResult:
         """Add a shipment (tracking number) to an order; several shipments mean partial fulfilment.
         OrderDesk refuses a duplicate tracking number. Errors: VALIDATION, NOT_FOUND."""
         validate.validate_shipment(shipment)
@@ -89,8 +122,9 @@ def register(register: Callable[..., None], gateway: Gateway) -> None:
 
     register(shipments_add, name="shipments.add", title="Add a shipment", read_only=False)
 
-    async def shipments_update(order_id: OrderId, shipment_id: ShipmentId, shipment: ShipmentArg,
-                               store: StoreArg = None) -> MessageResult:
+    async def shipments_update(
+        order_id: OrderId, shipment_id: ShipmentId, shipment: ShipmentArg, store: StoreArg = None
+    ) -> MessageResult:
         """Change a shipment's fields (only those given change). Errors: NOT_FOUND, VALIDATION."""
         r = order_ref(store, order_id)
         sid = check_id("shipment_id", shipment_id)
@@ -105,10 +139,18 @@ def register(register: Callable[..., None], gateway: Gateway) -> None:
         msg = await wf.write(r, op)
         return MessageResult(message=str(msg or "Shipment Updated"))
 
-    register(shipments_update, name="shipments.update", title="Update a shipment", read_only=False,
-             destructive=True, idempotent=True)
+    register(
+        shipments_update,
+        name="shipments.update",
+        title="Update a shipment",
+        read_only=False,
+        destructive=True,
+        idempotent=True,
+    )
 
-    async def shipments_delete(order_id: OrderId, shipment_id: ShipmentId, store: StoreArg = None) -> DeleteResult:
+    async def shipments_delete(
+        order_id: OrderId, shipment_id: ShipmentId, store: StoreArg = None
+    ) -> DeleteResult:
         """Delete a shipment from an order. Errors: NOT_FOUND."""
         r = order_ref(store, order_id)
         sid = check_id("shipment_id", shipment_id)
@@ -116,5 +158,11 @@ def register(register: Callable[..., None], gateway: Gateway) -> None:
         await wf.write(r, lambda: client.delete_shipment(r.id, sid))
         return DeleteResult(deleted=True, id=sid)
 
-    register(shipments_delete, name="shipments.delete", title="Delete a shipment", read_only=False,
-             destructive=True, idempotent=True)
+    register(
+        shipments_delete,
+        name="shipments.delete",
+        title="Delete a shipment",
+        read_only=False,
+        destructive=True,
+        idempotent=True,
+    )

@@ -31,8 +31,11 @@ if TYPE_CHECKING:
 ORDER = "order"
 DateArg = Annotated[
     str | None,
-    Field(description="UTC date 'YYYY-MM-DD' or 'YYYY-MM-DD HH:MM:SS'.", max_length=32,
-          pattern=r"^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2})?Z?)?$"),
+    Field(
+        description="UTC date 'YYYY-MM-DD' or 'YYYY-MM-DD HH:MM:SS'.",
+        max_length=32,
+        pattern=r"^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2})?Z?)?$",
+    ),
 ]
 ShortText = Annotated[str | None, Field(max_length=200)]
 
@@ -79,8 +82,12 @@ def register(register: Callable[..., None], gateway: Gateway) -> None:
     async def orders_list(
         store: StoreArg = None,
         folder_id: Annotated[int | None, Field(ge=0, description="Only orders in this folder id.")] = None,
-        folder_name: Annotated[str | None, Field(max_length=100, description="Only orders in this folder (exact name).")] = None,
-        source_id: Annotated[str | None, Field(max_length=100, description="The cart/marketplace order id.")] = None,
+        folder_name: Annotated[
+            str | None, Field(max_length=100, description="Only orders in this folder (exact name).")
+        ] = None,
+        source_id: Annotated[
+            str | None, Field(max_length=100, description="The cart/marketplace order id.")
+        ] = None,
         source_name: ShortText = None,
         email: Annotated[str | None, Field(max_length=254)] = None,
         customer_id: ShortText = None,
@@ -88,7 +95,9 @@ def register(register: Callable[..., None], gateway: Gateway) -> None:
         search_end_date: DateArg = None,
         modified_start_date: DateArg = None,
         modified_end_date: DateArg = None,
-        order_by: Annotated[str | None, Field(pattern=r"^[a-z_]{1,40}$", description="Field to sort by; default date_added.")] = None,
+        order_by: Annotated[
+            str | None, Field(pattern=r"^[a-z_]{1,40}$", description="Field to sort by; default date_added.")
+        ] = None,
         order: Literal["asc", "desc", "ASC", "DESC"] | None = None,
         limit: Annotated[int, Field(ge=1, le=500, description="Page size, 1-500.")] = 50,
         offset: Annotated[int, Field(ge=0, le=10_000_000)] = 0,
@@ -98,11 +107,20 @@ def register(register: Callable[..., None], gateway: Gateway) -> None:
         plus total_records; pass next_offset as offset for the next page (null means last page).
         Prefer a date range or folder filter over listing everything. Errors: VALIDATION for bad filters."""
         filters: dict[str, Any] = {
-            "folder_id": folder_id, "folder_name": folder_name, "source_id": source_id, "source_name": source_name,
-            "email": email, "customer_id": customer_id, "search_start_date": search_start_date,
-            "search_end_date": search_end_date, "modified_start_date": modified_start_date,
-            "modified_end_date": modified_end_date, "order_by": order_by,
-            "order": order.upper() if order else None, "limit": limit, "offset": offset,
+            "folder_id": folder_id,
+            "folder_name": folder_name,
+            "source_id": source_id,
+            "source_name": source_name,
+            "email": email,
+            "customer_id": customer_id,
+            "search_start_date": search_start_date,
+            "search_end_date": search_end_date,
+            "modified_start_date": modified_start_date,
+            "modified_end_date": modified_end_date,
+            "order_by": order_by,
+            "order": order.upper() if order else None,
+            "limit": limit,
+            "offset": offset,
         }
         filters = {k: v for k, v in filters.items() if v is not None}
         name = gateway.store(store).name
@@ -111,20 +129,38 @@ def register(register: Callable[..., None], gateway: Gateway) -> None:
         returned = int(page.get("records_returned", len(page["orders"])))
         total = int(page.get("total_records", returned))
         nxt = offset + returned if returned == limit and offset + returned < total else None
-        return OrderListResult(orders=page["orders"], total_records=total, records_returned=returned,
-                               offset=offset, limit=limit, next_offset=nxt)
+        return OrderListResult(
+            orders=page["orders"],
+            total_records=total,
+            records_returned=returned,
+            offset=offset,
+            limit=limit,
+            next_offset=nxt,
+        )
 
     register(orders_list, name="orders.list", title="Search orders", read_only=True)
 
     async def orders_create(
-        order: Annotated[dict[str, Any], Field(description="The new order: order_items (at least one, each with "
-                                               "name/code, price, quantity) and a shipping or customer address with "
-                                               "first_name+last_name or company. Optional: email, source_id, "
-                                               "checkout_data, order_metadata, folder_id, shipping_method, totals "
-                                               "for shipping/handling/tax.")],
-        idempotency_key: Annotated[str | None, Field(min_length=8, max_length=128, description="Any unique string "
-                                                     "per intended order; resending the same key and body returns "
-                                                     "the first result instead of creating a duplicate.")] = None,
+        order: Annotated[
+            dict[str, Any],
+            Field(
+                description="The new order: order_items (at least one, each with "
+                "name/code, price, quantity) and a shipping or customer address with "
+                "first_name+last_name or company. Optional: email, source_id, "
+                "checkout_data, order_metadata, folder_id, shipping_method, totals "
+                "for shipping/handling/tax."
+            ),
+        ],
+        idempotency_key: Annotated[
+            str | None,
+            Field(
+                min_length=8,
+                max_length=128,
+                description="Any unique string "
+                "per intended order; resending the same key and body returns "
+                "the first result instead of creating a duplicate.",
+            ),
+        ] = None,
         store: StoreArg = None,
     ) -> OrderResult:
         """Create an order. OrderDesk computes the totals, fills the missing one of shipping/customer from
@@ -141,18 +177,31 @@ def register(register: Callable[..., None], gateway: Gateway) -> None:
         created = await wf.create(r, body, idempotency_key)
         return OrderResult(order=created)
 
-    register(orders_create, name="orders.create", title="Create an order", read_only=False,
-             destructive=False, idempotent=False)
+    register(
+        orders_create,
+        name="orders.create",
+        title="Create an order",
+        read_only=False,
+        destructive=False,
+        idempotent=False,
+    )
 
     async def orders_update(
         order_id: OrderId,
-        changes: Annotated[dict[str, Any], Field(description="Only the fields to change. Addresses (shipping, "
-                                                 "customer, return_address) and checkout_data/order_metadata merge "
-                                                 "key by key; null removes a field or key. order_items: an entry "
-                                                 "with id updates that item, without id adds one, "
-                                                 "{\"id\": ..., \"_delete\": true} removes one; items you don't "
-                                                 "mention are kept. folder_id moves the order (runs folder rules).")],
-        dry_run: Annotated[bool, Field(description="true: return the diff that would be uploaded; write nothing.")] = False,
+        changes: Annotated[
+            dict[str, Any],
+            Field(
+                description="Only the fields to change. Addresses (shipping, "
+                "customer, return_address) and checkout_data/order_metadata merge "
+                "key by key; null removes a field or key. order_items: an entry "
+                "with id updates that item, without id adds one, "
+                '{"id": ..., "_delete": true} removes one; items you don\'t '
+                "mention are kept. folder_id moves the order (runs folder rules)."
+            ),
+        ],
+        dry_run: Annotated[
+            bool, Field(description="true: return the diff that would be uploaded; write nothing.")
+        ] = False,
         store: StoreArg = None,
     ) -> UpdateResult:
         """Change an order safely: fetches the full order, merges only your changes, uploads the complete
@@ -164,18 +213,34 @@ def register(register: Callable[..., None], gateway: Gateway) -> None:
             raise ValidationFailed("changes must be an object")
         changes = validate.validate_order_changes(changes)
         result = await wf.mutate(ref(store, order_id), changes, dry_run=dry_run)
-        return UpdateResult(order=result.obj, attempts=result.attempts, changed_fields=result.changed_fields,
-                            dry_run=dry_run, changes=result.changes if dry_run else [])
+        return UpdateResult(
+            order=result.obj,
+            attempts=result.attempts,
+            changed_fields=result.changed_fields,
+            dry_run=dry_run,
+            changes=result.changes if dry_run else [],
+        )
 
-    register(orders_update, name="orders.update", title="Update an order", read_only=False,
-             destructive=True, idempotent=True)
+    register(
+        orders_update,
+        name="orders.update",
+        title="Update an order",
+        read_only=False,
+        destructive=True,
+        idempotent=True,
+    )
 
     async def orders_delete(
         order_id: OrderId,
         ctx: Context,
         answer: Annotated[ElicitationResult[Confirm], Resolve(_ask_delete)],
-        confirm: Annotated[bool, Field(description="Set true only after the user explicitly agreed (used "
-                                       "when the client can't show a confirmation prompt).")] = False,
+        confirm: Annotated[
+            bool,
+            Field(
+                description="Set true only after the user explicitly agreed (used "
+                "when the client can't show a confirmation prompt)."
+            ),
+        ] = False,
         store: StoreArg = None,
     ) -> DeleteResult:
         """Delete an order permanently. The user must confirm: the client shows a prompt when it
@@ -185,20 +250,34 @@ def register(register: Callable[..., None], gateway: Gateway) -> None:
         if not (isinstance(answer, AcceptedElicitation) and answer.data.confirm):
             declined = not isinstance(answer, AcceptedElicitation)
             raise ConfirmationRequired(
-                f"order {r.id} was not deleted: " + ("the user declined" if declined else "confirmation missing"),
-                hint="Ask the user; if they agree, call again with confirm=true." if not declined else
-                "The user said no; do not retry unless they ask again.",
+                f"order {r.id} was not deleted: "
+                + ("the user declined" if declined else "confirmation missing"),
+                hint="Ask the user; if they agree, call again with confirm=true."
+                if not declined
+                else "The user said no; do not retry unless they ask again.",
             )
         await wf.delete(r)
         return DeleteResult(deleted=True, id=r.id)
 
-    register(orders_delete, name="orders.delete", title="Delete an order", read_only=False,
-             destructive=True, idempotent=True)
+    register(
+        orders_delete,
+        name="orders.delete",
+        title="Delete an order",
+        read_only=False,
+        destructive=True,
+        idempotent=True,
+    )
 
     async def orders_move(
-        order_ids: Annotated[list[str], Field(min_length=1, max_length=100, description="Order ids to move.")],
-        folder_id: Annotated[int | None, Field(ge=0, description="Destination folder id (see store_get).")] = None,
-        folder_name: Annotated[str | None, Field(max_length=100, description="Destination folder name, exact.")] = None,
+        order_ids: Annotated[
+            list[str], Field(min_length=1, max_length=100, description="Order ids to move.")
+        ],
+        folder_id: Annotated[
+            int | None, Field(ge=0, description="Destination folder id (see store_get).")
+        ] = None,
+        folder_name: Annotated[
+            str | None, Field(max_length=100, description="Destination folder name, exact.")
+        ] = None,
         store: StoreArg = None,
     ) -> MessageResult:
         """Move orders to another folder. This runs the destination folder's rules in OrderDesk (which
@@ -209,14 +288,22 @@ def register(register: Callable[..., None], gateway: Gateway) -> None:
         ids = [check_id(f"order_ids[{i}]", v) for i, v in enumerate(order_ids)]
         name = gateway.store(store).name
         client = runtime(gateway).client(name)
-        out = await wf.write(Ref(name, ORDER, ",".join(ids)),
-                             lambda: client.move_orders(ids, folder_id=folder_id, folder_name=folder_name))
+        out = await wf.write(
+            Ref(name, ORDER, ",".join(ids)),
+            lambda: client.move_orders(ids, folder_id=folder_id, folder_name=folder_name),
+        )
         for oid in ids:
             await wf.invalidate(Ref(name, ORDER, oid), lists=False)
         return MessageResult(message=str(out.get("message", "")), results=list(out.get("results", [])))
 
-    register(orders_move, name="orders.move", title="Move orders to a folder", read_only=False,
-             destructive=False, idempotent=True)
+    register(
+        orders_move,
+        name="orders.move",
+        title="Move orders to a folder",
+        read_only=False,
+        destructive=False,
+        idempotent=True,
+    )
 
     async def orders_add_note(
         order_id: OrderId,
@@ -232,5 +319,11 @@ def register(register: Callable[..., None], gateway: Gateway) -> None:
         order = await wf.write(r, lambda: client.add_order_history(r.id, note), lists=True)
         return MessageResult(message="History note added", order=order)
 
-    register(orders_add_note, name="orders.add_note", title="Add an order history note", read_only=False,
-             destructive=False, idempotent=False)
+    register(
+        orders_add_note,
+        name="orders.add_note",
+        title="Add an order history note",
+        read_only=False,
+        destructive=False,
+        idempotent=False,
+    )

@@ -14,8 +14,16 @@ if TYPE_CHECKING:
     from gateway.app import Gateway
 
 #: settings keys that are credentials; removed even if OrderDesk sends them
-SECRET_SETTINGS = ("api_key", "smtp_password", "smtp_username", "smtp_host", "smtp_port", "smtp_encryption",
-                   "smtp_headers", "password")
+SECRET_SETTINGS = (
+    "api_key",
+    "smtp_password",
+    "smtp_username",
+    "smtp_host",
+    "smtp_port",
+    "smtp_encryption",
+    "smtp_headers",
+    "password",
+)
 
 
 class StoreResult(BaseModel):

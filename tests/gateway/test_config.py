@@ -1,0 +1,117 @@
+"""Configuration: TOML + environment, $env secrets, errors that name the file and the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gateway.app import Gateway
+from gateway.config import Secret, load_config, masked
+from gateway.errors import ConfigError
+
+ENV = {"ORDERDESK_STORE_ID": "42", "ORDERDESK_API_KEY": "key-from-env"}
+
+
+def write(tmp_path: Path, text: str) -> str:
+    p = tmp_path / "gw.toml"
+    p.write_text(text)
+    return str(p)
+
+
+def test_defaults_and_single_store_env_vars_define_the_default_store() -> None:
+    cfg = load_config(None, ENV)
+    store = cfg.default_store
+    assert (store.name, store.store_id, store.base_url) == ("default", "42", "https://app.orderdesk.me/api/v2")
+    assert store.api_key.reveal() == "key-from-env"
+    assert cfg.cache.backend == "memory" and cfg.gateway.tool_names == "underscore"
+    assert cfg.mutations.attempts == 5 and cfg.mutations.backoff == [0.5, 1.0, 2.0, 4.0, 8.0]
+
+
+def test_environment_overrides_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path, '[cache]\nbackend = "memory"\n[gateway]\nread_only = false\n')
+    env = {**ENV, "GATEWAY_CACHE": "redis", "GATEWAY_REDIS_URL": "redis://h:1/2", "GATEWAY_READ_ONLY": "yes",
+           "GATEWAY_TOOL_NAMES": "dotted", "GATEWAY_AUDIT_LOG": "-", "GATEWAY_HTTP_TOKEN": "t0k",
+           "ORDERDESK_BASE_URL": "http://127.0.0.1:9/api/v2"}
+    cfg = load_config(path, env)
+    assert cfg.cache.backend == "redis" and cfg.cache.redis_url == "redis://h:1/2"
+    assert cfg.gateway.read_only is True and cfg.gateway.tool_names == "dotted" and cfg.audit.path == "-"
+    assert cfg.http.token == Secret("t0k") and cfg.default_store.base_url == "http://127.0.0.1:9/api/v2"
+
+
+def test_gateway_config_env_var_names_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path, '[gateway]\nname = "from-file"\n')
+    assert load_config(None, {**ENV, "GATEWAY_CONFIG": path}).gateway.name == "from-file"
+
+
+def test_secrets_come_from_env_and_never_show(tmp_path: Path) -> None:
+    path = write(tmp_path, '[[stores]]\nname = "eu"\nstore_id = "7"\napi_key = { "$env" = "EU_KEY" }\n')
+    cfg = load_config(path, {"EU_KEY": "s3cr3t-value"})
+    key = cfg.default_store.api_key
+    assert key.reveal() == "s3cr3t-value"
+    assert "s3cr3t" not in repr(cfg) and "s3cr3t" not in str(key) and "s3cr3t" not in str(masked(cfg))
+    assert masked(cfg)["stores"][0]["api_key"] == "***"
+
+
+@pytest.mark.parametrize(
+    ("toml", "env", "expected"),
+    [
+        ('[cache]\nop_timeout = "fast"\n', ENV, "key cache.op_timeout: expected float, got str"),
+        ("[mutations]\nattempts = 0\n", ENV, "key mutations.attempts: expected an integer >= 1"),
+        ('[[stores]]\nname = "a"\nstore_id = "1"\n', {}, "key stores[0]: object missing required field api_key"),
+        ('[[stores]]\nname = "a"\nstore_id = "1"\napi_key = { "$env" = "NOPE" }\n', {},
+         "key stores[0].api_key: environment variable NOPE is not set"),
+        ("[nonsense]\nx = 1\n", ENV, "unknown section [nonsense]"),
+        ('[gateway]\ntool_names = "dots"\n', ENV, "key gateway.tool_names: invalid enum value 'dots'; expected one of 'underscore', 'dotted'"),
+        ("not toml = = 1", ENV, "invalid TOML"),
+    ],
+)
+def test_errors_name_the_file_the_key_and_what_was_expected(
+    tmp_path: Path, toml: str, env: dict[str, str], expected: str
+) -> None:
+    path = write(tmp_path, toml)
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env)
+    assert str(info.value).startswith(path), str(info.value)
+    assert expected in str(info.value)
+
+
+def test_bad_environment_value_names_the_variable() -> None:
+    with pytest.raises(ConfigError, match="GATEWAY_READ_ONLY='maybe'"):
+        load_config(None, {**ENV, "GATEWAY_READ_ONLY": "maybe"})
+
+
+def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(str(tmp_path / "absent.toml"), ENV)
+
+
+def test_unknown_cache_backend_fails_at_start_up_listing_the_available_ones() -> None:
+    with pytest.raises(ConfigError) as info:
+        Gateway.from_config(None, env={**ENV, "GATEWAY_CACHE": "memcached"})
+    assert "unknown cache backend 'memcached'; available: memory, redis" in str(info.value)
+
+
+def test_plugin_sections_are_validated_by_the_plugin(tmp_path: Path) -> None:
+    path = write(tmp_path, "[orderdesk]\nrequest_timeout = 2.5\n")
+    gw = Gateway.from_config(path, env=ENV)
+    assert gw.config.section("orderdesk").request_timeout == 2.5
+    bad = write(tmp_path, '[orderdesk]\nrequest_timeout = "slow"\n')
+    with pytest.raises(ConfigError, match="key orderdesk.request_timeout: expected float, got str"):
+        Gateway.from_config(bad, env=ENV)
+    unknown = write(tmp_path, "[orderdesk]\nretries = 3\n")
+    with pytest.raises(ConfigError, match="orderdesk"):
+        Gateway.from_config(unknown, env=ENV)
+
+
+def test_token_grants_must_name_configured_stores(tmp_path: Path) -> None:
+    path = write(tmp_path, '[[http.tokens]]\nname = "t"\ntoken = "x"\nstores = ["nowhere"]\n')
+    with pytest.raises(ConfigError, match=r"key http.tokens\[0\].stores: unknown store 'nowhere'"):
+        load_config(path, ENV)
+
+
+def test_two_default_stores_are_refused(tmp_path: Path) -> None:
+    store = '[[stores]]\nname = "{n}"\nstore_id = "1"\napi_key = "k"\ndefault = true\n'
+    path = write(tmp_path, store.format(n="a") + store.format(n="b"))
+    with pytest.raises(ConfigError, match="more than one store has default = true"):
+        load_config(path, {})

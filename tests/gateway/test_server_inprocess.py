@@ -1,0 +1,137 @@
+"""The MCP server in-process through the SDK Client, in both protocol eras."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from gateway import hookimpl
+from gateway.errors import AuthError
+from gateway.plugins import describe_plugins
+from gateway.testing import connect
+
+WRITE_TOOLS = {"orders_create", "orders_update", "orders_delete", "orders_move", "orders_add_note",
+               "order_items_add", "order_items_update", "order_items_delete", "shipments_add",
+               "shipments_update", "shipments_delete", "inventory_create", "inventory_update", "inventory_delete"}
+MODES = ["auto", "legacy"]
+
+
+class Crasher:
+    """A plugin whose tool raises an unexpected exception with a secret in its text."""
+
+    @hookimpl
+    def gateway_register_tools(self, register: Any) -> None:
+        async def boom() -> dict[str, Any]:
+            """Always crashes."""
+            raise RuntimeError("secret internal detail")
+
+        register(boom, name="test.boom", read_only=True)
+
+
+class Policy:
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str]] = []
+
+    @hookimpl
+    def gateway_tool_pre_invoke(self, call: Any) -> None:
+        if call.name == "orders.get" and call.arguments.get("order_id") == "999999":
+            raise AuthError("policy: order 999999 is off limits")
+
+    @hookimpl
+    def gateway_tool_post_invoke(self, call: Any, outcome: str) -> None:
+        self.seen.append((call.name, outcome))
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_tools_are_listed_with_explicit_annotations_and_schemas(gateway_factory: Any, mode: str) -> None:
+    async with connect(gateway_factory(), mode=mode) as client:
+        tools = {t.name: t for t in (await client.list_tools()).tools}
+    assert {"orders_get", "orders_list", "orders_create", "orders_update", "orders_delete", "stores_list",
+            "store_get", "inventory_list", "shipments_list", "gateway_ping"} <= set(tools)
+    for name, tool in tools.items():
+        assert "." not in name and len(name) <= 40
+        a = tool.annotations
+        assert a is not None and None not in (a.read_only_hint, a.destructive_hint, a.idempotent_hint,
+                                              a.open_world_hint), name
+        assert a.read_only_hint is (name not in WRITE_TOOLS), name
+        assert tool.input_schema["type"] == "object" and tool.output_schema is not None, name
+        assert len(tool.description or "") > 40, name
+    assert tools["orders_delete"].annotations.destructive_hint is True
+    assert tools["orders_create"].annotations.destructive_hint is False
+    assert tools["orders_get"].input_schema["properties"]["order_id"]["pattern"] == "^[0-9]{1,20}$"
+
+
+async def test_dotted_tool_names_on_request(gateway_factory: Any) -> None:
+    async with connect(gateway_factory(overrides={"gateway.tool_names": "dotted"})) as client:
+        names = {t.name for t in (await client.list_tools()).tools}
+        assert "orders.get" in names and "orders_get" not in names
+        result = await client.call_tool("gateway.ping", {})
+    assert not result.is_error and result.structured_content["ok"] is True
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_errors_carry_a_machine_code_and_a_hint(gateway_factory: Any, orderdesk_sandbox: Any, mode: str) -> None:
+    async with connect(gateway_factory(), mode=mode) as client:
+        missing = await client.call_tool("orders_get", {"order_id": "999999"})
+        wrong_type = await client.call_tool("orders_list", {"limit": "lots"})
+        too_big = await client.call_tool("orders_list", {"limit": 501})
+    assert missing.is_error and missing.structured_content["error"]["code"] == "NOT_FOUND"
+    assert "999999" in missing.structured_content["error"]["message"]
+    assert missing.content[0].text.startswith("NOT_FOUND: ")
+    for r in (wrong_type, too_big):
+        assert r.is_error and r.structured_content["error"]["code"] == "VALIDATION"
+        assert "limit" in r.structured_content["error"]["message"]
+    assert [q for q in orderdesk_sandbox.requests() if q.path == "/orders" and q.method == "GET"] == []
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_unexpected_exception_is_a_clean_internal_error(gateway_factory: Any, mode: str) -> None:
+    async with connect(gateway_factory(plugins=[Crasher()]), mode=mode) as client:
+        result = await client.call_tool("test_boom", {})
+        after = await client.call_tool("gateway_ping", {})
+    assert result.is_error and result.structured_content["error"]["code"] == "INTERNAL"
+    text = result.content[0].text
+    assert "secret internal detail" not in text and "Traceback" not in text
+    assert not after.is_error
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_read_only_mode_hides_and_refuses_write_tools(
+    gateway_factory: Any, orderdesk_sandbox: Any, mode: str
+) -> None:
+    gw = gateway_factory(overrides={"gateway.read_only": True})
+    async with connect(gw, mode=mode) as client:
+        names = {t.name for t in (await client.list_tools()).tools}
+        refused = await client.call_tool("orders_update", {"order_id": "200001", "changes": {"email": "x@y.z"}})
+        read = await client.call_tool("orders_get", {"order_id": "200001"})
+    assert names and not (names & WRITE_TOOLS)
+    assert refused.is_error and refused.structured_content["error"]["code"] == "READ_ONLY"
+    assert not read.is_error
+    assert orderdesk_sandbox.requests(method="PUT") == []
+
+
+async def test_policy_hooks_can_refuse_and_observe_calls(gateway_factory: Any, orderdesk_sandbox: Any) -> None:
+    policy = Policy()
+    async with connect(gateway_factory(plugins=[policy])) as client:
+        denied = await client.call_tool("orders_get", {"order_id": "999999"})
+        allowed = await client.call_tool("orders_get", {"order_id": "200001"})
+    assert denied.is_error and denied.structured_content["error"]["code"] == "AUTH"
+    assert "off limits" in denied.structured_content["error"]["message"]
+    assert not allowed.is_error
+    assert policy.seen == [("orders.get", "denied"), ("orders.get", "ok")]
+    assert orderdesk_sandbox.requests(path_prefix="/orders/999999") == []
+
+
+def test_built_in_plugins_load_through_the_mcp_gateway_entry_point_group(gateway_factory: Any) -> None:
+    plugins = {p["name"]: p for p in describe_plugins(gateway_factory().pm)}
+    for name in ("orderdesk", "cache_memory", "cache_redis"):
+        assert plugins[name]["source"].startswith("built-in (mcp-gateway"), plugins[name]
+        assert plugins[name]["version"] == "0.1.0"
+    assert "gateway_fetch" in plugins["orderdesk"]["hooks"]
+    assert plugins["gateway.builtins"]["source"] == "built-in (host)"
+
+
+def test_disabled_plugins_are_not_loaded(gateway_factory: Any) -> None:
+    gw = gateway_factory(overrides={"gateway.disabled_plugins": ["cache_redis"]})
+    assert not gw.pm.has_plugin("cache_redis") and "redis" not in gw.caches.factories
