@@ -86,6 +86,8 @@ def _build(args: argparse.Namespace, sandbox_url: str | None = None, **overrides
         overrides["stores"] = [{**SANDBOX_STORE, "base_url": sandbox_url}]
     gw = Gateway.from_config(getattr(args, "config", None), overrides=overrides)
     _setup_logging(gw.config.gateway.log_level)
+    if args.command in ("serve", "call"):
+        _ = gw.config.default_store  # no store at all: fail now with the how-to, not on the first call
     return gw
 
 

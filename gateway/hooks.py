@@ -136,17 +136,25 @@ class Hooks:
     # --- policy ---------------------------------------------------------------------------------
 
     async def pre_invoke(self, call: ToolCall) -> None:
-        for res in self.h.gateway_tool_pre_invoke(call=call, gateway=self.gateway)[::-1]:
-            await await_me_maybe(res)
+        # One impl at a time, in registration order, each awaited before the next is called: a refusal
+        # then stops the chain without leaving later impls' coroutines un-awaited (pluggy's own call loop
+        # would create them all first and drop them when one raises -> "never awaited" warnings).
+        kwargs = {"call": call, "gateway": self.gateway}
+        for impl in self.h.gateway_tool_pre_invoke.get_hookimpls():
+            if not (impl.wrapper or impl.hookwrapper):
+                await await_me_maybe(impl.function(*[kwargs[a] for a in impl.argnames]))
 
     async def post_invoke(
         self, call: ToolCall, outcome: str, error: Exception | None, elapsed_ms: float
     ) -> None:
-        try:
-            results = self.h.gateway_tool_post_invoke(
-                call=call, outcome=outcome, error=error, elapsed_ms=elapsed_ms, gateway=self.gateway
-            )
-            for res in results:
-                await await_me_maybe(res)
-        except Exception:
-            log.exception("a gateway_tool_post_invoke plugin failed for %s", call.name)
+        # Each impl on its own: one failing plugin neither changes the result nor skips the others.
+        kwargs = {"call": call, "outcome": outcome, "error": error, "elapsed_ms": elapsed_ms,
+                  "gateway": self.gateway}
+        for impl in reversed(self.h.gateway_tool_post_invoke.get_hookimpls()):
+            if impl.wrapper or impl.hookwrapper:
+                continue
+            try:
+                await await_me_maybe(impl.function(*[kwargs[a] for a in impl.argnames]))
+            except Exception:
+                log.exception("plugin %r failed in gateway_tool_post_invoke for %s",
+                              impl.plugin_name, call.name)

@@ -1,0 +1,341 @@
+"""Shared helpers for the benchmarks: percentiles, the sandbox, gateway configs, gateway subprocesses.
+
+Every benchmark is a script (``.venv/bin/python bench/bench_x.py [--quick]``) that prints its figures,
+then its ``target ...`` lines, then ends on one ``SUMMARY ...`` line. Benchmarks never assert: a
+missed target is printed as ``missed`` and the script still exits 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import math
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+PY = sys.executable
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+# --- numbers ---------------------------------------------------------------------------------------
+
+
+def percentile(samples: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100) of ``samples``; NaN when empty."""
+    if not samples:
+        return math.nan
+    ordered = sorted(samples)
+    rank = max(1, math.ceil(q / 100 * len(ordered)))
+    return ordered[min(rank, len(ordered)) - 1]
+
+
+def p50_p99(samples: Sequence[float]) -> tuple[float, float]:
+    return percentile(samples, 50), percentile(samples, 99)
+
+
+def ms(seconds: float) -> float:
+    return seconds * 1000.0
+
+
+def target(name: str, measured: str, goal: str, met: bool) -> str:
+    """Print (and return) one target line in the exact form run_all collects."""
+    line = f"target {name}: {measured} (goal {goal}) {'met' if met else 'missed'}"
+    print(line, flush=True)
+    return line
+
+
+def summary(bench: str, text: str) -> None:
+    print(f"SUMMARY {bench}: {text}", flush=True)
+
+
+def header(title: str) -> None:
+    print(f"\n== {title} ==", flush=True)
+
+
+def machine() -> str:
+    cpus = os.cpu_count() or 0
+    return f"{cpus} vCPU, Python {sys.version.split()[0]}"
+
+
+def unique_prefix(tag: str) -> str:
+    return f"bench-{tag}-{uuid.uuid4().hex[:10]}"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def rss_mb(pid: int) -> float:
+    """Resident set size of ``pid`` in MiB (``VmRSS`` from /proc/<pid>/status)."""
+    with open(f"/proc/{pid}/status", encoding="ascii") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024.0
+    raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+# --- the sandbox -----------------------------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def sandbox(**config: Any) -> AsyncIterator[Any]:
+    """A running OrderDesk sandbox on a free loopback port (``SandboxConfig`` fields as keywords)."""
+    from plugins.orderdesk.sandbox.config import SandboxConfig
+    from plugins.orderdesk.sandbox.server import Sandbox
+
+    async with Sandbox(SandboxConfig(**config)) as sb:
+        yield sb
+
+
+def order_ids(sb: Any) -> list[str]:
+    return [str(o["id"]) for o in sb.orders()]
+
+
+# --- gateway configuration -------------------------------------------------------------------------
+
+
+def _merge(dst: dict[str, Any], src: dict[str, Any]) -> dict[str, Any]:
+    for key, value in src.items():
+        if isinstance(value, dict) and isinstance(dst.get(key), dict):
+            dst[key] = _merge(dict(dst[key]), value)
+        else:
+            dst[key] = value
+    return dst
+
+
+def overrides(sb: Any, prefix: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``gateway.testing.sandbox_overrides`` plus ``extra`` (dotted keys; dict values merge).
+
+    The store's client-side rate limiter follows the sandbox: on when the sandbox enforces its bucket.
+    """
+    from gateway.testing import sandbox_overrides
+
+    return _merge(sandbox_overrides(sb, prefix=prefix), dict(extra or {}))
+
+
+def build_gateway(sb: Any, prefix: str, extra: dict[str, Any] | None = None) -> Any:
+    from gateway.app import Gateway
+
+    return Gateway.from_config(None, env={}, overrides=overrides(sb, prefix, extra))
+
+
+def _nest(flat: dict[str, Any]) -> dict[str, Any]:
+    doc: dict[str, Any] = {}
+    for dotted, value in flat.items():
+        *heads, leaf = dotted.split(".")
+        node = doc
+        for part in heads:
+            node = node.setdefault(part, {})
+        if isinstance(value, dict) and isinstance(node.get(leaf), dict):
+            node[leaf] = _merge(node[leaf], value)
+        else:
+            node[leaf] = value
+    return doc
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, str):
+        return json.dumps(v)  # JSON string escapes are valid TOML basic-string escapes
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{json.dumps(str(k))} = {_toml_value(x)}" for k, x in v.items()) + "}"
+    raise TypeError(f"cannot write {type(v).__name__} to TOML")
+
+
+def to_toml(doc: dict[str, Any], path: tuple[str, ...] = ()) -> str:
+    """A small TOML writer for config dicts (tables, arrays of tables, scalars, inline lists)."""
+    lines: list[str] = []
+    tables: list[tuple[str, dict[str, Any]]] = []
+    arrays: list[tuple[str, list[dict[str, Any]]]] = []
+    for key, value in doc.items():
+        if isinstance(value, dict):
+            tables.append((key, value))
+        elif isinstance(value, list) and value and all(isinstance(x, dict) for x in value):
+            arrays.append((key, value))
+        else:
+            lines.append(f"{key} = {_toml_value(value)}")
+    out = "\n".join(lines) + ("\n" if lines else "")
+    for key, value in tables:
+        name = ".".join((*path, key))
+        out += f"\n[{name}]\n" + to_toml(value, (*path, key))
+    for key, items in arrays:
+        name = ".".join((*path, key))
+        for item in items:
+            scalars = {k: v for k, v in item.items() if not isinstance(v, dict)}
+            subs = {k: v for k, v in item.items() if isinstance(v, dict)}
+            out += f"\n[[{name}]]\n" + to_toml(scalars, (*path, key))
+            for sk, sv in subs.items():  # only one level below an array item is needed here
+                out += f"[{name}.{sk}]\n" + to_toml(sv, (*path, key, sk))
+    return out
+
+
+def write_config(sb: Any, prefix: str, extra: dict[str, Any] | None = None, directory: str | None = None) -> str:
+    """Write the same configuration :func:`overrides` builds as a TOML file; return its path."""
+    flat = overrides(sb, prefix, extra)
+    for store in flat["stores"]:
+        store["api_key"] = str(store["api_key"])
+    text = to_toml(_nest(flat))
+    fd, path = tempfile.mkstemp(prefix=f"{prefix}-", suffix=".toml", dir=directory)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    return path
+
+
+def clean_env() -> dict[str, str]:
+    """The environment for gateway subprocesses, without GATEWAY_*/ORDERDESK_* settings of the caller."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("GATEWAY_", "ORDERDESK_"))}
+
+
+def serve_command(config_path: str, transport: str = "http", port: int | None = None) -> list[str]:
+    cmd = [PY, "-m", "gateway", "serve", "--transport", transport, "--config", config_path]
+    if port is not None:
+        cmd += ["--port", str(port)]
+    return cmd
+
+
+# --- a gateway subprocess (serve --transport http) -----------------------------------------------
+
+
+class GatewayProcess:
+    """``mcp-gateway serve --transport http`` on a free port; started and always stopped by ``async with``."""
+
+    def __init__(self, config_path: str, *, startup_timeout: float = 20.0) -> None:
+        self.config_path = config_path
+        self.port = free_port()
+        self.startup_timeout = startup_timeout
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._stderr = tempfile.TemporaryFile()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def mcp_url(self) -> str:
+        return self.base_url + "/mcp"
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def stderr_text(self) -> str:
+        self._stderr.seek(0)
+        return self._stderr.read().decode("utf-8", "replace")
+
+    async def start(self) -> None:
+        import aiohttp
+
+        self.proc = subprocess.Popen(
+            serve_command(self.config_path, "http", self.port),
+            cwd=ROOT, env=clean_env(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self._stderr,
+        )
+        deadline = time.monotonic() + self.startup_timeout
+        async with aiohttp.ClientSession() as session:
+            while time.monotonic() < deadline:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"gateway exited with {self.proc.returncode}: {self.stderr_text()[-2000:]}")
+                try:
+                    async with session.get(self.base_url + "/healthz",
+                                           timeout=aiohttp.ClientTimeout(total=1)) as r:
+                        if r.status == 200:
+                            return
+                except (aiohttp.ClientError, asyncio.TimeoutError):
+                    pass
+                await asyncio.sleep(0.05)
+        raise RuntimeError(f"gateway did not answer /healthz within {self.startup_timeout} s")
+
+    def stop(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+        self._stderr.close()
+
+    async def __aenter__(self) -> GatewayProcess:
+        try:
+            await self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.stop()
+
+
+@contextlib.asynccontextmanager
+async def gateway_processes(paths: Iterable[str]) -> AsyncIterator[list[GatewayProcess]]:
+    """Several gateway subprocesses started together; every one is stopped on exit."""
+    procs = [GatewayProcess(p) for p in paths]
+    try:
+        await asyncio.gather(*(p.start() for p in procs))
+        yield procs
+    finally:
+        for p in procs:
+            p.stop()
+
+
+def remove_file(path: str | None) -> None:
+    if path:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+
+
+async def delete_redis_keys(keys: Iterable[str], url: str = REDIS_URL) -> None:
+    """Delete exactly these keys from the shared Redis (never a scan or a flush)."""
+    keys = list(keys)
+    if not keys:
+        return
+    from redis.asyncio import Redis
+
+    client = Redis.from_url(url)
+    try:
+        await client.delete(*keys)
+    finally:
+        await client.aclose()
+
+
+def cache_keys_for_orders(prefix: str, store_id: str, ids: Iterable[str]) -> list[str]:
+    """The Redis keys a gateway with ``cache.prefix = prefix`` may leave for these orders."""
+    out = [f"{prefix}:{store_id}:order:listgen"]
+    for oid in ids:
+        out += [f"{prefix}:{store_id}:order:{oid}", f"{prefix}:lock:{store_id}:order:{oid}"]
+    return out
+
+
+def tool_error_text(result: Any) -> str:
+    try:
+        return str(result.content[0].text)[:200]
+    except (AttributeError, IndexError):
+        return repr(result)[:200]
+
+
+def parse_quick(description: str, argv: list[str] | None = None, **extra: Any) -> Any:
+    import argparse
+
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--quick", action="store_true", help="reduced sizes (for run_all --quick)")
+    for name, kw in extra.items():
+        p.add_argument(f"--{name.replace('_', '-')}", **kw)
+    return p.parse_args(argv)

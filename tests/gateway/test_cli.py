@@ -1,0 +1,127 @@
+"""The mcp-gateway command line: one-line errors, JSON output, exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from mcp import Client
+
+from gateway.cli import main
+from tests.conftest import free_port
+
+CLEAN_ENV = {k: v for k, v in os.environ.items() if not k.startswith(("GATEWAY_", "ORDERDESK_"))}
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for k in list(os.environ):
+        if k.startswith(("GATEWAY_", "ORDERDESK_")):
+            monkeypatch.delenv(k)
+
+
+def test_tools_lists_one_line_per_tool_with_annotations(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["tools", "--sandbox"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    by_name = {line.split()[0]: line for line in lines}
+    assert "readOnly" in by_name["orders_get"] and "destructive" in by_name["orders_delete"]
+    assert len(lines) == len(by_name) >= 20
+
+
+def test_call_prints_json_and_exits_zero(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["call", "orders.get", '{"order_id": "200003"}', "--sandbox"]) == 0
+    assert json.loads(capsys.readouterr().out)["order"]["id"] == "200003"
+
+
+def test_call_tool_error_exits_non_zero(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["call", "orders_get", '{"order_id": "999999"}', "--sandbox"]) == 1
+    assert json.loads(capsys.readouterr().out)["error"]["code"] == "NOT_FOUND"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["call", "orders_get", "{not json", "--sandbox"], "ARGS is not valid JSON"),
+        (["call", "orders_get", "[1]", "--sandbox"], "ARGS must be a JSON object"),
+        (["call", "no_such_tool", "{}", "--sandbox"], "unknown tool 'no_such_tool'"),
+        (["config", "check", "--config", "/nonexistent.toml"], "config file not found"),
+        (["call", "orders_get", "{}"], "no OrderDesk store configured"),
+        (["serve"], "no OrderDesk store configured"),
+    ],
+)
+def test_errors_are_one_clear_line(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1 and "Traceback" not in err
+
+
+def test_config_check_prints_effective_values_with_secrets_masked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = tmp_path / "gw.toml"
+    cfg.write_text('[[stores]]\nname = "main"\nstore_id = "9"\napi_key = { "$env" = "MY_KEY" }\n'
+                   '[http]\ntoken = "bearer-secret-123"\n')
+    monkeypatch.setenv("MY_KEY", "api-secret-456")
+    assert main(["config", "check", "--config", str(cfg)]) == 0
+    out = capsys.readouterr().out
+    assert f"config OK: {cfg}" in out
+    effective = json.loads(out.split("\n", 1)[1])
+    assert effective["stores"][0]["store_id"] == "9" and effective["stores"][0]["api_key"] == "***"
+    assert "api-secret-456" not in out and "bearer-secret-123" not in out
+
+
+def test_plugins_lists_version_source_and_hooks(capsys: pytest.CaptureFixture[str],
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ORDERDESK_STORE_ID", "1")
+    monkeypatch.setenv("ORDERDESK_API_KEY", "k")
+    assert main(["plugins"]) == 0
+    out = capsys.readouterr().out
+    assert "orderdesk 0.1.0 [built-in (mcp-gateway 0.1.0)]" in out
+    assert "gateway_fetch" in out and "gateway_register_cache_backends" in out
+
+
+@pytest.mark.parametrize("sub", [[], ["serve"], ["tools"], ["call"], ["plugins"], ["config"], ["config", "check"],
+                                 ["sandbox"], ["stats"]])
+def test_help_works_everywhere(sub: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main([*sub, "--help"])
+    assert info.value.code == 0 and "usage: mcp-gateway" in capsys.readouterr().out
+
+
+def test_python_dash_m_gateway_is_the_same_command() -> None:
+    out = subprocess.run([sys.executable, "-m", "gateway", "--version"], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0 and out.stdout.strip() == "mcp-gateway 0.1.0"
+
+
+async def test_serve_sandbox_over_http_prints_the_url_and_answers() -> None:
+    """The README's first command: serve the embedded sandbox over HTTP."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gateway", "serve", "--transport", "http", "--sandbox", "--port", str(port)],
+        env=CLEAN_ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert proc.stderr is not None
+        line = proc.stderr.readline()
+        assert f"serving MCP at http://127.0.0.1:{port}/mcp" in line
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                async with Client(f"http://127.0.0.1:{port}/mcp") as client:
+                    result = await client.call_tool("orders_list", {"limit": 3})
+                break
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        assert not result.is_error and result.structured_content["records_returned"] == 3
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        if proc.stderr is not None:
+            proc.stderr.close()

@@ -1,0 +1,115 @@
+"""The gateway as a subprocess: stdio and Streamable HTTP, with HTTP bearer auth."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from mcp import Client, StdioServerParameters
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared._httpx_utils import create_mcp_http_client
+
+from tests.conftest import free_port
+
+TOKEN = "test-token-5f1c9b"
+
+
+def gateway_env(sandbox: Any, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GATEWAY_", "ORDERDESK_"))}
+    env.update(ORDERDESK_STORE_ID=sandbox.store_id, ORDERDESK_API_KEY=sandbox.api_key,
+               ORDERDESK_BASE_URL=sandbox.base_url, GATEWAY_CACHE_PREFIX=f"test-tr-{os.getpid()}", **extra)
+    return env
+
+
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+async def test_stdio_subprocess_serves_tools(orderdesk_sandbox: Any, mode: str) -> None:
+    params = StdioServerParameters(command=sys.executable, args=["-m", "gateway", "serve"],
+                                   env=gateway_env(orderdesk_sandbox))
+    async with Client(params, mode=mode) as client:
+        names = {t.name for t in (await client.list_tools()).tools}
+        result = await client.call_tool("orders_get", {"order_id": "200001"})
+    assert "orders_get" in names
+    assert not result.is_error and result.structured_content["order"]["id"] == "200001"
+
+
+@pytest.fixture
+async def http_gateway(orderdesk_sandbox: Any, tmp_path: Path) -> AsyncIterator[str]:
+    port = free_port()
+    cfg = tmp_path / "gw.toml"
+    cfg.write_text("[http]\nmax_body_bytes = 200000\n")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gateway", "serve", "--transport", "http", "--port", str(port), "--config", str(cfg)],
+        env=gateway_env(orderdesk_sandbox, GATEWAY_HTTP_TOKEN=TOKEN),
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        async with aiohttp.ClientSession() as s:
+            for _ in range(200):
+                try:
+                    async with s.get(base + "/healthz") as r:
+                        if r.status == 200:
+                            break
+                except aiohttp.ClientError:
+                    pass
+                if proc.poll() is not None:
+                    raise RuntimeError(proc.stderr.read().decode() if proc.stderr else "gateway exited")
+                await asyncio.sleep(0.05)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+        if proc.stderr is not None:
+            proc.stderr.close()
+
+
+async def test_http_requires_the_bearer_token(http_gateway: str) -> None:
+    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}
+    headers = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+    async with aiohttp.ClientSession() as s:
+        async with s.post(http_gateway + "/mcp", json=body, headers=headers) as r:
+            assert r.status == 401
+            assert "missing bearer token" in (await r.json())["message"]
+        bad = {**headers, "Authorization": "Bearer wrong"}
+        async with s.post(http_gateway + "/mcp", json=body, headers=bad) as r:
+            assert r.status == 401
+        async with s.post(http_gateway + f"/mcp?token={TOKEN}", json=body, headers=headers) as r:
+            assert r.status == 401
+        async with s.get(http_gateway + "/metrics") as r:
+            assert r.status == 401
+        async with s.get(http_gateway + "/metrics", headers={"Authorization": f"Bearer {TOKEN}"}) as r:
+            assert r.status == 200 and "text/plain" in r.headers["Content-Type"]
+        async with s.get(http_gateway + "/healthz") as r:
+            assert r.status == 200 and (await r.json())["ok"] is True
+
+
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+async def test_http_with_the_token_serves_tools(http_gateway: str, mode: str) -> None:
+    http = create_mcp_http_client(headers={"Authorization": f"Bearer {TOKEN}"})
+    async with http, Client(streamable_http_client(http_gateway + "/mcp", http_client=http), mode=mode) as client:
+        result = await client.call_tool("orders_get", {"order_id": "200002"})
+        ping = await client.call_tool("gateway_ping", {})
+    assert not result.is_error and result.structured_content["order"]["id"] == "200002"
+    assert ping.structured_content["ok"] is True
+
+
+def test_non_loopback_bind_without_token_is_refused(orderdesk_sandbox: Any) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "gateway", "serve", "--transport", "http", "--host", "0.0.0.0", "--port",
+         str(free_port())],
+        env=gateway_env(orderdesk_sandbox), capture_output=True, text=True, timeout=30,
+    )
+    assert proc.returncode == 2
+    assert "refusing to bind 0.0.0.0" in proc.stderr and "GATEWAY_HTTP_TOKEN" in proc.stderr
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1

@@ -1,0 +1,107 @@
+"""docs/plugins.md and the hookspecs cannot drift apart (datasette's test_plugin_hooks_are_documented).
+
+Every hookspec needs a docstring, a ``## <hook>`` section, and the exact signature string built from
+``hook_caller.spec.argnames``. Every python example in the hook reference must be a self-contained
+plugin module that the plugin manager accepts (async rules and ``check_pending()`` included).
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import types
+from pathlib import Path
+
+import pytest
+
+from gateway import hookspecs
+from gateway.plugins import GatewayPluginManager, build_plugin_manager
+
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+PLUGINS_MD = DOCS / "plugins.md"
+WRITING_MD = DOCS / "writing-plugins.md"
+
+
+def _hook_callers() -> dict[str, object]:
+    pm = GatewayPluginManager()
+    return {name: caller for name, caller in vars(pm.hook).items() if name.startswith("gateway_")}
+
+
+HOOKS = _hook_callers()
+
+
+def _signature(caller: object) -> str:
+    spec = caller.spec  # type: ignore[attr-defined]
+    return f"{caller.name}({', '.join(spec.argnames)})"  # type: ignore[attr-defined]
+
+
+def _sections(text: str) -> dict[str, str]:
+    """``## heading`` -> the text up to the next ``##`` heading."""
+    parts = re.split(r"^## +(.+?)\s*$", text, flags=re.M)
+    return {parts[i].strip().strip("`"): parts[i + 1] for i in range(1, len(parts) - 1, 2)}
+
+
+def _code_blocks(text: str, lang: str) -> list[str]:
+    return re.findall(rf"^```{lang}\n(.*?)^```", text, flags=re.M | re.S)
+
+
+def test_every_hookspec_module_function_is_a_registered_hook() -> None:
+    declared = {n for n in dir(hookspecs) if n.startswith("gateway_")}
+    assert declared == set(HOOKS)
+    assert len(HOOKS) >= 15
+
+
+@pytest.mark.parametrize("name", sorted(HOOKS))
+def test_hookspec_has_a_docstring(name: str) -> None:
+    doc = (HOOKS[name].spec.function.__doc__ or "").strip()  # type: ignore[attr-defined]
+    assert doc, f"hookspec {name} has no docstring; its docstring is its contract"
+
+
+@pytest.mark.parametrize("name", sorted(HOOKS))
+def test_hook_is_documented_with_its_exact_signature(name: str) -> None:
+    text = PLUGINS_MD.read_text(encoding="utf-8")
+    sections = _sections(text)
+    assert name in sections, f"docs/plugins.md has no '## {name}' section"
+    signature = _signature(HOOKS[name])
+    assert f"`{signature}`" in sections[name], (
+        f"docs/plugins.md section '## {name}' lacks the exact signature `{signature}`"
+    )
+    for arg in HOOKS[name].spec.argnames:  # type: ignore[attr-defined]
+        assert f"`{arg}`" in sections[name], f"'## {name}' does not explain the argument `{arg}`"
+    assert "```python" in sections[name], f"'## {name}' has no example"
+
+
+def test_no_section_documents_a_hook_that_does_not_exist() -> None:
+    documented = {h for h in _sections(PLUGINS_MD.read_text(encoding="utf-8")) if h.startswith("gateway_")}
+    assert documented <= set(HOOKS), f"stale hook sections: {sorted(documented - set(HOOKS))}"
+
+
+def test_lifecycle_diagram_names_every_hook() -> None:
+    blocks = _code_blocks(PLUGINS_MD.read_text(encoding="utf-8"), "mermaid")
+    assert blocks, "docs/plugins.md has no mermaid lifecycle diagram"
+    diagram = "\n".join(blocks)
+    missing = [name for name in HOOKS if name not in diagram]
+    assert not missing, f"the lifecycle diagram does not show {missing}"
+
+
+def test_every_hook_reference_example_is_an_accepted_plugin() -> None:
+    blocks = _code_blocks(PLUGINS_MD.read_text(encoding="utf-8"), "python")
+    assert len(blocks) >= len(HOOKS)
+    for i, source in enumerate(blocks):
+        module = types.ModuleType(f"docs_example_{i}")
+        exec(compile(source, f"docs/plugins.md example {i}", "exec"), module.__dict__)
+        pm = build_plugin_manager(load_entrypoints=False, extra=[module])
+        assert pm.get_hookcallers(module), f"example {i} implements no hook:\n{source}"
+
+
+def test_writing_plugins_examples_parse_and_show_the_entry_point() -> None:
+    text = WRITING_MD.read_text(encoding="utf-8")
+    for lang in ("python", "toml"):
+        for source in _code_blocks(text, lang):
+            if lang == "python":
+                ast.parse(source)
+    assert "[project.entry-points.mcp_gateway]" in text
+    assert 'folder_guard = "folder_guard"' in text
+    for name in ("orderdesk_sandbox", "gateway_factory", "gateway_client", "connect",
+                 "@pytest.mark.gateway", "disabled_plugins", "GATEWAY_TRACE_HOOKS", "gateway_register_config"):
+        assert name in text, f"docs/writing-plugins.md does not mention {name}"
