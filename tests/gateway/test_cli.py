@@ -125,3 +125,22 @@ async def test_serve_sandbox_over_http_prints_the_url_and_answers() -> None:
         proc.wait(10)
         if proc.stderr is not None:
             proc.stderr.close()
+
+
+def test_stdio_serve_on_a_terminal_says_it_waits_for_a_client() -> None:
+    import pty
+
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "gateway", "serve", "--sandbox"], stdin=follower,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=CLEAN_ENV, text=True)
+    try:
+        assert proc.stderr is not None
+        first = proc.stderr.readline() + proc.stderr.readline() + proc.stderr.readline()
+        assert "waiting for an MCP client" in first and "--transport http" in first
+    finally:
+        proc.kill()
+        proc.wait(10)
+        os.close(leader)
+        os.close(follower)
+        if proc.stderr is not None:
+            proc.stderr.close()

@@ -36,8 +36,6 @@ import pytest
 
 from gateway.testing import connect
 
-pytestmark = pytest.mark.filterwarnings("error")
-
 DOCUMENTED = {"NOT_FOUND", "VALIDATION", "CONFLICT", "RATE_LIMITED", "UPSTREAM", "AUTH", "READ_ONLY",
               "CONFIRMATION_REQUIRED"}
 MUTATIONS = {"orders_create": "orders.create", "orders_update": "orders.update", "orders_move": "orders.move",
@@ -142,7 +140,7 @@ async def _agent(i: int, gw: Any, calls: list[CallRecord], conductor: Conductor,
             if retry is not None:
                 tool, args, meta = retry
                 retry = None
-                rec = await _call(client, i, calls, tool, args, **meta, retried=True)
+                await _call(client, i, calls, tool, args, **meta, retried=True)
                 conductor.tick()
                 continue
             op = rng.choices(OPS, WEIGHTS)[0]

@@ -1,0 +1,160 @@
+"""Several stores in one gateway, per-caller tokens over HTTP, and live invalidation by webhook."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import urlencode
+
+import aiohttp
+import pytest
+import uvicorn
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared._httpx_utils import create_mcp_http_client
+
+from gateway.http import build_http_app
+from gateway.testing import connect
+from plugins.orderdesk.webhook import sign
+from tests.conftest import free_port
+
+pytestmark = pytest.mark.sandbox(multi_store=True)
+
+
+@contextlib.asynccontextmanager
+async def serving(gw: Any) -> AsyncIterator[str]:
+    """Run the gateway's HTTP app with uvicorn in this event loop; yield its base URL."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(build_http_app(gw, "127.0.0.1", port), host="127.0.0.1", port=port,
+                                           log_level="error", access_log=False, lifespan="on"))
+    task = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            if task.done():
+                task.result()
+            await asyncio.sleep(0.01)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
+@contextlib.asynccontextmanager
+async def http_client(base: str, token: str) -> AsyncIterator[Any]:
+    http = create_mcp_http_client(headers={"Authorization": f"Bearer {token}"})
+    async with http, Client(streamable_http_client(base + "/mcp", http_client=http)) as client:
+        yield client
+
+
+def first_order_id(sandbox: Any, store_id: str) -> str:
+    return str(sandbox.orders(store_id)[0]["id"])
+
+
+async def test_store_argument_routes_calls_and_data_stays_separate(
+    gateway_factory: Any, orderdesk_sandbox: Any
+) -> None:
+    a_id = first_order_id(orderdesk_sandbox, "1001")
+    b_id = first_order_id(orderdesk_sandbox, "2002")
+    async with connect(gateway_factory()) as client:
+        a = await client.call_tool("orders_get", {"order_id": a_id})
+        b = await client.call_tool("orders_get", {"order_id": b_id, "store": "store2"})
+        a_in_b = await client.call_tool("orders_get", {"order_id": a_id, "store": "store2"})
+        unknown = await client.call_tool("orders_get", {"order_id": a_id, "store": "nope"})
+        listed = await client.call_tool("stores_list", {})
+    assert a.structured_content["order"]["id"] == a_id and b.structured_content["order"]["id"] == b_id
+    # a's cached entry is never served for store2: the request went to store 2002 upstream
+    assert a_in_b.is_error and a_in_b.structured_content["error"]["code"] == "NOT_FOUND"
+    assert [r.store_id for r in orderdesk_sandbox.requests(path_prefix=f"/orders/{a_id}")] == ["1001", "2002"]
+    assert unknown.structured_content["error"]["code"] == "VALIDATION"
+    assert "configured stores: demo, store2" in unknown.structured_content["error"]["message"]
+    stores = listed.structured_content["stores"]
+    assert [s["name"] for s in stores] == ["demo", "store2"] and stores[0]["default"] is True
+    assert stores[1]["folders"] == {"21": "New", "22": "Prepared", "23": "Closed", "24": "Canceled"}
+    assert "sandbox-key" not in json.dumps(listed.structured_content)
+
+
+async def test_tokens_are_limited_to_their_stores_and_writes(
+    gateway_factory: Any, orderdesk_sandbox: Any, tmp_path: Any
+) -> None:
+    tokens = [
+        {"name": "only-a", "token": "tok-a-123456", "stores": ["demo"]},
+        {"name": "reader", "token": "tok-r-123456", "read_only": True},
+    ]
+    gw = gateway_factory(overrides={"http.tokens": tokens})
+    b_id = first_order_id(orderdesk_sandbox, "2002")
+    a_id = first_order_id(orderdesk_sandbox, "1001")
+    async with serving(gw) as base:
+        async with http_client(base, "tok-a-123456") as client:
+            ok = await client.call_tool("orders_get", {"order_id": a_id})
+            refused = await client.call_tool("orders_get", {"order_id": b_id, "store": "store2"})
+        async with http_client(base, "tok-r-123456") as client:
+            read = await client.call_tool("orders_get", {"order_id": b_id, "store": "store2"})
+            write = await client.call_tool("orders_update", {"order_id": a_id, "changes": {"email": "a@b.co"}})
+    assert not ok.is_error and not read.is_error
+    assert refused.structured_content["error"]["code"] == "AUTH"
+    assert "token 'only-a' may not use store 'store2'" in refused.structured_content["error"]["message"]
+    assert write.structured_content["error"]["code"] == "AUTH" and "read-only" in write.content[0].text
+    assert orderdesk_sandbox.requests(method="PUT") == []
+    audit = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
+    assert audit[-1]["principal"] == "reader" and audit[-1]["outcome"] == "denied:AUTH"
+    assert "tok-" not in (tmp_path / "audit.jsonl").read_text()
+
+
+def webhook_body(order: dict[str, Any]) -> tuple[bytes, str]:
+    order_json = json.dumps(order)
+    return urlencode({"order": order_json}).encode(), order_json
+
+
+async def test_webhook_verifies_signature_then_invalidates(gateway_factory: Any, orderdesk_sandbox: Any) -> None:
+    gw = gateway_factory(overrides={"http.max_body_bytes": 50_000})
+    oid = first_order_id(orderdesk_sandbox, "1001")
+    async with serving(gw) as base, connect(gw) as client, aiohttp.ClientSession() as http:
+        before = (await client.call_tool("orders_get", {"order_id": oid})).structured_content["order"]
+        changed = {**before, "email": "webhook@example.com"}
+        body, order_json = webhook_body(changed)
+        form = {"Content-Type": "application/x-www-form-urlencoded", "X-Order-Desk-Store-Id": "1001"}
+        bad = {**form, "X-Order-Desk-Hash": sign(order_json, "wrong-key")}
+        async with http.post(base + "/webhooks/orderdesk", data=body, headers=bad) as r:
+            assert r.status == 403 and (await r.json())["message"] == "Unauthorized Request"
+        cached = (await client.call_tool("orders_get", {"order_id": oid})).structured_content["order"]
+        assert cached["email"] == before["email"]  # a bad signature changed nothing
+        async with http.post(base + "/webhooks/orderdesk", data=b"nothing=1", headers=form) as r:
+            assert r.status == 400 and (await r.json())["message"] == "No Data Found"
+        big = urlencode({"order": "x" * 60_000}).encode()
+        async with http.post(base + "/webhooks/orderdesk", data=big, headers=form) as r:
+            assert r.status == 413
+        good = {**form, "X-Order-Desk-Hash": sign(order_json, "sandbox-key")}
+        async with http.post(base + "/webhooks/orderdesk", data=body, headers=good) as r:
+            assert r.status == 200
+        gets = len(orderdesk_sandbox.requests(method="GET", path_prefix=f"/orders/{oid}"))
+        after = (await client.call_tool("orders_get", {"order_id": oid})).structured_content["order"]
+    assert after["email"] == "webhook@example.com"  # the posted order is the fresh cached value
+    assert len(orderdesk_sandbox.requests(method="GET", path_prefix=f"/orders/{oid}")) == gets
+    assert gw.metrics.value("webhook_posts_total", result="bad_signature") == 1
+    assert gw.metrics.value("webhook_posts_total", result="ok") == 1
+
+
+async def test_ui_change_posted_by_orderdesk_reaches_every_replica_within_a_second(
+    gateway_factory: Any, orderdesk_sandbox: Any, redis_url: str
+) -> None:
+    shared = {"cache.backend": "redis", "cache.redis_url": redis_url, "cache.prefix": f"test-wh-{time.time_ns()}"}
+    replica_a, replica_b = gateway_factory(overrides=shared), gateway_factory(overrides=shared)
+    oid = first_order_id(orderdesk_sandbox, "1001")
+    async with serving(replica_a) as base_a, connect(replica_a) as a, connect(replica_b) as b:
+        assert not (await b.call_tool("orders_get", {"order_id": oid})).is_error  # cached on Redis
+        orderdesk_sandbox.config.webhook_url = base_a + "/webhooks/orderdesk"
+        orderdesk_sandbox.edit_order("1001", oid, {"email": "from-the-ui@example.com"})
+        t0 = time.monotonic()
+        while True:
+            got = (await b.call_tool("orders_get", {"order_id": oid})).structured_content["order"]
+            if got["email"] == "from-the-ui@example.com" or time.monotonic() - t0 > 1.0:
+                break
+            await asyncio.sleep(0.02)
+        assert got["email"] == "from-the-ui@example.com", "replica B still serves the stale order after 1 s"
+        assert (await a.call_tool("orders_get", {"order_id": oid})).structured_content["order"]["email"] == (
+            "from-the-ui@example.com"
+        )
