@@ -12,8 +12,9 @@ interleaves four calls per iteration, so all four see the same machine state:
                  is checked against the number of calls;
 * ``raw``      - a raw aiohttp GET (keep-alive session, body read) of that same order from the sandbox.
 
-The sandbox runs in this process on loopback with its rate limit OFF (and the gateway's client-side
-limiter off with it). Targets (p50): cached <= 2x trivial; uncached <= trivial + raw + 0.3 ms.
+The sandbox runs in its own process on loopback (so every upstream GET, the gateway's and the raw one,
+crosses a process boundary as it would to OrderDesk) with its rate limit OFF, and the gateway's
+client-side limiter off with it. Targets (p50): cached <= 2x trivial; uncached <= trivial + raw + 0.3 ms.
 """
 
 from __future__ import annotations
@@ -29,14 +30,13 @@ import aiohttp
 from common import (
     GatewayProcess,
     ROOT,
+    SandboxProcess,
     build_gateway,
     clean_env,
     header,
     machine,
-    order_ids,
     p50_p99,
     remove_file,
-    sandbox,
     serve_command,
     summary,
     target,
@@ -58,6 +58,7 @@ async def measure(name: str, client: Any, sb: Any, fresh: Iterator[str], hot: st
     clock = time.perf_counter
     samples: dict[str, list[float]] = {k: [] for k in KINDS}
     errors = 0
+    await sb.clear_requests()
     r = await client.call_tool("orders_get", {"order_id": hot})  # prime the hot order
     errors += bool(r.is_error)
     uncached_ids: list[str] = []
@@ -89,9 +90,9 @@ async def measure(name: str, client: Any, sb: Any, fresh: Iterator[str], hot: st
         uncached_ids.append(oid)
     # every uncached call must have gone upstream exactly once, the hot order only once in total
     wanted = set(uncached_ids)
-    upstream = sum(1 for rec in sb.requests(method="GET", path_prefix="/orders/")
-                   if rec.path.rsplit("/", 1)[-1] in wanted)
-    hot_fetches = len(sb.requests(method="GET", path_regex=rf"^/orders/{hot}$"))
+    log = await sb.requests(method="GET", path_prefix="/orders/")
+    upstream = sum(1 for rec in log if rec["path"].rsplit("/", 1)[-1] in wanted)
+    hot_fetches = sum(1 for rec in log if rec["path"] == f"/orders/{hot}")
     print(f"  [{name}] {n} rounds (+{WARMUP} warm-up); upstream GETs: {upstream} for {len(wanted)} uncached "
           f"calls + {len(wanted)} raw GETs of the same ids (expected {2 * len(wanted)}); hot order fetched "
           f"{hot_fetches}x (expected 1); tool errors: {errors}")
@@ -129,8 +130,8 @@ async def main() -> None:
     from gateway.testing import connect
 
     results: dict[str, dict[str, float]] = {}
-    async with sandbox(rate_limit_enabled=False, seed_orders=seed) as sb:
-        ids = order_ids(sb)
+    async with SandboxProcess(rate_limit_enabled=False, seed_orders=seed) as sb:
+        ids = await sb.order_ids()
         hot = ids[0]
         fresh = iter(ids[1:])
         prefix = unique_prefix("overhead")

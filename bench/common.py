@@ -102,6 +102,116 @@ def order_ids(sb: Any) -> list[str]:
     return [str(o["id"]) for o in sb.orders()]
 
 
+class SandboxProcess:
+    """The sandbox in its own process (like the real OrderDesk, the upstream is not in the caller's
+    event loop), controlled over HTTP through its ``/_sandbox`` admin endpoints.
+
+    Has the attributes :func:`gateway.testing.sandbox_overrides` reads (``config``, ``base_url``).
+    """
+
+    def __init__(self, *, seed_orders: int = 36, rate_limit_enabled: bool = False, latency_ms: float = 0.0,
+                 startup_timeout: float = 30.0) -> None:
+        from plugins.orderdesk.sandbox.config import SandboxConfig
+
+        self.config = SandboxConfig(seed_orders=seed_orders, rate_limit_enabled=rate_limit_enabled,
+                                    latency_ms=latency_ms)
+        self.port = free_port()
+        self.startup_timeout = startup_timeout
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._session: Any = None
+
+    root_url = property(lambda self: f"http://127.0.0.1:{self.port}")
+    base_url = property(lambda self: self.root_url + "/api/v2")
+    admin_url = property(lambda self: self.root_url + "/_sandbox")
+    store_id = property(lambda self: self.config.stores[0].store_id)
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def headers(self) -> dict[str, str]:
+        s = self.config.stores[0]
+        return {"ORDERDESK-STORE-ID": s.store_id, "ORDERDESK-API-KEY": s.api_key}
+
+    async def start(self) -> None:
+        import aiohttp
+
+        c = self.config
+        cmd = [PY, str(Path(__file__).resolve()), "--serve-sandbox", "--port", str(self.port),
+               "--seed-orders", str(c.seed_orders), "--latency-ms", str(c.latency_ms)]
+        if c.rate_limit_enabled:
+            cmd.append("--rate-limit")
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=clean_env(), stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self._session = aiohttp.ClientSession()
+        deadline = time.monotonic() + self.startup_timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"sandbox process exited with {self.proc.returncode}")
+            try:
+                async with self._session.get(self.admin_url + "/health",
+                                             timeout=aiohttp.ClientTimeout(total=1)) as r:
+                    if r.status == 200:
+                        return
+            except (aiohttp.ClientError, asyncio.TimeoutError):
+                pass
+            await asyncio.sleep(0.05)
+        raise RuntimeError(f"sandbox did not answer within {self.startup_timeout} s")
+
+    async def stop(self) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
+        proc, self.proc = self.proc, None
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+
+    async def __aenter__(self) -> SandboxProcess:
+        try:
+            await self.start()
+        except BaseException:
+            await self.stop()
+            raise
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def _admin(self, method: str, path: str, **kw: Any) -> Any:
+        async with self._session.request(method, self.admin_url + path, **kw) as r:
+            body = await r.json()
+            if r.status != 200:
+                raise RuntimeError(f"sandbox admin {method} {path}: {r.status} {body}")
+            return body
+
+    async def requests(self, **filters: Any) -> list[dict[str, Any]]:
+        """The request log (admin ``GET /_sandbox/requests``; filters: method, path_prefix, status)."""
+        query = {k: str(v) for k, v in filters.items() if v is not None}
+        return list((await self._admin("GET", "/requests", params=query))["requests"])
+
+    async def clear_requests(self) -> None:
+        await self._admin("DELETE", "/requests")
+
+    async def set_config(self, **values: Any) -> None:
+        await self._admin("POST", "/config", json=values)
+        for k, v in values.items():
+            setattr(self.config, k, v)
+
+    async def order(self, order_id: str) -> dict[str, Any]:
+        """The stored order, read without spending a token or being recorded."""
+        return dict((await self._admin("GET", f"/orders/{self.store_id}/{order_id}"))["order"])
+
+    async def order_ids(self) -> list[str]:
+        """Ids of every seeded order (seed ids are consecutive from 200001)."""
+        return [str(200001 + i) for i in range(self.config.seed_orders)]
+
+
 # --- gateway configuration -------------------------------------------------------------------------
 
 
@@ -339,3 +449,39 @@ def parse_quick(description: str, argv: list[str] | None = None, **extra: Any) -
     for name, kw in extra.items():
         p.add_argument(f"--{name.replace('_', '-')}", **kw)
     return p.parse_args(argv)
+
+
+def _serve_sandbox(argv: list[str]) -> None:
+    """``python bench/common.py --serve-sandbox --port P ...``: the child side of :class:`SandboxProcess`."""
+    import argparse
+
+    from plugins.orderdesk.sandbox.config import SandboxConfig
+    from plugins.orderdesk.sandbox.server import Sandbox
+
+    p = argparse.ArgumentParser()
+    p.add_argument("--serve-sandbox", action="store_true")
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--seed-orders", type=int, default=36)
+    p.add_argument("--latency-ms", type=float, default=0.0)
+    p.add_argument("--rate-limit", action="store_true")
+    a = p.parse_args(argv)
+    config = SandboxConfig(seed_orders=a.seed_orders, latency_ms=a.latency_ms, rate_limit_enabled=a.rate_limit)
+    sb = Sandbox(config)
+
+    async def serve() -> None:
+        await sb.start("127.0.0.1", a.port)
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await sb.stop()
+
+    import signal
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    with contextlib.suppress(KeyboardInterrupt, SystemExit):
+        asyncio.run(serve())
+
+
+if __name__ == "__main__":
+    if "--serve-sandbox" in sys.argv:
+        _serve_sandbox(sys.argv[1:])

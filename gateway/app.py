@@ -8,7 +8,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import tomllib
 from collections.abc import Awaitable, Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 from gateway.audit import AuditLog
@@ -94,8 +96,12 @@ class Gateway:
         import os
 
         environ = dict(os.environ if env is None else env)
-        pm = build_plugin_manager(load_entrypoints=load_entrypoints, extra=extra_plugins)
+        # Blocked before entry points load, so a plugin that fails to import can be disabled.
+        disabled = _disabled_plugins(path or environ.get("GATEWAY_CONFIG"), overrides)
+        pm = build_plugin_manager(load_entrypoints=load_entrypoints, disabled=disabled, extra=extra_plugins)
         sections = Hooks(pm).register_config()
+        for name in disabled:  # a disabled plugin's section may stay in the file, unvalidated
+            sections.setdefault(name, dict)
         config = load_config(path, environ, sections, overrides)
         for name in config.gateway.disabled_plugins:
             if pm.has_plugin(name):
@@ -151,3 +157,20 @@ class Gateway:
             if self.cache is not None:
                 await self.cache.close()
             self.audit.close()
+
+
+def _disabled_plugins(path: str | None, overrides: dict[str, Any] | None) -> list[str]:
+    """``gateway.disabled_plugins`` read ahead of the plugins; load_config reports any error in it."""
+    value: Any = None
+    if path:
+        try:
+            doc = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+            value = doc.get("gateway", {}).get("disabled_plugins")
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, AttributeError):
+            value = None
+    ov = overrides or {}
+    if "gateway.disabled_plugins" in ov:
+        value = ov["gateway.disabled_plugins"]
+    elif isinstance(ov.get("gateway"), dict) and "disabled_plugins" in ov["gateway"]:
+        value = ov["gateway"]["disabled_plugins"]
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []

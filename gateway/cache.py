@@ -153,17 +153,20 @@ class Cache:
         self._inflight[key] = fut
         epoch = self._epochs.get(key, 0)
         try:
-            self.metrics.inc("cache_loads_total")
-            value = await loader()
-        except BaseException as err:
-            fut.set_exception(err)
-            fut.exception()  # mark retrieved: waiters may be zero
-            raise
+            try:
+                self.metrics.inc("cache_loads_total")
+                value = await loader()
+            except BaseException as err:
+                fut.set_exception(err)
+                fut.exception()  # mark retrieved: waiters may be zero
+                raise
+            fut.set_result(value)
+            if self._epochs.get(key, 0) == epoch:
+                await self._call("add", lambda: self.backend.add(key, value, ttl), False)
         finally:
-            self._inflight.pop(key, None)
-        fut.set_result(value)
-        if self._epochs.get(key, 0) == epoch:
-            await self._call("add", lambda: self.backend.add(key, value, ttl), False)
+            # only now: a caller that missed while the fill was on its way joins this load
+            if self._inflight.get(key) is fut:
+                del self._inflight[key]
         return value
 
     async def list_key(self, store_id: str, kind: str, params: dict[str, Any]) -> str:
@@ -204,6 +207,7 @@ class Cache:
             keys.append(self.gen_key(store_id, kind))
         for key in keys:
             self._epochs[key] = self._epochs.get(key, 0) + 1
+            self._inflight.pop(key, None)  # later callers must not join a load from before the change
             await self._drop(key)
 
     # --- locks -------------------------------------------------------------------------------

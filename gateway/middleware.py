@@ -46,6 +46,15 @@ def _principal(ctx: Any) -> Any:
     return None
 
 
+def _named_object(arguments: dict[str, Any]) -> str | None:
+    """The object id a call names, for audit lines of calls refused before the workflow recorded one."""
+    for key in ("order_id", "item_id"):
+        value = arguments.get(key)
+        if isinstance(value, str | int) and not isinstance(value, bool) and str(value):
+            return str(value)
+    return None
+
+
 class ToolCallMiddleware:
     def __init__(self, gw: Gateway, by_wire: dict[str, ToolSpec]) -> None:
         self.gw = gw
@@ -145,7 +154,7 @@ class ToolCallMiddleware:
                 "principal": call.principal,
                 "tool": call.name,
                 "store": call.store or call.arguments.get("store") or None,
-                "object_id": call.object_id,
+                "object_id": call.object_id or _named_object(call.arguments),
                 "changed_fields": call.changed_fields,
                 "attempts": call.attempts,
                 "outcome": outcome if err is None else f"{outcome}:{err.code}",

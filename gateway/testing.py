@@ -16,6 +16,7 @@ The project's own tests use the same fixtures.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable
@@ -74,6 +75,42 @@ async def connect(gateway: Any, mode: str = "auto", **client_kw: Any) -> AsyncIt
         yield client
 
 
+@contextlib.asynccontextmanager
+async def _held(cm: contextlib.AbstractAsyncContextManager[Any]) -> AsyncIterator[Any]:
+    """Enter and exit ``cm`` in one background task.
+
+    pytest-asyncio runs an async fixture's setup and teardown in two different tasks, and the MCP
+    client's anyio task group must be exited by the task that entered it.
+    """
+    loop = asyncio.get_running_loop()
+    entered: asyncio.Future[Any] = loop.create_future()
+    release = asyncio.Event()
+
+    async def hold() -> None:
+        try:
+            async with cm as value:
+                entered.set_result(value)
+                await release.wait()
+        except BaseException as err:
+            if not entered.done():
+                entered.set_exception(err)
+                return
+            raise
+
+    task = asyncio.create_task(hold())
+    try:
+        value = await entered
+    except BaseException:
+        release.set()
+        await task
+        raise
+    try:
+        yield value
+    finally:
+        release.set()
+        await task
+
+
 if pytest_asyncio is not None:
 
     @pytest_asyncio.fixture
@@ -120,5 +157,5 @@ if pytest_asyncio is not None:
         marker = request.node.get_closest_marker("gateway")
         kw = dict(marker.kwargs) if marker else {}
         mode = kw.pop("mode", "auto")
-        async with connect(gateway_factory(**kw), mode=mode) as client:
+        async with _held(connect(gateway_factory(**kw), mode=mode)) as client:
             yield client

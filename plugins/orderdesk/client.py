@@ -1,21 +1,12 @@
 """The OrderDesk API v2 client: one instance per store, all sharing one aiohttp session.
 
-What it takes care of, so no caller has to:
+The endpoint methods live here; headers, envelope checks, error mapping, pacing and retries are
+done by :class:`~plugins.orderdesk.transport.OrderDeskTransport` (see there). Payloads come back
+unwrapped and normalised by :mod:`plugins.orderdesk.wire`.
 
-* **headers** — store id, API key, a unique User-Agent, ``Accept``; ``Content-Type`` only with a body
-  (OrderDesk asks for none on GET). The key is revealed only while building the request headers and
-  never reaches a message, a log line or a ``repr``.
-* **envelope** — ``{"status": "success" | "error", ...}`` is unwrapped; ``"error"`` inside an HTTP 200
-  is an error too. Payloads come back normalised by :mod:`plugins.orderdesk.wire`.
-* **errors** — mapped to :mod:`gateway.errors` codes, keeping OrderDesk's own ``message`` and naming
-  the operation: ``"OrderDesk GET /orders/123: Order Not Found"``.
-* **pacing** — a :class:`~plugins.orderdesk.ratelimit.LeakyBucket` before every attempt, fed with
-  ``X-Tokens-Remaining``; a 429 waits ``X-Retry-After`` and retries (for every method: a 429 was
-  not processed).
-* **retries** — GET/PUT/DELETE retry 5xx, timeouts, connection errors and unreadable JSON with capped
-  exponential backoff and full jitter. A POST is never blindly repeated once it may have been
-  processed: ``create_order`` looks the order up by ``source_id`` first (see there); the other
-  POSTs check what they can and otherwise raise :class:`OutcomeUnknown`.
+A POST is never blindly repeated once it may have been processed: ``create_order`` looks the order
+up by ``source_id`` first (see there); the other POSTs check what they can and otherwise raise
+:class:`OutcomeUnknown`.
 """
 
 from __future__ import annotations
@@ -24,30 +15,25 @@ import asyncio
 import logging
 import random
 import re
-import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
-from typing import Any, Literal
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import aiohttp
-import msgspec
 
 from gateway.config import StoreSettings
-from gateway.errors import (
-    AuthError,
-    Conflict,
-    GatewayError,
-    NotFound,
-    RateLimited,
-    UpstreamError,
-    ValidationFailed,
-)
+from gateway.errors import Conflict, GatewayError, NotFound, UpstreamError, ValidationFailed
 from plugins.orderdesk.ids import check_id
 from plugins.orderdesk.ratelimit import LeakyBucket
 from plugins.orderdesk.settings import OrderDeskSettings
+from plugins.orderdesk.transport import (
+    JSON,
+    OrderDeskTransport,
+    OutcomeUnknown as OutcomeUnknown,
+    Sleep,
+    make_session as make_session,
+    unwrap,
+)
 from plugins.orderdesk.wire import (
     normalize_inventory_item,
     normalize_order,
@@ -61,9 +47,6 @@ from plugins.orderdesk.wire import (
 )
 
 log = logging.getLogger(__name__)
-
-JSON = dict[str, Any]
-Sleep = Callable[[float], Awaitable[None]]
 
 #: OrderDesk's default ``source_name`` for orders created without one.
 DEFAULT_SOURCE_NAME = "Order Desk"
@@ -98,43 +81,9 @@ ORDER_FILTERS = frozenset(
     }
 )  # fmt: skip
 
-_ENVELOPE_KEYS = ("status", "execution_time")
 # How a per-entry result of /move-orders or /batch-shipments says it failed, when it has no
 # explicit ``"status": "error"`` (the per-entry schema is not documented).
 _ENTRY_FAILED = re.compile(r"not found|error|invalid|fail|could not|cannot|unable|not (moved|added)", re.I)
-_AUTH_WORDS = re.compile(r"unauthori[sz]ed|api key|credential|forbidden", re.I)
-_MAX_MESSAGE = 300
-
-
-class OutcomeUnknown(UpstreamError):
-    """A write may or may not have been applied: it timed out, lost its connection or got a 5xx
-    after the body was sent. Repeating it blindly could apply it twice, hence not ``retryable``."""
-
-    retryable = False
-    default_hint = "The write may or may not have happened; check the current state before trying again."
-
-
-def make_session(settings: OrderDeskSettings) -> aiohttp.ClientSession:
-    """The one session per process that every store's client shares (call it inside the event loop).
-
-    No default headers: credentials differ per store and ``Content-Type`` must only go with a body.
-    """
-    return aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=settings.max_connections),
-        timeout=aiohttp.ClientTimeout(total=settings.request_timeout, connect=settings.connect_timeout),
-    )
-
-
-@dataclass(slots=True)
-class _Attempt:
-    """What one HTTP exchange came to, before retry policy is applied."""
-
-    kind: Literal["ok", "fatal", "rate", "transient", "unsent"]
-    body: JSON | None = None
-    error: GatewayError | None = None
-    #: for ``transient``/``unsent``: what went wrong, in words
-    reason: str = ""
-    retry_after: float | None = None
 
 
 class OrderDeskClient:
@@ -151,19 +100,8 @@ class OrderDeskClient:
         rng: Callable[[], float] = random.random,
     ) -> None:
         self._store = store
-        self._session = session
         self._settings = settings
-        # The default bucket keeps real time even when ``sleep`` is faked: a fake sleep that does
-        # not move the clock would make it spin.
-        self._limiter = limiter if limiter is not None else LeakyBucket.from_settings(store.rate_limit)
-        self._sleep = sleep
-        self._rng = rng
-        self._base = store.base_url.rstrip("/")
-        self._timeout = aiohttp.ClientTimeout(
-            total=settings.request_timeout, connect=settings.connect_timeout
-        )
-        refill = store.rate_limit.refill_per_sec
-        self._refill_interval = 1.0 / refill if refill > 0 else 0.0
+        self._http = OrderDeskTransport(store, session, settings, limiter=limiter, sleep=sleep, rng=rng)
 
     def __repr__(self) -> str:
         return f"OrderDeskClient(store={self._store.name!r}, store_id={self._store.store_id!r})"
@@ -174,17 +112,17 @@ class OrderDeskClient:
 
     @property
     def limiter(self) -> LeakyBucket:
-        return self._limiter
+        return self._http.limiter
 
     # --- store -----------------------------------------------------------------------------
 
     async def test(self) -> JSON:
         """``GET /test``: checks the credentials; ``{"message": "Connection Successful", ...}``."""
-        return _rest(await self._call("GET", "/test"))
+        return unwrap(await self._http.call("GET", "/test"))
 
     async def get_store(self) -> JSON:
         """Store settings and the ``folders`` map (folder-id string -> name), credentials removed."""
-        env = await self._call("GET", "/store")
+        env = await self._http.call("GET", "/store")
         return sanitize_store(_take(env, "store", "GET /store"))
 
     # --- orders ----------------------------------------------------------------------------
@@ -211,7 +149,7 @@ class OrderDeskClient:
             if order not in ("ASC", "DESC"):
                 raise ValidationFailed(f"order must be ASC or DESC, got {params['order']!r}")
             params["order"] = order
-        env = await self._call("GET", "/orders", params=params)
+        env = await self._http.call("GET", "/orders", query=params)
         orders = [normalize_order(o) for o in _dicts(env.get("orders"))]
         return {
             "orders": orders,
@@ -223,7 +161,7 @@ class OrderDeskClient:
 
     async def get_order(self, order_id: str | int) -> JSON:
         oid = check_id("order_id", order_id)
-        env = await self._call("GET", f"/orders/{oid}")
+        env = await self._http.call("GET", f"/orders/{oid}")
         return normalize_order(_take(env, "order", f"GET /orders/{oid}"))
 
     async def create_order(self, order: Mapping[str, Any]) -> JSON:
@@ -245,9 +183,9 @@ class OrderDeskClient:
         retry = 0
         while True:
             try:
-                env = await self._call("POST", "/orders", body=body)
+                env = await self._http.call("POST", "/orders", body=body)
             except OutcomeUnknown as exc:
-                await self._sleep(self._backoff(retry))
+                await self._http.sleep(self._http.backoff(retry))
                 found = await self._confirm_order(exc, source_id, source_name)
                 if found is not None:
                     log.info(
@@ -286,14 +224,14 @@ class OrderDeskClient:
         oid = check_id("order_id", order_id)
         if order.get("id") not in (None, "") and str(order["id"]) != oid:
             raise ValidationFailed(f"order body has id {order['id']!r} but the update targets order {oid}")
-        env = await self._call("PUT", f"/orders/{oid}", body=to_wire_order(dict(order)))
+        env = await self._http.call("PUT", f"/orders/{oid}", body=to_wire_order(dict(order)))
         if not isinstance(env.get("order"), dict):
             return await self.get_order(oid)
         return normalize_order(env["order"])
 
     async def delete_order(self, order_id: str | int) -> JSON:
         oid = check_id("order_id", order_id)
-        return _rest(await self._call("DELETE", f"/orders/{oid}"))
+        return unwrap(await self._http.call("DELETE", f"/orders/{oid}"))
 
     async def move_orders(
         self,
@@ -316,7 +254,7 @@ class OrderDeskClient:
             body["destination_folder_id"] = int(check_id("folder_id", folder_id))
         else:
             body["destination_folder_name"] = folder_name
-        env = await self._call("POST", "/move-orders", body=body)
+        env = await self._http.call("POST", "/move-orders", body=body)
         results = _list(env.get("results"))
         failed = _surface_entries("OrderDesk POST /move-orders", results, "order_id", "no order was moved")
         return {"message": env.get("message", ""), "results": results, "failed": failed}
@@ -330,7 +268,7 @@ class OrderDeskClient:
             raise ValidationFailed(
                 f"note is {len(note)} characters; OrderDesk keeps at most {MAX_NOTE_CHARS}"
             )
-        env = await self._call(
+        env = await self._http.call(
             "POST", f"/orders/{oid}/order-history", body={"note": note, "source_name": source_name}
         )
         return normalize_order(_take(env, "order", f"POST /orders/{oid}/order-history"))
@@ -339,38 +277,38 @@ class OrderDeskClient:
 
     async def list_order_items(self, order_id: str | int) -> list[JSON]:
         oid = check_id("order_id", order_id)
-        env = await self._call("GET", f"/orders/{oid}/order-items")
+        env = await self._http.call("GET", f"/orders/{oid}/order-items")
         return [normalize_order_item(i) for i in _dicts(env.get("order_items"))]
 
     async def get_order_item(self, order_id: str | int, item_id: str | int) -> JSON:
         path = f"/orders/{check_id('order_id', order_id)}/order-items/{check_id('item_id', item_id)}"
-        return normalize_order_item(_take(await self._call("GET", path), "order_item", f"GET {path}"))
+        return normalize_order_item(_take(await self._http.call("GET", path), "order_item", f"GET {path}"))
 
     async def add_order_item(self, order_id: str | int, item: Mapping[str, Any]) -> JSON:
         """``POST /orders/{id}/order-items`` -> ``{"message": "Order Item Added"}``; never re-sent."""
         path = f"/orders/{check_id('order_id', order_id)}/order-items"
-        return await self._post_once(path, to_wire_order_item(dict(item)))
+        return await self._http.post_once(path, to_wire_order_item(dict(item)))
 
     async def update_order_item(
         self, order_id: str | int, item_id: str | int, item: Mapping[str, Any]
     ) -> JSON:
         path = f"/orders/{check_id('order_id', order_id)}/order-items/{check_id('item_id', item_id)}"
-        return _rest(await self._call("PUT", path, body=to_wire_order_item(dict(item))))
+        return unwrap(await self._http.call("PUT", path, body=to_wire_order_item(dict(item))))
 
     async def delete_order_item(self, order_id: str | int, item_id: str | int) -> JSON:
         path = f"/orders/{check_id('order_id', order_id)}/order-items/{check_id('item_id', item_id)}"
-        return _rest(await self._call("DELETE", path))
+        return unwrap(await self._http.call("DELETE", path))
 
     # --- shipments -------------------------------------------------------------------------
 
     async def list_shipments(self, order_id: str | int) -> list[JSON]:
         oid = check_id("order_id", order_id)
-        env = await self._call("GET", f"/orders/{oid}/shipments")
+        env = await self._http.call("GET", f"/orders/{oid}/shipments")
         return [normalize_shipment(s) for s in _dicts(env.get("shipments"))]
 
     async def get_shipment(self, order_id: str | int, shipment_id: str | int) -> JSON:
         path = f"/orders/{check_id('order_id', order_id)}/shipments/{check_id('shipment_id', shipment_id)}"
-        return normalize_shipment(_take(await self._call("GET", path), "shipment", f"GET {path}"))
+        return normalize_shipment(_take(await self._http.call("GET", path), "shipment", f"GET {path}"))
 
     async def add_shipment(self, order_id: str | int, shipment: Mapping[str, Any]) -> JSON:
         """``POST /orders/{id}/shipments`` -> ``{"message": "Shipment Added"}``; never re-sent.
@@ -389,17 +327,19 @@ class OrderDeskClient:
                     return {"message": "Shipment Added", "shipment": s, "confirmed_by_lookup": True}
             return None
 
-        return await self._post_once(f"/orders/{oid}/shipments", to_wire_shipment(dict(shipment)), confirm)
+        return await self._http.post_once(
+            f"/orders/{oid}/shipments", to_wire_shipment(dict(shipment)), confirm
+        )
 
     async def update_shipment(
         self, order_id: str | int, shipment_id: str | int, shipment: Mapping[str, Any]
     ) -> JSON:
         path = f"/orders/{check_id('order_id', order_id)}/shipments/{check_id('shipment_id', shipment_id)}"
-        return _rest(await self._call("PUT", path, body=to_wire_shipment(dict(shipment))))
+        return unwrap(await self._http.call("PUT", path, body=to_wire_shipment(dict(shipment))))
 
     async def delete_shipment(self, order_id: str | int, shipment_id: str | int) -> JSON:
         path = f"/orders/{check_id('order_id', order_id)}/shipments/{check_id('shipment_id', shipment_id)}"
-        return _rest(await self._call("DELETE", path))
+        return unwrap(await self._http.call("DELETE", path))
 
     async def batch_shipments(self, shipments: Sequence[Mapping[str, Any]]) -> list[JSON]:
         """``POST /batch-shipments`` (a raw JSON array) -> the per-entry ``results``, never re-sent.
@@ -417,7 +357,7 @@ class OrderDeskClient:
             # an integer, as in OrderDesk's own examples of this endpoint
             wire["order_id"] = int(check_id(f"shipments[{i}].order_id", s.get("order_id")))
             body.append(wire)
-        env = await self._call("POST", "/batch-shipments", body=body)
+        env = await self._http.call("POST", "/batch-shipments", body=body)
         results = _list(env.get("results"))
         _surface_entries("OrderDesk POST /batch-shipments", results, "order_id", "no shipment was added")
         return results
@@ -430,7 +370,7 @@ class OrderDeskClient:
         """``GET /inventory-items`` -> ``{inventory_items, total_records, records_returned}`` (ints)."""
         _check_page(limit, offset)
         params: JSON = {"limit": limit, "offset": offset, "code": code}
-        env = await self._call("GET", "/inventory-items", params=params)
+        env = await self._http.call("GET", "/inventory-items", query=params)
         items = [normalize_inventory_item(i) for i in _dicts(env.get("inventory_items"))]
         returned = _as_int(env.get("records_returned"), len(items))
         return {
@@ -442,7 +382,9 @@ class OrderDeskClient:
 
     async def get_inventory_item(self, item_id: str | int) -> JSON:
         path = f"/inventory-items/{check_id('item_id', item_id)}"
-        return normalize_inventory_item(_take(await self._call("GET", path), "inventory_item", f"GET {path}"))
+        return normalize_inventory_item(
+            _take(await self._http.call("GET", path), "inventory_item", f"GET {path}")
+        )
 
     async def create_inventory_item(self, item: Mapping[str, Any]) -> JSON:
         """``POST /inventory-items`` -> ``{"message": "Inventory Item Added"}``; never re-sent.
@@ -463,16 +405,16 @@ class OrderDeskClient:
                     }
             return None
 
-        return await self._post_once("/inventory-items", to_wire_inventory_item(dict(item)), confirm)
+        return await self._http.post_once("/inventory-items", to_wire_inventory_item(dict(item)), confirm)
 
     async def update_inventory_item(self, item_id: str | int, item: Mapping[str, Any]) -> JSON:
         """``PUT /inventory-items/{id}``: a full replacement — fields left out are blanked."""
         path = f"/inventory-items/{check_id('item_id', item_id)}"
-        return _rest(await self._call("PUT", path, body=to_wire_inventory_item(dict(item))))
+        return unwrap(await self._http.call("PUT", path, body=to_wire_inventory_item(dict(item))))
 
     async def delete_inventory_item(self, item_id: str | int) -> JSON:
         path = f"/inventory-items/{check_id('item_id', item_id)}"
-        return _rest(await self._call("DELETE", path))
+        return unwrap(await self._http.call("DELETE", path))
 
     async def batch_update_inventory(self, items: Sequence[Mapping[str, Any]]) -> JSON:
         """``PUT /batch-inventory-items`` (a raw JSON array; each item is a full record with ``id``)."""
@@ -485,34 +427,14 @@ class OrderDeskClient:
             wire = to_wire_inventory_item(dict(it))
             wire["id"] = int(check_id(f"items[{i}].id", it.get("id")))
             body.append(wire)
-        out = _rest(await self._call("PUT", "/batch-inventory-items", body=body))
+        out = unwrap(await self._http.call("PUT", "/batch-inventory-items", body=body))
         if isinstance(out.get("results"), list):
             out["failed"] = _surface_entries(
                 "OrderDesk PUT /batch-inventory-items", out["results"], "id", "no inventory item was updated"
             )
         return out
 
-    # --- transport -------------------------------------------------------------------------
-
-    async def _post_once(
-        self, path: str, body: Any, confirm: Callable[[], Awaitable[JSON | None]] | None = None
-    ) -> JSON:
-        """A POST that is not repeated after an unclear failure; ``confirm`` may still prove success."""
-        try:
-            return _rest(await self._call("POST", path, body=body))
-        except OutcomeUnknown as exc:
-            if confirm is None:
-                raise
-            await self._sleep(self._backoff(0))
-            try:
-                found = await confirm()
-            except GatewayError as lookup:
-                raise OutcomeUnknown(
-                    f"{exc.message}; checking for it failed too ({lookup.message})"
-                ) from None
-            if found is None:
-                raise OutcomeUnknown(f"{exc.message}; a check found no trace of it yet") from None
-            return found
+    # --- lookups ---------------------------------------------------------------------------
 
     async def _find_order(self, source_id: str, source_name: str) -> JSON | None:
         page = await self.list_orders(source_id=source_id, source_name=source_name, limit=50)
@@ -533,215 +455,8 @@ class OrderDeskClient:
                 source_id=source_id,
             ) from None
 
-    def _backoff(self, retry: int) -> float:
-        s = self._settings
-        return min(s.backoff_cap, s.backoff_base * 2.0**retry) * self._rng()
-
-    def _headers(self, has_body: bool) -> dict[str, str]:
-        headers = {
-            "ORDERDESK-STORE-ID": self._store.store_id,
-            "ORDERDESK-API-KEY": self._store.api_key.reveal(),
-            "User-Agent": self._settings.user_agent,
-            "Accept": "application/json",
-        }
-        if has_body:
-            headers["Content-Type"] = "application/json"
-        return headers
-
-    async def _call(
-        self, method: str, path: str, *, params: Mapping[str, Any] | None = None, body: Any = None
-    ) -> JSON:
-        """One logical request: pacing, retries and error mapping. Returns the success envelope."""
-        op = f"OrderDesk {method} {path}"
-        idempotent = method != "POST"
-        data: bytes | None = None
-        if body is not None:
-            try:
-                data = msgspec.json.encode(body)
-            except (TypeError, ValueError, OverflowError) as exc:
-                raise ValidationFailed(f"{op}: the body is not JSON-serialisable ({exc})") from None
-        query = _query(params or {})
-        retry = 0
-        unclear = False  # an earlier attempt may have been applied
-        while True:
-            res = await self._attempt(method, path, query, data)
-            if res.kind == "ok":
-                assert res.body is not None
-                return res.body
-            if res.kind == "fatal":
-                assert res.error is not None
-                if method == "DELETE" and unclear and isinstance(res.error, NotFound):
-                    # The earlier, unclear attempt did delete it; the goal is reached.
-                    return {"message": f"{path} deleted (confirmed: a retry found it already gone)"}
-                raise res.error
-            if res.kind == "transient" and not idempotent:
-                raise OutcomeUnknown(
-                    f"{op}: {res.reason}; the outcome is unknown, check whether it was applied "
-                    "before retrying"
-                )
-            if res.kind == "rate":
-                wait = res.retry_after
-                if wait is None:
-                    wait = max(self._backoff(retry), self._refill_interval)
-                self._limiter.penalize(wait)
-                if wait > self._settings.max_retry_after or retry >= self._settings.max_retries:
-                    raise RateLimited(
-                        f"{op}: rate limited by OrderDesk (HTTP 429); retry in {wait:.1f} s",
-                        retry_after=round(wait, 3),
-                    )
-            else:
-                if retry >= self._settings.max_retries:
-                    raise UpstreamError(f"{op}: {res.reason} (gave up after {retry + 1} attempts)")
-                wait = self._backoff(retry)
-                unclear = unclear or res.kind == "transient"
-            log.debug("%s: %s; retry %d in %.2f s", op, res.reason or "rate limited", retry + 1, wait)
-            await self._sleep(wait)
-            retry += 1
-
-    async def _attempt(self, method: str, path: str, query: dict[str, str], data: bytes | None) -> _Attempt:
-        await self._limiter.acquire()
-        op = f"OrderDesk {method} {path}"
-        started = time.monotonic()
-        outcome = "?"
-        try:
-            async with self._session.request(
-                method,
-                self._base + path,
-                params=query or None,
-                data=data,
-                headers=self._headers(data is not None),
-                timeout=self._timeout,
-                # A redirect would carry the API key header to wherever it points.
-                allow_redirects=False,
-            ) as resp:
-                status, reason, headers = resp.status, resp.reason or "", resp.headers
-                outcome = str(status)
-                raw = await resp.read()
-        except aiohttp.ClientSSLError as exc:
-            outcome = type(exc).__name__
-            return _Attempt("fatal", error=UpstreamError(f"{op}: TLS error ({type(exc).__name__})"))
-        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
-            # The connection was never established, so nothing was sent: safe to retry any method.
-            outcome = type(exc).__name__
-            return _Attempt("unsent", reason=f"could not connect ({type(exc).__name__})")
-        except TimeoutError:
-            outcome = "timeout"
-            return _Attempt(
-                "transient", reason=f"no complete response within {self._settings.request_timeout} s"
-            )
-        except aiohttp.ClientError as exc:
-            outcome = type(exc).__name__
-            return _Attempt("transient", reason=f"connection failed ({type(exc).__name__})")
-        finally:
-            log.debug(
-                "OrderDesk %s %s -> %s in %.3f s [store %s]",
-                method,
-                path,
-                outcome,
-                time.monotonic() - started,
-                self._store.name,
-            )
-        self._observe(headers.get("X-Tokens-Remaining"))
-        envelope = _decode(raw)
-        if status == 429:
-            return _Attempt("rate", retry_after=_retry_after(headers))
-        if status >= 500 or status == 408:
-            return _Attempt("transient", reason=f"HTTP {status} {reason}".strip())
-        if 200 <= status < 300:
-            if envelope is None:
-                return _Attempt("transient", reason=f"unreadable JSON in an HTTP {status} response")
-            if str(envelope.get("status", "")).lower() == "error":
-                return _Attempt("fatal", error=self._status_error(op, envelope))
-            return _Attempt("ok", body=envelope)
-        message = self._message(envelope, f"HTTP {status} {reason}".strip())
-        return _Attempt("fatal", error=_http_error(op, status, message))
-
-    def _observe(self, header: str | None) -> None:
-        if header is None:
-            return
-        try:
-            self._limiter.observe(int(float(header)))
-        except ValueError:
-            log.debug("ignoring unreadable X-Tokens-Remaining header %r", header[:20])
-
-    def _message(self, envelope: JSON | None, fallback: str) -> str:
-        """OrderDesk's ``message``, trimmed, with the API key masked should it ever be echoed."""
-        text = envelope.get("message") if envelope else None
-        if not isinstance(text, str) or not text.strip():
-            return fallback
-        text = " ".join(text.split())[:_MAX_MESSAGE]
-        key = self._store.api_key.reveal()
-        return text.replace(key, "***") if key else text
-
-    def _status_error(self, op: str, envelope: JSON) -> GatewayError:
-        """An HTTP 200 whose body says ``"status": "error"``: classify by the message."""
-        message = self._message(envelope, "OrderDesk reported an error")
-        text = f"{op}: {message}"
-        if "not found" in message.lower():
-            return NotFound(text, http_status=200)
-        if _AUTH_WORDS.search(message):
-            return AuthError(text, http_status=200)
-        return ValidationFailed(text, http_status=200)
-
 
 # --- pure helpers ------------------------------------------------------------------------------
-
-
-def _http_error(op: str, status: int, message: str) -> GatewayError:
-    text = f"{op}: {message}"
-    if status in (401, 403):
-        return AuthError(text, http_status=status)
-    if status == 404:
-        return NotFound(text, http_status=status)
-    if status == 409:
-        return Conflict(text, http_status=status)
-    if 400 <= status < 500:
-        return ValidationFailed(text, http_status=status)
-    # 1xx/3xx: redirects are not followed (they would carry the key elsewhere) and mean a wrong base_url.
-    return UpstreamError(f"{text} (unexpected HTTP {status}; check base_url)", http_status=status)
-
-
-def _decode(raw: bytes) -> JSON | None:
-    try:
-        value = msgspec.json.decode(raw)
-    except msgspec.DecodeError:
-        return None
-    return value if isinstance(value, dict) else None
-
-
-def _retry_after(headers: Mapping[str, str]) -> float | None:
-    """Seconds to wait after a 429: ``X-Retry-After`` (documented), else a standard ``Retry-After``."""
-    for name in ("X-Retry-After", "Retry-After"):
-        value = headers.get(name)
-        if not value:
-            continue
-        try:
-            return max(0.0, float(value))
-        except ValueError:
-            pass
-        try:
-            when = parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            continue
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        return max(0.0, (when - datetime.now(UTC)).total_seconds())
-    return None
-
-
-def _query(params: Mapping[str, Any]) -> dict[str, str]:
-    """Query parameters as strings: ``None`` dropped, booleans ``1``/``0``, lists comma-joined."""
-    out: dict[str, str] = {}
-    for key, value in params.items():
-        if value is None:
-            continue
-        if isinstance(value, bool):
-            out[key] = "1" if value else "0"
-        elif isinstance(value, (list, tuple)):
-            out[key] = ",".join(str(v) for v in value)
-        else:
-            out[key] = str(value)
-    return out
 
 
 def _check_page(limit: Any, offset: Any) -> None:
@@ -757,11 +472,6 @@ def _take(envelope: JSON, key: str, what: str) -> JSON:
     if not isinstance(value, dict):
         raise UpstreamError(f"OrderDesk {what}: the response carries no {key!r} object")
     return value
-
-
-def _rest(envelope: JSON) -> JSON:
-    """The envelope without ``status``/``execution_time`` (what message-only writes return)."""
-    return {k: v for k, v in envelope.items() if k not in _ENVELOPE_KEYS}
 
 
 def _list(value: Any) -> list[Any]:

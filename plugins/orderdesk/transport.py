@@ -1,0 +1,360 @@
+"""The HTTP side of the OrderDesk API v2 client: one :class:`OrderDeskTransport` per store.
+
+It owns everything below the endpoint methods of :class:`~plugins.orderdesk.client.OrderDeskClient`:
+
+* **headers** — store id, API key, a unique User-Agent, ``Accept``; ``Content-Type`` only with a body
+  (OrderDesk asks for none on GET). The key is revealed only while building the request headers and
+  never reaches a message, a log line or a ``repr``.
+* **envelope** — ``{"status": "success" | "error", ...}`` is checked; ``"error"`` inside an HTTP 200
+  is an error too.
+* **errors** — mapped to :mod:`gateway.errors` codes, keeping OrderDesk's own ``message`` and naming
+  the operation: ``"OrderDesk GET /orders/123: Order Not Found"``.
+* **pacing** — a :class:`~plugins.orderdesk.ratelimit.LeakyBucket` before every attempt, fed with
+  ``X-Tokens-Remaining``; a 429 waits ``X-Retry-After`` and retries (for every method: a 429 was
+  not processed).
+* **retries** — GET/PUT/DELETE retry 5xx, timeouts, connection errors and unreadable JSON with capped
+  exponential backoff and full jitter. A POST is never blindly repeated once it may have been
+  processed: it raises :class:`OutcomeUnknown` instead, which :meth:`OrderDeskTransport.post_once`
+  (or the caller) may settle with a lookup.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import re
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any, Literal
+
+import aiohttp
+import msgspec
+
+from gateway.config import StoreSettings
+from gateway.errors import (
+    AuthError,
+    Conflict,
+    GatewayError,
+    NotFound,
+    RateLimited,
+    UpstreamError,
+    ValidationFailed,
+)
+from plugins.orderdesk.ratelimit import LeakyBucket
+from plugins.orderdesk.settings import OrderDeskSettings
+
+# Named after the client module, where these log lines have always come from.
+log = logging.getLogger("plugins.orderdesk.client")
+
+JSON = dict[str, Any]
+Sleep = Callable[[float], Awaitable[None]]
+
+_ENVELOPE_KEYS = ("status", "execution_time")
+_AUTH_WORDS = re.compile(r"unauthori[sz]ed|api key|credential|forbidden", re.I)
+_MAX_MESSAGE = 300
+
+
+class OutcomeUnknown(UpstreamError):
+    """A write may or may not have been applied: it timed out, lost its connection or got a 5xx
+    after the body was sent. Repeating it blindly could apply it twice, hence not ``retryable``."""
+
+    retryable = False
+    default_hint = "The write may or may not have happened; check the current state before trying again."
+
+
+def make_session(settings: OrderDeskSettings) -> aiohttp.ClientSession:
+    """The one session per process that every store's client shares (call it inside the event loop).
+
+    No default headers: credentials differ per store and ``Content-Type`` must only go with a body.
+    """
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=settings.max_connections),
+        timeout=aiohttp.ClientTimeout(total=settings.request_timeout, connect=settings.connect_timeout),
+    )
+
+
+@dataclass(slots=True)
+class _Attempt:
+    """What one HTTP exchange came to, before retry policy is applied."""
+
+    kind: Literal["ok", "fatal", "rate", "transient", "unsent"]
+    body: JSON | None = None
+    error: GatewayError | None = None
+    #: for ``transient``/``unsent``: what went wrong, in words
+    reason: str = ""
+    retry_after: float | None = None
+
+
+class OrderDeskTransport:
+    """Requests to one OrderDesk store: pacing, retries, envelope and error mapping."""
+
+    def __init__(
+        self,
+        store: StoreSettings,
+        session: aiohttp.ClientSession,
+        settings: OrderDeskSettings,
+        *,
+        limiter: LeakyBucket | None = None,
+        sleep: Sleep = asyncio.sleep,
+        rng: Callable[[], float] = random.random,
+    ) -> None:
+        self._store = store
+        self._session = session
+        self._settings = settings
+        # The default bucket keeps real time even when ``sleep`` is faked: a fake sleep that does
+        # not move the clock would make it spin.
+        self._limiter = limiter if limiter is not None else LeakyBucket.from_settings(store.rate_limit)
+        self.sleep = sleep
+        self._rng = rng
+        self._base = store.base_url.rstrip("/")
+        self._timeout = aiohttp.ClientTimeout(
+            total=settings.request_timeout, connect=settings.connect_timeout
+        )
+        refill = store.rate_limit.refill_per_sec
+        self._refill_interval = 1.0 / refill if refill > 0 else 0.0
+
+    def __repr__(self) -> str:
+        return f"OrderDeskTransport(store={self._store.name!r}, store_id={self._store.store_id!r})"
+
+    @property
+    def limiter(self) -> LeakyBucket:
+        return self._limiter
+
+    async def call(
+        self, method: str, path: str, query: Mapping[str, Any] | None = None, body: Any = None
+    ) -> JSON:
+        """One logical request: pacing, retries and error mapping. Returns the success envelope."""
+        op = f"OrderDesk {method} {path}"
+        idempotent = method != "POST"
+        data: bytes | None = None
+        if body is not None:
+            try:
+                data = msgspec.json.encode(body)
+            except (TypeError, ValueError, OverflowError) as exc:
+                raise ValidationFailed(f"{op}: the body is not JSON-serialisable ({exc})") from None
+        params = _query(query or {})
+        retry = 0
+        unclear = False  # an earlier attempt may have been applied
+        while True:
+            res = await self._attempt(method, path, params, data)
+            if res.kind == "ok":
+                assert res.body is not None
+                return res.body
+            if res.kind == "fatal":
+                assert res.error is not None
+                if method == "DELETE" and unclear and isinstance(res.error, NotFound):
+                    # The earlier, unclear attempt did delete it; the goal is reached.
+                    return {"message": f"{path} deleted (confirmed: a retry found it already gone)"}
+                raise res.error
+            if res.kind == "transient" and not idempotent:
+                raise OutcomeUnknown(
+                    f"{op}: {res.reason}; the outcome is unknown, check whether it was applied "
+                    "before retrying"
+                )
+            if res.kind == "rate":
+                wait = res.retry_after
+                if wait is None:
+                    wait = max(self.backoff(retry), self._refill_interval)
+                self._limiter.penalize(wait)
+                if wait > self._settings.max_retry_after or retry >= self._settings.max_retries:
+                    raise RateLimited(
+                        f"{op}: rate limited by OrderDesk (HTTP 429); retry in {wait:.1f} s",
+                        retry_after=round(wait, 3),
+                    )
+            else:
+                if retry >= self._settings.max_retries:
+                    raise UpstreamError(f"{op}: {res.reason} (gave up after {retry + 1} attempts)")
+                wait = self.backoff(retry)
+                unclear = unclear or res.kind == "transient"
+            log.debug("%s: %s; retry %d in %.2f s", op, res.reason or "rate limited", retry + 1, wait)
+            await self.sleep(wait)
+            retry += 1
+
+    async def post_once(
+        self, path: str, body: Any, confirm: Callable[[], Awaitable[JSON | None]] | None = None
+    ) -> JSON:
+        """A POST that is not repeated after an unclear failure; ``confirm`` may still prove success."""
+        try:
+            return unwrap(await self.call("POST", path, body=body))
+        except OutcomeUnknown as exc:
+            if confirm is None:
+                raise
+            await self.sleep(self.backoff(0))
+            try:
+                found = await confirm()
+            except GatewayError as lookup:
+                raise OutcomeUnknown(
+                    f"{exc.message}; checking for it failed too ({lookup.message})"
+                ) from None
+            if found is None:
+                raise OutcomeUnknown(f"{exc.message}; a check found no trace of it yet") from None
+            return found
+
+    def backoff(self, retry: int) -> float:
+        s = self._settings
+        return min(s.backoff_cap, s.backoff_base * 2.0**retry) * self._rng()
+
+    def _headers(self, has_body: bool) -> dict[str, str]:
+        headers = {
+            "ORDERDESK-STORE-ID": self._store.store_id,
+            "ORDERDESK-API-KEY": self._store.api_key.reveal(),
+            "User-Agent": self._settings.user_agent,
+            "Accept": "application/json",
+        }
+        if has_body:
+            headers["Content-Type"] = "application/json"
+        return headers
+
+    async def _attempt(self, method: str, path: str, query: dict[str, str], data: bytes | None) -> _Attempt:
+        await self._limiter.acquire()
+        op = f"OrderDesk {method} {path}"
+        started = time.monotonic()
+        outcome = "?"
+        try:
+            async with self._session.request(
+                method,
+                self._base + path,
+                params=query or None,
+                data=data,
+                headers=self._headers(data is not None),
+                timeout=self._timeout,
+                # A redirect would carry the API key header to wherever it points.
+                allow_redirects=False,
+            ) as resp:
+                status, reason, headers = resp.status, resp.reason or "", resp.headers
+                outcome = str(status)
+                raw = await resp.read()
+        except aiohttp.ClientSSLError as exc:
+            outcome = type(exc).__name__
+            return _Attempt("fatal", error=UpstreamError(f"{op}: TLS error ({type(exc).__name__})"))
+        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
+            # The connection was never established, so nothing was sent: safe to retry any method.
+            outcome = type(exc).__name__
+            return _Attempt("unsent", reason=f"could not connect ({type(exc).__name__})")
+        except TimeoutError:
+            outcome = "timeout"
+            return _Attempt(
+                "transient", reason=f"no complete response within {self._settings.request_timeout} s"
+            )
+        except aiohttp.ClientError as exc:
+            outcome = type(exc).__name__
+            return _Attempt("transient", reason=f"connection failed ({type(exc).__name__})")
+        finally:
+            log.debug(
+                "OrderDesk %s %s -> %s in %.3f s [store %s]",
+                method,
+                path,
+                outcome,
+                time.monotonic() - started,
+                self._store.name,
+            )
+        self._observe(headers.get("X-Tokens-Remaining"))
+        envelope = _decode(raw)
+        if status == 429:
+            return _Attempt("rate", retry_after=_retry_after(headers))
+        if status >= 500 or status == 408:
+            return _Attempt("transient", reason=f"HTTP {status} {reason}".strip())
+        if 200 <= status < 300:
+            if envelope is None:
+                return _Attempt("transient", reason=f"unreadable JSON in an HTTP {status} response")
+            if str(envelope.get("status", "")).lower() == "error":
+                return _Attempt("fatal", error=self._status_error(op, envelope))
+            return _Attempt("ok", body=envelope)
+        message = self._message(envelope, f"HTTP {status} {reason}".strip())
+        return _Attempt("fatal", error=_http_error(op, status, message))
+
+    def _observe(self, header: str | None) -> None:
+        if header is None:
+            return
+        try:
+            self._limiter.observe(int(float(header)))
+        except ValueError:
+            log.debug("ignoring unreadable X-Tokens-Remaining header %r", header[:20])
+
+    def _message(self, envelope: JSON | None, fallback: str) -> str:
+        """OrderDesk's ``message``, trimmed, with the API key masked should it ever be echoed."""
+        text = envelope.get("message") if envelope else None
+        if not isinstance(text, str) or not text.strip():
+            return fallback
+        text = " ".join(text.split())[:_MAX_MESSAGE]
+        key = self._store.api_key.reveal()
+        return text.replace(key, "***") if key else text
+
+    def _status_error(self, op: str, envelope: JSON) -> GatewayError:
+        """An HTTP 200 whose body says ``"status": "error"``: classify by the message."""
+        message = self._message(envelope, "OrderDesk reported an error")
+        text = f"{op}: {message}"
+        if "not found" in message.lower():
+            return NotFound(text, http_status=200)
+        if _AUTH_WORDS.search(message):
+            return AuthError(text, http_status=200)
+        return ValidationFailed(text, http_status=200)
+
+
+# --- pure helpers ------------------------------------------------------------------------------
+
+
+def unwrap(envelope: JSON) -> JSON:
+    """The envelope without ``status``/``execution_time`` (what message-only writes return)."""
+    return {k: v for k, v in envelope.items() if k not in _ENVELOPE_KEYS}
+
+
+def _http_error(op: str, status: int, message: str) -> GatewayError:
+    text = f"{op}: {message}"
+    if status in (401, 403):
+        return AuthError(text, http_status=status)
+    if status == 404:
+        return NotFound(text, http_status=status)
+    if status == 409:
+        return Conflict(text, http_status=status)
+    if 400 <= status < 500:
+        return ValidationFailed(text, http_status=status)
+    # 1xx/3xx: redirects are not followed (they would carry the key elsewhere) and mean a wrong base_url.
+    return UpstreamError(f"{text} (unexpected HTTP {status}; check base_url)", http_status=status)
+
+
+def _decode(raw: bytes) -> JSON | None:
+    try:
+        value = msgspec.json.decode(raw)
+    except msgspec.DecodeError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds to wait after a 429: ``X-Retry-After`` (documented), else a standard ``Retry-After``."""
+    for name in ("X-Retry-After", "Retry-After"):
+        value = headers.get(name)
+        if not value:
+            continue
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            pass
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            continue
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        return max(0.0, (when - datetime.now(UTC)).total_seconds())
+    return None
+
+
+def _query(params: Mapping[str, Any]) -> dict[str, str]:
+    """Query parameters as strings: ``None`` dropped, booleans ``1``/``0``, lists comma-joined."""
+    out: dict[str, str] = {}
+    for key, value in params.items():
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            out[key] = "1" if value else "0"
+        elif isinstance(value, (list, tuple)):
+            out[key] = ",".join(str(v) for v in value)
+        else:
+            out[key] = str(value)
+    return out
