@@ -64,8 +64,10 @@ def test_config_check_prints_effective_values_with_secrets_masked(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     cfg = tmp_path / "gw.toml"
-    cfg.write_text('[[stores]]\nname = "main"\nstore_id = "9"\napi_key = { "$env" = "MY_KEY" }\n'
-                   '[http]\ntoken = "bearer-secret-123"\n')
+    cfg.write_text(
+        '[[stores]]\nname = "main"\nstore_id = "9"\napi_key = { "$env" = "MY_KEY" }\n'
+        '[http]\ntoken = "bearer-secret-123"\n'
+    )
     monkeypatch.setenv("MY_KEY", "api-secret-456")
     assert main(["config", "check", "--config", str(cfg)]) == 0
     out = capsys.readouterr().out
@@ -75,8 +77,9 @@ def test_config_check_prints_effective_values_with_secrets_masked(
     assert "api-secret-456" not in out and "bearer-secret-123" not in out
 
 
-def test_plugins_lists_version_source_and_hooks(capsys: pytest.CaptureFixture[str],
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_plugins_lists_version_source_and_hooks(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("ORDERDESK_STORE_ID", "1")
     monkeypatch.setenv("ORDERDESK_API_KEY", "k")
     assert main(["plugins"]) == 0
@@ -85,8 +88,20 @@ def test_plugins_lists_version_source_and_hooks(capsys: pytest.CaptureFixture[st
     assert "gateway_fetch" in out and "gateway_register_cache_backends" in out
 
 
-@pytest.mark.parametrize("sub", [[], ["serve"], ["tools"], ["call"], ["plugins"], ["config"], ["config", "check"],
-                                 ["sandbox"], ["stats"]])
+@pytest.mark.parametrize(
+    "sub",
+    [
+        [],
+        ["serve"],
+        ["tools"],
+        ["call"],
+        ["plugins"],
+        ["config"],
+        ["config", "check"],
+        ["sandbox"],
+        ["stats"],
+    ],
+)
 def test_help_works_everywhere(sub: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as info:
         main([*sub, "--help"])
@@ -94,7 +109,9 @@ def test_help_works_everywhere(sub: list[str], capsys: pytest.CaptureFixture[str
 
 
 def test_python_dash_m_gateway_is_the_same_command() -> None:
-    out = subprocess.run([sys.executable, "-m", "gateway", "--version"], capture_output=True, text=True, timeout=30)
+    out = subprocess.run(
+        [sys.executable, "-m", "gateway", "--version"], capture_output=True, text=True, timeout=30
+    )
     assert out.returncode == 0 and out.stdout.strip() == "mcp-gateway 0.1.0"
 
 
@@ -103,7 +120,10 @@ async def test_serve_sandbox_over_http_prints_the_url_and_answers() -> None:
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "gateway", "serve", "--transport", "http", "--sandbox", "--port", str(port)],
-        env=CLEAN_ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        env=CLEAN_ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         assert proc.stderr is not None
@@ -131,8 +151,14 @@ def test_stdio_serve_on_a_terminal_says_it_waits_for_a_client() -> None:
     import pty
 
     leader, follower = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "gateway", "serve", "--sandbox"], stdin=follower,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=CLEAN_ENV, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gateway", "serve", "--sandbox"],
+        stdin=follower,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=CLEAN_ENV,
+        text=True,
+    )
     try:
         assert proc.stderr is not None
         first = proc.stderr.readline() + proc.stderr.readline() + proc.stderr.readline()

@@ -22,7 +22,11 @@ def write(tmp_path: Path, text: str) -> str:
 def test_defaults_and_single_store_env_vars_define_the_default_store() -> None:
     cfg = load_config(None, ENV)
     store = cfg.default_store
-    assert (store.name, store.store_id, store.base_url) == ("default", "42", "https://app.orderdesk.me/api/v2")
+    assert (store.name, store.store_id, store.base_url) == (
+        "default",
+        "42",
+        "https://app.orderdesk.me/api/v2",
+    )
     assert store.api_key.reveal() == "key-from-env"
     assert cfg.cache.backend == "memory" and cfg.gateway.tool_names == "underscore"
     assert cfg.mutations.attempts == 5 and cfg.mutations.backoff == [0.5, 1.0, 2.0, 4.0, 8.0]
@@ -30,9 +34,16 @@ def test_defaults_and_single_store_env_vars_define_the_default_store() -> None:
 
 def test_environment_overrides_the_file(tmp_path: Path) -> None:
     path = write(tmp_path, '[cache]\nbackend = "memory"\n[gateway]\nread_only = false\n')
-    env = {**ENV, "GATEWAY_CACHE": "redis", "GATEWAY_REDIS_URL": "redis://h:1/2", "GATEWAY_READ_ONLY": "yes",
-           "GATEWAY_TOOL_NAMES": "dotted", "GATEWAY_AUDIT_LOG": "-", "GATEWAY_HTTP_TOKEN": "t0k",
-           "ORDERDESK_BASE_URL": "http://127.0.0.1:9/api/v2"}
+    env = {
+        **ENV,
+        "GATEWAY_CACHE": "redis",
+        "GATEWAY_REDIS_URL": "redis://h:1/2",
+        "GATEWAY_READ_ONLY": "yes",
+        "GATEWAY_TOOL_NAMES": "dotted",
+        "GATEWAY_AUDIT_LOG": "-",
+        "GATEWAY_HTTP_TOKEN": "t0k",
+        "ORDERDESK_BASE_URL": "http://127.0.0.1:9/api/v2",
+    }
     cfg = load_config(path, env)
     assert cfg.cache.backend == "redis" and cfg.cache.redis_url == "redis://h:1/2"
     assert cfg.gateway.read_only is True and cfg.gateway.tool_names == "dotted" and cfg.audit.path == "-"
@@ -58,11 +69,22 @@ def test_secrets_come_from_env_and_never_show(tmp_path: Path) -> None:
     [
         ('[cache]\nop_timeout = "fast"\n', ENV, "key cache.op_timeout: expected float, got str"),
         ("[mutations]\nattempts = 0\n", ENV, "key mutations.attempts: expected an integer >= 1"),
-        ('[[stores]]\nname = "a"\nstore_id = "1"\n', {}, "key stores[0]: object missing required field api_key"),
-        ('[[stores]]\nname = "a"\nstore_id = "1"\napi_key = { "$env" = "NOPE" }\n', {},
-         "key stores[0].api_key: environment variable NOPE is not set"),
+        (
+            '[[stores]]\nname = "a"\nstore_id = "1"\n',
+            {},
+            "key stores[0]: object missing required field api_key",
+        ),
+        (
+            '[[stores]]\nname = "a"\nstore_id = "1"\napi_key = { "$env" = "NOPE" }\n',
+            {},
+            "key stores[0].api_key: environment variable NOPE is not set",
+        ),
         ("[nonsense]\nx = 1\n", ENV, "unknown section [nonsense]"),
-        ('[gateway]\ntool_names = "dots"\n', ENV, "key gateway.tool_names: invalid enum value 'dots'; expected one of 'underscore', 'dotted'"),
+        (
+            '[gateway]\ntool_names = "dots"\n',
+            ENV,
+            "key gateway.tool_names: invalid enum value 'dots'; expected one of 'underscore', 'dotted'",
+        ),
         ("not toml = = 1", ENV, "invalid TOML"),
     ],
 )

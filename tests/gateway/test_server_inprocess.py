@@ -11,9 +11,22 @@ from gateway.errors import AuthError
 from gateway.plugins import describe_plugins
 from gateway.testing import connect
 
-WRITE_TOOLS = {"orders_create", "orders_update", "orders_delete", "orders_move", "orders_add_note",
-               "order_items_add", "order_items_update", "order_items_delete", "shipments_add",
-               "shipments_update", "shipments_delete", "inventory_create", "inventory_update", "inventory_delete"}
+WRITE_TOOLS = {
+    "orders_create",
+    "orders_update",
+    "orders_delete",
+    "orders_move",
+    "orders_add_note",
+    "order_items_add",
+    "order_items_update",
+    "order_items_delete",
+    "shipments_add",
+    "shipments_update",
+    "shipments_delete",
+    "inventory_create",
+    "inventory_update",
+    "inventory_delete",
+}
 MODES = ["auto", "legacy"]
 
 
@@ -44,16 +57,32 @@ class Policy:
 
 
 @pytest.mark.parametrize("mode", MODES)
-async def test_tools_are_listed_with_explicit_annotations_and_schemas(gateway_factory: Any, mode: str) -> None:
+async def test_tools_are_listed_with_explicit_annotations_and_schemas(
+    gateway_factory: Any, mode: str
+) -> None:
     async with connect(gateway_factory(), mode=mode) as client:
         tools = {t.name: t for t in (await client.list_tools()).tools}
-    assert {"orders_get", "orders_list", "orders_create", "orders_update", "orders_delete", "stores_list",
-            "store_get", "inventory_list", "shipments_list", "gateway_ping"} <= set(tools)
+    assert {
+        "orders_get",
+        "orders_list",
+        "orders_create",
+        "orders_update",
+        "orders_delete",
+        "stores_list",
+        "store_get",
+        "inventory_list",
+        "shipments_list",
+        "gateway_ping",
+    } <= set(tools)
     for name, tool in tools.items():
         assert "." not in name and len(name) <= 40
         a = tool.annotations
-        assert a is not None and None not in (a.read_only_hint, a.destructive_hint, a.idempotent_hint,
-                                              a.open_world_hint), name
+        assert a is not None and None not in (
+            a.read_only_hint,
+            a.destructive_hint,
+            a.idempotent_hint,
+            a.open_world_hint,
+        ), name
         assert a.read_only_hint is (name not in WRITE_TOOLS), name
         assert tool.input_schema["type"] == "object" and tool.output_schema is not None, name
         assert len(tool.description or "") > 40, name
@@ -71,7 +100,9 @@ async def test_dotted_tool_names_on_request(gateway_factory: Any) -> None:
 
 
 @pytest.mark.parametrize("mode", MODES)
-async def test_errors_carry_a_machine_code_and_a_hint(gateway_factory: Any, orderdesk_sandbox: Any, mode: str) -> None:
+async def test_errors_carry_a_machine_code_and_a_hint(
+    gateway_factory: Any, orderdesk_sandbox: Any, mode: str
+) -> None:
     async with connect(gateway_factory(), mode=mode) as client:
         missing = await client.call_tool("orders_get", {"order_id": "999999"})
         wrong_type = await client.call_tool("orders_list", {"limit": "lots"})
@@ -103,7 +134,9 @@ async def test_read_only_mode_hides_and_refuses_write_tools(
     gw = gateway_factory(overrides={"gateway.read_only": True})
     async with connect(gw, mode=mode) as client:
         names = {t.name for t in (await client.list_tools()).tools}
-        refused = await client.call_tool("orders_update", {"order_id": "200001", "changes": {"email": "x@y.z"}})
+        refused = await client.call_tool(
+            "orders_update", {"order_id": "200001", "changes": {"email": "x@y.z"}}
+        )
         read = await client.call_tool("orders_get", {"order_id": "200001"})
     assert names and not (names & WRITE_TOOLS)
     assert refused.is_error and refused.structured_content["error"]["code"] == "READ_ONLY"
@@ -111,7 +144,9 @@ async def test_read_only_mode_hides_and_refuses_write_tools(
     assert orderdesk_sandbox.requests(method="PUT") == []
 
 
-async def test_policy_hooks_can_refuse_and_observe_calls(gateway_factory: Any, orderdesk_sandbox: Any) -> None:
+async def test_policy_hooks_can_refuse_and_observe_calls(
+    gateway_factory: Any, orderdesk_sandbox: Any
+) -> None:
     policy = Policy()
     async with connect(gateway_factory(plugins=[policy])) as client:
         denied = await client.call_tool("orders_get", {"order_id": "999999"})

@@ -23,15 +23,21 @@ TOKEN = "test-token-5f1c9b"
 
 def gateway_env(sandbox: Any, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GATEWAY_", "ORDERDESK_"))}
-    env.update(ORDERDESK_STORE_ID=sandbox.store_id, ORDERDESK_API_KEY=sandbox.api_key,
-               ORDERDESK_BASE_URL=sandbox.base_url, GATEWAY_CACHE_PREFIX=f"test-tr-{os.getpid()}", **extra)
+    env.update(
+        ORDERDESK_STORE_ID=sandbox.store_id,
+        ORDERDESK_API_KEY=sandbox.api_key,
+        ORDERDESK_BASE_URL=sandbox.base_url,
+        GATEWAY_CACHE_PREFIX=f"test-tr-{os.getpid()}",
+        **extra,
+    )
     return env
 
 
 @pytest.mark.parametrize("mode", ["auto", "legacy"])
 async def test_stdio_subprocess_serves_tools(orderdesk_sandbox: Any, mode: str) -> None:
-    params = StdioServerParameters(command=sys.executable, args=["-m", "gateway", "serve"],
-                                   env=gateway_env(orderdesk_sandbox))
+    params = StdioServerParameters(
+        command=sys.executable, args=["-m", "gateway", "serve"], env=gateway_env(orderdesk_sandbox)
+    )
     async with Client(params, mode=mode) as client:
         names = {t.name for t in (await client.list_tools()).tools}
         result = await client.call_tool("orders_get", {"order_id": "200001"})
@@ -45,9 +51,21 @@ async def http_gateway(orderdesk_sandbox: Any, tmp_path: Path) -> AsyncIterator[
     cfg = tmp_path / "gw.toml"
     cfg.write_text("[http]\nmax_body_bytes = 200000\n")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gateway", "serve", "--transport", "http", "--port", str(port), "--config", str(cfg)],
+        [
+            sys.executable,
+            "-m",
+            "gateway",
+            "serve",
+            "--transport",
+            "http",
+            "--port",
+            str(port),
+            "--config",
+            str(cfg),
+        ],
         env=gateway_env(orderdesk_sandbox, GATEWAY_HTTP_TOKEN=TOKEN),
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -97,7 +115,10 @@ async def test_http_requires_the_bearer_token(http_gateway: str) -> None:
 @pytest.mark.parametrize("mode", ["auto", "legacy"])
 async def test_http_with_the_token_serves_tools(http_gateway: str, mode: str) -> None:
     http = create_mcp_http_client(headers={"Authorization": f"Bearer {TOKEN}"})
-    async with http, Client(streamable_http_client(http_gateway + "/mcp", http_client=http), mode=mode) as client:
+    async with (
+        http,
+        Client(streamable_http_client(http_gateway + "/mcp", http_client=http), mode=mode) as client,
+    ):
         result = await client.call_tool("orders_get", {"order_id": "200002"})
         ping = await client.call_tool("gateway_ping", {})
     assert not result.is_error and result.structured_content["order"]["id"] == "200002"
@@ -106,9 +127,22 @@ async def test_http_with_the_token_serves_tools(http_gateway: str, mode: str) ->
 
 def test_non_loopback_bind_without_token_is_refused(orderdesk_sandbox: Any) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "gateway", "serve", "--transport", "http", "--host", "0.0.0.0", "--port",
-         str(free_port())],
-        env=gateway_env(orderdesk_sandbox), capture_output=True, text=True, timeout=30,
+        [
+            sys.executable,
+            "-m",
+            "gateway",
+            "serve",
+            "--transport",
+            "http",
+            "--host",
+            "0.0.0.0",
+            "--port",
+            str(free_port()),
+        ],
+        env=gateway_env(orderdesk_sandbox),
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert proc.returncode == 2
     assert "refusing to bind 0.0.0.0" in proc.stderr and "GATEWAY_HTTP_TOKEN" in proc.stderr

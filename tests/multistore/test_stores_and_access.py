@@ -29,8 +29,16 @@ pytestmark = pytest.mark.sandbox(multi_store=True)
 async def serving(gw: Any) -> AsyncIterator[str]:
     """Run the gateway's HTTP app with uvicorn in this event loop; yield its base URL."""
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(build_http_app(gw, "127.0.0.1", port), host="127.0.0.1", port=port,
-                                           log_level="error", access_log=False, lifespan="on"))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            build_http_app(gw, "127.0.0.1", port),
+            host="127.0.0.1",
+            port=port,
+            log_level="error",
+            access_log=False,
+            lifespan="on",
+        )
+    )
     task = asyncio.create_task(server.serve())
     try:
         while not server.started:
@@ -93,7 +101,9 @@ async def test_tokens_are_limited_to_their_stores_and_writes(
             refused = await client.call_tool("orders_get", {"order_id": b_id, "store": "store2"})
         async with http_client(base, "tok-r-123456") as client:
             read = await client.call_tool("orders_get", {"order_id": b_id, "store": "store2"})
-            write = await client.call_tool("orders_update", {"order_id": a_id, "changes": {"email": "a@b.co"}})
+            write = await client.call_tool(
+                "orders_update", {"order_id": a_id, "changes": {"email": "a@b.co"}}
+            )
     assert not ok.is_error and not read.is_error
     assert refused.structured_content["error"]["code"] == "AUTH"
     assert "token 'only-a' may not use store 'store2'" in refused.structured_content["error"]["message"]
@@ -109,7 +119,9 @@ def webhook_body(order: dict[str, Any]) -> tuple[bytes, str]:
     return urlencode({"order": order_json}).encode(), order_json
 
 
-async def test_webhook_verifies_signature_then_invalidates(gateway_factory: Any, orderdesk_sandbox: Any) -> None:
+async def test_webhook_verifies_signature_then_invalidates(
+    gateway_factory: Any, orderdesk_sandbox: Any
+) -> None:
     gw = gateway_factory(overrides={"http.max_body_bytes": 50_000})
     oid = first_order_id(orderdesk_sandbox, "1001")
     async with serving(gw) as base, connect(gw) as client, aiohttp.ClientSession() as http:
@@ -141,7 +153,11 @@ async def test_webhook_verifies_signature_then_invalidates(gateway_factory: Any,
 async def test_ui_change_posted_by_orderdesk_reaches_every_replica_within_a_second(
     gateway_factory: Any, orderdesk_sandbox: Any, redis_url: str
 ) -> None:
-    shared = {"cache.backend": "redis", "cache.redis_url": redis_url, "cache.prefix": f"test-wh-{time.time_ns()}"}
+    shared = {
+        "cache.backend": "redis",
+        "cache.redis_url": redis_url,
+        "cache.prefix": f"test-wh-{time.time_ns()}",
+    }
     replica_a, replica_b = gateway_factory(overrides=shared), gateway_factory(overrides=shared)
     oid = first_order_id(orderdesk_sandbox, "1001")
     async with serving(replica_a) as base_a, connect(replica_a) as a, connect(replica_b) as b:

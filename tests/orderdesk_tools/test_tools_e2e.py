@@ -12,10 +12,19 @@ from gateway.testing import connect
 
 NEW_ORDER = {
     "email": "jane@example.com",
-    "shipping": {"first_name": "Jane", "last_name": "Doe", "address1": "1 Main St", "city": "San Jose",
-                 "state": "CA", "postal_code": "95131", "country": "US"},
-    "order_items": [{"name": "Widget", "code": "W-1", "price": 12.5, "quantity": 2},
-                    {"name": "Gadget", "code": "G-1", "price": 3, "quantity": 1, "variation_list": {"Size": "L"}}],
+    "shipping": {
+        "first_name": "Jane",
+        "last_name": "Doe",
+        "address1": "1 Main St",
+        "city": "San Jose",
+        "state": "CA",
+        "postal_code": "95131",
+        "country": "US",
+    },
+    "order_items": [
+        {"name": "Widget", "code": "W-1", "price": 12.5, "quantity": 2},
+        {"name": "Gadget", "code": "G-1", "price": 3, "quantity": 1, "variation_list": {"Size": "L"}},
+    ],
     "checkout_data": {"Gift": "yes"},
 }
 
@@ -37,7 +46,9 @@ async def test_order_lifecycle_create_get_update_get_delete_get(
 ) -> None:
     gw = gateway_factory()
     async with connect(gw, mode=mode) as c:
-        created = ok(await c.call_tool("orders_create", {"order": NEW_ORDER, "idempotency_key": f"life-{mode}-1"}))
+        created = ok(
+            await c.call_tool("orders_create", {"order": NEW_ORDER, "idempotency_key": f"life-{mode}-1"})
+        )
         oid = created["order"]["id"]
         assert created["order"]["product_total"] == 28
         # a field the gateway has no model for (e.g. one OrderDesk adds in a later API version)
@@ -46,8 +57,15 @@ async def test_order_lifecycle_create_get_update_get_delete_get(
         before = ok(await c.call_tool("orders_get", {"order_id": oid}))["order"]
         assert before["email"] == "jane@example.com" and before["x_custom_field"] == {"nested": [1, 2]}
         orderdesk_sandbox.clear_requests()
-        upd = ok(await c.call_tool("orders_update", {"order_id": oid, "changes": {
-            "shipping": {"city": "Oakland"}, "order_metadata": {"agent": "yes"}}}))
+        upd = ok(
+            await c.call_tool(
+                "orders_update",
+                {
+                    "order_id": oid,
+                    "changes": {"shipping": {"city": "Oakland"}, "order_metadata": {"agent": "yes"}},
+                },
+            )
+        )
         assert upd["attempts"] == 1 and upd["changed_fields"] == ["order_metadata.agent", "shipping.city"]
         after = ok(await c.call_tool("orders_get", {"order_id": oid}))["order"]
         deleted = ok(await c.call_tool("orders_delete", {"order_id": oid, "confirm": True}))
@@ -72,7 +90,9 @@ async def test_empty_maps_arrive_as_lists_and_are_written_back_as_lists(
     gateway_factory: Any, orderdesk_sandbox: Any
 ) -> None:
     async with connect(gateway_factory()) as c:
-        oid = ok(await c.call_tool("orders_create", {"order": {**NEW_ORDER, "checkout_data": {}}}))["order"]["id"]
+        oid = ok(await c.call_tool("orders_create", {"order": {**NEW_ORDER, "checkout_data": {}}}))["order"][
+            "id"
+        ]
         raw = orderdesk_sandbox.order(oid)
         got = ok(await c.call_tool("orders_get", {"order_id": oid}))["order"]
         ok(await c.call_tool("orders_update", {"order_id": oid, "changes": {"email": "new@example.com"}}))
@@ -107,7 +127,9 @@ async def test_move_and_history_note(gateway_factory: Any, orderdesk_sandbox: An
     assert any(h["note"] == "Called the customer" for h in history) and noted["message"]
 
 
-async def test_update_folder_change_goes_through_move_orders(gateway_factory: Any, orderdesk_sandbox: Any) -> None:
+async def test_update_folder_change_goes_through_move_orders(
+    gateway_factory: Any, orderdesk_sandbox: Any
+) -> None:
     async with connect(gateway_factory()) as c:
         oid = ok(await c.call_tool("orders_list", {"folder_id": 1, "limit": 1}))["orders"][0]["id"]
         upd = ok(await c.call_tool("orders_update", {"order_id": oid, "changes": {"folder_id": 2}}))
@@ -119,10 +141,18 @@ async def test_update_folder_change_goes_through_move_orders(gateway_factory: An
 async def test_order_items_tools(gateway_factory: Any, orderdesk_sandbox: Any) -> None:
     async with connect(gateway_factory()) as c:
         oid = ok(await c.call_tool("orders_create", {"order": NEW_ORDER}))["order"]["id"]
-        ok(await c.call_tool("order_items_add", {"order_id": oid, "item": {"name": "Extra", "price": 1, "quantity": 3}}))
+        ok(
+            await c.call_tool(
+                "order_items_add", {"order_id": oid, "item": {"name": "Extra", "price": 1, "quantity": 3}}
+            )
+        )
         items = orderdesk_sandbox.order(oid)["order_items"]
         extra = next(i for i in items if i["name"] == "Extra")
-        ok(await c.call_tool("order_items_update", {"order_id": oid, "item_id": extra["id"], "item": {"quantity": 5}}))
+        ok(
+            await c.call_tool(
+                "order_items_update", {"order_id": oid, "item_id": extra["id"], "item": {"quantity": 5}}
+            )
+        )
         mid = ok(await c.call_tool("orders_get", {"order_id": oid}))["order"]
         ok(await c.call_tool("order_items_delete", {"order_id": oid, "item_id": extra["id"]}))
         final = ok(await c.call_tool("orders_get", {"order_id": oid}))["order"]
@@ -139,8 +169,12 @@ async def test_shipment_tools(gateway_factory: Any) -> None:
         dup = await c.call_tool("shipments_add", {"order_id": oid, "shipment": ship})
         listed = ok(await c.call_tool("shipments_list", {"order_id": oid}))
         sid = listed["items"][0]["id"]
-        ok(await c.call_tool("shipments_update", {"order_id": oid, "shipment_id": sid,
-                                                  "shipment": {"carrier_code": "FedEx"}}))
+        ok(
+            await c.call_tool(
+                "shipments_update",
+                {"order_id": oid, "shipment_id": sid, "shipment": {"carrier_code": "FedEx"}},
+            )
+        )
         again = ok(await c.call_tool("shipments_list", {"order_id": oid}))
         ok(await c.call_tool("shipments_delete", {"order_id": oid, "shipment_id": sid}))
         empty = ok(await c.call_tool("shipments_list", {"order_id": oid}))
@@ -152,8 +186,12 @@ async def test_shipment_tools(gateway_factory: Any) -> None:
 async def test_inventory_tools(gateway_factory: Any) -> None:
     async with connect(gateway_factory()) as c:
         listed = ok(await c.call_tool("inventory_list", {"limit": 5}))
-        created = ok(await c.call_tool("inventory_create", {"item": {"name": "Mug", "code": "MUG-1", "price": 9,
-                                                                     "stock": 4, "location": "A1"}}))
+        created = ok(
+            await c.call_tool(
+                "inventory_create",
+                {"item": {"name": "Mug", "code": "MUG-1", "price": 9, "stock": 4, "location": "A1"}},
+            )
+        )
         iid = str(created["item"]["id"])
         got = ok(await c.call_tool("inventory_get", {"item_id": iid}))
         upd = ok(await c.call_tool("inventory_update", {"item_id": iid, "changes": {"stock": 7}}))
@@ -186,9 +224,18 @@ async def test_store_get_never_shows_credentials(gateway_factory: Any) -> None:
         ("orders_get", {"order_id": 12}),
         ("orders_update", {"order_id": "200001", "changes": {"order_total": 1}}),
         ("orders_update", {"order_id": "200001", "changes": "email=x"}),
-        ("orders_update", {"order_id": "200001", "changes": {"notes": None, "checkout_data": {"k": "x" * 4000}}}),
-        ("orders_update", {"order_id": "200001", "changes": {"order_items": [{"id": "../1", "quantity": 2}]}}),
-        ("orders_update", {"order_id": "200001", "changes": {"order_items": [{"id": "1", "quantity": "many"}]}}),
+        (
+            "orders_update",
+            {"order_id": "200001", "changes": {"notes": None, "checkout_data": {"k": "x" * 4000}}},
+        ),
+        (
+            "orders_update",
+            {"order_id": "200001", "changes": {"order_items": [{"id": "../1", "quantity": 2}]}},
+        ),
+        (
+            "orders_update",
+            {"order_id": "200001", "changes": {"order_items": [{"id": "1", "quantity": "many"}]}},
+        ),
         ("orders_create", {"order": {"order_items": []}}),
         ("orders_create", {"order": {**NEW_ORDER, "order_metadata": {"k": "y" * 2500}}}),
         ("orders_add_note", {"order_id": "200001", "note": "n" * 1801}),

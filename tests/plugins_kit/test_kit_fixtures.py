@@ -11,6 +11,8 @@ from gateway import hookimpl
 from gateway.errors import ValidationFailed
 from gateway.testing import connect
 
+pytest_plugins = ["pytester"]
+
 
 class NoEmailChanges:
     """A policy: orders.update may not change the customer's email."""
@@ -117,3 +119,45 @@ async def test_connect_yields_a_client_and_runs_the_lifespan(gateway_factory: An
     assert life.events == ["startup", "shutdown"]
     req = orderdesk_sandbox.requests(method="GET", path_prefix="/orders")[0]
     assert req.query.get("folder_id") == "1"
+
+
+# --- a plugin author's test suite, run by pytester ----------------------------------------------------
+
+AUTHOR_TESTS = '''
+import pytest
+from gateway import hookimpl
+
+
+class FailsAtStartup:
+    @hookimpl
+    def gateway_startup(self, gateway):
+        raise OSError("cannot open the plugin's resource")
+
+
+class Quiet:
+    @hookimpl
+    def gateway_tool_post_invoke(self, call, outcome):
+        return None
+
+
+@pytest.mark.gateway(plugins=[Quiet()])
+async def test_works(gateway_client, orderdesk_sandbox):
+    res = await gateway_client.call_tool("orders_list", {})
+    assert not res.is_error
+    assert orderdesk_sandbox.requests(method="GET")
+
+
+@pytest.mark.gateway(plugins=[FailsAtStartup()])
+async def test_startup_failure_is_reported(gateway_client):
+    pass
+'''
+
+
+def test_an_author_suite_uses_the_kit_through_the_entry_point(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = function\n"
+                     "filterwarnings = error\n")
+    pytester.makepyfile(test_author=AUTHOR_TESTS)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", timeout=120)
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(["*ERROR at setup of test_startup_failure_is_reported*"])
+    result.stdout.fnmatch_lines(["*FailsAtStartup*gateway_startup*"])

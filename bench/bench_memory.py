@@ -1,0 +1,152 @@
+"""Memory: RSS of an idle ``serve --transport http`` process, and after caching 10,000 ~3 KB orders.
+
+    .venv/bin/python bench/bench_memory.py [--quick]
+
+The gateway runs as ``python -m gateway serve --transport http --config F`` (memory cache backend);
+the sandbox runs in another process. RSS is ``VmRSS`` from ``/proc/<pid>/status``:
+
+1. idle: 1 s after ``/healthz`` first answers, before any MCP call;
+2. warm: after one MCP ``orders_get`` over HTTP and a few webhook posts (so code paths and pools that
+   load lazily are not counted as cache);
+3. after 10,000 distinct orders were cached *inside that process*, through its own public path:
+   each is posted, signed like OrderDesk does, to ``POST /webhooks/orderdesk``, which (with
+   ``orderdesk.webhook_caches_order = true``, the default) stores the order as the fresh cache entry.
+   The orders are the sandbox's seeded demo orders padded with notes/checkout data to ~3 KB of JSON,
+   with distinct ids (900000001...) that do not exist upstream. Afterwards ``orders_get`` of a sample
+   of those ids must succeed, which proves they are served from the cache (upstream would say 404).
+
+``cache.max_entries`` is raised from its default 10,000 to 20,000 so that all 10,000 orders fit next
+to the list-generation counter that every webhook post bumps (with the default bound the oldest order
+would be evicted); ``cache.ttl_order`` is 3600 s so nothing expires while posting. Targets: idle <=
+80 MB; <= +60 MB for the 10,000 orders (after - warm). --quick changes nothing but the sample check.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import time
+from typing import Any
+from urllib.parse import urlencode
+
+import aiohttp
+
+from common import (
+    GatewayProcess,
+    SandboxProcess,
+    header,
+    machine,
+    parse_quick,
+    remove_file,
+    rss_mb,
+    summary,
+    target,
+    unique_prefix,
+    write_config,
+)
+
+N_ORDERS = 10_000
+FIRST_ID = 900_000_001
+TARGET_BYTES = 3000
+
+
+def pad(order: dict[str, Any], i: int) -> dict[str, Any]:
+    """A distinct ~3 KB order built from a realistic seeded one."""
+    o = json.loads(json.dumps(order))
+    o["id"] = str(FIRST_ID + i)
+    o["source_id"] = f"bench-{i}"
+    o["email"] = f"customer{i}@example.com"
+    notes = list(o.get("order_notes") or [])
+    k = 0
+    while len(json.dumps(o)) < TARGET_BYTES - 150:
+        notes.append({"date_added": o.get("date_added", ""), "username": "Customer Service",
+                      "content": f"Follow-up #{k} for order {o['id']}: customer confirmed the address."})
+        o["order_notes"] = notes
+        k += 1
+    o["checkout_data"] = {**(o.get("checkout_data") or {}), "Delivery Instructions": "Leave at the back door"}
+    return o
+
+
+async def post_all(session: aiohttp.ClientSession, url: str, store_id: str, api_key: str,
+                   orders: list[str], concurrency: int = 8) -> tuple[int, int]:
+    ok = bad = 0
+    queue = iter(orders)
+
+    async def worker() -> None:
+        nonlocal ok, bad
+        for order_json in queue:
+            signature = hmac.new(api_key.encode(), order_json.encode(), hashlib.sha256).hexdigest()
+            async with session.post(url, data=urlencode({"order": order_json}), headers={
+                "Content-Type": "application/x-www-form-urlencoded",
+                "X-Order-Desk-Store-Id": store_id, "X-Order-Desk-Hash": signature}) as r:
+                await r.read()
+                if r.status == 200:
+                    ok += 1
+                else:
+                    bad += 1
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return ok, bad
+
+
+async def main() -> None:
+    from mcp import Client
+
+    args = parse_quick(__doc__.splitlines()[0])
+    print(f"memory benchmark ({machine()}): serve --transport http, memory backend, {N_ORDERS} orders")
+    async with SandboxProcess() as sb:
+        ids = await sb.order_ids()
+        seeded = [await sb.order(oid) for oid in ids]
+        for o in seeded:
+            o.pop("order_history", None)  # the admin read includes history; the API's order does not
+        orders = [json.dumps(pad(seeded[i % len(seeded)], i)) for i in range(N_ORDERS)]
+        avg = sum(len(o) for o in orders) / len(orders)
+        store = sb.config.stores[0]
+        path = write_config(sb, unique_prefix("memory"), {"cache.max_entries": 20_000, "cache.ttl_order": 3600.0})
+        try:
+            async with GatewayProcess(path) as gp:
+                await asyncio.sleep(1.0)
+                idle = rss_mb(gp.pid)
+                hook = gp.base_url + "/webhooks/orderdesk"
+                async with aiohttp.ClientSession() as session, Client(gp.mcp_url) as client:
+                    r = await client.call_tool("orders_get", {"order_id": ids[0]})
+                    warm_ok = not r.is_error
+                    await post_all(session, hook, store.store_id, store.api_key,
+                                   [json.dumps(pad(seeded[0], N_ORDERS + j)) for j in range(5)])
+                    await asyncio.sleep(0.5)
+                    warm = rss_mb(gp.pid)
+                    t0 = time.perf_counter()
+                    ok, bad = await post_all(session, hook, store.store_id, store.api_key, orders)
+                    post_s = time.perf_counter() - t0
+                    await asyncio.sleep(1.0)
+                    after = rss_mb(gp.pid)
+                    step = max(1, N_ORDERS // (20 if args.quick else 200))
+                    sample = [str(FIRST_ID + i) for i in range(0, N_ORDERS, step)] + [str(FIRST_ID + N_ORDERS - 1)]
+                    await sb.clear_requests()
+                    hits = 0
+                    for oid in sample:
+                        r = await client.call_tool("orders_get", {"order_id": oid})
+                        hits += (not r.is_error) and str(r.structured_content["order"]["id"]) == oid
+                    upstream = len(await sb.requests(method="GET"))
+                    final = rss_mb(gp.pid)
+        finally:
+            remove_file(path)
+
+    delta = after - warm
+    header("results")
+    print(f"  orders posted: {ok} accepted, {bad} refused, in {post_s:.1f} s ({ok / post_s:.0f}/s); "
+          f"average order JSON {avg:.0f} B ({avg * N_ORDERS / 1e6:.1f} MB of JSON in total)")
+    print(f"  cache check: {hits}/{len(sample)} sampled ids served from the cache, {upstream} upstream GETs "
+          f"(warm-up call ok: {warm_ok})")
+    print(f"  RSS idle {idle:.1f} MB; warm {warm:.1f} MB; after {N_ORDERS} orders {after:.1f} MB "
+          f"(+{delta:.1f} MB = {delta * 1024 * 1024 / N_ORDERS:.0f} B per order); after the check {final:.1f} MB")
+    target("memory_idle", f"{idle:.1f} MB RSS", "<= 80 MB", idle <= 80)
+    target("memory_10k_orders", f"+{delta:.1f} MB for {ok} orders of ~{avg / 1000:.1f} KB ({hits}/{len(sample)} verified cached)",
+           "<= +60 MB", delta <= 60 and ok == N_ORDERS and hits == len(sample))
+    summary("memory", f"idle {idle:.1f} MB, warm {warm:.1f} MB, +{delta:.1f} MB for {ok} cached ~{avg / 1000:.1f} KB orders")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

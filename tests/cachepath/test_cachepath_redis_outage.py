@@ -1,0 +1,133 @@
+"""Issue 5: Redis trouble never breaks tools. A killed or hung Redis is served fail-open, quickly, and
+invalidations made meanwhile are honoured once it returns (no stale read).
+
+Each test runs its own redis-server (the ``own_redis`` fixture), never the shared one.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from gateway.testing import connect
+
+pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server not installed")
+
+#: the most any tool call may take while Redis is down or hung
+BOUND_S = 1.0
+
+
+@pytest.fixture
+def retry_now(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Let the cache facade retry a failed backend on the very next operation (no timer to wait for)."""
+    monkeypatch.setattr("gateway.cache.RETRY_INTERVAL", 0.0)
+
+
+class Timed:
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.slowest = 0.0
+
+    async def __call__(self, tool: str, args: dict[str, Any]) -> Any:
+        t0 = time.perf_counter()
+        r = await self.client.call_tool(tool, args)
+        self.slowest = max(self.slowest, time.perf_counter() - t0)
+        assert not r.is_error, (tool, r.structured_content)
+        return r
+
+
+def gets(sandbox: Any, oid: str) -> int:
+    return len(sandbox.requests(method="GET", path_regex=rf"^/orders/{oid}$"))
+
+
+async def test_tools_keep_answering_while_redis_is_killed_and_restarted(
+    orderdesk_sandbox: Any, gateway_factory: Any, own_redis: Any, retry_now: None
+) -> None:
+    a, b = (str(o["id"]) for o in orderdesk_sandbox.orders()[:2])
+    gw = gateway_factory(overrides={"cache.backend": "redis", "cache.redis_url": own_redis.url})
+    async with connect(gw) as client:
+        call = Timed(client)
+        await call("orders_get", {"order_id": a})
+        await call("orders_get", {"order_id": a})
+        assert gets(orderdesk_sandbox, a) == 1  # cached in Redis
+
+        own_redis.stop()
+        got = await call("orders_get", {"order_id": a})  # fail-open: from upstream
+        assert "outage" not in (got.structured_content["order"]["order_metadata"] or {})
+        await call("orders_update", {"order_id": a, "changes": {"order_metadata": {"outage": "written"}}})
+        during = await call("orders_get", {"order_id": a})
+        await call("orders_get", {"order_id": b})
+        await call("orders_list", {"limit": 5})
+        await call("orders_create", {"order": {"order_items": [{"name": "W", "price": 1, "quantity": 1}],
+                                               "shipping": {"first_name": "Out", "last_name": "Age"}}})
+        assert call.slowest < BOUND_S
+        assert gw.cache is not None and not gw.cache.healthy
+        assert gw.metrics.value("cache_backend_errors_total") > 0
+
+        own_redis.start()  # same port, empty
+        after = await call("orders_get", {"order_id": a})
+        assert gw.cache.healthy
+        n = gets(orderdesk_sandbox, a)
+        cached = await call("orders_get", {"order_id": a})
+        assert gets(orderdesk_sandbox, a) == n  # the cache works again
+    assert during.structured_content["order"]["order_metadata"]["outage"] == "written"
+    assert after.structured_content["order"]["order_metadata"]["outage"] == "written"
+    assert cached.structured_content["order"]["order_metadata"]["outage"] == "written"
+
+
+@pytest.fixture
+def paused(own_redis: Any) -> Iterator[Any]:
+    """SIGSTOP/SIGCONT for the own redis-server; always resumed before the fixture kills it."""
+    state = {"stopped": False}
+
+    def pause() -> None:
+        os.kill(own_redis.proc.pid, signal.SIGSTOP)
+        state["stopped"] = True
+
+    def resume() -> None:
+        os.kill(own_redis.proc.pid, signal.SIGCONT)
+        state["stopped"] = False
+
+    try:
+        yield pause, resume
+    finally:
+        if state["stopped"] and own_redis.proc is not None:
+            os.kill(own_redis.proc.pid, signal.SIGCONT)
+
+
+async def test_hung_redis_keeps_the_stale_entry_and_the_invalidation_is_replayed(
+    orderdesk_sandbox: Any, gateway_factory: Any, own_redis: Any, paused: Any, retry_now: None
+) -> None:
+    """Redis hangs (SIGSTOP) but keeps its data: the cached order from before the update must not be
+    served once Redis answers again."""
+    pause, resume = paused
+    a = str(orderdesk_sandbox.orders()[0]["id"])
+    gw = gateway_factory(overrides={"cache.backend": "redis", "cache.redis_url": own_redis.url,
+                                    "cache.op_timeout": 0.05})
+    async with connect(gw) as client:
+        call = Timed(client)
+        before = await call("orders_get", {"order_id": a})  # cached in Redis
+        await call("orders_list", {"limit": 500})  # a cached list too
+
+        pause()
+        await call("orders_update", {"order_id": a, "changes": {"order_metadata": {"hung": "written"}}})
+        during = await call("orders_get", {"order_id": a})
+        assert call.slowest < BOUND_S
+        assert gw.cache is not None and not gw.cache.healthy
+
+        resume()
+        after = await call("orders_get", {"order_id": a})
+        listed = await call("orders_list", {"limit": 500})
+        again = await call("orders_get", {"order_id": a})
+    assert "hung" not in (before.structured_content["order"]["order_metadata"] or {})
+    assert during.structured_content["order"]["order_metadata"]["hung"] == "written"
+    assert after.structured_content["order"]["order_metadata"]["hung"] == "written"
+    assert again.structured_content["order"]["order_metadata"]["hung"] == "written"
+    by_id = {o["id"]: o for o in listed.structured_content["orders"]}
+    assert by_id[a]["order_metadata"]["hung"] == "written"
