@@ -27,6 +27,7 @@ import asyncio
 import hashlib
 import hmac
 import json
+import subprocess
 import time
 from typing import Any
 from urllib.parse import urlencode
@@ -34,8 +35,12 @@ from urllib.parse import urlencode
 import aiohttp
 
 from common import (
+    PY,
+    ROOT,
     GatewayProcess,
     SandboxProcess,
+    clean_env,
+    free_port,
     header,
     machine,
     parse_quick,
@@ -46,6 +51,31 @@ from common import (
     unique_prefix,
     write_config,
 )
+
+#: the SDK floor: a trivial MCPServer (one tool) on Streamable HTTP under uvicorn, nothing else
+FLOOR_SERVER = """
+import sys, uvicorn
+from mcp.server.mcpserver import MCPServer
+server = MCPServer("floor")
+@server.tool()
+async def ping() -> dict:
+    return {"ok": True}
+uvicorn.run(server.streamable_http_app(), host="127.0.0.1", port=int(sys.argv[1]), log_level="warning")
+"""
+#: RSS after each import step of the gateway's dependency stack, in a fresh interpreter
+IMPORT_LADDER = """
+import importlib, sys
+def rss():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+print(f"python {rss():.1f}")
+for name in sys.argv[1:]:
+    importlib.import_module(name)
+    print(f"{name} {rss():.1f}")
+"""
+LADDER = ["mcp.server.mcpserver", "uvicorn", "aiohttp", "redis.asyncio", "gateway.cli", "plugins.orderdesk.plugin",
+          "plugins.cache_memory.plugin", "plugins.cache_redis.plugin"]
 
 N_ORDERS = 10_000
 FIRST_ID = 900_000_001
@@ -91,6 +121,37 @@ async def post_all(session: aiohttp.ClientSession, url: str, store_id: str, api_
     return ok, bad
 
 
+async def floor_rss() -> float:
+    """Idle RSS (MB) of the trivial SDK server, measured like the gateway's (1 s after it answers)."""
+    port = free_port()
+    proc = subprocess.Popen([PY, "-c", FLOOR_SERVER, str(port)], cwd=ROOT, env=clean_env(),
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        async with aiohttp.ClientSession() as s:
+            for _ in range(400):
+                try:
+                    async with s.get(f"http://127.0.0.1:{port}/mcp", timeout=aiohttp.ClientTimeout(total=1)) as r:
+                        await r.read()
+                        break
+                except (aiohttp.ClientError, asyncio.TimeoutError):
+                    await asyncio.sleep(0.05)
+        await asyncio.sleep(1.0)
+        return rss_mb(proc.pid)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+def import_ladder() -> list[tuple[str, float]]:
+    out = subprocess.run([PY, "-c", IMPORT_LADDER, *LADDER], cwd=ROOT, env=clean_env(), capture_output=True,
+                         text=True, timeout=60)
+    return [(line.rsplit(" ", 1)[0], float(line.rsplit(" ", 1)[1])) for line in out.stdout.splitlines() if line]
+
+
 async def main() -> None:
     from mcp import Client
 
@@ -134,18 +195,26 @@ async def main() -> None:
         finally:
             remove_file(path)
 
+    floor = await floor_rss()
+    ladder = import_ladder()
     delta = after - warm
+    header("where the idle RSS goes (fresh interpreter, cumulative RSS after each import)")
+    prev = None
+    for name, value in ladder:
+        print(f"  {name:30s} {value:6.1f} MB" + (f"  (+{value - prev:.1f})" if prev is not None else ""))
+        prev = value
+    print(f"  trivial MCPServer on Streamable HTTP (SDK floor), idle: {floor:.1f} MB")
     header("results")
     print(f"  orders posted: {ok} accepted, {bad} refused, in {post_s:.1f} s ({ok / post_s:.0f}/s); "
           f"average order JSON {avg:.0f} B ({avg * N_ORDERS / 1e6:.1f} MB of JSON in total)")
     print(f"  cache check: {hits}/{len(sample)} sampled ids served from the cache, {upstream} upstream GETs "
           f"(warm-up call ok: {warm_ok})")
-    print(f"  RSS idle {idle:.1f} MB; warm {warm:.1f} MB; after {N_ORDERS} orders {after:.1f} MB "
+    print(f"  RSS idle {idle:.1f} MB (SDK floor {floor:.1f} MB, gateway +{idle - floor:.1f} MB); warm {warm:.1f} MB; after {N_ORDERS} orders {after:.1f} MB "
           f"(+{delta:.1f} MB = {delta * 1024 * 1024 / N_ORDERS:.0f} B per order); after the check {final:.1f} MB")
-    target("memory_idle", f"{idle:.1f} MB RSS", "<= 80 MB", idle <= 80)
+    target("memory_idle", f"{idle:.1f} MB RSS (trivial SDK server: {floor:.1f} MB)", "<= 80 MB", idle <= 80)
     target("memory_10k_orders", f"+{delta:.1f} MB for {ok} orders of ~{avg / 1000:.1f} KB ({hits}/{len(sample)} verified cached)",
            "<= +60 MB", delta <= 60 and ok == N_ORDERS and hits == len(sample))
-    summary("memory", f"idle {idle:.1f} MB, warm {warm:.1f} MB, +{delta:.1f} MB for {ok} cached ~{avg / 1000:.1f} KB orders")
+    summary("memory", f"idle {idle:.1f} MB (SDK floor {floor:.1f} MB), warm {warm:.1f} MB, +{delta:.1f} MB for {ok} cached ~{avg / 1000:.1f} KB orders")
 
 
 if __name__ == "__main__":

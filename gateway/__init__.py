@@ -3,7 +3,22 @@
 Plugin authors need only ``from gateway import hookimpl``.
 """
 
-from gateway.plugins import hookimpl
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 __all__ = ["__version__", "hookimpl"]
+
+if TYPE_CHECKING:
+    from gateway.plugins import hookimpl
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy, so that importing the pytest kit (gateway.testing) stays cheap and coverage sees the host
+    # modules imported for the first time inside the test run.
+    if name == "hookimpl":
+        from gateway.plugins import hookimpl
+
+        return hookimpl
+    raise AttributeError(name)

@@ -63,6 +63,8 @@ class Cache:
         self._inflight: dict[str, asyncio.Future[Any]] = {}
         #: per-key invalidation counters, to drop fills whose load raced with a write
         self._epochs: dict[str, int] = {}
+        #: read-through fills completed so far (any key), to spot a fill that landed during a read
+        self._fills = 0
         self._down_since: float | None = None
         self._retry_at = 0.0
         self._pending: set[str] = set()
@@ -97,7 +99,11 @@ class Cache:
             self._mark_down(op, err)
             return default
         if self._down_since is not None:
+            replayed = bool(self._pending)
             await self._recovered()
+            if replayed and op == "get":
+                # this value was read before the missed invalidations were replayed: read it again
+                return default if self._down_since is not None else await self._call(op, fn, default)
         return result
 
     def _mark_down(self, op: str, err: BaseException) -> None:
@@ -137,7 +143,11 @@ class Cache:
         """Return the cached value, or load it once for all concurrent callers and cache it."""
         if not self.enabled:
             return await loader()
+        fills = self._fills
         cached = await self.get(key)
+        if cached is None and key not in self._inflight and self._fills != fills:
+            # a load finished and filled the cache while our read was on its way: look again, not upstream
+            cached = await self.get(key)
         if cached is not None:
             self.metrics.inc("cache_hits_total")
             self.metrics.inc("cache_upstream_saved_total")
@@ -163,6 +173,7 @@ class Cache:
             fut.set_result(value)
             if self._epochs.get(key, 0) == epoch:
                 await self._call("add", lambda: self.backend.add(key, value, ttl), False)
+                self._fills += 1
         finally:
             # only now: a caller that missed while the fill was on its way joins this load
             if self._inflight.get(key) is fut:

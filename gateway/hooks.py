@@ -6,9 +6,10 @@ This is where the awaitable convention of :mod:`gateway.hookspecs` is applied in
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from gateway.errors import GatewayError, InternalError
@@ -27,6 +28,20 @@ async def await_me_maybe(value: Any) -> Any:
     if inspect.isawaitable(value):
         return await value
     return value
+
+
+def _one_by_one(
+    caller: Any, kwargs: dict[str, Any], *, reverse: bool = False
+) -> Iterator[tuple[str, Callable[[], Any]]]:
+    """``(plugin name, call)`` per impl of a fan-out hook, in registration order (``reverse``: pluggy's).
+
+    Each call is made only after the previous result was awaited, so a refusal or a crash never leaves
+    another impl's coroutine created but un-awaited ("never awaited" warnings), as pluggy's own call
+    loop would. Wrappers are skipped; tracing and error attribution still apply (plugins.py).
+    """
+    impls = [i for i in caller.get_hookimpls() if not (i.wrapper or i.hookwrapper)]
+    for impl in reversed(impls) if reverse else impls:
+        yield impl.plugin_name, functools.partial(impl.function, *[kwargs[a] for a in impl.argnames])
 
 
 class Hooks:
@@ -65,15 +80,16 @@ class Hooks:
         self.h.gateway_register_routes(register=register, gateway=gateway)
 
     async def startup(self, gateway: Gateway) -> None:
-        for res in self.h.gateway_startup(gateway=gateway)[::-1]:
-            await await_me_maybe(res)
+        for _plugin, call in _one_by_one(self.h.gateway_startup, {"gateway": gateway}):
+            await await_me_maybe(call())
 
     async def shutdown(self, gateway: Gateway) -> None:
-        for res in self.h.gateway_shutdown(gateway=gateway):
+        # Reverse order, and each impl on its own: one failure must not leave the others' resources open.
+        for plugin, call in _one_by_one(self.h.gateway_shutdown, {"gateway": gateway}, reverse=True):
             try:
-                await await_me_maybe(res)
+                await await_me_maybe(call())
             except Exception:
-                log.exception("a plugin failed during shutdown")
+                log.exception("plugin %r failed during shutdown", plugin)
 
     # --- the object workflow ------------------------------------------------------------------
 
@@ -136,25 +152,24 @@ class Hooks:
     # --- policy ---------------------------------------------------------------------------------
 
     async def pre_invoke(self, call: ToolCall) -> None:
-        # One impl at a time, in registration order, each awaited before the next is called: a refusal
-        # then stops the chain without leaving later impls' coroutines un-awaited (pluggy's own call loop
-        # would create them all first and drop them when one raises -> "never awaited" warnings).
+        # In registration order; the first refusal stops the chain.
         kwargs = {"call": call, "gateway": self.gateway}
-        for impl in self.h.gateway_tool_pre_invoke.get_hookimpls():
-            if not (impl.wrapper or impl.hookwrapper):
-                await await_me_maybe(impl.function(*[kwargs[a] for a in impl.argnames]))
+        for _plugin, run in _one_by_one(self.h.gateway_tool_pre_invoke, kwargs):
+            await await_me_maybe(run())
 
     async def post_invoke(
         self, call: ToolCall, outcome: str, error: Exception | None, elapsed_ms: float
     ) -> None:
         # Each impl on its own: one failing plugin neither changes the result nor skips the others.
-        kwargs = {"call": call, "outcome": outcome, "error": error, "elapsed_ms": elapsed_ms,
-                  "gateway": self.gateway}
-        for impl in reversed(self.h.gateway_tool_post_invoke.get_hookimpls()):
-            if impl.wrapper or impl.hookwrapper:
-                continue
+        kwargs = {
+            "call": call,
+            "outcome": outcome,
+            "error": error,
+            "elapsed_ms": elapsed_ms,
+            "gateway": self.gateway,
+        }
+        for plugin, run in _one_by_one(self.h.gateway_tool_post_invoke, kwargs, reverse=True):
             try:
-                await await_me_maybe(impl.function(*[kwargs[a] for a in impl.argnames]))
+                await await_me_maybe(run())
             except Exception:
-                log.exception("plugin %r failed in gateway_tool_post_invoke for %s",
-                              impl.plugin_name, call.name)
+                log.exception("plugin %r failed in gateway_tool_post_invoke for %s", plugin, call.name)

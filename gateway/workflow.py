@@ -7,6 +7,7 @@ Writes: lock -> ``gateway_fetch`` -> ``gateway_merge`` -> [precondition] -> ``ga
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import logging
 from collections.abc import Awaitable, Callable
@@ -219,6 +220,20 @@ class Workflow:
         async with self.gw.locks.hold(self._lock_key(ref)):
             result = await op()
             await self._after_write(ref, lists=lists, fresh=fresh(result) if fresh else None)
+            return result
+
+    async def write_many(self, refs: list[Ref], op: Callable[[], Awaitable[T]]) -> T:
+        """Like :meth:`write` for several objects (e.g. a folder move): locks taken in sorted order."""
+        if len(refs) == 1:
+            return await self.write(refs[0], op)
+        self._record(refs[0], object_id=",".join(r.id for r in refs), attempts=1)
+        self.gw.audit.check_writable()
+        async with contextlib.AsyncExitStack() as stack:
+            for key in sorted({self._lock_key(r) for r in refs}):  # one global order: no deadlocks
+                await stack.enter_async_context(self.gw.locks.hold(key))
+            result = await op()
+            for i, ref in enumerate(refs):
+                await self._after_write(ref, lists=i == 0)
             return result
 
     async def invalidate(self, ref: Ref, *, lists: bool, fresh: dict[str, Any] | None = None) -> None:

@@ -1,8 +1,8 @@
 """The OrderDesk API v2 client: one instance per store, all sharing one aiohttp session.
 
-The endpoint methods live here; headers, envelope checks, error mapping, pacing and retries are
-done by :class:`~plugins.orderdesk.transport.OrderDeskTransport` (see there). Payloads come back
-unwrapped and normalised by :mod:`plugins.orderdesk.wire`.
+The endpoint methods live here; headers, envelope, error mapping, pacing and retries are done by
+:class:`~plugins.orderdesk.transport.OrderDeskTransport`. Payloads come back normalised by
+:mod:`plugins.orderdesk.wire`.
 
 A POST is never blindly repeated once it may have been processed: ``create_order`` looks the order
 up by ``source_id`` first (see there); the other POSTs check what they can and otherwise raise
@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import re
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -22,29 +21,24 @@ from typing import Any
 import aiohttp
 
 from gateway.config import StoreSettings
-from gateway.errors import Conflict, GatewayError, NotFound, UpstreamError, ValidationFailed
+from gateway.errors import Conflict, GatewayError, UpstreamError, ValidationFailed
+from plugins.orderdesk import wire
 from plugins.orderdesk.ids import check_id
 from plugins.orderdesk.ratelimit import LeakyBucket
 from plugins.orderdesk.settings import OrderDeskSettings
 from plugins.orderdesk.transport import (
     JSON,
     OrderDeskTransport,
-    OutcomeUnknown as OutcomeUnknown,
     Sleep,
-    make_session as make_session,
+    as_int,
+    as_list,
+    dicts,
+    surface_entries,
+    take,
     unwrap,
 )
-from plugins.orderdesk.wire import (
-    normalize_inventory_item,
-    normalize_order,
-    normalize_order_item,
-    normalize_shipment,
-    sanitize_store,
-    to_wire_inventory_item,
-    to_wire_order,
-    to_wire_order_item,
-    to_wire_shipment,
-)
+from plugins.orderdesk.transport import OutcomeUnknown as OutcomeUnknown  # re-exported
+from plugins.orderdesk.transport import make_session as make_session  # re-exported
 
 log = logging.getLogger(__name__)
 
@@ -59,31 +53,14 @@ MAX_NOTE_CHARS = 1800
 # GET /orders filters OrderDesk documents; anything else is refused before a request is made.
 ORDER_FILTERS = frozenset(
     {
-        "folder_id",
-        "folder_name",
-        "source_id",
-        "source_name",
-        "email",
-        "customer_id",
-        "search_start_date",
-        "search_end_date",
-        "search_start_date_local",
-        "search_end_date_local",
-        "modified_start_date",
-        "modified_end_date",
-        "order_by",
-        "order",
-        "limit",
-        "offset",
+        "folder_id", "folder_name", "source_id", "source_name", "email", "customer_id",
+        "search_start_date", "search_end_date", "search_start_date_local", "search_end_date_local",
+        "modified_start_date", "modified_end_date", "order_by", "order", "limit", "offset",
         "get_order_history",
         *(f"{who}_{what}" for who in ("customer", "shipping") for what in
           ("first_name", "last_name", "company", "address1", "phone")),
     }
 )  # fmt: skip
-
-# How a per-entry result of /move-orders or /batch-shipments says it failed, when it has no
-# explicit ``"status": "error"`` (the per-entry schema is not documented).
-_ENTRY_FAILED = re.compile(r"not found|error|invalid|fail|could not|cannot|unable|not (moved|added)", re.I)
 
 
 class OrderDeskClient:
@@ -123,7 +100,7 @@ class OrderDeskClient:
     async def get_store(self) -> JSON:
         """Store settings and the ``folders`` map (folder-id string -> name), credentials removed."""
         env = await self._http.call("GET", "/store")
-        return sanitize_store(_take(env, "store", "GET /store"))
+        return wire.sanitize_store(take(env, "store", "GET /store"))
 
     # --- orders ----------------------------------------------------------------------------
 
@@ -150,19 +127,19 @@ class OrderDeskClient:
                 raise ValidationFailed(f"order must be ASC or DESC, got {params['order']!r}")
             params["order"] = order
         env = await self._http.call("GET", "/orders", query=params)
-        orders = [normalize_order(o) for o in _dicts(env.get("orders"))]
+        orders = [wire.normalize_order(o) for o in dicts(env.get("orders"))]
         return {
             "orders": orders,
-            "total_records": _as_int(env.get("total_records"), len(orders)),
-            "records_returned": _as_int(env.get("records_returned"), len(orders)),
-            "offset": _as_int(env.get("offset"), _as_int(params.get("offset"), 0)),
-            "limit": _as_int(env.get("limit"), _as_int(params.get("limit"), 50)),
+            "total_records": as_int(env.get("total_records"), len(orders)),
+            "records_returned": as_int(env.get("records_returned"), len(orders)),
+            "offset": as_int(env.get("offset"), as_int(params.get("offset"), 0)),
+            "limit": as_int(env.get("limit"), as_int(params.get("limit"), 50)),
         }
 
     async def get_order(self, order_id: str | int) -> JSON:
         oid = check_id("order_id", order_id)
         env = await self._http.call("GET", f"/orders/{oid}")
-        return normalize_order(_take(env, "order", f"GET /orders/{oid}"))
+        return wire.normalize_order(take(env, "order", f"GET /orders/{oid}"))
 
     async def create_order(self, order: Mapping[str, Any]) -> JSON:
         """``POST /orders`` -> the created order; safe to call again after an unclear failure.
@@ -174,7 +151,7 @@ class OrderDeskClient:
         repeated (after a backoff). If a repeat is rejected (OrderDesk refuses duplicates), one more
         lookup decides whether the first attempt had succeeded after all.
         """
-        body = to_wire_order(dict(order), for_create=True)
+        body = wire.to_wire_order(dict(order), for_create=True)
         source_id = body.get("source_id")
         if source_id is None or (isinstance(source_id, str) and not source_id.strip()):
             source_id = body["source_id"] = GENERATED_SOURCE_ID_PREFIX + uuid.uuid4().hex[:16]
@@ -213,7 +190,7 @@ class OrderDeskClient:
                 if found is None:
                     raise UpstreamError("OrderDesk POST /orders: the response carries no order")
                 return found
-            return normalize_order(env["order"])
+            return wire.normalize_order(env["order"])
 
     async def update_order(self, order_id: str | int, order: Mapping[str, Any]) -> JSON:
         """``PUT /orders/{id}`` with the *full* order (OrderDesk blanks whatever is left out).
@@ -224,10 +201,10 @@ class OrderDeskClient:
         oid = check_id("order_id", order_id)
         if order.get("id") not in (None, "") and str(order["id"]) != oid:
             raise ValidationFailed(f"order body has id {order['id']!r} but the update targets order {oid}")
-        env = await self._http.call("PUT", f"/orders/{oid}", body=to_wire_order(dict(order)))
+        env = await self._http.call("PUT", f"/orders/{oid}", body=wire.to_wire_order(dict(order)))
         if not isinstance(env.get("order"), dict):
             return await self.get_order(oid)
-        return normalize_order(env["order"])
+        return wire.normalize_order(env["order"])
 
     async def delete_order(self, order_id: str | int) -> JSON:
         oid = check_id("order_id", order_id)
@@ -255,8 +232,8 @@ class OrderDeskClient:
         else:
             body["destination_folder_name"] = folder_name
         env = await self._http.call("POST", "/move-orders", body=body)
-        results = _list(env.get("results"))
-        failed = _surface_entries("OrderDesk POST /move-orders", results, "order_id", "no order was moved")
+        results = as_list(env.get("results"))
+        failed = surface_entries("OrderDesk POST /move-orders", results, "order_id", "no order was moved")
         return {"message": env.get("message", ""), "results": results, "failed": failed}
 
     async def add_order_history(self, order_id: str | int, note: str, source_name: str = "API") -> JSON:
@@ -271,29 +248,31 @@ class OrderDeskClient:
         env = await self._http.call(
             "POST", f"/orders/{oid}/order-history", body={"note": note, "source_name": source_name}
         )
-        return normalize_order(_take(env, "order", f"POST /orders/{oid}/order-history"))
+        return wire.normalize_order(take(env, "order", f"POST /orders/{oid}/order-history"))
 
     # --- order items -----------------------------------------------------------------------
 
     async def list_order_items(self, order_id: str | int) -> list[JSON]:
         oid = check_id("order_id", order_id)
         env = await self._http.call("GET", f"/orders/{oid}/order-items")
-        return [normalize_order_item(i) for i in _dicts(env.get("order_items"))]
+        return [wire.normalize_order_item(i) for i in dicts(env.get("order_items"))]
 
     async def get_order_item(self, order_id: str | int, item_id: str | int) -> JSON:
         path = f"/orders/{check_id('order_id', order_id)}/order-items/{check_id('item_id', item_id)}"
-        return normalize_order_item(_take(await self._http.call("GET", path), "order_item", f"GET {path}"))
+        return wire.normalize_order_item(
+            take(await self._http.call("GET", path), "order_item", f"GET {path}")
+        )
 
     async def add_order_item(self, order_id: str | int, item: Mapping[str, Any]) -> JSON:
         """``POST /orders/{id}/order-items`` -> ``{"message": "Order Item Added"}``; never re-sent."""
         path = f"/orders/{check_id('order_id', order_id)}/order-items"
-        return await self._http.post_once(path, to_wire_order_item(dict(item)))
+        return await self._http.post_once(path, wire.to_wire_order_item(dict(item)))
 
     async def update_order_item(
         self, order_id: str | int, item_id: str | int, item: Mapping[str, Any]
     ) -> JSON:
         path = f"/orders/{check_id('order_id', order_id)}/order-items/{check_id('item_id', item_id)}"
-        return unwrap(await self._http.call("PUT", path, body=to_wire_order_item(dict(item))))
+        return unwrap(await self._http.call("PUT", path, body=wire.to_wire_order_item(dict(item))))
 
     async def delete_order_item(self, order_id: str | int, item_id: str | int) -> JSON:
         path = f"/orders/{check_id('order_id', order_id)}/order-items/{check_id('item_id', item_id)}"
@@ -304,11 +283,11 @@ class OrderDeskClient:
     async def list_shipments(self, order_id: str | int) -> list[JSON]:
         oid = check_id("order_id", order_id)
         env = await self._http.call("GET", f"/orders/{oid}/shipments")
-        return [normalize_shipment(s) for s in _dicts(env.get("shipments"))]
+        return [wire.normalize_shipment(s) for s in dicts(env.get("shipments"))]
 
     async def get_shipment(self, order_id: str | int, shipment_id: str | int) -> JSON:
         path = f"/orders/{check_id('order_id', order_id)}/shipments/{check_id('shipment_id', shipment_id)}"
-        return normalize_shipment(_take(await self._http.call("GET", path), "shipment", f"GET {path}"))
+        return wire.normalize_shipment(take(await self._http.call("GET", path), "shipment", f"GET {path}"))
 
     async def add_shipment(self, order_id: str | int, shipment: Mapping[str, Any]) -> JSON:
         """``POST /orders/{id}/shipments`` -> ``{"message": "Shipment Added"}``; never re-sent.
@@ -328,14 +307,14 @@ class OrderDeskClient:
             return None
 
         return await self._http.post_once(
-            f"/orders/{oid}/shipments", to_wire_shipment(dict(shipment)), confirm
+            f"/orders/{oid}/shipments", wire.to_wire_shipment(dict(shipment)), confirm
         )
 
     async def update_shipment(
         self, order_id: str | int, shipment_id: str | int, shipment: Mapping[str, Any]
     ) -> JSON:
         path = f"/orders/{check_id('order_id', order_id)}/shipments/{check_id('shipment_id', shipment_id)}"
-        return unwrap(await self._http.call("PUT", path, body=to_wire_shipment(dict(shipment))))
+        return unwrap(await self._http.call("PUT", path, body=wire.to_wire_shipment(dict(shipment))))
 
     async def delete_shipment(self, order_id: str | int, shipment_id: str | int) -> JSON:
         path = f"/orders/{check_id('order_id', order_id)}/shipments/{check_id('shipment_id', shipment_id)}"
@@ -353,13 +332,13 @@ class OrderDeskClient:
         for i, s in enumerate(shipments):
             if not isinstance(s, Mapping):
                 raise ValidationFailed(f"shipments[{i}] must be an object")
-            wire = to_wire_shipment(dict(s))
+            entry = wire.to_wire_shipment(dict(s))
             # an integer, as in OrderDesk's own examples of this endpoint
-            wire["order_id"] = int(check_id(f"shipments[{i}].order_id", s.get("order_id")))
-            body.append(wire)
+            entry["order_id"] = int(check_id(f"shipments[{i}].order_id", s.get("order_id")))
+            body.append(entry)
         env = await self._http.call("POST", "/batch-shipments", body=body)
-        results = _list(env.get("results"))
-        _surface_entries("OrderDesk POST /batch-shipments", results, "order_id", "no shipment was added")
+        results = as_list(env.get("results"))
+        surface_entries("OrderDesk POST /batch-shipments", results, "order_id", "no shipment was added")
         return results
 
     # --- inventory -------------------------------------------------------------------------
@@ -371,19 +350,19 @@ class OrderDeskClient:
         _check_page(limit, offset)
         params: JSON = {"limit": limit, "offset": offset, "code": code}
         env = await self._http.call("GET", "/inventory-items", query=params)
-        items = [normalize_inventory_item(i) for i in _dicts(env.get("inventory_items"))]
-        returned = _as_int(env.get("records_returned"), len(items))
+        items = [wire.normalize_inventory_item(i) for i in dicts(env.get("inventory_items"))]
+        returned = as_int(env.get("records_returned"), len(items))
         return {
             "inventory_items": items,
             # OrderDesk sends it as a string, and it has been seen as "0" next to 3 returned items.
-            "total_records": max(_as_int(env.get("total_records"), returned), offset + returned),
+            "total_records": max(as_int(env.get("total_records"), returned), offset + returned),
             "records_returned": returned,
         }
 
     async def get_inventory_item(self, item_id: str | int) -> JSON:
         path = f"/inventory-items/{check_id('item_id', item_id)}"
-        return normalize_inventory_item(
-            _take(await self._http.call("GET", path), "inventory_item", f"GET {path}")
+        return wire.normalize_inventory_item(
+            take(await self._http.call("GET", path), "inventory_item", f"GET {path}")
         )
 
     async def create_inventory_item(self, item: Mapping[str, Any]) -> JSON:
@@ -405,12 +384,14 @@ class OrderDeskClient:
                     }
             return None
 
-        return await self._http.post_once("/inventory-items", to_wire_inventory_item(dict(item)), confirm)
+        return await self._http.post_once(
+            "/inventory-items", wire.to_wire_inventory_item(dict(item)), confirm
+        )
 
     async def update_inventory_item(self, item_id: str | int, item: Mapping[str, Any]) -> JSON:
         """``PUT /inventory-items/{id}``: a full replacement — fields left out are blanked."""
         path = f"/inventory-items/{check_id('item_id', item_id)}"
-        return unwrap(await self._http.call("PUT", path, body=to_wire_inventory_item(dict(item))))
+        return unwrap(await self._http.call("PUT", path, body=wire.to_wire_inventory_item(dict(item))))
 
     async def delete_inventory_item(self, item_id: str | int) -> JSON:
         path = f"/inventory-items/{check_id('item_id', item_id)}"
@@ -424,12 +405,12 @@ class OrderDeskClient:
         for i, it in enumerate(items):
             if not isinstance(it, Mapping):
                 raise ValidationFailed(f"items[{i}] must be an object")
-            wire = to_wire_inventory_item(dict(it))
-            wire["id"] = int(check_id(f"items[{i}].id", it.get("id")))
-            body.append(wire)
+            entry = wire.to_wire_inventory_item(dict(it))
+            entry["id"] = int(check_id(f"items[{i}].id", it.get("id")))
+            body.append(entry)
         out = unwrap(await self._http.call("PUT", "/batch-inventory-items", body=body))
         if isinstance(out.get("results"), list):
-            out["failed"] = _surface_entries(
+            out["failed"] = surface_entries(
                 "OrderDesk PUT /batch-inventory-items", out["results"], "id", "no inventory item was updated"
             )
         return out
@@ -464,58 +445,3 @@ def _check_page(limit: Any, offset: Any) -> None:
         raise ValidationFailed(f"limit must be an integer from 1 to {MAX_PAGE_SIZE}, got {limit!r}")
     if offset is not None and (isinstance(offset, bool) or not isinstance(offset, int) or offset < 0):
         raise ValidationFailed(f"offset must be an integer >= 0, got {offset!r}")
-
-
-def _take(envelope: JSON, key: str, what: str) -> JSON:
-    """The payload object under ``key``; anything else means OrderDesk answered in a shape we don't know."""
-    value = envelope.get(key)
-    if not isinstance(value, dict):
-        raise UpstreamError(f"OrderDesk {what}: the response carries no {key!r} object")
-    return value
-
-
-def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
-def _dicts(value: Any) -> list[JSON]:
-    """The objects of a payload list (a stray non-object entry can't be normalised and is skipped)."""
-    return [v for v in _list(value) if isinstance(v, dict)]
-
-
-def _as_int(value: Any, default: int) -> int:
-    if isinstance(value, bool):
-        return default
-    if isinstance(value, int):
-        return value
-    try:
-        return int(float(value))
-    except (TypeError, ValueError):
-        return default
-
-
-def _entry_failed(entry: Any) -> bool:
-    if not isinstance(entry, dict):
-        return False
-    status = entry.get("status")
-    if isinstance(status, str) and status:
-        return status.lower() == "error"
-    if entry.get("error"):
-        return True
-    message = entry.get("message")
-    return isinstance(message, str) and _ENTRY_FAILED.search(message) is not None
-
-
-def _surface_entries(op: str, results: list[Any], id_key: str, none_done: str) -> list[str]:
-    """Ids of entries that failed; raises when every entry failed (so nothing happened at all)."""
-    failed = [e for e in results if _entry_failed(e)]
-    if not failed or len(failed) < len(results):
-        return [str(e.get(id_key)) for e in failed]
-    listed = ", ".join(
-        f"{e.get(id_key)} ({e.get('message') or e.get('error') or 'error'})" for e in failed[:20]
-    )
-    more = f" and {len(failed) - 20} more" if len(failed) > 20 else ""
-    text = f"{op}: {none_done}: {listed}{more}"
-    if all("not found" in str(e.get("message") or e.get("error") or "").lower() for e in failed):
-        raise NotFound(text, results=results)
-    raise ValidationFailed(text, results=results)

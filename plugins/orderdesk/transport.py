@@ -54,6 +54,9 @@ JSON = dict[str, Any]
 Sleep = Callable[[float], Awaitable[None]]
 
 _ENVELOPE_KEYS = ("status", "execution_time")
+# How a per-entry result of /move-orders or /batch-shipments says it failed, when it has no
+# explicit ``"status": "error"`` (the per-entry schema is not documented).
+_ENTRY_FAILED = re.compile(r"not found|error|invalid|fail|could not|cannot|unable|not (moved|added)", re.I)
 _AUTH_WORDS = re.compile(r"unauthori[sz]ed|api key|credential|forbidden", re.I)
 _MAX_MESSAGE = 300
 
@@ -298,11 +301,6 @@ class OrderDeskTransport:
 # --- pure helpers ------------------------------------------------------------------------------
 
 
-def unwrap(envelope: JSON) -> JSON:
-    """The envelope without ``status``/``execution_time`` (what message-only writes return)."""
-    return {k: v for k, v in envelope.items() if k not in _ENVELOPE_KEYS}
-
-
 def _http_error(op: str, status: int, message: str) -> GatewayError:
     text = f"{op}: {message}"
     if status in (401, 403):
@@ -358,3 +356,66 @@ def _query(params: Mapping[str, Any]) -> dict[str, str]:
         else:
             out[key] = str(value)
     return out
+
+
+# --- payload helpers, shared with the client --------------------------------------------------
+
+
+def unwrap(envelope: JSON) -> JSON:
+    """The envelope without ``status``/``execution_time`` (what message-only writes return)."""
+    return {k: v for k, v in envelope.items() if k not in _ENVELOPE_KEYS}
+
+
+def take(envelope: JSON, key: str, what: str) -> JSON:
+    """The payload object under ``key``; anything else means OrderDesk answered in a shape we don't know."""
+    value = envelope.get(key)
+    if not isinstance(value, dict):
+        raise UpstreamError(f"OrderDesk {what}: the response carries no {key!r} object")
+    return value
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def dicts(value: Any) -> list[JSON]:
+    """The objects of a payload list (a stray non-object entry can't be normalised and is skipped)."""
+    return [v for v in as_list(value) if isinstance(v, dict)]
+
+
+def as_int(value: Any, default: int) -> int:
+    if isinstance(value, bool):
+        return default
+    if isinstance(value, int):
+        return value
+    try:
+        return int(float(value))
+    except (TypeError, ValueError):
+        return default
+
+
+def _entry_failed(entry: Any) -> bool:
+    if not isinstance(entry, dict):
+        return False
+    status = entry.get("status")
+    if isinstance(status, str) and status:
+        return status.lower() == "error"
+    if entry.get("error"):
+        return True
+    message = entry.get("message")
+    return isinstance(message, str) and _ENTRY_FAILED.search(message) is not None
+
+
+def surface_entries(op: str, results: list[Any], id_key: str, none_done: str) -> list[str]:
+    """Ids of entries that failed; raises when every entry failed (so nothing happened at all)."""
+    failed = [e for e in results if _entry_failed(e)]
+    if not failed or len(failed) < len(results):
+        return [str(e.get(id_key)) for e in failed]
+    listed = ", ".join(
+        f"{e.get(id_key)} ({e.get('message') or e.get('error') or 'error'})" for e in failed[:20]
+    )
+    more = f" and {len(failed) - 20} more" if len(failed) > 20 else ""
+    text = f"{op}: {none_done}: {listed}{more}"
+    if all("not found" in str(e.get("message") or e.get("error") or "").lower() for e in failed):
+        raise NotFound(text, results=results)
+    raise ValidationFailed(text, results=results)

@@ -12,7 +12,8 @@ from gateway.http import build_http_app
 from gateway.refs import Ref
 from gateway.testing import connect
 
-REDIS = {"cache.backend": "redis", "cache.redis_url": "redis://127.0.0.1:6379/0"}
+#: the shared Redis; a generous op timeout, so a busy machine does not turn these tests into fail-open ones
+REDIS = {"cache.backend": "redis", "cache.redis_url": "redis://127.0.0.1:6379/0", "cache.op_timeout": 2.0}
 BACKENDS = pytest.mark.parametrize("cache_overrides", [{}, REDIS], ids=["memory", "redis"])
 
 
@@ -32,7 +33,9 @@ async def test_single_flight_100_concurrent_gets_make_one_upstream_get(
     oid = str(orderdesk_sandbox.orders()[0]["id"])
     gw = gateway_factory(overrides=cache_overrides)
     async with connect(gw) as client:
-        results = await asyncio.gather(*(client.call_tool("orders_get", {"order_id": oid}) for _ in range(100)))
+        results = await asyncio.gather(
+            *(client.call_tool("orders_get", {"order_id": oid}) for _ in range(100))
+        )
     assert all(not r.is_error for r in results)
     assert {r.structured_content["order"]["id"] for r in results} == {oid}
     assert order_gets(orderdesk_sandbox, oid) == 1
@@ -48,6 +51,7 @@ async def test_single_flight_waves_of_gets_make_one_upstream_get(
     oid = str(orderdesk_sandbox.orders()[1]["id"])
     gw = gateway_factory(overrides=cache_overrides)
     async with connect(gw) as client:
+
         async def get_after(delay_steps: int) -> Any:
             for _ in range(delay_steps):
                 await asyncio.sleep(0)
@@ -67,7 +71,9 @@ async def test_update_invalidates_only_that_order(
         await client.call_tool("orders_get", {"order_id": a})
         await client.call_tool("orders_get", {"order_id": b})
         assert (order_gets(orderdesk_sandbox, a), order_gets(orderdesk_sandbox, b)) == (1, 1)
-        r = await client.call_tool("orders_update", {"order_id": a, "changes": {"order_metadata": {"new": "data"}}})
+        r = await client.call_tool(
+            "orders_update", {"order_id": a, "changes": {"order_metadata": {"new": "data"}}}
+        )
         assert not r.is_error
         got_a = await client.call_tool("orders_get", {"order_id": a})
         got_b = await client.call_tool("orders_get", {"order_id": b})
@@ -85,8 +91,10 @@ async def test_update_invalidates_only_that_order(
 async def test_create_bumps_the_list_generation(
     orderdesk_sandbox: Any, gateway_factory: Any, cache_overrides: dict[str, Any]
 ) -> None:
-    order = {"order_items": [{"name": "Widget", "price": 3, "quantity": 1}],
-             "shipping": {"first_name": "Grace", "last_name": "Hopper"}}
+    order = {
+        "order_items": [{"name": "Widget", "price": 3, "quantity": 1}],
+        "shipping": {"first_name": "Grace", "last_name": "Hopper"},
+    }
     async with connect(gateway_factory(overrides=cache_overrides)) as client:
         first = await client.call_tool("orders_list", {"limit": 500})
         cached = await client.call_tool("orders_list", {"limit": 500})
@@ -111,7 +119,9 @@ async def test_update_and_delete_refresh_lists(
     a, b = (str(o["id"]) for o in orderdesk_sandbox.orders()[:2])
     async with connect(gateway_factory(overrides=cache_overrides)) as client:
         await client.call_tool("orders_list", {"limit": 500})
-        await client.call_tool("orders_update", {"order_id": a, "changes": {"order_metadata": {"listed": "yes"}}})
+        await client.call_tool(
+            "orders_update", {"order_id": a, "changes": {"order_metadata": {"listed": "yes"}}}
+        )
         updated = await client.call_tool("orders_list", {"limit": 500})
         await client.call_tool("orders_delete", {"order_id": b, "confirm": True})
         deleted = await client.call_tool("orders_list", {"limit": 500})
@@ -179,12 +189,17 @@ async def test_metrics_count_and_render(
     assert gw.metrics.value("cache_invalidations_total") >= 2  # order b and the order lists
 
     app = build_http_app(gw, "127.0.0.1", 8765)
-    async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url="http://127.0.0.1:8765") as http:
+    async with httpx2.AsyncClient(
+        transport=httpx2.ASGITransport(app=app), base_url="http://127.0.0.1:8765"
+    ) as http:
         resp = await http.get("/metrics")
     assert resp.status_code == 200
     assert resp.headers["content-type"].startswith("text/plain")
-    samples = {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
-               for line in resp.text.splitlines() if line and not line.startswith("#")}
+    samples = {
+        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+        for line in resp.text.splitlines()
+        if line and not line.startswith("#")
+    }
     assert samples["mcpgw_cache_hits_total"] == 2
     assert samples["mcpgw_cache_misses_total"] == 2
     assert samples["mcpgw_cache_invalidations_total"] >= 2
@@ -194,7 +209,7 @@ async def test_metrics_count_and_render(
 async def wait_fired(rule: Any, times: int = 1) -> None:
     """Wait until the sandbox fault ``rule`` has fired (the request reached the sandbox)."""
     async with asyncio.timeout(5):
-        while rule.fired < times:
+        while rule.fired < times:  # noqa: ASYNC110 - the sandbox offers no event for this
             await asyncio.sleep(0.002)
 
 
@@ -204,8 +219,9 @@ async def test_no_stale_read_from_a_load_that_started_before_a_delete(
 ) -> None:
     """A read in flight when the order is deleted must neither be joined by later readers nor cached."""
     oid = str(orderdesk_sandbox.orders()[0]["id"])
-    slow = orderdesk_sandbox.add_fault(method="GET", path=rf"^/orders/{oid}$", times=1, delay_ms=400,
-                                       after_apply=True, name="slow-read")
+    slow = orderdesk_sandbox.add_fault(
+        method="GET", path=rf"^/orders/{oid}$", times=1, delay_ms=800, after_apply=True, name="slow-read"
+    )
     async with connect(gateway_factory(overrides=cache_overrides)) as client:
         early = asyncio.create_task(client.call_tool("orders_get", {"order_id": oid}))
         await wait_fired(slow)  # the sandbox has read the order; its answer is delayed

@@ -64,8 +64,15 @@ async def test_tools_keep_answering_while_redis_is_killed_and_restarted(
         during = await call("orders_get", {"order_id": a})
         await call("orders_get", {"order_id": b})
         await call("orders_list", {"limit": 5})
-        await call("orders_create", {"order": {"order_items": [{"name": "W", "price": 1, "quantity": 1}],
-                                               "shipping": {"first_name": "Out", "last_name": "Age"}}})
+        await call(
+            "orders_create",
+            {
+                "order": {
+                    "order_items": [{"name": "W", "price": 1, "quantity": 1}],
+                    "shipping": {"first_name": "Out", "last_name": "Age"},
+                }
+            },
+        )
         assert call.slowest < BOUND_S
         assert gw.cache is not None and not gw.cache.healthy
         assert gw.metrics.value("cache_backend_errors_total") > 0
@@ -108,8 +115,9 @@ async def test_hung_redis_keeps_the_stale_entry_and_the_invalidation_is_replayed
     served once Redis answers again."""
     pause, resume = paused
     a = str(orderdesk_sandbox.orders()[0]["id"])
-    gw = gateway_factory(overrides={"cache.backend": "redis", "cache.redis_url": own_redis.url,
-                                    "cache.op_timeout": 0.05})
+    gw = gateway_factory(
+        overrides={"cache.backend": "redis", "cache.redis_url": own_redis.url, "cache.op_timeout": 0.05}
+    )
     async with connect(gw) as client:
         call = Timed(client)
         before = await call("orders_get", {"order_id": a})  # cached in Redis

@@ -8,18 +8,23 @@ plugin module that the plugin manager accepts (async rules and ``check_pending()
 from __future__ import annotations
 
 import ast
+import json
 import re
+import tomllib
 import types
 from pathlib import Path
 
 import pytest
 
 from gateway import hookspecs
-from gateway.plugins import GatewayPluginManager, build_plugin_manager
+from gateway.app import Gateway
+from gateway.plugins import GatewayPluginManager, _plugin_error, build_plugin_manager
+from gateway.server import build_server
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 PLUGINS_MD = DOCS / "plugins.md"
 WRITING_MD = DOCS / "writing-plugins.md"
+STORE = {"stores": [{"name": "main", "store_id": "1001", "api_key": "k"}]}
 
 
 def _hook_callers() -> dict[str, object]:
@@ -61,7 +66,8 @@ def test_hookspec_has_a_docstring(name: str) -> None:
 def test_hook_is_documented_with_its_exact_signature(name: str) -> None:
     text = PLUGINS_MD.read_text(encoding="utf-8")
     sections = _sections(text)
-    assert name in sections, f"docs/plugins.md has no '## {name}' section"
+    if name not in sections:
+        pytest.fail(f"docs/plugins.md has no '## {name}' section")
     signature = _signature(HOOKS[name])
     assert f"`{signature}`" in sections[name], (
         f"docs/plugins.md section '## {name}' lacks the exact signature `{signature}`"
@@ -84,24 +90,65 @@ def test_lifecycle_diagram_names_every_hook() -> None:
     assert not missing, f"the lifecycle diagram does not show {missing}"
 
 
-def test_every_hook_reference_example_is_an_accepted_plugin() -> None:
-    blocks = _code_blocks(PLUGINS_MD.read_text(encoding="utf-8"), "python")
-    assert len(blocks) >= len(HOOKS)
-    for i, source in enumerate(blocks):
+def _example_modules() -> list[types.ModuleType]:
+    modules = []
+    for i, source in enumerate(_code_blocks(PLUGINS_MD.read_text(encoding="utf-8"), "python")):
         module = types.ModuleType(f"docs_example_{i}")
         exec(compile(source, f"docs/plugins.md example {i}", "exec"), module.__dict__)
+        modules.append(module)
+    return modules
+
+
+def test_every_hook_reference_example_is_an_accepted_plugin() -> None:
+    modules = _example_modules()
+    assert len(modules) >= len(HOOKS)
+    shown = set()
+    for module in modules:
         pm = build_plugin_manager(load_entrypoints=False, extra=[module])
-        assert pm.get_hookcallers(module), f"example {i} implements no hook:\n{source}"
+        callers = pm.get_hookcallers(module) or []
+        assert callers, f"{module.__name__} implements no hook"
+        shown |= {c.name for c in callers}
+        # a whole gateway (tools, schemas, config sections) builds with the example installed
+        gw = Gateway.from_config(None, env={}, overrides=STORE, extra_plugins=[module])
+        build_server(gw)
+    assert shown == set(HOOKS), f"no example implements {sorted(set(HOOKS) - shown)}"
+
+
+def test_toml_snippets_parse() -> None:
+    for path in (PLUGINS_MD, WRITING_MD):
+        for source in _code_blocks(path.read_text(encoding="utf-8"), "toml"):
+            tomllib.loads(source)
 
 
 def test_writing_plugins_examples_parse_and_show_the_entry_point() -> None:
     text = WRITING_MD.read_text(encoding="utf-8")
-    for lang in ("python", "toml"):
-        for source in _code_blocks(text, lang):
-            if lang == "python":
-                ast.parse(source)
+    for source in _code_blocks(text, "python"):
+        ast.parse(source)
     assert "[project.entry-points.mcp_gateway]" in text
     assert 'folder_guard = "folder_guard"' in text
-    for name in ("orderdesk_sandbox", "gateway_factory", "gateway_client", "connect",
-                 "@pytest.mark.gateway", "disabled_plugins", "GATEWAY_TRACE_HOOKS", "gateway_register_config"):
+    for name in (
+        "orderdesk_sandbox",
+        "gateway_factory",
+        "gateway_client",
+        "connect",
+        "@pytest.mark.gateway",
+        "disabled_plugins",
+        "GATEWAY_TRACE_HOOKS",
+        "gateway_register_config",
+    ):
         assert name in text, f"docs/writing-plugins.md does not mention {name}"
+
+
+def test_writing_plugins_shows_folder_guards_real_pyproject() -> None:
+    pyproject = (DOCS.parent / "examples" / "plugins" / "folder_guard" / "pyproject.toml").read_text(
+        encoding="utf-8"
+    )
+    assert pyproject in _code_blocks(WRITING_MD.read_text(encoding="utf-8"), "toml")
+
+
+def test_writing_plugins_shows_the_real_error_json() -> None:
+    blocks = _code_blocks(WRITING_MD.read_text(encoding="utf-8"), "json")
+    assert len(blocks) == 1
+    shown = json.loads(blocks[0])["error"]
+    err = _plugin_error(KeyError("k"), "folder_guard", "gateway_tool_pre_invoke")
+    assert list(shown.items()) == list(err.to_dict().items())

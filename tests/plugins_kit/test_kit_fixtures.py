@@ -97,7 +97,9 @@ async def test_gateway_factory_gives_each_gateway_its_own_cache_prefix_and_audit
     assert a.config.stores[0].rate_limit.enabled is False
 
 
-async def test_connect_yields_a_client_and_runs_the_lifespan(gateway_factory: Any, orderdesk_sandbox: Any) -> None:
+async def test_connect_yields_a_client_and_runs_the_lifespan(
+    gateway_factory: Any, orderdesk_sandbox: Any
+) -> None:
     class Lifecycle:
         def __init__(self) -> None:
             self.events: list[str] = []
@@ -123,7 +125,7 @@ async def test_connect_yields_a_client_and_runs_the_lifespan(gateway_factory: An
 
 # --- a plugin author's test suite, run by pytester ----------------------------------------------------
 
-AUTHOR_TESTS = '''
+AUTHOR_TESTS = """
 import pytest
 from gateway import hookimpl
 
@@ -150,12 +152,14 @@ async def test_works(gateway_client, orderdesk_sandbox):
 @pytest.mark.gateway(plugins=[FailsAtStartup()])
 async def test_startup_failure_is_reported(gateway_client):
     pass
-'''
+"""
 
 
 def test_an_author_suite_uses_the_kit_through_the_entry_point(pytester: pytest.Pytester) -> None:
-    pytester.makeini("[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = function\n"
-                     "filterwarnings = error\n")
+    pytester.makeini(
+        "[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = function\n"
+        "filterwarnings = error\n"
+    )
     pytester.makepyfile(test_author=AUTHOR_TESTS)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", timeout=120)
     result.assert_outcomes(passed=1, errors=1)

@@ -31,7 +31,9 @@ def _entry_point() -> metadata.EntryPoint:
 
 def _audit(gw: Any) -> list[dict[str, Any]]:
     path = Path(gw.config.audit.path)
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()] if path.exists() else []
+    return (
+        [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()] if path.exists() else []
+    )
 
 
 async def _order_in_folder(client: Any, folder_id: int) -> str:
@@ -85,14 +87,22 @@ def _write_config(tmp_path: Path, extra: str = "") -> Path:
 
 @pytest.fixture
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
-    for var in ("GATEWAY_CONFIG", "ORDERDESK_STORE_ID", "ORDERDESK_API_KEY", "ORDERDESK_BASE_URL",
-                "GATEWAY_TRACE_HOOKS", "GATEWAY_LOG_LEVEL"):
+    for var in (
+        "GATEWAY_CONFIG",
+        "ORDERDESK_STORE_ID",
+        "ORDERDESK_API_KEY",
+        "ORDERDESK_BASE_URL",
+        "GATEWAY_TRACE_HOOKS",
+        "GATEWAY_LOG_LEVEL",
+    ):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("TEST_OD_KEY", "not-a-real-key")
     return monkeypatch
 
 
-def test_cli_plugins_lists_it(tmp_path: Path, clean_env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_plugins_lists_it(
+    tmp_path: Path, clean_env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["plugins", "--config", str(_write_config(tmp_path))]) == 0
     out = capsys.readouterr().out
     lines = out.splitlines()
@@ -101,7 +111,9 @@ def test_cli_plugins_lists_it(tmp_path: Path, clean_env: pytest.MonkeyPatch, cap
     assert "not-a-real-key" not in out
 
 
-def test_cli_plugins_with_env_store(clean_env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_plugins_with_env_store(
+    clean_env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     clean_env.setenv("ORDERDESK_STORE_ID", "1001")
     clean_env.setenv("ORDERDESK_API_KEY", "not-a-real-key")
     assert main(["plugins"]) == 0
@@ -166,7 +178,9 @@ async def test_deletes_orders_in_other_folders(gateway_factory: Any, orderdesk_s
     assert _audit(gw)[-1]["outcome"] == "ok"
 
 
-async def test_moving_the_order_out_of_the_folder_lifts_the_refusal(gateway_factory: Any, orderdesk_sandbox: Any) -> None:
+async def test_moving_the_order_out_of_the_folder_lifts_the_refusal(
+    gateway_factory: Any, orderdesk_sandbox: Any
+) -> None:
     """The hint says "move the order out of that folder first": that works, cache or not."""
     gw = gateway_factory(overrides=GUARDED)
     async with connect(gw) as client:
@@ -180,11 +194,15 @@ async def test_moving_the_order_out_of_the_folder_lifts_the_refusal(gateway_fact
     assert orderdesk_sandbox.order(order_id) is None
 
 
-async def test_moving_an_order_into_the_folder_protects_it(gateway_factory: Any, orderdesk_sandbox: Any) -> None:
+async def test_moving_an_order_into_the_folder_protects_it(
+    gateway_factory: Any, orderdesk_sandbox: Any
+) -> None:
     gw = gateway_factory(overrides=GUARDED)
     async with connect(gw) as client:
         order_id = await _order_in_folder(client, 1)
-        assert not (await client.call_tool("orders_get", {"order_id": order_id})).is_error  # cached in folder 1
+        assert not (
+            await client.call_tool("orders_get", {"order_id": order_id})
+        ).is_error  # cached in folder 1
         moved = await client.call_tool("orders_move", {"order_ids": [order_id], "folder_id": 3})
         assert not moved.is_error, moved.content
         res = await client.call_tool("orders_delete", {"order_id": order_id, "confirm": True})
@@ -202,7 +220,9 @@ async def test_inert_without_configuration(gateway_factory: Any, orderdesk_sandb
     assert orderdesk_sandbox.order(order_id) is None
 
 
-async def test_disabled_through_config_lets_the_delete_through(gateway_factory: Any, orderdesk_sandbox: Any) -> None:
+async def test_disabled_through_config_lets_the_delete_through(
+    gateway_factory: Any, orderdesk_sandbox: Any
+) -> None:
     gw = gateway_factory(overrides={**GUARDED, "gateway.disabled_plugins": ["folder_guard"]})
     assert not gw.pm.has_plugin("folder_guard")
     async with connect(gw) as client:
@@ -215,6 +235,8 @@ async def test_other_tools_are_not_touched(gateway_factory: Any, orderdesk_sandb
     gw = gateway_factory(overrides=GUARDED)
     async with connect(gw) as client:
         order_id = await _order_in_folder(client, 3)
-        res = await client.call_tool("orders_update", {"order_id": order_id, "changes": {"email": "guard@example.com"}})
+        res = await client.call_tool(
+            "orders_update", {"order_id": order_id, "changes": {"email": "guard@example.com"}}
+        )
     assert not res.is_error, res.content
     assert gw.metrics.value("folder_guard_refusals_total") == 0

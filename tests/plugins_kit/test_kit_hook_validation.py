@@ -15,8 +15,14 @@ from gateway.app import Gateway
 from gateway.errors import ConfigError
 from gateway.plugins import GatewayPluginManager, build_plugin_manager, describe_plugins
 
-FIRSTRESULT_ASYNC = ["gateway_fetch", "gateway_upload", "gateway_create", "gateway_delete", "gateway_merge",
-                     "gateway_diff"]
+FIRSTRESULT_ASYNC = [
+    "gateway_fetch",
+    "gateway_upload",
+    "gateway_create",
+    "gateway_delete",
+    "gateway_merge",
+    "gateway_diff",
+]
 STORE = {"stores": [{"name": "main", "store_id": "1001", "api_key": "k"}]}
 
 
@@ -31,7 +37,11 @@ def _async_plugin(hook: str) -> object:
 
 def test_firstresult_hooks_are_exactly_the_documented_ones() -> None:
     pm = GatewayPluginManager()
-    first = {name for name, c in vars(pm.hook).items() if name.startswith("gateway_") and c.spec.opts["firstresult"]}
+    first = {
+        name
+        for name, c in vars(pm.hook).items()
+        if name.startswith("gateway_") and c.spec.opts["firstresult"]
+    }
     assert first == set(FIRSTRESULT_ASYNC)
 
 
@@ -133,8 +143,9 @@ def test_instances_are_named_by_their_class() -> None:
 def broken_entry_point(monkeypatch: pytest.MonkeyPatch) -> str:
     """An installed plugin whose module fails to import."""
     real = gateway_plugins._entry_points
-    broken = metadata.EntryPoint(name="broken_plugin", value="no_such_module_for_mcp_gateway_tests",
-                                 group="mcp_gateway")
+    broken = metadata.EntryPoint(
+        name="broken_plugin", value="no_such_module_for_mcp_gateway_tests", group="mcp_gateway"
+    )
     monkeypatch.setattr(gateway_plugins, "_entry_points", lambda: [*real(), broken])
     return "broken_plugin"
 
@@ -147,11 +158,16 @@ def test_a_plugin_that_fails_to_import_is_a_config_error_naming_it(broken_entry_
     assert "disabled_plugins" in message
 
 
-def test_a_plugin_that_fails_to_import_can_be_disabled_in_the_file(broken_entry_point: str, tmp_path: Path) -> None:
+def test_a_plugin_that_fails_to_import_can_be_disabled_in_the_file(
+    broken_entry_point: str, tmp_path: Path
+) -> None:
     path = tmp_path / "gateway.toml"
-    path.write_text('[gateway]\ndisabled_plugins = ["broken_plugin", "folder_guard"]\n\n'
-                    '[[stores]]\nname = "main"\nstore_id = "1001"\napi_key = "k"\n\n'
-                    "[folder_guard]\nprotected_folders = [3]\n", encoding="utf-8")
+    path.write_text(
+        '[gateway]\ndisabled_plugins = ["broken_plugin", "folder_guard"]\n\n'
+        '[[stores]]\nname = "main"\nstore_id = "1001"\napi_key = "k"\n\n'
+        "[folder_guard]\nprotected_folders = [3]\n",
+        encoding="utf-8",
+    )
     gw = Gateway.from_config(str(path), env={})
     assert gw.config.gateway.disabled_plugins == ["broken_plugin", "folder_guard"]
     assert not gw.pm.has_plugin("broken_plugin") and not gw.pm.has_plugin("folder_guard")

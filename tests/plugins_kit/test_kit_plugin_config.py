@@ -11,6 +11,7 @@ import pytest
 from gateway import hookimpl
 from gateway.app import Gateway
 from gateway.cli import main
+from gateway.config import Secret, masked
 from gateway.errors import ConfigError
 
 STORE_TOML = '[[stores]]\nname = "main"\nstore_id = "1001"\napi_key = "k"\n\n'
@@ -25,14 +26,23 @@ def _config(tmp_path: Path, section: str) -> Path:
 @pytest.mark.parametrize(
     ("section", "key", "expected"),
     [
-        ('[folder_guard]\nprotected_folders = "x"\n', "folder_guard.protected_folders", "expected array, got str"),
-        ('[folder_guard]\nprotected_folders = [3, "x"]\n', "folder_guard.protected_folders[1]",
-         "expected int, got str"),
+        (
+            '[folder_guard]\nprotected_folders = "x"\n',
+            "folder_guard.protected_folders",
+            "expected array, got str",
+        ),
+        (
+            '[folder_guard]\nprotected_folders = [3, "x"]\n',
+            "folder_guard.protected_folders[1]",
+            "expected int, got str",
+        ),
         ("[folder_guard]\nprotected_folder = [3]\n", "folder_guard", "unknown field"),
     ],
     ids=["not-a-list", "not-an-int", "unknown-field"],
 )
-def test_invalid_folder_guard_section_names_file_and_key(tmp_path: Path, section: str, key: str, expected: str) -> None:
+def test_invalid_folder_guard_section_names_file_and_key(
+    tmp_path: Path, section: str, key: str, expected: str
+) -> None:
     path = _config(tmp_path, section)
     with pytest.raises(ConfigError) as excinfo:
         Gateway.from_config(str(path), env={})
@@ -59,13 +69,16 @@ def test_valid_section_is_available_to_the_plugin(tmp_path: Path) -> None:
 
 def test_a_misspelled_section_lists_the_known_ones(tmp_path: Path) -> None:
     path = _config(tmp_path, "[folder_gaurd]\nprotected_folders = [3]\n")
-    with pytest.raises(ConfigError, match=r"unknown section \[folder_gaurd\]; known sections: .*folder_guard"):
+    with pytest.raises(
+        ConfigError, match=r"unknown section \[folder_gaurd\]; known sections: .*folder_guard"
+    ):
         Gateway.from_config(str(path), env={})
 
 
 class LimitSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     max_items: int = 10
     label: str = "default"
+    api_key: Secret | None = None
 
 
 class LimitPlugin:
@@ -90,6 +103,14 @@ def test_secrets_in_plugin_sections_come_from_the_environment(tmp_path: Path) ->
     path = _config(tmp_path, '[limit_plugin]\nlabel = {"$env" = "LIMIT_LABEL"}\n')
     gw = Gateway.from_config(str(path), env={"LIMIT_LABEL": "from-env"}, extra_plugins=[LimitPlugin()])
     assert gw.config.section("limit_plugin").label == "from-env"
+
+
+def test_a_secret_field_in_a_plugin_section_is_masked(tmp_path: Path) -> None:
+    path = _config(tmp_path, '[limit_plugin]\napi_key = {"$env" = "LIMIT_KEY"}\n')
+    gw = Gateway.from_config(str(path), env={"LIMIT_KEY": "s3cret"}, extra_plugins=[LimitPlugin()])
+    key = gw.config.section("limit_plugin").api_key
+    assert key.reveal() == "s3cret" and "s3cret" not in (str(key) + repr(key))
+    assert "s3cret" not in str(masked(gw.config))
 
 
 def test_a_disabled_plugins_section_may_stay_in_the_file(tmp_path: Path) -> None:

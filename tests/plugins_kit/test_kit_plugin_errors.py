@@ -100,14 +100,20 @@ async def test_fetch_crash_is_internal_naming_the_plugin(gateway_factory: Any, s
         assert not res.is_error, res.content
 
 
-async def test_fetch_crash_during_a_mutation_writes_nothing(gateway_factory: Any, orderdesk_sandbox: Any) -> None:
+async def test_fetch_crash_during_a_mutation_writes_nothing(
+    gateway_factory: Any, orderdesk_sandbox: Any
+) -> None:
     gw = gateway_factory(plugins=[FailingFetch()])
     async with connect(gw) as client:
         order_id = await _order_id(client)
-        res = await client.call_tool("orders_update", {"order_id": order_id, "changes": {"email": "x@example.com"}})
+        res = await client.call_tool(
+            "orders_update", {"order_id": order_id, "changes": {"email": "x@example.com"}}
+        )
         assert "FailingFetch" in _internal(res)["message"]
         assert orderdesk_sandbox.requests(method="PUT") == []
-        res = await client.call_tool("orders_update", {"order_id": order_id, "changes": {"email": "x@example.com"}})
+        res = await client.call_tool(
+            "orders_update", {"order_id": order_id, "changes": {"email": "x@example.com"}}
+        )
         assert not res.is_error, res.content
     assert orderdesk_sandbox.order(order_id)["email"] == "x@example.com"
 
@@ -190,3 +196,21 @@ async def test_policies_run_in_registration_order(gateway_factory: Any) -> None:
         res = await client.call_tool("gateway_ping", {})
     assert res.structured_content["error"]["message"] == "AsyncRefusal says no"
     assert approval.awaited == 1
+
+
+class BrokenShutdown:
+    @hookimpl
+    def gateway_shutdown(self) -> None:
+        raise RuntimeError("cannot close")
+
+
+async def test_a_failing_shutdown_does_not_keep_others_open(
+    gateway_factory: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Shut down last-registered first; the OrderDesk plugin still closes its HTTP session."""
+    gw = gateway_factory(plugins=[BrokenShutdown()])
+    async with connect(gw) as client:
+        assert not (await client.call_tool("orders_list", {})).is_error
+        assert "orderdesk" in gw.state
+    assert "orderdesk" not in gw.state  # its gateway_shutdown ran and closed the aiohttp session
+    assert "BrokenShutdown" in caplog.text

@@ -25,15 +25,22 @@ async def main(config_path: str, job: dict[str, Any]) -> None:
         print(json.dumps({"ready": True, "backend": backend, "lock": gw.config.mutations.lock}), flush=True)
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
         started = time.time()
-        results = await asyncio.gather(*(
-            client.call_tool("orders_update", {"order_id": job["order_id"],
-                                               "changes": {"order_metadata": {key: job["value"]}}})
-            for key in job["keys"]
-        ))
+        results = await asyncio.gather(
+            *(
+                client.call_tool(
+                    "orders_update",
+                    {"order_id": job["order_id"], "changes": {"order_metadata": {key: job["value"]}}},
+                )
+                for key in job["keys"]
+            )
+        )
         ended = time.time()
     out = [
-        {"is_error": r.is_error, "attempts": (r.structured_content or {}).get("attempts"),
-         "error": (r.structured_content or {}).get("error") if r.is_error else None}
+        {
+            "is_error": r.is_error,
+            "attempts": (r.structured_content or {}).get("attempts"),
+            "error": (r.structured_content or {}).get("error") if r.is_error else None,
+        }
         for r in results
     ]
     print(json.dumps({"results": out, "started": started, "ended": ended}), flush=True)

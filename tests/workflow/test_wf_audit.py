@@ -23,23 +23,36 @@ async def test_one_line_per_mutation_and_no_credentials(
     oid, other = (str(o["id"]) for o in orderdesk_sandbox.orders()[:2])
     calls: list[tuple[str, str]] = []  # (tool, expected outcome)
     async with connect(gateway_factory()) as client:
+
         async def call(tool: str, args: dict[str, Any], outcome: str) -> Any:
             calls.append((tool, outcome))
             return await client.call_tool(tool, args)
 
         await client.call_tool("orders_get", {"order_id": oid})  # a read: never audited
-        await call("orders_update", {"order_id": oid, "changes": {"order_metadata": {"audited": "yes"}}}, "ok")
-        await call("orders_update", {"order_id": "987654321", "changes": {"order_metadata": {"a": "b"}}},
-                   "error:NOT_FOUND")
-        await call("orders_update", {"order_id": oid, "changes": {"order_items": [{"id": "999999999", "quantity": 1}]}},
-                   "error:VALIDATION")
-        await call("orders_update", {"order_id": oid, "dry_run": True, "changes": {"email": "dry@example.com"}}, "ok")
+        await call(
+            "orders_update", {"order_id": oid, "changes": {"order_metadata": {"audited": "yes"}}}, "ok"
+        )
+        await call(
+            "orders_update",
+            {"order_id": "987654321", "changes": {"order_metadata": {"a": "b"}}},
+            "error:NOT_FOUND",
+        )
+        await call(
+            "orders_update",
+            {"order_id": oid, "changes": {"order_items": [{"id": "999999999", "quantity": 1}]}},
+            "error:VALIDATION",
+        )
+        await call(
+            "orders_update", {"order_id": oid, "dry_run": True, "changes": {"email": "dry@example.com"}}, "ok"
+        )
         await call("orders_delete", {"order_id": other}, "error:CONFIRMATION_REQUIRED")
         await call("orders_delete", {"order_id": other, "confirm": True}, "ok")
         await client.call_tool("orders_list", {"limit": 5})
     async with connect(gateway_factory(overrides={"gateway.read_only": True})) as client:
         calls.append(("orders_update", "denied:READ_ONLY"))
-        denied = await client.call_tool("orders_update", {"order_id": oid, "changes": {"order_metadata": {"x": "y"}}})
+        denied = await client.call_tool(
+            "orders_update", {"order_id": oid, "changes": {"order_metadata": {"x": "y"}}}
+        )
     assert denied.structured_content["error"]["code"] == "READ_ONLY"
 
     text = audit.read_text(encoding="utf-8")
@@ -51,7 +64,9 @@ async def test_one_line_per_mutation_and_no_credentials(
         assert isinstance(line["duration_ms"], (int, float)) and line["duration_ms"] >= 0
         assert line["request_id"]
     ok, not_found, invalid, dry, unconfirmed, deleted, read_only = lines
-    assert ok["object_id"] == oid and ok["changed_fields"] == ["order_metadata.audited"] and ok["attempts"] == 1
+    assert (
+        ok["object_id"] == oid and ok["changed_fields"] == ["order_metadata.audited"] and ok["attempts"] == 1
+    )
     assert not_found["object_id"] == "987654321" and not_found["attempts"] == 1
     assert invalid["object_id"] == oid
     assert dry["dry_run"] is True and dry["changed_fields"] == ["email"]
@@ -69,10 +84,18 @@ async def test_audit_log_fails_closed(orderdesk_sandbox: Any, gateway_factory: A
     orderdesk_sandbox.clear_requests()
     gw = gateway_factory(overrides={"audit.path": str(tmp_path)})
     async with connect(gw) as client:
-        r = await client.call_tool("orders_update", {"order_id": oid, "changes": {"order_metadata": {"a": "b"}}})
-        c = await client.call_tool("orders_create", {"order": {
-            "order_items": [{"name": "W", "price": 1, "quantity": 1}],
-            "shipping": {"first_name": "A", "last_name": "B"}}})
+        r = await client.call_tool(
+            "orders_update", {"order_id": oid, "changes": {"order_metadata": {"a": "b"}}}
+        )
+        c = await client.call_tool(
+            "orders_create",
+            {
+                "order": {
+                    "order_items": [{"name": "W", "price": 1, "quantity": 1}],
+                    "shipping": {"first_name": "A", "last_name": "B"},
+                }
+            },
+        )
         d = await client.call_tool("orders_delete", {"order_id": oid, "confirm": True})
         g = await client.call_tool("orders_get", {"order_id": oid})  # reads are unaffected
     for res in (r, c, d):
@@ -90,6 +113,8 @@ async def test_audit_log_on_error_warn_lets_mutations_through(
     oid = str(orderdesk_sandbox.orders()[0]["id"])
     gw = gateway_factory(overrides={"audit.path": str(tmp_path), "audit.on_error": "warn"})
     async with connect(gw) as client:
-        r = await client.call_tool("orders_update", {"order_id": oid, "changes": {"order_metadata": {"a": "b"}}})
+        r = await client.call_tool(
+            "orders_update", {"order_id": oid, "changes": {"order_metadata": {"a": "b"}}}
+        )
     assert not r.is_error
     assert orderdesk_sandbox.order(oid)["order_metadata"]["a"] == "b"

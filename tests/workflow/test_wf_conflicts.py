@@ -14,7 +14,11 @@ from gateway.testing import connect
 
 def order_log(sandbox: Any, oid: str) -> list[tuple[str, int]]:
     """(method, status) of every request on exactly ``/orders/<oid>``, oldest first."""
-    return [(r.method, r.status) for r in sandbox.requests(path_prefix=f"/orders/{oid}") if r.path == f"/orders/{oid}"]
+    return [
+        (r.method, r.status)
+        for r in sandbox.requests(path_prefix=f"/orders/{oid}")
+        if r.path == f"/orders/{oid}"
+    ]
 
 
 def meta_change(key: str, value: str) -> dict[str, Any]:
@@ -34,7 +38,9 @@ def oid(orderdesk_sandbox: Any) -> str:
 
 
 @pytest.mark.sandbox(strict_concurrency=True)
-async def test_two_409s_then_success_on_attempt_3(orderdesk_sandbox: Any, gateway_factory: Any, oid: str) -> None:
+async def test_two_409s_then_success_on_attempt_3(
+    orderdesk_sandbox: Any, gateway_factory: Any, oid: str
+) -> None:
     orderdesk_sandbox.add_fault(method="PUT", path=rf"^/orders/{oid}$", status=409, times=2, name="conflict")
     orderdesk_sandbox.clear_requests()
     async with connect(gateway_factory()) as client:
@@ -44,7 +50,10 @@ async def test_two_409s_then_success_on_attempt_3(orderdesk_sandbox: Any, gatewa
     assert r.structured_content["attempts"] == 3
     assert r.structured_content["changed_fields"] == ["order_metadata.retried"]
     # a fresh GET before each PUT; strict mode accepted the last PUT, so it carried the current date_updated
-    assert order_log(orderdesk_sandbox, oid) == [("GET", 200), ("PUT", 409)] * 2 + [("GET", 200), ("PUT", 200)]
+    assert order_log(orderdesk_sandbox, oid) == [("GET", 200), ("PUT", 409)] * 2 + [
+        ("GET", 200),
+        ("PUT", 200),
+    ]
     assert orderdesk_sandbox.order(oid)["order_metadata"]["retried"] == "yes"
 
 
@@ -135,7 +144,8 @@ async def test_backoff_schedule_with_injected_sleep(
     orderdesk_sandbox.add_fault(method="PUT", path=rf"^/orders/{oid}$", status=409)
     gw = gateway_factory(
         overrides={"mutations.backoff": [0.5, 1, 2, 4, 8], "mutations.jitter": 0.2, "mutations.attempts": 7},
-        sleep=fake_sleep, rng=lambda: rng,
+        sleep=fake_sleep,
+        rng=lambda: rng,
     )
     async with connect(gw) as client:
         r = await update(client, oid, meta_change("x", "y"))
@@ -155,8 +165,11 @@ async def test_default_backoff_and_attempts_with_injected_sleep(
     orderdesk_sandbox.add_fault(method="PUT", path=rf"^/orders/{oid}$", status=409)
     # drop the kit's test-speed mutation settings: the product defaults apply
     defaults = MutationSettings()
-    gw = gateway_factory(overrides={"mutations.backoff": defaults.backoff, "mutations.jitter": defaults.jitter},
-                         sleep=fake_sleep, rng=lambda: 0.5)
+    gw = gateway_factory(
+        overrides={"mutations.backoff": defaults.backoff, "mutations.jitter": defaults.jitter},
+        sleep=fake_sleep,
+        rng=lambda: 0.5,
+    )
     async with connect(gw) as client:
         r = await update(client, oid, meta_change("x", "y"))
     assert r.structured_content["error"]["details"]["attempts"] == 5
@@ -189,8 +202,12 @@ async def test_validation_error_after_fetch_is_not_retried(
 async def test_upstream_validation_error_on_put_is_not_retried(
     orderdesk_sandbox: Any, gateway_factory: Any, oid: str
 ) -> None:
-    orderdesk_sandbox.add_fault(method="PUT", path=rf"^/orders/{oid}$", status=400,
-                                body={"status": "error", "message": "Invalid field"})
+    orderdesk_sandbox.add_fault(
+        method="PUT",
+        path=rf"^/orders/{oid}$",
+        status=400,
+        body={"status": "error", "message": "Invalid field"},
+    )
     orderdesk_sandbox.clear_requests()
     async with connect(gateway_factory()) as client:
         r = await update(client, oid, meta_change("a", "b"))

@@ -21,7 +21,8 @@ REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 def write_config(path: Path, sandbox: Any, prefix: str, *, lock: bool, backend: str) -> Path:
-    path.write_text(f"""
+    path.write_text(
+        f"""
 [[stores]]
 name = "demo"
 store_id = "{sandbox.store_id}"
@@ -35,6 +36,7 @@ enabled = false
 [cache]
 backend = "{backend}"
 redis_url = "{REDIS_URL}"
+op_timeout = 2.0
 prefix = "{prefix}"
 
 [mutations]
@@ -45,12 +47,15 @@ lock_wait = 20.0
 
 [orderdesk]
 request_timeout = 5.0
-""", encoding="utf-8")
+""",
+        encoding="utf-8",
+    )
     return path
 
 
-async def run_replicas(tmp_path: Path, sandbox: Any, order_id: str, *, lock: bool,
-                       backend: str = "redis") -> list[dict[str, Any]]:
+async def run_replicas(
+    tmp_path: Path, sandbox: Any, order_id: str, *, lock: bool, backend: str = "redis"
+) -> list[dict[str, Any]]:
     """Start two replicas sharing one Redis prefix, release them together, return their reports."""
     prefix = f"test-2p-{uuid.uuid4().hex[:12]}"
     config = write_config(tmp_path / "gateway.toml", sandbox, prefix, lock=lock, backend=backend)
@@ -61,10 +66,18 @@ async def run_replicas(tmp_path: Path, sandbox: Any, order_id: str, *, lock: boo
         for n in range(2):
             job = {"order_id": order_id, "keys": [f"p{n}k{i}" for i in range(10)], "value": f"from-{n}"}
             with open(tmp_path / f"replica{n}.err", "wb") as err:
-                procs.append(await asyncio.create_subprocess_exec(
-                    sys.executable, str(WORKER), str(config), json.dumps(job),
-                    stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=err, env=env,
-                ))
+                procs.append(
+                    await asyncio.create_subprocess_exec(
+                        sys.executable,
+                        str(WORKER),
+                        str(config),
+                        json.dumps(job),
+                        stdin=asyncio.subprocess.PIPE,
+                        stdout=asyncio.subprocess.PIPE,
+                        stderr=err,
+                        env=env,
+                    )
+                )
         for n, p in enumerate(procs):
             assert p.stdout is not None
             line = await asyncio.wait_for(p.stdout.readline(), 30)
@@ -104,12 +117,18 @@ async def test_two_replicas_sharing_redis_lose_no_update(orderdesk_sandbox: Any,
     for n in range(2):
         for i in range(10):
             assert meta.get(f"p{n}k{i}") == f"from-{n}", sorted(meta)
-    methods = [r.method for r in orderdesk_sandbox.requests(path_prefix=f"/orders/{oid}") if r.path == f"/orders/{oid}"]
+    methods = [
+        r.method
+        for r in orderdesk_sandbox.requests(path_prefix=f"/orders/{oid}")
+        if r.path == f"/orders/{oid}"
+    ]
     assert methods == ["GET", "PUT"] * 20  # serialised across both processes
 
 
 @pytest.mark.sandbox(latency_ms=20)
-@pytest.mark.parametrize(("lock", "backend"), [(False, "redis"), (True, "memory")], ids=["lock-off", "no-shared-lock"])
+@pytest.mark.parametrize(
+    ("lock", "backend"), [(False, "redis"), (True, "memory")], ids=["lock-off", "no-shared-lock"]
+)
 async def test_two_replicas_without_a_shared_lock_lose_updates(
     orderdesk_sandbox: Any, tmp_path: Path, lock: bool, backend: str
 ) -> None:

@@ -11,15 +11,23 @@ from mcp.types import ElicitResult
 
 from gateway.testing import connect
 
-REDIS = {"cache.backend": "redis", "cache.redis_url": "redis://127.0.0.1:6379/0"}
+#: the shared Redis; a generous op timeout, so a busy machine does not turn these tests into fail-open ones
+REDIS = {"cache.backend": "redis", "cache.redis_url": "redis://127.0.0.1:6379/0", "cache.op_timeout": 2.0}
 BACKENDS = pytest.mark.parametrize("cache_overrides", [{}, REDIS], ids=["memory", "redis"])
 
 
 def new_order(**extra: Any) -> dict[str, Any]:
     return {
         "order_items": [{"name": "Widget", "code": "W-1", "price": 9.5, "quantity": 2}],
-        "shipping": {"first_name": "Ada", "last_name": "Lovelace", "address1": "1 Main St", "city": "Knoxville",
-                     "state": "TN", "postal_code": "37902", "country": "US"},
+        "shipping": {
+            "first_name": "Ada",
+            "last_name": "Lovelace",
+            "address1": "1 Main St",
+            "city": "Knoxville",
+            "state": "TN",
+            "postal_code": "37902",
+            "country": "US",
+        },
         "email": "ada@example.com",
         **extra,
     }
@@ -44,7 +52,9 @@ async def test_get_after_update_returns_the_new_state(
     async with connect(gateway_factory(overrides=cache_overrides)) as client:
         first = await client.call_tool("orders_get", {"order_id": oid})  # now cached
         assert "ryw" not in (first.structured_content["order"]["order_metadata"] or {})
-        r = await client.call_tool("orders_update", {"order_id": oid, "changes": {"order_metadata": {"ryw": "1"}}})
+        r = await client.call_tool(
+            "orders_update", {"order_id": oid, "changes": {"order_metadata": {"ryw": "1"}}}
+        )
         assert not r.is_error
         again = await client.call_tool("orders_get", {"order_id": oid})
     assert again.structured_content["order"]["order_metadata"]["ryw"] == "1"
@@ -60,11 +70,15 @@ async def test_read_your_writes_across_two_gateways_sharing_redis(
         await c1.call_tool("orders_get", {"order_id": oid})
         await c2.call_tool("orders_get", {"order_id": oid})  # served from the shared cache
         assert gets_of(orderdesk_sandbox, oid) == 1
-        r = await c1.call_tool("orders_update", {"order_id": oid, "changes": {"order_metadata": {"replica": "one"}}})
+        r = await c1.call_tool(
+            "orders_update", {"order_id": oid, "changes": {"order_metadata": {"replica": "one"}}}
+        )
         assert not r.is_error
         seen = await c2.call_tool("orders_get", {"order_id": oid})
         # and the other way round
-        r = await c2.call_tool("orders_update", {"order_id": oid, "changes": {"order_metadata": {"replica": "two"}}})
+        r = await c2.call_tool(
+            "orders_update", {"order_id": oid, "changes": {"order_metadata": {"replica": "two"}}}
+        )
         assert not r.is_error
         seen_back = await c1.call_tool("orders_get", {"order_id": oid})
     assert seen.structured_content["order"]["order_metadata"]["replica"] == "one"
@@ -100,8 +114,9 @@ async def test_same_idempotency_key_with_another_body_is_a_validation_error(
     key = f"idem-{uuid.uuid4().hex}"
     async with connect(gateway_factory(overrides=cache_overrides)) as client:
         a = await client.call_tool("orders_create", {"order": new_order(), "idempotency_key": key})
-        b = await client.call_tool("orders_create", {"order": new_order(email="other@example.com"),
-                                                     "idempotency_key": key})
+        b = await client.call_tool(
+            "orders_create", {"order": new_order(email="other@example.com"), "idempotency_key": key}
+        )
     assert not a.is_error
     assert b.structured_content["error"]["code"] == "VALIDATION"
     assert "idempotency_key" in b.structured_content["error"]["message"]
@@ -109,11 +124,16 @@ async def test_same_idempotency_key_with_another_body_is_a_validation_error(
     assert len(orderdesk_sandbox.requests(method="POST", path_prefix="/orders")) == 1
 
 
-async def test_idempotency_across_two_gateways_sharing_redis(orderdesk_sandbox: Any, gateway_factory: Any) -> None:
+async def test_idempotency_across_two_gateways_sharing_redis(
+    orderdesk_sandbox: Any, gateway_factory: Any
+) -> None:
     shared = {**REDIS, "cache.prefix": f"test-idem-{uuid.uuid4().hex[:12]}"}
     count = len(orderdesk_sandbox.orders())
     key = f"idem-{uuid.uuid4().hex}"
-    async with connect(gateway_factory(overrides=shared)) as c1, connect(gateway_factory(overrides=shared)) as c2:
+    async with (
+        connect(gateway_factory(overrides=shared)) as c1,
+        connect(gateway_factory(overrides=shared)) as c2,
+    ):
         a, b = await asyncio.gather(
             c1.call_tool("orders_create", {"order": new_order(), "idempotency_key": key}),
             c2.call_tool("orders_create", {"order": new_order(), "idempotency_key": key}),
@@ -140,7 +160,9 @@ async def test_delete_without_confirmation_deletes_nothing(
 
 
 @pytest.mark.parametrize("mode", ["auto", "legacy"])
-async def test_delete_with_confirm_true(orderdesk_sandbox: Any, gateway_factory: Any, oid: str, mode: str) -> None:
+async def test_delete_with_confirm_true(
+    orderdesk_sandbox: Any, gateway_factory: Any, oid: str, mode: str
+) -> None:
     async with connect(gateway_factory(), mode=mode) as client:
         await client.call_tool("orders_get", {"order_id": oid})  # cached before the delete
         listed = await client.call_tool("orders_list", {"limit": 500})
@@ -176,11 +198,18 @@ def elicitation(answer: ElicitResult, asked: list[str]) -> Any:
     ids=["accept", "accept-but-no", "decline", "cancel"],
 )
 async def test_delete_asks_through_elicitation(
-    orderdesk_sandbox: Any, gateway_factory: Any, oid: str, mode: str, answer: ElicitResult, deleted: bool,
+    orderdesk_sandbox: Any,
+    gateway_factory: Any,
+    oid: str,
+    mode: str,
+    answer: ElicitResult,
+    deleted: bool,
     why: str | None,
 ) -> None:
     asked: list[str] = []
-    async with connect(gateway_factory(), mode=mode, elicitation_callback=elicitation(answer, asked)) as client:
+    async with connect(
+        gateway_factory(), mode=mode, elicitation_callback=elicitation(answer, asked)
+    ) as client:
         # confirm=true is ignored when the client can ask the human
         r = await client.call_tool("orders_delete", {"order_id": oid, "confirm": not deleted})
     assert len(asked) == 1 and oid in asked[0]
@@ -205,16 +234,25 @@ async def test_dry_run_returns_the_diff_and_writes_nothing(
     before = orderdesk_sandbox.order(oid)
     orderdesk_sandbox.clear_requests()
     async with connect(gateway_factory()) as client:
-        r = await client.call_tool("orders_update", {"order_id": oid, "dry_run": True, "changes": {
-            "order_metadata": {"dry": "run"}, "shipping": {"company": "Dry Run Inc"}}})
+        r = await client.call_tool(
+            "orders_update",
+            {
+                "order_id": oid,
+                "dry_run": True,
+                "changes": {"order_metadata": {"dry": "run"}, "shipping": {"company": "Dry Run Inc"}},
+            },
+        )
     assert not r.is_error, r.structured_content
     out = r.structured_content
     assert out["dry_run"] is True
     assert sorted(out["changed_fields"]) == ["order_metadata.dry", "shipping.company"]
     by_path = {c["path"]: c for c in out["changes"]}
     assert set(by_path) == {"order_metadata.dry", "shipping.company"}
-    assert by_path["shipping.company"] == {"path": "shipping.company", "before": before["shipping"].get("company"),
-                                           "after": "Dry Run Inc"}
+    assert by_path["shipping.company"] == {
+        "path": "shipping.company",
+        "before": before["shipping"].get("company"),
+        "after": "Dry Run Inc",
+    }
     assert by_path["order_metadata.dry"]["after"] == "run"
     assert out["order"]["shipping"]["company"] == "Dry Run Inc"
     assert [(x.method, x.path) for x in orderdesk_sandbox.requests()] == [("GET", f"/orders/{oid}")]

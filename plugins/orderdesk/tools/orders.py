@@ -288,12 +288,10 @@ def register(register: Callable[..., None], gateway: Gateway) -> None:
         ids = [check_id(f"order_ids[{i}]", v) for i, v in enumerate(order_ids)]
         name = gateway.store(store).name
         client = runtime(gateway).client(name)
-        out = await wf.write(
-            Ref(name, ORDER, ",".join(ids)),
+        out = await wf.write_many(
+            [Ref(name, ORDER, oid) for oid in ids],
             lambda: client.move_orders(ids, folder_id=folder_id, folder_name=folder_name),
         )
-        for oid in ids:
-            await wf.invalidate(Ref(name, ORDER, oid), lists=False)
         return MessageResult(message=str(out.get("message", "")), results=list(out.get("results", [])))
 
     register(
