@@ -76,6 +76,36 @@ async def connect(gateway: Any, mode: str = "auto", **client_kw: Any) -> AsyncIt
 
 
 @contextlib.asynccontextmanager
+async def serve_http(gateway: Any, port: int = 0) -> AsyncIterator[str]:
+    """Serve ``gateway`` over Streamable HTTP with uvicorn in this event loop; yield the base URL."""
+    import socket
+
+    import uvicorn
+
+    from gateway.http import build_http_app
+
+    if not port:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+    app = build_http_app(gateway, "127.0.0.1", port)
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error", access_log=False, lifespan="on")
+    )
+    task = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            if task.done():
+                task.result()
+                raise RuntimeError("uvicorn stopped before it started")
+            await asyncio.sleep(0.01)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
+@contextlib.asynccontextmanager
 async def _held(cm: contextlib.AbstractAsyncContextManager[Any]) -> AsyncIterator[Any]:
     """Enter and exit ``cm`` in one background task.
 

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from mcp import Client
@@ -170,3 +171,21 @@ def test_stdio_serve_on_a_terminal_says_it_waits_for_a_client() -> None:
         os.close(follower)
         if proc.stderr is not None:
             proc.stderr.close()
+
+
+async def test_stats_prints_the_metrics_of_a_running_gateway(
+    gateway_factory: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from gateway.cli import _parser, _stats
+    from gateway.testing import connect, serve_http
+
+    gw = gateway_factory(overrides={"http.token": "stats-token-1"})
+    async with serve_http(gw) as base, connect(gw) as client:
+        await client.call_tool("orders_get", {"order_id": "200001"})
+        await client.call_tool("orders_get", {"order_id": "200001"})
+        assert await _stats(_parser().parse_args(["stats", "--url", base, "--token", "stats-token-1"])) == 0
+        out = capsys.readouterr().out
+        with pytest.raises(Exception, match="answered HTTP 401"):
+            await _stats(_parser().parse_args(["stats", "--url", base, "--token", "wrong"]))
+    assert "mcpgw_cache_hits_total 1" in out and "mcpgw_cache_misses_total 1" in out
+    assert 'mcpgw_tool_calls_total{outcome="ok",tool="orders.get"} 2' in out

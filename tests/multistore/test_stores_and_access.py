@@ -12,43 +12,14 @@ from urllib.parse import urlencode
 
 import aiohttp
 import pytest
-import uvicorn
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 
-from gateway.http import build_http_app
-from gateway.testing import connect
+from gateway.testing import connect, serve_http
 from plugins.orderdesk.webhook import sign
-from tests.conftest import free_port
 
 pytestmark = pytest.mark.sandbox(multi_store=True)
-
-
-@contextlib.asynccontextmanager
-async def serving(gw: Any) -> AsyncIterator[str]:
-    """Run the gateway's HTTP app with uvicorn in this event loop; yield its base URL."""
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            build_http_app(gw, "127.0.0.1", port),
-            host="127.0.0.1",
-            port=port,
-            log_level="error",
-            access_log=False,
-            lifespan="on",
-        )
-    )
-    task = asyncio.create_task(server.serve())
-    try:
-        while not server.started:
-            if task.done():
-                task.result()
-            await asyncio.sleep(0.01)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
 
 
 @contextlib.asynccontextmanager
@@ -95,7 +66,7 @@ async def test_tokens_are_limited_to_their_stores_and_writes(
     gw = gateway_factory(overrides={"http.tokens": tokens})
     b_id = first_order_id(orderdesk_sandbox, "2002")
     a_id = first_order_id(orderdesk_sandbox, "1001")
-    async with serving(gw) as base:
+    async with serve_http(gw) as base:
         async with http_client(base, "tok-a-123456") as client:
             ok = await client.call_tool("orders_get", {"order_id": a_id})
             refused = await client.call_tool("orders_get", {"order_id": b_id, "store": "store2"})
@@ -124,7 +95,7 @@ async def test_webhook_verifies_signature_then_invalidates(
 ) -> None:
     gw = gateway_factory(overrides={"http.max_body_bytes": 50_000})
     oid = first_order_id(orderdesk_sandbox, "1001")
-    async with serving(gw) as base, connect(gw) as client, aiohttp.ClientSession() as http:
+    async with serve_http(gw) as base, connect(gw) as client, aiohttp.ClientSession() as http:
         before = (await client.call_tool("orders_get", {"order_id": oid})).structured_content["order"]
         changed = {**before, "email": "webhook@example.com"}
         body, order_json = webhook_body(changed)
@@ -160,7 +131,7 @@ async def test_ui_change_posted_by_orderdesk_reaches_every_replica_within_a_seco
     }
     replica_a, replica_b = gateway_factory(overrides=shared), gateway_factory(overrides=shared)
     oid = first_order_id(orderdesk_sandbox, "1001")
-    async with serving(replica_a) as base_a, connect(replica_a) as a, connect(replica_b) as b:
+    async with serve_http(replica_a) as base_a, connect(replica_a) as a, connect(replica_b) as b:
         assert not (await b.call_tool("orders_get", {"order_id": oid})).is_error  # cached on Redis
         orderdesk_sandbox.config.webhook_url = base_a + "/webhooks/orderdesk"
         orderdesk_sandbox.edit_order("1001", oid, {"email": "from-the-ui@example.com"})

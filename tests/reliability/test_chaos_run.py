@@ -321,7 +321,6 @@ async def test_chaos_run_loses_nothing_duplicates_nothing(
             for k in (r.json or {}).get("order_metadata") or {}
         } - base
         succeeded = {c.meta["key"] for c in upd if c.meta["oid"] == oid and c.ok}
-        failed_only = attempted - succeeded
         clean_failures = {
             c.meta["key"]
             for c in upd
@@ -336,7 +335,6 @@ async def test_chaos_run_loses_nothing_duplicates_nothing(
         assert not (keys & clean_failures), (
             f"order {oid}: keys of cleanly failed updates {keys & clean_failures}"
         )
-        assert (keys & failed_only) <= {c.meta["key"] for c in upd if not c.ok}
         for c in upd:
             if c.ok and c.meta["oid"] == oid:
                 assert (
