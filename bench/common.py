@@ -63,7 +63,8 @@ def header(title: str) -> None:
 
 def machine() -> str:
     cpus = os.cpu_count() or 0
-    return f"{cpus} vCPU, Python {sys.version.split()[0]}"
+    load = os.getloadavg()[0]
+    return f"{cpus} vCPU, Python {sys.version.split()[0]}, load average {load:.2f} at start"
 
 
 def unique_prefix(tag: str) -> str:

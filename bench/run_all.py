@@ -88,6 +88,8 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="reduced sizes; whole run within 3 minutes")
     args = parser.parse_args()
     started = time.monotonic()
+    print(f"run_all{' --quick' if args.quick else ''}: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}, {os.cpu_count()} vCPU, "
+          f"load average {os.getloadavg()[0]:.2f}", flush=True)
     deadline = QUICK_DEADLINE if args.quick else 3600.0
     collected: list[str] = []
     timings: list[str] = []
