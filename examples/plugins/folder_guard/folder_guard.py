@@ -43,7 +43,9 @@ def gateway_tool_pre_invoke(call, gateway):  # type: ignore[no-untyped-def]
 
     async def check() -> None:
         store = gateway.store(call.arguments.get("store")).name
-        order: dict[str, Any] = await gateway.workflow.read(Ref(store, "order", order_id))
+        # Read fresh, not from the cache: a policy for a destructive call must not act on a stale
+        # folder (the order may have been moved in OrderDesk's UI a moment ago). Costs one request.
+        order: dict[str, Any] = await gateway.hooks.fetch(Ref(store, "order", order_id))
         folder = order.get("folder_id")
         if folder in protected:
             gateway.metrics.inc("folder_guard_refusals_total", folder=str(folder))
