@@ -123,8 +123,9 @@ class MutationSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True)
     precondition: bool = False
     #: serialise mutations of one object (per process, and across replicas on a shared cache)
     lock: bool = True
-    #: the cross-replica lock's lease; must outlive the slowest attempt
-    lock_lease: float = 60.0
+    #: the cross-replica lock's lease. It is renewed every lease/3 s while held (so slow attempts keep
+    #: it); it only bounds how long a crashed holder blocks the object.
+    lock_lease: float = 30.0
     #: how long a writer waits for the lock before giving up with CONFLICT
     lock_wait: float = 120.0
 

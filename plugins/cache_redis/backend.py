@@ -17,6 +17,8 @@ What the adapter adds or avoids, and why:
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -126,8 +128,11 @@ class RedisLock:
     ``redis.exceptions.RedisError`` (never a ``TimeoutError`` subclass), so the host can tell
     "another replica holds this object" from "the cache is down".
 
-    One instance per critical section (the token lives on the instance). A holder that crashes blocks
-    the key for at most ``lease`` seconds. Releasing is best effort: if the lease already ran out, or
+    One instance per critical section (the token lives on the instance). While held, the lease is
+    renewed every ``lease / 3`` seconds, so a slow holder (upstream retries and timeouts) keeps the
+    lock however long it works, yet a holder that crashes blocks the key for at most ``lease`` seconds.
+
+    Releasing is best effort: if the lease already ran out, or
     Redis is unreachable, the body's outcome stands and a warning is logged, because raising there
     would turn finished work into an error while the lease frees the key anyway.
     """
@@ -137,6 +142,8 @@ class RedisLock:
             raise ValueError(f"lock lease must be > 0 seconds, got {lease}")
         self.key = key
         self.wait = wait
+        self.lease = lease
+        self._renewer: asyncio.Task[None] | None = None
         self._lock = Lock(
             client,
             key,
@@ -155,10 +162,27 @@ class RedisLock:
             raise RedisTimeoutError(f"Redis did not answer while taking lock {self.key!r}") from exc
         if not acquired:
             raise TimeoutError(f"cache lock {self.key!r} not acquired within {self.wait:g}s")
+        self._renewer = asyncio.create_task(self._renew())
+
+    async def _renew(self) -> None:
+        while True:
+            await asyncio.sleep(self.lease / 3)
+            try:
+                await self._lock.reacquire()  # resets the TTL to the full lease, only if we still own it
+            except LockError:
+                log.warning("cache lock %r was lost before it could be renewed", self.key)
+                return
+            except (RedisError, OSError) as err:
+                log.warning("cache lock %r not renewed (%s); retrying", self.key, err)
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        if self._renewer is not None:
+            self._renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._renewer
+            self._renewer = None
         try:
             await self._lock.release()
         except LockError:

@@ -100,7 +100,9 @@ async def test_lease_frees_the_key_after_a_crashed_holder(
 ) -> None:
     a, b = pair
     crashed = a.lock(key, 0.3, 1.0)
-    await crashed.__aenter__()  # and never __aexit__: the holder "crashed"
+    await crashed.__aenter__()  # and never __aexit__: the holder "crashed" ...
+    assert crashed._renewer is not None
+    crashed._renewer.cancel()  # ... and with its process went the lease renewal
     t0 = time.monotonic()
     async with b.lock(key, 10.0, 2.0):
         assert 0.15 <= time.monotonic() - t0 < 1.5
@@ -153,3 +155,30 @@ async def test_lock_held_here_excludes_another_process(
     async with a.lock(key, 10.0, 1.0):
         assert await other_process() == "busy"
     assert await other_process() == "locked"
+
+
+async def test_a_held_lock_is_renewed_beyond_its_lease() -> None:
+    """A slow holder keeps the lock: the lease is renewed while held, and the key dies with a crash."""
+    import uuid
+
+    from plugins.cache_redis.backend import RedisBackend
+
+    a, b = RedisBackend("redis://127.0.0.1:6379/0"), RedisBackend("redis://127.0.0.1:6379/0")
+    key = f"test-renew-{uuid.uuid4().hex}"
+    try:
+        holder = a.lock(key, lease=0.3, wait=0.0)
+        assert holder is not None
+        async with holder:
+            await asyncio.sleep(0.8)  # well past the 0.3 s lease
+            other = b.lock(key, lease=0.3, wait=0.05)
+            assert other is not None
+            with pytest.raises(TimeoutError):
+                async with other:
+                    pass
+        again = b.lock(key, lease=0.3, wait=0.5)
+        assert again is not None
+        async with again:  # released on exit: free at once
+            pass
+    finally:
+        await a.close()
+        await b.close()
