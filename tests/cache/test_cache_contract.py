@@ -48,7 +48,7 @@ async def cache(request: pytest.FixtureRequest) -> AsyncIterator[Harness]:
     backend = RedisBackend(SHARED_REDIS, op_timeout=0.5)
     if not await backend.ping():
         await backend.close()
-        pytest.skip("no Redis on 127.0.0.1:6379")
+        pytest.fail("no Redis on 127.0.0.1:6379: the test suite needs one (see README)")
     harness = Harness(backend, prefix)
     try:
         yield harness

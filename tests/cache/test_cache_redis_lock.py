@@ -58,7 +58,7 @@ async def pair() -> AsyncIterator[tuple[RedisBackend, RedisBackend]]:
     if not await a.ping():
         await a.close()
         await b.close()
-        pytest.skip("no Redis on 127.0.0.1:6379")
+        pytest.fail("no Redis on 127.0.0.1:6379: the test suite needs one (see README)")
     yield a, b
     await a.close()
     await b.close()

@@ -6,13 +6,8 @@ Runs its own ``redis-server`` on a free port (never the shared one) and always s
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
-import signal
-import socket
-import subprocess
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -20,76 +15,13 @@ from redis.exceptions import RedisError
 
 from plugins.cache_redis.backend import RedisBackend
 
-pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server not installed")
-
 #: an operation against a dead or hung Redis must give up within this (op_timeout is 0.25 s)
 PROMPT = 1.0
 
 
-class OwnRedis:
-    def __init__(self) -> None:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [
-                "redis-server",
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as s:
-                    s.sendall(b"PING\r\n")
-                    if s.recv(16).startswith(b"+PONG"):
-                        return
-            except OSError:
-                time.sleep(0.02)
-        raise RuntimeError(f"redis-server did not start on port {self.port}")
-
-    def kill(self) -> None:
-        if self.proc is not None:
-            if self.proc.poll() is None:
-                os.kill(self.proc.pid, signal.SIGCONT)  # in case a test left it stopped
-                self.proc.kill()
-            self.proc.wait()
-            self.proc = None
-
-    def pause(self) -> None:
-        assert self.proc is not None
-        os.kill(self.proc.pid, signal.SIGSTOP)
-
-    def resume(self) -> None:
-        assert self.proc is not None
-        os.kill(self.proc.pid, signal.SIGCONT)
-
-
 @pytest.fixture
-def server() -> Iterator[OwnRedis]:
-    srv = OwnRedis()
-    srv.start()
-    try:
-        yield srv
-    finally:
-        srv.kill()
-
-
-@pytest.fixture
-async def backend(server: OwnRedis) -> AsyncIterator[RedisBackend]:
-    b = RedisBackend(f"redis://127.0.0.1:{server.port}/0", op_timeout=0.25)
+async def backend(own_redis: Any) -> AsyncIterator[RedisBackend]:
+    b = RedisBackend(own_redis.url, op_timeout=0.25)
     yield b
     await b.close()
 
@@ -123,14 +55,14 @@ async def assert_all_fail_fast(b: RedisBackend) -> None:
     assert time.monotonic() - t0 < PROMPT
 
 
-async def test_killed_then_restarted(server: OwnRedis, backend: RedisBackend) -> None:
+async def test_killed_then_restarted(own_redis: Any, backend: RedisBackend) -> None:
     await backend.set("k", {"v": 1}, 30.0)
     assert await backend.get("k") == {"v": 1}
 
-    server.kill()
+    own_redis.kill()
     await assert_all_fail_fast(backend)
 
-    server.start()  # same port, empty data (no persistence)
+    own_redis.start()  # same port, empty data (no persistence)
     assert await backend.ping() is True
     assert await backend.get("k") is None
     await backend.set("k", {"v": 2}, 30.0)
@@ -140,20 +72,20 @@ async def test_killed_then_restarted(server: OwnRedis, backend: RedisBackend) ->
         pass
 
 
-async def test_restart_heals_pooled_connections(server: OwnRedis, backend: RedisBackend) -> None:
+async def test_restart_heals_pooled_connections(own_redis: Any, backend: RedisBackend) -> None:
     # fill the pool with several live connections, then restart Redis behind their back
     await asyncio.gather(*(backend.set(f"k{i}", i, 30.0) for i in range(5)))
-    server.kill()
-    server.start()
+    own_redis.kill()
+    own_redis.start()
     results = await asyncio.gather(*(backend.get(f"k{i}") for i in range(5)))
     assert results == [None] * 5  # stale sockets were retried on fresh ones, not surfaced as errors
 
 
-async def test_hung_server_times_out_instead_of_hanging(server: OwnRedis, backend: RedisBackend) -> None:
+async def test_hung_server_times_out_instead_of_hanging(own_redis: Any, backend: RedisBackend) -> None:
     await backend.set("k", 1, 30.0)
-    server.pause()
+    own_redis.pause()
     try:
         await assert_all_fail_fast(backend)
     finally:
-        server.resume()
+        own_redis.resume()
     assert await backend.get("k") == 1

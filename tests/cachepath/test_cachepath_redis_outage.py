@@ -6,18 +6,12 @@ Each test runs its own redis-server (the ``own_redis`` fixture), never the share
 
 from __future__ import annotations
 
-import os
-import shutil
-import signal
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from gateway.testing import connect
-
-pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server not installed")
 
 #: the most any tool call may take while Redis is down or hung
 BOUND_S = 1.0
@@ -88,32 +82,12 @@ async def test_tools_keep_answering_while_redis_is_killed_and_restarted(
     assert cached.structured_content["order"]["order_metadata"]["outage"] == "written"
 
 
-@pytest.fixture
-def paused(own_redis: Any) -> Iterator[Any]:
-    """SIGSTOP/SIGCONT for the own redis-server; always resumed before the fixture kills it."""
-    state = {"stopped": False}
-
-    def pause() -> None:
-        os.kill(own_redis.proc.pid, signal.SIGSTOP)
-        state["stopped"] = True
-
-    def resume() -> None:
-        os.kill(own_redis.proc.pid, signal.SIGCONT)
-        state["stopped"] = False
-
-    try:
-        yield pause, resume
-    finally:
-        if state["stopped"] and own_redis.proc is not None:
-            os.kill(own_redis.proc.pid, signal.SIGCONT)
-
-
 async def test_hung_redis_keeps_the_stale_entry_and_the_invalidation_is_replayed(
-    orderdesk_sandbox: Any, gateway_factory: Any, own_redis: Any, paused: Any, retry_now: None
+    orderdesk_sandbox: Any, gateway_factory: Any, own_redis: Any, retry_now: None
 ) -> None:
     """Redis hangs (SIGSTOP) but keeps its data: the cached order from before the update must not be
     served once Redis answers again."""
-    pause, resume = paused
+    pause, resume = own_redis.pause, own_redis.resume  # stop() resumes a paused server before killing it
     a = str(orderdesk_sandbox.orders()[0]["id"])
     gw = gateway_factory(
         overrides={"cache.backend": "redis", "cache.redis_url": own_redis.url, "cache.op_timeout": 0.05}
