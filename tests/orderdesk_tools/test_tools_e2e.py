@@ -141,11 +141,12 @@ async def test_update_folder_change_goes_through_move_orders(
 async def test_order_items_tools(gateway_factory: Any, orderdesk_sandbox: Any) -> None:
     async with connect(gateway_factory()) as c:
         oid = ok(await c.call_tool("orders_create", {"order": NEW_ORDER}))["order"]["id"]
-        ok(
+        added = ok(
             await c.call_tool(
                 "order_items_add", {"order_id": oid, "item": {"name": "Extra", "price": 1, "quantity": 3}}
             )
         )
+        assert added["message"] == "Order Item Added"
         items = orderdesk_sandbox.order(oid)["order_items"]
         extra = next(i for i in items if i["name"] == "Extra")
         ok(
@@ -165,7 +166,8 @@ async def test_shipment_tools(gateway_factory: Any) -> None:
     async with connect(gateway_factory()) as c:
         oid = ok(await c.call_tool("orders_create", {"order": NEW_ORDER}))["order"]["id"]
         ship = {"tracking_number": "1Z999", "carrier_code": "UPS", "shipment_method": "Ground"}
-        ok(await c.call_tool("shipments_add", {"order_id": oid, "shipment": ship}))
+        added = ok(await c.call_tool("shipments_add", {"order_id": oid, "shipment": ship}))
+        assert added["message"] == "Shipment Added"
         dup = await c.call_tool("shipments_add", {"order_id": oid, "shipment": ship})
         listed = ok(await c.call_tool("shipments_list", {"order_id": oid}))
         sid = listed["items"][0]["id"]

@@ -41,6 +41,11 @@ ShipmentArg = Annotated[
 ]
 
 
+def _message(result: Any, default: str) -> str:
+    """OrderDesk answers item and shipment writes with ``{"message": ...}`` only."""
+    return str(result.get("message") or default) if isinstance(result, dict) else default
+
+
 def register(register: Callable[..., None], gateway: Gateway) -> None:
     wf = gateway.workflow
 
@@ -53,7 +58,7 @@ def register(register: Callable[..., None], gateway: Gateway) -> None:
         r = order_ref(store, order_id)
         client = runtime(gateway).client(r.store)
         msg = await wf.write(r, lambda: client.add_order_item(r.id, item))
-        return MessageResult(message=str(msg or "Order Item Added"))
+        return MessageResult(message=_message(msg, "Order Item Added"))
 
     register(order_items_add, name="order_items.add", title="Add an order item", read_only=False)
 
@@ -73,7 +78,7 @@ def register(register: Callable[..., None], gateway: Gateway) -> None:
             return await client.update_order_item(r.id, iid, merged)
 
         msg = await wf.write(r, op)
-        return MessageResult(message=str(msg or "Order Item Updated"))
+        return MessageResult(message=_message(msg, "Order Item Updated"))
 
     register(
         order_items_update,
@@ -118,7 +123,7 @@ def register(register: Callable[..., None], gateway: Gateway) -> None:
         r = order_ref(store, order_id)
         client = runtime(gateway).client(r.store)
         msg = await wf.write(r, lambda: client.add_shipment(r.id, shipment))
-        return MessageResult(message=str(msg or "Shipment Added"))
+        return MessageResult(message=_message(msg, "Shipment Added"))
 
     register(shipments_add, name="shipments.add", title="Add a shipment", read_only=False)
 
@@ -137,7 +142,7 @@ def register(register: Callable[..., None], gateway: Gateway) -> None:
             return await client.update_shipment(r.id, sid, merged)
 
         msg = await wf.write(r, op)
-        return MessageResult(message=str(msg or "Shipment Updated"))
+        return MessageResult(message=_message(msg, "Shipment Updated"))
 
     register(
         shipments_update,
