@@ -25,7 +25,6 @@ import time
 from typing import Any
 
 import aiohttp
-
 from common import (
     REDIS_URL,
     GatewayProcess,
@@ -67,7 +66,9 @@ async def get_put_latency(sb: SandboxProcess, order_id: str, rounds: int = 20) -
     return statistics.median(samples)
 
 
-async def run_agents(clients: list[Any], order_id: str, tag: str, per_agent: int) -> tuple[int, list[str], float]:
+async def run_agents(
+    clients: list[Any], order_id: str, tag: str, per_agent: int
+) -> tuple[int, list[str], float]:
     """Every client makes ``per_agent`` updates; returns (successes, error texts, elapsed s)."""
     ok = 0
     errors: list[str] = []
@@ -75,8 +76,10 @@ async def run_agents(clients: list[Any], order_id: str, tag: str, per_agent: int
     async def agent(a: int, client: Any) -> None:
         nonlocal ok
         for u in range(per_agent):
-            r = await client.call_tool("orders_update", {
-                "order_id": order_id, "changes": {"order_metadata": {f"{tag}a{a}u{u}": str(u)}}})
+            r = await client.call_tool(
+                "orders_update",
+                {"order_id": order_id, "changes": {"order_metadata": {f"{tag}a{a}u{u}": str(u)}}},
+            )
             if r.is_error:
                 errors.append(tool_error_text(r))
             else:
@@ -106,7 +109,9 @@ async def one_process(sb: SandboxProcess, order_id: str, agents: int, per: int, 
     return {"ok": ok, "errors": errors, "elapsed": elapsed, "present": await count_keys(sb, order_id, tag)}
 
 
-async def two_processes(sb: SandboxProcess, order_id: str, agents: int, per: int, lock: bool) -> dict[str, Any]:
+async def two_processes(
+    sb: SandboxProcess, order_id: str, agents: int, per: int, lock: bool
+) -> dict[str, Any]:
     from contextlib import AsyncExitStack
 
     from mcp import Client
@@ -132,8 +137,10 @@ def show(name: str, r: dict[str, Any], bound: float) -> None:
     lost = r["ok"] - r["present"]
     rate = r["ok"] / r["elapsed"] if r["elapsed"] else 0.0
     r["lost"], r["rate"] = lost, rate
-    print(f"  {name:28s} ok {r['ok']:3d}  errors {len(r['errors']):2d}  keys present {r['present']:3d}  "
-          f"LOST {lost:3d}  {r['elapsed']:6.2f} s  {rate:6.1f} updates/s ({rate / bound * 100:5.1f}% of bound)")
+    print(
+        f"  {name:28s} ok {r['ok']:3d}  errors {len(r['errors']):2d}  keys present {r['present']:3d}  "
+        f"LOST {lost:3d}  {r['elapsed']:6.2f} s  {rate:6.1f} updates/s ({rate / bound * 100:5.1f}% of bound)"
+    )
     for e in r["errors"][:2]:
         print(f"      error: {e}")
 
@@ -141,13 +148,17 @@ def show(name: str, r: dict[str, Any], bound: float) -> None:
 async def main() -> None:
     args = parse_quick(__doc__.splitlines()[0])
     agents, per = (10, 3) if args.quick else (20, 5)
-    print(f"contention benchmark ({'quick' if args.quick else 'full'}; {machine()}): {agents} agents x {per} "
-          f"updates on one order; sandbox latency {LATENCY_MS:g} ms per request")
+    print(
+        f"contention benchmark ({'quick' if args.quick else 'full'}; {machine()}): {agents} agents x {per} "
+        f"updates on one order; sandbox latency {LATENCY_MS:g} ms per request"
+    )
     async with SandboxProcess(latency_ms=LATENCY_MS) as sb:
         ids = await sb.order_ids()
         gp = await get_put_latency(sb, ids[10])
         bound = 1.0 / gp
-        print(f"GET + PUT latency (raw aiohttp, median): {gp * 1000:.2f} ms -> upper bound {bound:.1f} updates/s per order")
+        print(
+            f"GET + PUT latency (raw aiohttp, median): {gp * 1000:.2f} ms -> upper bound {bound:.1f} updates/s per order"
+        )
         header("results")
         runs = {
             "1 process, lock": await one_process(sb, ids[0], agents, per, True),
@@ -160,14 +171,29 @@ async def main() -> None:
     total = agents * per
     a, b = runs["1 process, lock"], runs["2 processes+Redis, lock"]
     c, d = runs["1 process, NO lock"], runs["2 processes+Redis, NO lock"]
-    print(f"\nwithout the lock {c['lost']} of {c['ok']} (1 process) and {d['lost']} of {d['ok']} (2 processes) "
-          "acknowledged updates were lost")
-    target("contention_lost[1proc]", f"{a['lost']} lost of {total} ({len(a['errors'])} errors); "
-           f"{a['rate']:.1f} updates/s, bound {bound:.1f}", "0 lost", a["lost"] == 0 and not a["errors"])
-    target("contention_lost[2proc]", f"{b['lost']} lost of {total} ({len(b['errors'])} errors); "
-           f"{b['rate']:.1f} updates/s, bound {bound:.1f}", "0 lost", b["lost"] == 0 and not b["errors"])
-    summary("contention", f"lock: lost {a['lost']}/{total} (1 proc, {a['rate']:.1f}/s) and {b['lost']}/{total} "
-                          f"(2 procs, {b['rate']:.1f}/s) vs bound {bound:.1f}/s; no lock: lost {c['lost']} and {d['lost']}")
+    print(
+        f"\nwithout the lock {c['lost']} of {c['ok']} (1 process) and {d['lost']} of {d['ok']} (2 processes) "
+        "acknowledged updates were lost"
+    )
+    target(
+        "contention_lost[1proc]",
+        f"{a['lost']} lost of {total} ({len(a['errors'])} errors); "
+        f"{a['rate']:.1f} updates/s, bound {bound:.1f}",
+        "0 lost",
+        a["lost"] == 0 and not a["errors"],
+    )
+    target(
+        "contention_lost[2proc]",
+        f"{b['lost']} lost of {total} ({len(b['errors'])} errors); "
+        f"{b['rate']:.1f} updates/s, bound {bound:.1f}",
+        "0 lost",
+        b["lost"] == 0 and not b["errors"],
+    )
+    summary(
+        "contention",
+        f"lock: lost {a['lost']}/{total} (1 proc, {a['rate']:.1f}/s) and {b['lost']}/{total} "
+        f"(2 procs, {b['rate']:.1f}/s) vs bound {bound:.1f}/s; no lock: lost {c['lost']} and {d['lost']}",
+    )
 
 
 if __name__ == "__main__":

@@ -25,19 +25,20 @@ import asyncio
 import json
 import os
 import random
-import subprocess
 import sys
 import time
 from typing import Any
 
 HOT, POOL, WRITE_SHARE = 5, 20, 0.20
+SELF = os.path.abspath(__file__)
 
 
 # --- the client worker (a separate process) --------------------------------------------------------
 
 
-async def worker(url: str, clients: int, duration: float, workload: str, ids: list[str],
-                 wid: int) -> dict[str, Any]:
+async def worker(
+    url: str, clients: int, duration: float, workload: str, ids: list[str], wid: int
+) -> dict[str, Any]:
     from contextlib import AsyncExitStack
 
     from mcp import Client
@@ -57,8 +58,10 @@ async def worker(url: str, clients: int, duration: float, workload: str, ids: li
                 return
             if workload == "mixed" and rng.random() < WRITE_SHARE:
                 n += 1
-                name, arg = "orders_update", {"order_id": rng.choice(ids),
-                                              "changes": {"order_metadata": {f"lw{wid}c{c}": str(n)}}}
+                name, arg = (
+                    "orders_update",
+                    {"order_id": rng.choice(ids), "changes": {"order_metadata": {f"lw{wid}c{c}": str(n)}}},
+                )
             else:
                 name, arg = "orders_get", {"order_id": rng.choice(ids)}
             t0 = time.perf_counter()
@@ -109,11 +112,32 @@ def worker_main(argv: list[str]) -> None:
 # --- the coordinator -------------------------------------------------------------------------------
 
 
-async def run_workload(sb: Any, workload: str, ids: list[str], clients: int, workers: int,
-                       duration: float) -> dict[str, Any]:
-    from mcp import Client
+async def cache_counters(base_url: str) -> dict[str, float]:
+    """Cache hit/miss counters from the gateway's /metrics (Prometheus text)."""
+    import aiohttp
 
-    from common import GatewayProcess, machine_cpu, p50_p99, process_cpu, remove_file, unique_prefix, write_config
+    out: dict[str, float] = {}
+    async with aiohttp.ClientSession() as s, s.get(base_url + "/metrics") as r:
+        for line in (await r.text()).splitlines():
+            for name in ("cache_hits_total", "cache_misses_total"):
+                if line.startswith(f"mcpgw_{name} "):
+                    out[name] = float(line.split()[-1])
+    return out
+
+
+async def run_workload(
+    sb: Any, workload: str, ids: list[str], clients: int, workers: int, duration: float
+) -> dict[str, Any]:
+    from common import (
+        GatewayProcess,
+        machine_cpu,
+        p50_p99,
+        process_cpu,
+        remove_file,
+        unique_prefix,
+        write_config,
+    )
+    from mcp import Client
 
     path = write_config(sb, unique_prefix(f"load-{workload}"))
     procs: list[asyncio.subprocess.Process] = []
@@ -124,11 +148,28 @@ async def run_workload(sb: Any, workload: str, ids: list[str], clients: int, wor
                     await c.call_tool("orders_get", {"order_id": oid})
             split = [clients // workers + (1 if w < clients % workers else 0) for w in range(workers)]
             for w, k in enumerate(split):
-                procs.append(await asyncio.create_subprocess_exec(
-                    sys.executable, os.path.abspath(__file__), "--worker", "--url", gp.mcp_url,
-                    "--clients", str(k), "--duration", repr(duration),
-                    "--workload", workload, "--ids", ",".join(ids), "--wid", str(w),
-                    stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE))
+                procs.append(
+                    await asyncio.create_subprocess_exec(
+                        sys.executable,
+                        SELF,
+                        "--worker",
+                        "--url",
+                        gp.mcp_url,
+                        "--clients",
+                        str(k),
+                        "--duration",
+                        repr(duration),
+                        "--workload",
+                        workload,
+                        "--ids",
+                        ",".join(ids),
+                        "--wid",
+                        str(w),
+                        stdin=asyncio.subprocess.PIPE,
+                        stdout=asyncio.subprocess.PIPE,
+                        stderr=asyncio.subprocess.PIPE,
+                    )
+                )
             for p in procs:  # every client of every worker is connected
                 line = await asyncio.wait_for(p.stdout.readline(), 120)  # type: ignore[union-attr]
                 if line.strip() != b"READY":
@@ -149,6 +190,7 @@ async def run_workload(sb: Any, workload: str, ids: list[str], clients: int, wor
             gw_cpu, sb_cpu = process_cpu(gp.pid) - gw_cpu0, process_cpu(sb.pid) - sb_cpu0
             busy1, total1 = machine_cpu()
             upstream = await sb.requests()
+            cache = await cache_counters(gp.base_url)
     finally:
         for p in procs:
             if p.returncode is None:
@@ -162,20 +204,36 @@ async def run_workload(sb: Any, workload: str, ids: list[str], clients: int, wor
     by_method: dict[str, int] = {}
     for r in upstream:
         by_method[r["method"]] = by_method.get(r["method"], 0) + 1
-    return {"calls": calls, "rps": calls / duration, "p50": p50, "p99": p99, "errors": errors,
-            "gw_cpu": gw_cpu / duration, "client_cpu": sum(o["cpu"] for o in outs) / duration,
-            "sb_cpu": sb_cpu / duration, "machine": (busy1 - busy0) / max(1e-9, total1 - total0),
-            "upstream": by_method, "late": any(o["late"] for o in outs)}
+    return {
+        "calls": calls,
+        "rps": calls / duration,
+        "p50": p50,
+        "p99": p99,
+        "errors": errors,
+        "gw_cpu": gw_cpu / duration,
+        "client_cpu": sum(o["cpu"] for o in outs) / duration,
+        "sb_cpu": sb_cpu / duration,
+        "machine": (busy1 - busy0) / max(1e-9, total1 - total0),
+        "upstream": by_method,
+        "cache": cache,
+        "late": any(o["late"] for o in outs),
+    }
 
 
 async def main() -> None:
     from common import SandboxProcess, header, machine, parse_quick, summary, target
 
-    args = parse_quick(__doc__.splitlines()[0], clients={"type": int, "default": 50},
-                       workers={"type": int, "default": 2}, duration={"type": float, "default": None})
+    args = parse_quick(
+        __doc__.splitlines()[0],
+        clients={"type": int, "default": 50},
+        workers={"type": int, "default": 2},
+        duration={"type": float, "default": None},
+    )
     duration = args.duration or (5.0 if args.quick else 30.0)
-    print(f"HTTP load benchmark ({'quick' if args.quick else 'full'}; {machine()}): {args.clients} MCP clients "
-          f"over Streamable HTTP in {args.workers} client processes, {duration:g} s per workload")
+    print(
+        f"HTTP load benchmark ({'quick' if args.quick else 'full'}; {machine()}): {args.clients} MCP clients "
+        f"over Streamable HTTP in {args.workers} client processes, {duration:g} s per workload"
+    )
     results: dict[str, dict[str, Any]] = {}
     async with SandboxProcess() as sb:
         ids = await sb.order_ids()
@@ -184,21 +242,44 @@ async def main() -> None:
             results[workload] = r
             header(workload)
             err = len(r["errors"])
-            print(f"  {r['calls']} calls in {duration:g} s = {r['rps']:.0f} calls/s; p50 {r['p50']:.2f} ms, "
-                  f"p99 {r['p99']:.2f} ms; errors {err} ({err / max(1, r['calls']) * 100:.3f}%)")
-            print(f"  upstream requests during the run: {r['upstream'] or 0}")
-            print(f"  CPU (% of one core): gateway {r['gw_cpu'] * 100:.0f}%, clients {r['client_cpu'] * 100:.0f}%, "
-                  f"sandbox {r['sb_cpu'] * 100:.0f}%; whole machine busy {r['machine'] * 100:.0f}% of its "
-                  f"{os.cpu_count()} cores" + ("  (a worker started late!)" if r["late"] else ""))
+            print(
+                f"  {r['calls']} calls in {duration:g} s = {r['rps']:.0f} calls/s; p50 {r['p50']:.2f} ms, "
+                f"p99 {r['p99']:.2f} ms; errors {err} ({err / max(1, r['calls']) * 100:.3f}%)"
+            )
+            hits, misses = r["cache"].get("cache_hits_total", 0), r["cache"].get("cache_misses_total", 0)
+            print(
+                f"  upstream requests during the run: {r['upstream'] or 0}; gateway cache since start: "
+                f"{hits:.0f} hits, {misses:.0f} misses ({hits / max(1, hits + misses) * 100:.1f}% hits)"
+            )
+            print(
+                f"  CPU (% of one core): gateway {r['gw_cpu'] * 100:.0f}%, clients {r['client_cpu'] * 100:.0f}%, "
+                f"sandbox {r['sb_cpu'] * 100:.0f}%; whole machine busy {r['machine'] * 100:.0f}% of its "
+                f"{os.cpu_count()} cores" + ("  (a worker started late!)" if r["late"] else "")
+            )
+            per_call = r["gw_cpu"] / max(1e-9, r["rps"])
+            print(
+                f"  gateway CPU per call {per_call * 1000:.2f} ms -> about {1 / per_call:.0f} calls/s per core if the "
+                "gateway had a core to itself"
+            )
             for e in sorted(set(r["errors"]))[:3]:
                 print(f"  error: {e}")
     for workload, r in results.items():
         err = len(r["errors"])
-        target(f"http_load_errors[{workload}]",
-               f"{err} errors in {r['calls']} calls ({err / max(1, r['calls']) * 100:.2f}%); {r['rps']:.0f} calls/s, "
-               f"p50 {r['p50']:.1f} ms, p99 {r['p99']:.1f} ms", "0 errors", err == 0 and r["calls"] > 0)
-    summary("http_load", "; ".join(f"{w}: {r['rps']:.0f} calls/s, p50 {r['p50']:.1f} ms, p99 {r['p99']:.1f} ms, "
-                                   f"{len(r['errors'])} errors" for w, r in results.items()))
+        target(
+            f"http_load_errors[{workload}]",
+            f"{err} errors in {r['calls']} calls ({err / max(1, r['calls']) * 100:.2f}%); {r['rps']:.0f} calls/s, "
+            f"p50 {r['p50']:.1f} ms, p99 {r['p99']:.1f} ms",
+            "0 errors",
+            err == 0 and r["calls"] > 0,
+        )
+    summary(
+        "http_load",
+        "; ".join(
+            f"{w}: {r['rps']:.0f} calls/s, p50 {r['p50']:.1f} ms, p99 {r['p99']:.1f} ms, "
+            f"{len(r['errors'])} errors"
+            for w, r in results.items()
+        ),
+    )
 
 
 if __name__ == "__main__":

@@ -33,7 +33,6 @@ from typing import Any
 from urllib.parse import urlencode
 
 import aiohttp
-
 from common import (
     PY,
     ROOT,
@@ -74,8 +73,16 @@ for name in sys.argv[1:]:
     importlib.import_module(name)
     print(f"{name} {rss():.1f}")
 """
-LADDER = ["mcp.server.mcpserver", "uvicorn", "aiohttp", "redis.asyncio", "gateway.cli", "plugins.orderdesk.plugin",
-          "plugins.cache_memory.plugin", "plugins.cache_redis.plugin"]
+LADDER = [
+    "mcp.server.mcpserver",
+    "uvicorn",
+    "aiohttp",
+    "redis.asyncio",
+    "gateway.cli",
+    "plugins.orderdesk.plugin",
+    "plugins.cache_memory.plugin",
+    "plugins.cache_redis.plugin",
+]
 
 N_ORDERS = 10_000
 FIRST_ID = 900_000_001
@@ -84,23 +91,34 @@ TARGET_BYTES = 3000
 
 def pad(order: dict[str, Any], i: int) -> dict[str, Any]:
     """A distinct ~3 KB order built from a realistic seeded one."""
-    o = json.loads(json.dumps(order))
+    o: dict[str, Any] = json.loads(json.dumps(order))
     o["id"] = str(FIRST_ID + i)
     o["source_id"] = f"bench-{i}"
     o["email"] = f"customer{i}@example.com"
     notes = list(o.get("order_notes") or [])
     k = 0
     while len(json.dumps(o)) < TARGET_BYTES - 150:
-        notes.append({"date_added": o.get("date_added", ""), "username": "Customer Service",
-                      "content": f"Follow-up #{k} for order {o['id']}: customer confirmed the address."})
+        notes.append(
+            {
+                "date_added": o.get("date_added", ""),
+                "username": "Customer Service",
+                "content": f"Follow-up #{k} for order {o['id']}: customer confirmed the address.",
+            }
+        )
         o["order_notes"] = notes
         k += 1
     o["checkout_data"] = {**(o.get("checkout_data") or {}), "Delivery Instructions": "Leave at the back door"}
     return o
 
 
-async def post_all(session: aiohttp.ClientSession, url: str, store_id: str, api_key: str,
-                   orders: list[str], concurrency: int = 8) -> tuple[int, int]:
+async def post_all(
+    session: aiohttp.ClientSession,
+    url: str,
+    store_id: str,
+    api_key: str,
+    orders: list[str],
+    concurrency: int = 8,
+) -> tuple[int, int]:
     ok = bad = 0
     queue = iter(orders)
 
@@ -108,9 +126,15 @@ async def post_all(session: aiohttp.ClientSession, url: str, store_id: str, api_
         nonlocal ok, bad
         for order_json in queue:
             signature = hmac.new(api_key.encode(), order_json.encode(), hashlib.sha256).hexdigest()
-            async with session.post(url, data=urlencode({"order": order_json}), headers={
-                "Content-Type": "application/x-www-form-urlencoded",
-                "X-Order-Desk-Store-Id": store_id, "X-Order-Desk-Hash": signature}) as r:
+            async with session.post(
+                url,
+                data=urlencode({"order": order_json}),
+                headers={
+                    "Content-Type": "application/x-www-form-urlencoded",
+                    "X-Order-Desk-Store-Id": store_id,
+                    "X-Order-Desk-Hash": signature,
+                },
+            ) as r:
                 await r.read()
                 if r.status == 200:
                     ok += 1
@@ -124,16 +148,24 @@ async def post_all(session: aiohttp.ClientSession, url: str, store_id: str, api_
 async def floor_rss() -> float:
     """Idle RSS (MB) of the trivial SDK server, measured like the gateway's (1 s after it answers)."""
     port = free_port()
-    proc = subprocess.Popen([PY, "-c", FLOOR_SERVER, str(port)], cwd=ROOT, env=clean_env(),
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [PY, "-c", FLOOR_SERVER, str(port)],
+        cwd=ROOT,
+        env=clean_env(),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         async with aiohttp.ClientSession() as s:
             for _ in range(400):
                 try:
-                    async with s.get(f"http://127.0.0.1:{port}/mcp", timeout=aiohttp.ClientTimeout(total=1)) as r:
+                    async with s.get(
+                        f"http://127.0.0.1:{port}/mcp", timeout=aiohttp.ClientTimeout(total=1)
+                    ) as r:
                         await r.read()
                         break
-                except (aiohttp.ClientError, asyncio.TimeoutError):
+                except (TimeoutError, aiohttp.ClientError):
                     await asyncio.sleep(0.05)
         await asyncio.sleep(1.0)
         return rss_mb(proc.pid)
@@ -147,9 +179,17 @@ async def floor_rss() -> float:
 
 
 def import_ladder() -> list[tuple[str, float]]:
-    out = subprocess.run([PY, "-c", IMPORT_LADDER, *LADDER], cwd=ROOT, env=clean_env(), capture_output=True,
-                         text=True, timeout=60)
-    return [(line.rsplit(" ", 1)[0], float(line.rsplit(" ", 1)[1])) for line in out.stdout.splitlines() if line]
+    out = subprocess.run(
+        [PY, "-c", IMPORT_LADDER, *LADDER],
+        cwd=ROOT,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    return [
+        (line.rsplit(" ", 1)[0], float(line.rsplit(" ", 1)[1])) for line in out.stdout.splitlines() if line
+    ]
 
 
 async def main() -> None:
@@ -165,7 +205,9 @@ async def main() -> None:
         orders = [json.dumps(pad(seeded[i % len(seeded)], i)) for i in range(N_ORDERS)]
         avg = sum(len(o) for o in orders) / len(orders)
         store = sb.config.stores[0]
-        path = write_config(sb, unique_prefix("memory"), {"cache.max_entries": 20_000, "cache.ttl_order": 3600.0})
+        path = write_config(
+            sb, unique_prefix("memory"), {"cache.max_entries": 20_000, "cache.ttl_order": 3600.0}
+        )
         try:
             async with GatewayProcess(path) as gp:
                 await asyncio.sleep(1.0)
@@ -174,8 +216,13 @@ async def main() -> None:
                 async with aiohttp.ClientSession() as session, Client(gp.mcp_url) as client:
                     r = await client.call_tool("orders_get", {"order_id": ids[0]})
                     warm_ok = not r.is_error
-                    await post_all(session, hook, store.store_id, store.api_key,
-                                   [json.dumps(pad(seeded[0], N_ORDERS + j)) for j in range(5)])
+                    await post_all(
+                        session,
+                        hook,
+                        store.store_id,
+                        store.api_key,
+                        [json.dumps(pad(seeded[0], N_ORDERS + j)) for j in range(5)],
+                    )
                     await asyncio.sleep(0.5)
                     warm = rss_mb(gp.pid)
                     t0 = time.perf_counter()
@@ -184,7 +231,9 @@ async def main() -> None:
                     await asyncio.sleep(1.0)
                     after = rss_mb(gp.pid)
                     step = max(1, N_ORDERS // (20 if args.quick else 200))
-                    sample = [str(FIRST_ID + i) for i in range(0, N_ORDERS, step)] + [str(FIRST_ID + N_ORDERS - 1)]
+                    sample = [str(FIRST_ID + i) for i in range(0, N_ORDERS, step)] + [
+                        str(FIRST_ID + N_ORDERS - 1)
+                    ]
                     await sb.clear_requests()
                     hits = 0
                     for oid in sample:
@@ -205,16 +254,29 @@ async def main() -> None:
         prev = value
     print(f"  trivial MCPServer on Streamable HTTP (SDK floor), idle: {floor:.1f} MB")
     header("results")
-    print(f"  orders posted: {ok} accepted, {bad} refused, in {post_s:.1f} s ({ok / post_s:.0f}/s); "
-          f"average order JSON {avg:.0f} B ({avg * N_ORDERS / 1e6:.1f} MB of JSON in total)")
-    print(f"  cache check: {hits}/{len(sample)} sampled ids served from the cache, {upstream} upstream GETs "
-          f"(warm-up call ok: {warm_ok})")
-    print(f"  RSS idle {idle:.1f} MB (SDK floor {floor:.1f} MB, gateway +{idle - floor:.1f} MB); warm {warm:.1f} MB; after {N_ORDERS} orders {after:.1f} MB "
-          f"(+{delta:.1f} MB = {delta * 1024 * 1024 / N_ORDERS:.0f} B per order); after the check {final:.1f} MB")
+    print(
+        f"  orders posted: {ok} accepted, {bad} refused, in {post_s:.1f} s ({ok / post_s:.0f}/s); "
+        f"average order JSON {avg:.0f} B ({avg * N_ORDERS / 1e6:.1f} MB of JSON in total)"
+    )
+    print(
+        f"  cache check: {hits}/{len(sample)} sampled ids served from the cache, {upstream} upstream GETs "
+        f"(warm-up call ok: {warm_ok})"
+    )
+    print(
+        f"  RSS idle {idle:.1f} MB (SDK floor {floor:.1f} MB, gateway +{idle - floor:.1f} MB); warm {warm:.1f} MB; after {N_ORDERS} orders {after:.1f} MB "
+        f"(+{delta:.1f} MB = {delta * 1024 * 1024 / N_ORDERS:.0f} B per order); after the check {final:.1f} MB"
+    )
     target("memory_idle", f"{idle:.1f} MB RSS (trivial SDK server: {floor:.1f} MB)", "<= 80 MB", idle <= 80)
-    target("memory_10k_orders", f"+{delta:.1f} MB for {ok} orders of ~{avg / 1000:.1f} KB ({hits}/{len(sample)} verified cached)",
-           "<= +60 MB", delta <= 60 and ok == N_ORDERS and hits == len(sample))
-    summary("memory", f"idle {idle:.1f} MB (SDK floor {floor:.1f} MB), warm {warm:.1f} MB, +{delta:.1f} MB for {ok} cached ~{avg / 1000:.1f} KB orders")
+    target(
+        "memory_10k_orders",
+        f"+{delta:.1f} MB for {ok} orders of ~{avg / 1000:.1f} KB ({hits}/{len(sample)} verified cached)",
+        "<= +60 MB",
+        delta <= 60 and ok == N_ORDERS and hits == len(sample),
+    )
+    summary(
+        "memory",
+        f"idle {idle:.1f} MB (SDK floor {floor:.1f} MB), warm {warm:.1f} MB, +{delta:.1f} MB for {ok} cached ~{avg / 1000:.1f} KB orders",
+    )
 
 
 if __name__ == "__main__":

@@ -31,8 +31,10 @@ async def main() -> None:
 
     args = parse_quick(__doc__.splitlines()[0])
     calls, distinct = (60, 30) if args.quick else (200, 50)
-    print(f"rate-limit benchmark ({'quick' if args.quick else 'full'}; {machine()}): {AGENTS} agents, "
-          f"{calls} orders_get over {distinct} orders; bucket {CAPACITY} + {REFILL:g}/s on both sides")
+    print(
+        f"rate-limit benchmark ({'quick' if args.quick else 'full'}; {machine()}): {AGENTS} agents, "
+        f"{calls} orders_get over {distinct} orders; bucket {CAPACITY} + {REFILL:g}/s on both sides"
+    )
     async with SandboxProcess(rate_limit_enabled=True, seed_orders=max(36, distinct)) as sb:
         ids = (await sb.order_ids())[:distinct]
         plan = [ids[i % distinct] for i in range(calls)]
@@ -69,23 +71,39 @@ async def main() -> None:
     n = len(accepted)
     limit = max(0.0, (n - CAPACITY) / REFILL)
     header("results")
-    print(f"  calls: {calls} ({len(errors)} errors); upstream requests: {n} accepted for {unique} distinct paths, "
-          f"{len(throttled)} answered 429")
+    print(
+        f"  calls: {calls} ({len(errors)} errors); upstream requests: {n} accepted for {unique} distinct paths, "
+        f"{len(throttled)} answered 429"
+    )
     for e in errors[:3]:
         print(f"  error: {e}")
     lat = sorted(latencies)
     print(f"  per-call latency: p50 {lat[len(lat) // 2] * 1000:.1f} ms, max {lat[-1] * 1000:.0f} ms")
-    print(f"  elapsed {elapsed:.2f} s; physical limit ({n} - {CAPACITY}) / {REFILL:g} = {limit:.2f} s; "
-          f"ratio {elapsed / limit if limit else float('nan'):.3f}")
+    print(
+        f"  elapsed {elapsed:.2f} s; physical limit ({n} - {CAPACITY}) / {REFILL:g} = {limit:.2f} s; "
+        f"ratio {elapsed / limit if limit else float('nan'):.3f}"
+    )
     within = limit > 0 and abs(elapsed - limit) <= 0.10 * limit
     target("ratelimit_errors", f"{len(errors)} errors in {calls} calls", "0", not errors)
-    target("ratelimit_429s", f"{len(throttled)} upstream 429s ({'all absorbed' if not errors else 'not all absorbed'})",
-           "0, or a handful each absorbed", len(throttled) <= 5 and not errors)
-    target("ratelimit_elapsed", f"{elapsed:.2f} s vs physical limit {limit:.2f} s ({(elapsed / limit - 1) * 100:+.1f}%)"
-           if limit else f"{elapsed:.2f} s (no limit: {n} requests fit the burst)",
-           "within 10% of the limit", within)
-    summary("ratelimit", f"{calls} calls, {len(errors)} errors, {n} upstream requests, {len(throttled)} 429s, "
-                         f"{elapsed:.2f} s vs limit {limit:.2f} s")
+    target(
+        "ratelimit_429s",
+        f"{len(throttled)} upstream 429s ({'all absorbed' if not errors else 'not all absorbed'})",
+        "0, or a handful each absorbed",
+        len(throttled) <= 5 and not errors,
+    )
+    target(
+        "ratelimit_elapsed",
+        f"{elapsed:.2f} s vs physical limit {limit:.2f} s ({(elapsed / limit - 1) * 100:+.1f}%)"
+        if limit
+        else f"{elapsed:.2f} s (no limit: {n} requests fit the burst)",
+        "within 10% of the limit",
+        within,
+    )
+    summary(
+        "ratelimit",
+        f"{calls} calls, {len(errors)} errors, {n} upstream requests, {len(throttled)} 429s, "
+        f"{elapsed:.2f} s vs limit {limit:.2f} s",
+    )
 
 
 if __name__ == "__main__":

@@ -18,7 +18,9 @@ from common import SandboxProcess, build_gateway, header, machine, parse_quick, 
 LATENCY_MS = 20.0
 
 
-async def burst(sb: SandboxProcess, order_id: str, n: int, extra: dict[str, object]) -> tuple[int, int, float]:
+async def burst(
+    sb: SandboxProcess, order_id: str, n: int, extra: dict[str, object]
+) -> tuple[int, int, float]:
     """(upstream GETs of the order, tool errors, elapsed s) for ``n`` concurrent calls."""
     from gateway.testing import connect
 
@@ -27,7 +29,9 @@ async def burst(sb: SandboxProcess, order_id: str, n: int, extra: dict[str, obje
         await client.call_tool("gateway_ping", {})  # start-up out of the way
         await sb.clear_requests()
         t0 = time.perf_counter()
-        results = await asyncio.gather(*(client.call_tool("orders_get", {"order_id": order_id}) for _ in range(n)))
+        results = await asyncio.gather(
+            *(client.call_tool("orders_get", {"order_id": order_id}) for _ in range(n))
+        )
         elapsed = time.perf_counter() - t0
     errors = sum(1 for r in results if r.is_error)
     ids = {str(r.structured_content["order"]["id"]) for r in results if not r.is_error}
@@ -51,10 +55,17 @@ async def main() -> None:
         print(f"  upstream GETs: {up_off}; tool errors: {err_off}; elapsed {t_off * 1000:.1f} ms")
     ratio = up_off / up_on if up_on else float("inf")
     print(f"\nupstream requests: cache on {up_on} vs cache off {up_off} ({ratio:.0f}x fewer with the cache)")
-    target("stampede_upstream", f"{up_on} upstream request(s) for {n} calls, {err_on} errors",
-           "exactly 1", up_on == 1 and err_on == 0)
-    summary("stampede", f"{n} concurrent calls -> {up_on} upstream GET with the cache, {up_off} without "
-                        f"({ratio:.0f}x); {t_on * 1000:.0f} ms vs {t_off * 1000:.0f} ms")
+    target(
+        "stampede_upstream",
+        f"{up_on} upstream request(s) for {n} calls, {err_on} errors",
+        "exactly 1",
+        up_on == 1 and err_on == 0,
+    )
+    summary(
+        "stampede",
+        f"{n} concurrent calls -> {up_on} upstream GET with the cache, {up_off} without "
+        f"({ratio:.0f}x); {t_on * 1000:.0f} ms vs {t_off * 1000:.0f} ms",
+    )
 
 
 if __name__ == "__main__":

@@ -22,7 +22,8 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+HERE = Path(__file__).resolve()
+ROOT = HERE.parents[1]
 PY = sys.executable
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -146,12 +147,19 @@ class SandboxProcess:
     Has the attributes :func:`gateway.testing.sandbox_overrides` reads (``config``, ``base_url``).
     """
 
-    def __init__(self, *, seed_orders: int = 36, rate_limit_enabled: bool = False, latency_ms: float = 0.0,
-                 startup_timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        *,
+        seed_orders: int = 36,
+        rate_limit_enabled: bool = False,
+        latency_ms: float = 0.0,
+        startup_timeout: float = 30.0,
+    ) -> None:
         from plugins.orderdesk.sandbox.config import SandboxConfig
 
-        self.config = SandboxConfig(seed_orders=seed_orders, rate_limit_enabled=rate_limit_enabled,
-                                    latency_ms=latency_ms)
+        self.config = SandboxConfig(
+            seed_orders=seed_orders, rate_limit_enabled=rate_limit_enabled, latency_ms=latency_ms
+        )
         self.port = free_port()
         self.startup_timeout = startup_timeout
         self.proc: subprocess.Popen[bytes] | None = None
@@ -175,23 +183,39 @@ class SandboxProcess:
         import aiohttp
 
         c = self.config
-        cmd = [PY, str(Path(__file__).resolve()), "--serve-sandbox", "--port", str(self.port),
-               "--seed-orders", str(c.seed_orders), "--latency-ms", str(c.latency_ms)]
+        cmd = [
+            PY,
+            str(HERE),
+            "--serve-sandbox",
+            "--port",
+            str(self.port),
+            "--seed-orders",
+            str(c.seed_orders),
+            "--latency-ms",
+            str(c.latency_ms),
+        ]
         if c.rate_limit_enabled:
             cmd.append("--rate-limit")
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=clean_env(), stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            cmd,
+            cwd=ROOT,
+            env=clean_env(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         self._session = aiohttp.ClientSession()
         deadline = time.monotonic() + self.startup_timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"sandbox process exited with {self.proc.returncode}")
             try:
-                async with self._session.get(self.admin_url + "/health",
-                                             timeout=aiohttp.ClientTimeout(total=1)) as r:
+                async with self._session.get(
+                    self.admin_url + "/health", timeout=aiohttp.ClientTimeout(total=1)
+                ) as r:
                     if r.status == 200:
                         return
-            except (aiohttp.ClientError, asyncio.TimeoutError):
+            except (TimeoutError, aiohttp.ClientError):
                 pass
             await asyncio.sleep(0.05)
         raise RuntimeError(f"sandbox did not answer within {self.startup_timeout} s")
@@ -332,7 +356,9 @@ def to_toml(doc: dict[str, Any], path: tuple[str, ...] = ()) -> str:
     return out
 
 
-def write_config(sb: Any, prefix: str, extra: dict[str, Any] | None = None, directory: str | None = None) -> str:
+def write_config(
+    sb: Any, prefix: str, extra: dict[str, Any] | None = None, directory: str | None = None
+) -> str:
     """Write the same configuration :func:`overrides` builds as a TOML file; return its path."""
     flat = overrides(sb, prefix, extra)
     for store in flat["stores"]:
@@ -391,19 +417,26 @@ class GatewayProcess:
 
         self.proc = subprocess.Popen(
             serve_command(self.config_path, "http", self.port),
-            cwd=ROOT, env=clean_env(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self._stderr,
+            cwd=ROOT,
+            env=clean_env(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=self._stderr,
         )
         deadline = time.monotonic() + self.startup_timeout
         async with aiohttp.ClientSession() as session:
             while time.monotonic() < deadline:
                 if self.proc.poll() is not None:
-                    raise RuntimeError(f"gateway exited with {self.proc.returncode}: {self.stderr_text()[-2000:]}")
+                    raise RuntimeError(
+                        f"gateway exited with {self.proc.returncode}: {self.stderr_text()[-2000:]}"
+                    )
                 try:
-                    async with session.get(self.base_url + "/healthz",
-                                           timeout=aiohttp.ClientTimeout(total=1)) as r:
+                    async with session.get(
+                        self.base_url + "/healthz", timeout=aiohttp.ClientTimeout(total=1)
+                    ) as r:
                         if r.status == 200:
                             return
-                except (aiohttp.ClientError, asyncio.TimeoutError):
+                except (TimeoutError, aiohttp.ClientError):
                     pass
                 await asyncio.sleep(0.05)
         raise RuntimeError(f"gateway did not answer /healthz within {self.startup_timeout} s")
@@ -502,7 +535,9 @@ def _serve_sandbox(argv: list[str]) -> None:
     p.add_argument("--latency-ms", type=float, default=0.0)
     p.add_argument("--rate-limit", action="store_true")
     a = p.parse_args(argv)
-    config = SandboxConfig(seed_orders=a.seed_orders, latency_ms=a.latency_ms, rate_limit_enabled=a.rate_limit)
+    config = SandboxConfig(
+        seed_orders=a.seed_orders, latency_ms=a.latency_ms, rate_limit_enabled=a.rate_limit
+    )
     sb = Sandbox(config)
 
     async def serve() -> None:

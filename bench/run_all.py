@@ -39,8 +39,15 @@ def run(script: str, args: list[str], timeout: float) -> tuple[list[str], str | 
     print(f"\n######## {' '.join([Path(cmd[0]).name, *cmd[2:]])}", flush=True)
     t0 = time.monotonic()
     targets: list[str] = []
-    proc = subprocess.Popen(cmd, cwd=HERE.parent, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            bufsize=1, start_new_session=True)
+    proc = subprocess.Popen(
+        cmd,
+        cwd=HERE.parent,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        bufsize=1,
+        start_new_session=True,
+    )
     failure = None
     try:
         assert proc.stdout is not None
@@ -88,8 +95,11 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="reduced sizes; whole run within 3 minutes")
     args = parser.parse_args()
     started = time.monotonic()
-    print(f"run_all{' --quick' if args.quick else ''}: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}, {os.cpu_count()} vCPU, "
-          f"load average {os.getloadavg()[0]:.2f}", flush=True)
+    print(
+        f"run_all{' --quick' if args.quick else ''}: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}, {os.cpu_count()} vCPU, "
+        f"load average {os.getloadavg()[0]:.2f}",
+        flush=True,
+    )
     deadline = QUICK_DEADLINE if args.quick else 3600.0
     collected: list[str] = []
     timings: list[str] = []
@@ -97,7 +107,9 @@ def main() -> int:
         name = script.removeprefix("bench_").removesuffix(".py")
         left = deadline - (time.monotonic() - started)
         if left < 5:
-            collected.append(f"target {name}: not run, the {deadline:.0f} s budget was used up (goal runs) missed")
+            collected.append(
+                f"target {name}: not run, the {deadline:.0f} s budget was used up (goal runs) missed"
+            )
             continue
         targets, failure, took = run(script, quick_args if args.quick else full_args, left)
         timings.append(f"{name} {took:.1f} s")
@@ -106,8 +118,11 @@ def main() -> int:
             collected.append(f"target {name}: {failure} (goal runs to completion) missed")
     total = time.monotonic() - started
     met = sum(1 for t in collected if t.endswith(" met"))
-    print(f"\n######## all benchmarks{' (quick)' if args.quick else ''}: {total:.1f} s ({', '.join(timings)}); "
-          f"{met} of {len(collected)} targets met", flush=True)
+    print(
+        f"\n######## all benchmarks{' (quick)' if args.quick else ''}: {total:.1f} s ({', '.join(timings)}); "
+        f"{met} of {len(collected)} targets met",
+        flush=True,
+    )
     for line in collected:
         print(line, flush=True)
     return 0

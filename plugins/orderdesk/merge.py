@@ -159,6 +159,11 @@ def _merge_items(current: Any, changes: list[Any]) -> list[Any]:
     return kept + added
 
 
+def merge_item(item: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
+    """One item merged with ``changes`` (key by key, maps too); for ``order_items.update``."""
+    return _merge_item(copy.deepcopy(dict(item)), changes)
+
+
 def _merge_item(item: dict[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
     """Key-by-key update of one (already deep-copied) item; its ``id`` is never rewritten."""
     for key, value in changes.items():

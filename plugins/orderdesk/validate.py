@@ -155,6 +155,17 @@ def _check_new_item(item: Any, path: str) -> None:
     _check_item_values(item, path)
 
 
+def validate_order_item(item: Any, *, creating: bool) -> dict[str, Any]:
+    """Check one order item for ``order_items.add`` (``creating``) or a merged item for an update."""
+    record = _require_object(item, "$.item", "the item as an object")
+    models.validate(record, models.OrderItem, root="$.item")
+    if creating:
+        _check_new_item(record, "$.item")
+    else:
+        _check_item_values(record, "$.item")
+    return record
+
+
 def _has_name_or_company(address: Any) -> bool:
     if not isinstance(address, Mapping):
         return False
@@ -272,6 +283,15 @@ def validate_note(note: Any) -> str:
         raise _fail("$.note", "must not be empty")
     check_size("$.note", note, NOTE_MAX_CHARS)
     return note
+
+
+def validate_inventory_changes(changes: Any) -> dict[str, Any]:
+    """Check an inventory change set: no read-only fields (id, dates), then the item rules."""
+    record = _require_object(changes, "$", "changes as an object")
+    for field in READ_ONLY_INVENTORY_FIELDS:
+        if field in record:
+            raise _fail(f"$.{field}", "is read-only: OrderDesk sets it")
+    return validate_inventory_item(record, creating=False)
 
 
 def validate_inventory_item(item: Any, *, creating: bool) -> dict[str, Any]:

@@ -257,3 +257,36 @@ async def test_bad_input_is_refused_with_no_upstream_write(
     assert code(result) == "VALIDATION", result.content[0].text
     writes = [r for r in orderdesk_sandbox.requests() if r.method in ("POST", "PUT", "DELETE")]
     assert writes == []
+
+
+@pytest.mark.parametrize(
+    ("tool", "args"),
+    [
+        ("order_items_add", {"order_id": "200001", "item": {"name": "x", "quantity": -3}}),
+        ("order_items_add", {"order_id": "200001", "item": {"name": "x", "price": -10}}),
+        ("order_items_add", {"order_id": "200001", "item": {"price": 1, "quantity": 1}}),
+        ("inventory_update", {"item_id": "1", "changes": {"id": 999}}),
+        ("inventory_update", {"item_id": "1", "changes": {"date_added": "2000-01-01"}}),
+    ],
+)
+async def test_item_and_inventory_rules_are_checked_before_any_write(
+    gateway_factory: Any, orderdesk_sandbox: Any, tool: str, args: dict[str, Any]
+) -> None:
+    async with connect(gateway_factory()) as c:
+        result = await c.call_tool(tool, args)
+    assert code(result) == "VALIDATION", result.content[0].text
+    assert [r for r in orderdesk_sandbox.requests() if r.method in ("POST", "PUT", "DELETE")] == []
+
+
+async def test_item_update_merges_maps_key_by_key_and_checks_the_result(
+    gateway_factory: Any, orderdesk_sandbox: Any
+) -> None:
+    async with connect(gateway_factory()) as c:
+        order = ok(await c.call_tool("orders_create", {"order": NEW_ORDER}))["order"]
+        gadget = next(i for i in order["order_items"] if i["name"] == "Gadget")
+        args = {"order_id": order["id"], "item_id": gadget["id"]}
+        ok(await c.call_tool("order_items_update", {**args, "item": {"variation_list": {"Color": "Red"}}}))
+        bad = await c.call_tool("order_items_update", {**args, "item": {"quantity": 0}})
+    item = next(i for i in orderdesk_sandbox.order(order["id"])["order_items"] if i["id"] == gadget["id"])
+    assert item["variation_list"] == {"Size": "L", "Color": "Red"}
+    assert code(bad) == "VALIDATION"

@@ -98,6 +98,7 @@ def register(register: Callable[..., None], gateway: Gateway) -> None:
         complete (OrderDesk blanks fields left out of an update). Errors: NOT_FOUND, VALIDATION, CONFLICT."""
         if not isinstance(changes, dict):
             raise ValidationFailed("changes must be an object")
+        validate.validate_inventory_changes(changes)
         result = await wf.mutate(ref(store, item_id), changes)
         return InventoryUpdateResult(
             item=result.obj, attempts=result.attempts, changed_fields=result.changed_fields

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 from pydantic import Field
 
 from gateway.refs import Ref
-from plugins.orderdesk import models, validate
+from plugins.orderdesk import merge, validate
 from plugins.orderdesk.ids import check_id
 from plugins.orderdesk.runtime import runtime
 from plugins.orderdesk.tools.common import (
@@ -54,7 +54,7 @@ def register(register: Callable[..., None], gateway: Gateway) -> None:
 
     async def order_items_add(order_id: OrderId, item: ItemArg, store: StoreArg = None) -> MessageResult:
         """Add one item to an order; OrderDesk recalculates the totals. Errors: NOT_FOUND, VALIDATION."""
-        models.validate(item, models.OrderItem, root="$.item")
+        validate.validate_order_item(item, creating=True)
         r = order_ref(store, order_id)
         client = runtime(gateway).client(r.store)
         msg = await wf.write(r, lambda: client.add_order_item(r.id, item))
@@ -67,14 +67,15 @@ def register(register: Callable[..., None], gateway: Gateway) -> None:
     ) -> MessageResult:
         """Change one item of an order. Only the fields you give change: the current item is fetched,
         merged with yours and sent complete. Errors: NOT_FOUND (order or item), VALIDATION."""
-        models.validate(item, models.OrderItem, root="$.item")
+        validate.validate_order_item(item, creating=False)
         r = order_ref(store, order_id)
         iid = check_id("item_id", item_id)
         client = runtime(gateway).client(r.store)
 
         async def op() -> Any:
             current = await client.get_order_item(r.id, iid)
-            merged = {**current, **{k: v for k, v in item.items() if k != "id"}}
+            merged = merge.merge_item(current, item)
+            validate.validate_order_item(merged, creating=False)
             return await client.update_order_item(r.id, iid, merged)
 
         msg = await wf.write(r, op)
