@@ -70,7 +70,11 @@ class Gateway:
             self.caches.create(config)  # raises ConfigError naming the available backends
         self.cache: Cache | None = None
         self.locks = MutationLocks(
-            None, config.mutations.lock_lease, config.mutations.lock_wait, enabled=config.mutations.lock
+            None,
+            config.mutations.lock_lease,
+            config.mutations.lock_wait,
+            enabled=config.mutations.lock,
+            require_shared=config.mutations.require_shared_lock,
         )
         self.workflow = Workflow(self, sleep=sleep, rng=rng)
         self.tools = ToolRegistry()
@@ -131,32 +135,37 @@ class Gateway:
     async def startup(self) -> None:
         """Start once, however many server lifespans (in-process clients) enter."""
         async with self._start_lock:
-            self._users += 1
-            if self._users > 1:
+            if self._users:
+                self._users += 1
                 return
-            if not self.config.cache.enabled:
+            try:
+                if self.config.cache.enabled:
+                    backend = self.caches.create(self.config)
+                    self.cache = Cache(backend, self.config.cache, self.metrics)
+                    self.locks.cache = self.cache
+                    if not backend.local and not await self.cache._call("ping", backend.ping, False):
+                        log.warning(
+                            "cache backend %r did not answer at start-up; serving fail-open", backend.name
+                        )
                 await self.hooks.startup(self)
-                return
-            backend = self.caches.create(self.config)
-            self.cache = Cache(backend, self.config.cache, self.metrics)
-            self.locks.cache = self.cache
-            if not backend.local:
-                ok = await self.cache._call("ping", backend.ping, False)
-                if not ok:
-                    log.warning(
-                        "cache backend %r did not answer at start-up; serving fail-open", backend.name
-                    )
-            await self.hooks.startup(self)
+            except BaseException:
+                await self._close()  # a half-started gateway must not leak pools or sessions
+                raise
+            self._users = 1
 
     async def shutdown(self) -> None:
         async with self._start_lock:
             self._users -= 1
             if self._users > 0:
                 return
-            await self.hooks.shutdown(self)
-            if self.cache is not None:
-                await self.cache.close()
-            self.audit.close()
+            await self._close()
+
+    async def _close(self) -> None:
+        await self.hooks.shutdown(self)
+        if self.cache is not None:
+            await self.cache.close()
+            self.cache = self.locks.cache = None
+        self.audit.close()
 
 
 def _disabled_plugins(path: str | None, overrides: dict[str, Any] | None) -> list[str]:

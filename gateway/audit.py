@@ -3,9 +3,11 @@
 A line never holds tool arguments, so neither credentials nor payment data can reach it: only
 the tool, the object id, the names of the changed fields, attempts, outcome and duration.
 
-Lines are written synchronously (a small file append) so none is ever queued and dropped. If the
-line can't be written, ``on_error = "fail_closed"`` refuses the mutation *before* it runs (the
-sink is probed first) and reports an error after it ran; ``"warn"`` logs and carries on.
+Lines are written synchronously (a small file append) so none is ever queued and dropped. With
+``on_error = "fail_closed"`` the sink is probed before every mutation and an unwritable log refuses
+it before anything is sent upstream; ``"warn"`` logs and carries on. A line that fails *after* the
+write ran is logged as lost at ERROR level: reporting an applied write as refused would invite a
+duplicate retry.
 """
 
 from __future__ import annotations

@@ -50,4 +50,11 @@ def gateway_register_tools(register: Callable[..., None], gateway: Gateway) -> N
         Costs no upstream request; use it to test a connection."""
         return {"ok": True, "version": __version__, "stores": [s.name for s in gateway.config.stores]}
 
-    register(ping, name="gateway.ping", title="Ping the gateway", read_only=True, open_world=False)
+    register(
+        ping,
+        name="gateway.ping",
+        title="Ping the gateway",
+        read_only=True,
+        open_world=False,
+        store_scoped=False,
+    )

@@ -61,8 +61,6 @@ class Cache:
         self.metrics = metrics
         self.enabled = settings.enabled
         self._inflight: dict[str, asyncio.Future[Any]] = {}
-        #: per-key invalidation counters, to drop fills whose load raced with a write
-        self._epochs: dict[str, int] = {}
         #: read-through fills completed so far (any key), to spot a fill that landed during a read
         self._fills = 0
         self._down_since: float | None = None
@@ -161,7 +159,6 @@ class Cache:
             return clone(shared)
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._inflight[key] = fut
-        epoch = self._epochs.get(key, 0)
         try:
             try:
                 self.metrics.inc("cache_loads_total")
@@ -171,7 +168,7 @@ class Cache:
                 fut.exception()  # mark retrieved: waiters may be zero
                 raise
             fut.set_result(value)
-            if self._epochs.get(key, 0) == epoch:
+            if self._inflight.get(key) is fut:  # not invalidated while loading: the value is current
                 await self._call("add", lambda: self.backend.add(key, value, ttl), False)
                 self._fills += 1
         finally:
@@ -190,10 +187,6 @@ class Cache:
         """Store a value known to be fresh (write-through after a successful upload)."""
         if self.enabled:
             await self._call("set", lambda: self.backend.set(key, value, ttl), None)
-
-    async def add(self, key: str, value: Any, ttl: float) -> bool | None:
-        """Set if absent; None when the backend is unavailable (the caller decides what that means)."""
-        return await self._call("add", lambda: self.backend.add(key, value, ttl), None)
 
     async def _drop(self, key: str) -> None:
         ok = await self._call("delete", lambda: self._delete_or_bump(key), False)
@@ -217,7 +210,6 @@ class Cache:
         if lists:
             keys.append(self.gen_key(store_id, kind))
         for key in keys:
-            self._epochs[key] = self._epochs.get(key, 0) + 1
             self._inflight.pop(key, None)  # later callers must not join a load from before the change
             await self._drop(key)
 
@@ -227,10 +219,11 @@ class Cache:
     async def distributed_lock(self, key: str, lease: float, wait: float) -> AsyncIterator[bool]:
         """Hold the backend's cross-process lock if it has one; yields whether one is held.
 
-        ``LockTimeout`` is raised when another holder keeps the lock longer than ``wait``. When the
-        backend is down the caller proceeds with only the in-process lock (logged once per outage).
+        ``LockTimeout`` is raised when another holder keeps the lock longer than ``wait``. The lock is
+        tried even while reads treat the backend as down (one slow read must not cost exclusion);
+        if Redis does not answer, the caller proceeds with only the in-process lock (logged).
         """
-        cm = self.backend.lock(self.key("lock", key), lease, wait) if self.healthy else None
+        cm = self.backend.lock(self.key("lock", key), lease, wait)
         if cm is None:
             yield False
             return
@@ -240,6 +233,12 @@ class Cache:
             raise LockTimeout(key) from None
         except Exception as err:
             self._mark_down("lock", err)
+            log.warning(
+                "lock %s taken in this process only: the %s backend did not answer (%s)",
+                key,
+                self.backend.name,
+                type(err).__name__,
+            )
             yield False
             return
         try:

@@ -128,6 +128,9 @@ class MutationSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True)
     lock_lease: float = 30.0
     #: how long a writer waits for the lock before giving up with CONFLICT
     lock_wait: float = 120.0
+    #: with a shared cache: refuse writes (UPSTREAM, retryable) while its lock can't be taken, instead
+    #: of going on with the in-process lock only (which can lose updates across replicas)
+    require_shared_lock: bool = False
 
 
 class AuditSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

@@ -61,7 +61,3 @@ def diff(before: Any, after: Any, path: str = "") -> list[dict[str, Any]]:
     if before != after or type(before) is not type(after):
         return [{"path": path, "before": before, "after": after}]
     return []
-
-
-def changed_paths(before: Any, after: Any) -> list[str]:
-    return [d["path"] for d in diff(before, after)]

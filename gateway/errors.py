@@ -1,7 +1,7 @@
 """Errors are values with codes.
 
 Every failure the gateway reports to an MCP client is a :class:`GatewayError` with one of the
-:class:`ErrorCode` values. One function, :func:`gateway.server.error_result`, turns them into MCP
+:class:`ErrorCode` values. One function, :func:`gateway.middleware.error_result`, turns them into MCP
 ``isError`` results; nothing else formats errors for the wire.
 """
 

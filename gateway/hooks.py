@@ -5,7 +5,6 @@ This is where the awaitable convention of :mod:`gateway.hookspecs` is applied in
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import inspect
 import logging
@@ -70,6 +69,8 @@ class Hooks:
     def register_tools(self, register: Callable[..., None], gateway: Gateway) -> None:
         # Give each plugin a register() that records its name, for `tools` and error messages.
         for impl in reversed(self.h.gateway_register_tools.get_hookimpls()):
+            if impl.wrapper or impl.hookwrapper:
+                continue
 
             def reg(fn: Callable[..., Any], *, _plugin: str = impl.plugin_name, **kw: Any) -> None:
                 register(fn, plugin=_plugin, **kw)
@@ -144,10 +145,15 @@ class Hooks:
         await aw
 
     async def invalidate(self, ref: Ref, lists: bool, gateway: Gateway) -> None:
-        results = self.h.gateway_invalidate(ref=ref, lists=lists, gateway=gateway)
-        awaitables = [r for r in results if inspect.isawaitable(r)]
-        if awaitables:
-            await asyncio.gather(*awaitables)
+        """Run every impl; a failing one is logged, never raised: the write it follows has happened."""
+        kwargs = {"ref": ref, "lists": lists, "gateway": gateway}
+        for plugin, call in _one_by_one(self.h.gateway_invalidate, kwargs):
+            try:
+                await await_me_maybe(call())
+            except Exception:
+                log.exception(
+                    "plugin %r failed to invalidate %s; cached data may be stale until TTL", plugin, ref
+                )
 
     # --- policy ---------------------------------------------------------------------------------
 

@@ -7,7 +7,7 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from gateway.cache import Cache, LockTimeout
-from gateway.errors import Conflict
+from gateway.errors import Conflict, UpstreamError
 
 
 class KeyedLocks:
@@ -39,12 +39,20 @@ class KeyedLocks:
 class MutationLocks:
     """Serialise writers of one object: in-process first, then across replicas via the cache backend."""
 
-    def __init__(self, cache: Cache | None, lease: float, wait: float, enabled: bool = True) -> None:
+    def __init__(
+        self,
+        cache: Cache | None,
+        lease: float,
+        wait: float,
+        enabled: bool = True,
+        require_shared: bool = False,
+    ) -> None:
         self.local = KeyedLocks()
         self.cache = cache
         self.lease = lease
         self.wait = wait
         self.enabled = enabled
+        self.require_shared = require_shared
 
     @contextlib.asynccontextmanager
     async def hold(self, key: str) -> AsyncIterator[None]:
@@ -56,10 +64,16 @@ class MutationLocks:
                 yield
                 return
             try:
-                async with self.cache.distributed_lock(key, self.lease, self.wait):
+                async with self.cache.distributed_lock(key, self.lease, self.wait) as held:
+                    if not held and self.require_shared and not self.cache.backend.local:
+                        raise UpstreamError(
+                            "the shared lock is unavailable (the cache backend does not answer); "
+                            "nothing was written",
+                            hint="Retry when the cache is back (mutations.require_shared_lock is on).",
+                        )
                     yield
             except LockTimeout:
                 raise Conflict(
-                    f"another writer held {key} for more than {self.wait:g} s",
+                    f"another writer held this object for more than {self.wait:g} s",
                     hint="Another replica is still changing this object; retry in a moment.",
                 ) from None

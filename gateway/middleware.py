@@ -55,6 +55,12 @@ def _named_object(arguments: dict[str, Any]) -> str | None:
     return None
 
 
+def _input_required(result: Any) -> bool:
+    if isinstance(result, dict):
+        return result.get("resultType") == "input_required"
+    return type(result).__name__ == "InputRequiredResult"
+
+
 class ToolCallMiddleware:
     def __init__(self, gw: Gateway, by_wire: dict[str, ToolSpec]) -> None:
         self.gw = gw
@@ -75,6 +81,7 @@ class ToolCallMiddleware:
             principal=getattr(token, "name", None),
             request_id=str(ctx.request_id) if ctx.request_id is not None else uuid.uuid4().hex[:12],
             spec=spec,
+            token=token,
         )
         reset = current_call.set(call)
         t0 = time.perf_counter()
@@ -88,7 +95,17 @@ class ToolCallMiddleware:
             except Exception as crash:  # a policy plugin crashed: refuse, don't run the tool
                 gerr = InternalError(f"policy check failed ({type(crash).__name__})")
                 return await self._finish(call, "denied", gerr, t0, error_result(gerr))
-            result, failure = self._normalise(await call_next(ctx))
+            try:
+                raw = await call_next(ctx)
+            except Exception:
+                failed = InternalError(f"{spec.name} failed unexpectedly")
+                await self._finish(call, "error", failed, t0, None)
+                raise
+            if _input_required(raw):
+                # one round of a multi-round call (e.g. the delete confirmation): nothing ran yet
+                self.gw.metrics.inc("tool_calls_total", tool=call.name, outcome="pending")
+                return raw
+            result, failure = self._normalise(raw)
             return await self._finish(call, "error" if failure else "ok", failure, t0, result)
         finally:
             current_call.reset(reset)
@@ -98,6 +115,8 @@ class ToolCallMiddleware:
             raise ReadOnlyError(f"{spec.name} changes data and the gateway is in read-only mode")
         if token is None:
             return
+        if not spec.store_scoped:
+            return self._check_writes(spec, token)  # e.g. stores.list filters by the token itself
         store = call.arguments.get("store")
         store_name = store if isinstance(store, str) and store else None
         store_name = store_name or (self.gw.config.default_store.name if self.gw.config.stores else "")
@@ -106,6 +125,10 @@ class ToolCallMiddleware:
                 f"token {token.name!r} may not use store {store_name!r}",
                 hint=f"This token is limited to: {', '.join(token.stores)}.",
             )
+        self._check_writes(spec, token)
+
+    @staticmethod
+    def _check_writes(spec: ToolSpec, token: Any) -> None:
         if spec.writes and token.read_only:
             raise AuthError(
                 f"token {token.name!r} is read-only and may not call {spec.name}",
@@ -164,7 +187,14 @@ class ToolCallMiddleware:
             try:
                 self.gw.audit.write({k: v for k, v in record.items() if v is not None})
             except GatewayError as audit_err:
-                log.error("audit write failed after %s: %s", call.name, audit_err.message)
-                result = error_result(audit_err)
+                # The sink was checked before the write; failing now would report an applied write
+                # as refused and invite a duplicate retry. Keep the real result, shout in the log.
+                log.error(
+                    "audit line lost for %s (request %s, outcome %s): %s",
+                    call.name,
+                    call.request_id,
+                    record["outcome"],
+                    audit_err.message,
+                )
         await self.gw.hooks.post_invoke(call, outcome, err, elapsed_ms)
         return result

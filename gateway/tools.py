@@ -32,6 +32,8 @@ class ToolSpec:
     idempotent: bool
     open_world: bool
     plugin: str
+    #: False for tools that don't act on one store (stores.list): token store grants are applied inside
+    store_scoped: bool = True
 
     @property
     def writes(self) -> bool:
@@ -57,6 +59,8 @@ class ToolCall:
     principal: str | None
     request_id: str
     spec: ToolSpec | None = None
+    #: the caller's token settings (HTTP with tokens), else None; ``allows_store(name)``, ``read_only``
+    token: Any = None
     #: filled in by the workflow for the audit line
     store: str | None = None
     object_id: str | None = None
@@ -81,6 +85,7 @@ class ToolRegistry:
         destructive: bool = False,
         idempotent: bool = False,
         open_world: bool = True,
+        store_scoped: bool = True,
         plugin: str = "?",
     ) -> None:
         if not _CANONICAL.match(name) or len(name) > 40:
@@ -102,6 +107,7 @@ class ToolRegistry:
             idempotent=idempotent,
             open_world=open_world,
             plugin=plugin,
+            store_scoped=store_scoped,
         )
 
     def __iter__(self):  # type: ignore[no-untyped-def]

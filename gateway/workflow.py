@@ -83,6 +83,16 @@ class Workflow:
         key = cache.obj_key(self.gw.store_id(ref.store), ref.kind, ref.id)
         return await cache.get_or_load(key, lambda: self.gw.hooks.fetch(ref), self._ttl(ref.kind))
 
+    async def peek(self, ref: Ref) -> dict[str, Any] | None:
+        """The cached object, or None; never goes upstream."""
+        cache = self.gw.cache
+        if cache is None:
+            return None
+        out: dict[str, Any] | None = await cache.get(
+            cache.obj_key(self.gw.store_id(ref.store), ref.kind, ref.id)
+        )
+        return out
+
     async def read_list(
         self, store: str, kind: str, params: dict[str, Any], loader: Callable[[], Awaitable[T]]
     ) -> T:
@@ -144,9 +154,16 @@ class Workflow:
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _precondition(self, ref: Ref, fetched: dict[str, Any]) -> None:
-        """Re-read right before the upload; any change since the fetch is a conflict (costs 1 request)."""
+        """Re-read right before the upload; a changed ``date_updated`` is a conflict (costs 1 request).
+
+        Objects without a modification stamp are compared whole.
+        """
         fresh = await self.gw.hooks.fetch(ref)
-        if digest(fresh) != digest(fetched):
+        if "date_updated" in fresh and "date_updated" in fetched:
+            changed = fresh["date_updated"] != fetched["date_updated"]
+        else:
+            changed = digest(fresh) != digest(fetched)
+        if changed:
             raise Conflict(f"{ref.kind} {ref.id} was changed by another writer since it was fetched")
 
     async def _after_write(self, ref: Ref, *, lists: bool, fresh: dict[str, Any] | None = None) -> None:

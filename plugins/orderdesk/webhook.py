@@ -59,8 +59,10 @@ def webhook_handler(gateway: Gateway) -> Callable[[Request], Awaitable[Response]
         presented = request.headers.get("x-order-desk-hash", "")
         store = next((s for s in gateway.config.stores if s.store_id == store_id), None)
         expected = sign(order_json, store.api_key.reveal()) if store else ""
-        # compare even for an unknown store, so timing doesn't tell which store ids exist
-        if not hmac.compare_digest(expected or "0" * 64, presented) or store is None:
+        # compare even for an unknown store, so timing doesn't tell which store ids exist; bytes,
+        # because compare_digest refuses non-ASCII str (a hostile header must get 403, not 500)
+        matches = hmac.compare_digest((expected or "0" * 64).encode(), presented.encode("utf-8", "replace"))
+        if not matches or store is None:
             log.warning("webhook: rejected a post with a bad signature or unknown store id")
             return answer(403, "Unauthorized Request", "bad_signature")
         try:
@@ -70,8 +72,14 @@ def webhook_handler(gateway: Gateway) -> Callable[[Request], Awaitable[Response]
         if not isinstance(order, dict) or not ID_PATTERN.fullmatch(str(order.get("id", ""))):
             return answer(400, "Invalid Order Data", "bad_request")
         order = normalize_order(order)
+        ref = Ref(store.name, "order", str(order["id"]))
         fresh = order if gateway.config.section("orderdesk").webhook_caches_order else None
-        await gateway.workflow.invalidate(Ref(store.name, "order", str(order["id"])), lists=True, fresh=fresh)
+        if fresh is not None:
+            # posts may arrive late or twice: never replace a newer cached order by an older post
+            cached = await gateway.workflow.peek(ref)
+            if cached is not None and str(cached.get("date_updated", "")) > str(order.get("date_updated", "")):
+                fresh = None
+        await gateway.workflow.invalidate(ref, lists=True, fresh=fresh)
         return answer(200, "Order Received", "ok")
 
     return handle

@@ -93,7 +93,9 @@ def webhook_body(order: dict[str, Any]) -> tuple[bytes, str]:
 async def test_webhook_verifies_signature_then_invalidates(
     gateway_factory: Any, orderdesk_sandbox: Any
 ) -> None:
-    gw = gateway_factory(overrides={"http.max_body_bytes": 50_000})
+    gw = gateway_factory(
+        overrides={"http.max_body_bytes": 50_000, "orderdesk": {"webhook_caches_order": True}}
+    )
     oid = first_order_id(orderdesk_sandbox, "1001")
     async with serve_http(gw) as base, connect(gw) as client, aiohttp.ClientSession() as http:
         before = (await client.call_tool("orders_get", {"order_id": oid})).structured_content["order"]
@@ -145,3 +147,60 @@ async def test_ui_change_posted_by_orderdesk_reaches_every_replica_within_a_seco
         assert (await a.call_tool("orders_get", {"order_id": oid})).structured_content["order"]["email"] == (
             "from-the-ui@example.com"
         )
+
+
+async def test_webhook_posts_never_replace_a_newer_cached_order(
+    gateway_factory: Any, orderdesk_sandbox: Any
+) -> None:
+    gw = gateway_factory(overrides={"orderdesk": {"webhook_caches_order": True}})
+    oid = first_order_id(orderdesk_sandbox, "1001")
+    async with serve_http(gw) as base, connect(gw) as client, aiohttp.ClientSession() as http:
+        current = (await client.call_tool("orders_get", {"order_id": oid})).structured_content["order"]
+        stale = {**current, "email": "old@example.com", "date_updated": "2001-01-01 00:00:00"}
+        body, order_json = webhook_body(stale)
+        headers = {
+            "Content-Type": "application/x-www-form-urlencoded",
+            "X-Order-Desk-Store-Id": "1001",
+            "X-Order-Desk-Hash": sign(order_json, "sandbox-key"),
+        }
+        async with http.post(base + "/webhooks/orderdesk", data=body, headers=headers) as r:
+            assert r.status == 200
+        after = (await client.call_tool("orders_get", {"order_id": oid})).structured_content["order"]
+        weird = {**headers, "X-Order-Desk-Hash": "\u00e9" * 64}
+        async with http.post(base + "/webhooks/orderdesk", data=body, headers=weird) as r:
+            assert r.status == 403
+    assert after["email"] == current["email"]  # refetched from upstream, not the late post
+
+
+async def test_by_default_a_webhook_post_only_invalidates(
+    gateway_factory: Any, orderdesk_sandbox: Any
+) -> None:
+    gw = gateway_factory()
+    oid = first_order_id(orderdesk_sandbox, "1001")
+    async with serve_http(gw) as base, connect(gw) as client, aiohttp.ClientSession() as http:
+        await client.call_tool("orders_get", {"order_id": oid})
+        orderdesk_sandbox.state.store("1001").orders[oid]["email"] = "upstream@example.com"
+        posted = {**orderdesk_sandbox.order(oid), "email": "posted@example.com"}
+        body, order_json = webhook_body(posted)
+        headers = {
+            "Content-Type": "application/x-www-form-urlencoded",
+            "X-Order-Desk-Store-Id": "1001",
+            "X-Order-Desk-Hash": sign(order_json, "sandbox-key"),
+        }
+        async with http.post(base + "/webhooks/orderdesk", data=body, headers=headers) as r:
+            assert r.status == 200
+        after = (await client.call_tool("orders_get", {"order_id": oid})).structured_content["order"]
+    assert after["email"] == "upstream@example.com"  # the truth comes from OrderDesk, not the post
+
+
+async def test_stores_list_shows_only_the_stores_a_token_may_use(gateway_factory: Any) -> None:
+    gw = gateway_factory(
+        overrides={"http.tokens": [{"name": "only-b", "token": "tok-b-123456", "stores": ["store2"]}]}
+    )
+    async with serve_http(gw) as base, http_client(base, "tok-b-123456") as client:
+        listed = await client.call_tool("stores_list", {})
+        ping = await client.call_tool("gateway_ping", {})
+        default_store = await client.call_tool("store_get", {})
+    assert [s["name"] for s in listed.structured_content["stores"]] == ["store2"]
+    assert not ping.is_error
+    assert default_store.structured_content["error"]["code"] == "AUTH"  # the default store is not granted

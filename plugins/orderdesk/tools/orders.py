@@ -314,7 +314,12 @@ def register(register: Callable[..., None], gateway: Gateway) -> None:
         validate.validate_note(note)
         r = ref(store, order_id)
         client = runtime(gateway).client(r.store)
-        order = await wf.write(r, lambda: client.add_order_history(r.id, note), lists=True)
+        order = await wf.write(
+            r,
+            lambda: client.add_order_history(r.id, note),
+            # the answer is the whole order (plus its history, which GET /orders/{id} doesn't carry)
+            fresh=lambda o: {k: v for k, v in o.items() if k != "order_history"},
+        )
         return MessageResult(message="History note added", order=order)
 
     register(

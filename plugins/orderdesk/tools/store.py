@@ -1,4 +1,7 @@
-"""store.get and stores.list: settings and folders, never a credential."""
+"""store.get and stores.list: settings and folders, never a credential.
+
+The client already strips credentials from ``GET /store`` (``wire.sanitize_store``).
+"""
 
 from __future__ import annotations
 
@@ -7,23 +10,12 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
+from gateway.workflow import current_call
 from plugins.orderdesk.runtime import runtime
 from plugins.orderdesk.tools.common import StoreArg
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
-
-#: settings keys that are credentials; removed even if OrderDesk sends them
-SECRET_SETTINGS = (
-    "api_key",
-    "smtp_password",
-    "smtp_username",
-    "smtp_host",
-    "smtp_port",
-    "smtp_encryption",
-    "smtp_headers",
-    "password",
-)
 
 
 class StoreResult(BaseModel):
@@ -32,16 +24,6 @@ class StoreResult(BaseModel):
 
 class StoresResult(BaseModel):
     stores: list[dict[str, Any]]
-
-
-def scrub(store: dict[str, Any]) -> dict[str, Any]:
-    out = dict(store)
-    settings = dict(out.get("settings") or {})
-    for key in list(settings):
-        if key in SECRET_SETTINGS or key.startswith("smtp_") or "password" in key:
-            settings.pop(key)
-    out["settings"] = settings
-    return out
 
 
 def register(register: Callable[..., None], gateway: Gateway) -> None:
@@ -55,21 +37,31 @@ def register(register: Callable[..., None], gateway: Gateway) -> None:
         """Get the store's settings and its folders (a map of folder id to name; use the ids with
         orders_list and orders_move). API keys and mail credentials are never included. Errors: AUTH."""
         name = gateway.store(store).name
-        return StoreResult(store=scrub(await load(name)))
+        return StoreResult(store=await load(name))
 
     register(store_get, name="store.get", title="Get store settings and folders", read_only=True)
 
     async def stores_list() -> StoresResult:
-        """List the stores this gateway serves: name, whether it is the default, and its folders.
+        """List the stores you may use: name, whether it is the default, and its folders.
         Use a name as the `store` argument of any other tool. Never includes credentials."""
+        call = current_call.get()
+        token = call.token if call is not None else None
         out = []
         for s in gateway.config.stores:
+            if token is not None and not token.allows_store(s.name):
+                continue  # a caller only sees the stores its token grants
             entry: dict[str, Any] = {"name": s.name, "default": s is gateway.config.default_store}
             try:
                 entry["folders"] = (await load(s.name)).get("folders", {})
             except Exception as err:  # one unreachable store must not hide the others
-                entry["error"] = getattr(err, "code", "UPSTREAM")
+                entry["error"] = str(getattr(err, "code", "UPSTREAM"))
             out.append(entry)
         return StoresResult(stores=out)
 
-    register(stores_list, name="stores.list", title="List the configured stores", read_only=True)
+    register(
+        stores_list,
+        name="stores.list",
+        title="List the configured stores",
+        read_only=True,
+        store_scoped=False,
+    )
