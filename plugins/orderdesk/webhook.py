@@ -77,7 +77,8 @@ def webhook_handler(gateway: Gateway) -> Callable[[Request], Awaitable[Response]
         if fresh is not None:
             # posts may arrive late or twice: never replace a newer cached order by an older post
             cached = await gateway.workflow.peek(ref)
-            if cached is not None and str(cached.get("date_updated", "")) > str(order.get("date_updated", "")):
+            posted_at = str(order.get("date_updated", ""))
+            if cached is not None and str(cached.get("date_updated", "")) > posted_at:
                 fresh = None
         await gateway.workflow.invalidate(ref, lists=True, fresh=fresh)
         return answer(200, "Order Received", "ok")
