@@ -10,7 +10,7 @@ the sandbox runs in another process. RSS is ``VmRSS`` from ``/proc/<pid>/status`
    load lazily are not counted as cache);
 3. after 10,000 distinct orders were cached *inside that process*, through its own public path:
    each is posted, signed like OrderDesk does, to ``POST /webhooks/orderdesk``, which (with
-   ``orderdesk.webhook_caches_order = true``, the default) stores the order as the fresh cache entry.
+   ``orderdesk.webhook_caches_order = true``, switched on for this run) stores the order as the fresh cache entry.
    The orders are the sandbox's seeded demo orders padded with notes/checkout data to ~3 KB of JSON,
    with distinct ids (900000001...) that do not exist upstream. Afterwards ``orders_get`` of a sample
    of those ids must succeed, which proves they are served from the cache (upstream would say 404).
@@ -206,7 +206,9 @@ async def main() -> None:
         avg = sum(len(o) for o in orders) / len(orders)
         store = sb.config.stores[0]
         path = write_config(
-            sb, unique_prefix("memory"), {"cache.max_entries": 20_000, "cache.ttl_order": 3600.0}
+            sb,
+            unique_prefix("memory"),
+            {"cache.max_entries": 20_000, "cache.ttl_order": 3600.0, "orderdesk.webhook_caches_order": True},
         )
         try:
             async with GatewayProcess(path) as gp:

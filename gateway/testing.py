@@ -75,19 +75,23 @@ async def connect(gateway: Any, mode: str = "auto", **client_kw: Any) -> AsyncIt
         yield client
 
 
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1 (for servers a test starts)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 @contextlib.asynccontextmanager
 async def serve_http(gateway: Any, port: int = 0) -> AsyncIterator[str]:
     """Serve ``gateway`` over Streamable HTTP with uvicorn in this event loop; yield the base URL."""
-    import socket
-
     import uvicorn
 
     from gateway.http import build_http_app
 
-    if not port:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = int(s.getsockname()[1])
+    port = port or free_port()
     app = build_http_app(gateway, "127.0.0.1", port)
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error", access_log=False, lifespan="on")

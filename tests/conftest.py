@@ -11,13 +11,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from gateway.testing import free_port
+
 REDIS_URL = "redis://127.0.0.1:6379/0"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture

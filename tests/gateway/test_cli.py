@@ -14,7 +14,7 @@ import pytest
 from mcp import Client
 
 from gateway.cli import main
-from tests.conftest import free_port
+from gateway.testing import free_port
 
 CLEAN_ENV = {k: v for k, v in os.environ.items() if not k.startswith(("GATEWAY_", "ORDERDESK_"))}
 

@@ -16,7 +16,7 @@ from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 
-from tests.conftest import free_port
+from gateway.testing import free_port
 
 TOKEN = "test-token-5f1c9b"
 
