@@ -127,7 +127,7 @@ class OrderDeskClient:
                 raise ValidationFailed(f"order must be ASC or DESC, got {params['order']!r}")
             params["order"] = order
         env = await self._http.call("GET", "/orders", query=params)
-        orders = [wire.normalize_order(o) for o in dicts(env.get("orders"))]
+        orders = [wire.normalize_order(o, copy=False) for o in dicts(env.get("orders"))]
         return {
             "orders": orders,
             "total_records": as_int(env.get("total_records"), len(orders)),
@@ -139,7 +139,7 @@ class OrderDeskClient:
     async def get_order(self, order_id: str | int) -> JSON:
         oid = check_id("order_id", order_id)
         env = await self._http.call("GET", f"/orders/{oid}")
-        return wire.normalize_order(take(env, "order", f"GET /orders/{oid}"))
+        return wire.normalize_order(take(env, "order", f"GET /orders/{oid}"), copy=False)
 
     async def create_order(self, order: Mapping[str, Any]) -> JSON:
         """``POST /orders`` -> the created order; safe to call again after an unclear failure.
@@ -190,7 +190,7 @@ class OrderDeskClient:
                 if found is None:
                     raise UpstreamError("OrderDesk POST /orders: the response carries no order")
                 return found
-            return wire.normalize_order(env["order"])
+            return wire.normalize_order(env["order"], copy=False)
 
     async def update_order(self, order_id: str | int, order: Mapping[str, Any]) -> JSON:
         """``PUT /orders/{id}`` with the *full* order (OrderDesk blanks whatever is left out).
@@ -204,7 +204,7 @@ class OrderDeskClient:
         env = await self._http.call("PUT", f"/orders/{oid}", body=wire.to_wire_order(dict(order)))
         if not isinstance(env.get("order"), dict):
             return await self.get_order(oid)
-        return wire.normalize_order(env["order"])
+        return wire.normalize_order(env["order"], copy=False)
 
     async def delete_order(self, order_id: str | int) -> JSON:
         oid = check_id("order_id", order_id)
@@ -248,7 +248,7 @@ class OrderDeskClient:
         env = await self._http.call(
             "POST", f"/orders/{oid}/order-history", body={"note": note, "source_name": source_name}
         )
-        return wire.normalize_order(take(env, "order", f"POST /orders/{oid}/order-history"))
+        return wire.normalize_order(take(env, "order", f"POST /orders/{oid}/order-history"), copy=False)
 
     # --- order items -----------------------------------------------------------------------
 

@@ -97,9 +97,12 @@ def _shipment_in(shipment: JSON) -> None:
     _ids(shipment, SHIPMENT_ID_FIELDS)
 
 
-def normalize_order(d: JSON) -> JSON:
-    """An order as read: ``[]`` maps -> ``{}``, ids -> str, ``folder_id`` -> int; all else untouched."""
-    out = _copy(d)
+def normalize_order(d: JSON, *, copy: bool = True) -> JSON:
+    """An order as read: ``[]`` maps -> ``{}``, ids -> str, ``folder_id`` -> int; all else untouched.
+
+    ``copy=False`` normalises ``d`` in place: for data the caller owns (just decoded from a response).
+    """
+    out = _copy(d) if copy else d
     _ids(out, ORDER_ID_FIELDS)
     if "folder_id" in out:
         out["folder_id"] = _id_int(out["folder_id"])
