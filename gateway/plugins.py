@@ -22,6 +22,8 @@ from gateway import hookspecs
 from gateway.errors import ConfigError, GatewayError, InternalError
 
 log = logging.getLogger("gateway.plugins")
+#: hook-call tracing (GATEWAY_TRACE_HOOKS=1); INFO records, shown whatever the configured log level
+trace_log = logging.getLogger("gateway.plugins.trace")
 hookimpl = pluggy.HookimplMarker(hookspecs.PROJECT)
 
 #: host defaults, registered before entry points (so plugins override them)
@@ -38,6 +40,7 @@ class GatewayPluginManager(pluggy.PluginManager):
     def __init__(self, *, trace: bool = False) -> None:
         super().__init__(hookspecs.PROJECT)
         self.add_hookspecs(hookspecs)
+        self._trace = False
         self.trace_hooks = trace
         #: plugin name -> "built-in" | "entry point <dist> <version>" | "registered"
         self.sources: dict[str, str] = {}
@@ -56,6 +59,16 @@ class GatewayPluginManager(pluggy.PluginManager):
             n += 1
             candidate = f"{base}-{n}"
         return candidate
+
+    @property
+    def trace_hooks(self) -> bool:
+        return self._trace
+
+    @trace_hooks.setter
+    def trace_hooks(self, on: bool) -> None:
+        self._trace = on
+        if on:  # asked for explicitly: show it even when the log level is WARNING
+            trace_log.setLevel(logging.INFO)
 
     def register(self, plugin: object, name: str | None = None) -> str | None:
         plugin_name = super().register(plugin, name)
@@ -100,7 +113,7 @@ def _attributed(
         if inspect.isawaitable(res):
             return _await_attributed(res, plugin, hook, pm, t0)
         if pm.trace_hooks:
-            log.warning("hook %s: plugin %s took %.3f ms", hook, plugin, (time.perf_counter() - t0) * 1000)
+            trace_log.info("hook %s: plugin %s took %.3f ms", hook, plugin, (time.perf_counter() - t0) * 1000)
         return res
 
     return call
@@ -117,7 +130,7 @@ async def _await_attributed(
         raise _plugin_error(exc, plugin, hook) from exc
     finally:
         if pm.trace_hooks:
-            log.warning("hook %s: plugin %s took %.3f ms", hook, plugin, (time.perf_counter() - t0) * 1000)
+            trace_log.info("hook %s: plugin %s took %.3f ms", hook, plugin, (time.perf_counter() - t0) * 1000)
 
 
 def _plugin_error(exc: Exception, plugin: str, hook: str) -> PluginError:

@@ -32,7 +32,7 @@ def _traced(caplog: pytest.LogCaptureFixture) -> list[tuple[str, str, float]]:
     out = []
     for rec in caplog.records:
         m = LINE.match(rec.getMessage())
-        if rec.name == "gateway.plugins" and m:
+        if rec.name == "gateway.plugins.trace" and m:
             out.append((m["hook"], m["plugin"], float(m["ms"])))
     return out
 
