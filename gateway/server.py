@@ -8,6 +8,7 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
+from mcp.server.caching import CacheHint
 from mcp.server.mcpserver import MCPServer, RequestStateSecurity
 
 from gateway import __version__
@@ -68,6 +69,8 @@ def build_server(gw: Gateway) -> MCPServer[Any]:
         middleware=[ToolCallMiddleware(gw, by_wire)],
         request_state_security=RequestStateSecurity(keys=keys) if keys else None,
         log_level=gw.config.gateway.log_level,
+        # the tool list only changes with a restart: let 2026-07-28 clients keep it for 5 minutes
+        cache_hints={"tools/list": CacheHint(ttl_ms=300_000, scope="public")},
     )
     for wname, spec in by_wire.items():
         if read_only and spec.writes:

@@ -170,3 +170,9 @@ def test_built_in_plugins_load_through_the_mcp_gateway_entry_point_group(gateway
 def test_disabled_plugins_are_not_loaded(gateway_factory: Any) -> None:
     gw = gateway_factory(overrides={"gateway.disabled_plugins": ["cache_redis"]})
     assert not gw.pm.has_plugin("cache_redis") and "redis" not in gw.caches.factories
+
+
+async def test_clients_may_cache_the_tool_list(gateway_factory: Any) -> None:
+    async with connect(gateway_factory(), mode="auto") as client:
+        listed = await client.list_tools()
+    assert listed.ttl_ms == 300_000 and listed.cache_scope == "public"
