@@ -147,7 +147,7 @@ class RedisLock:
         self._lock = Lock(
             client,
             key,
-            timeout=max(lease, 0.001),  # sent as PX int(lease * 1000); Redis rejects 0
+            timeout=lease,  # sent as PX int(lease * 1000)
             sleep=LOCK_POLL,
             blocking=True,
             blocking_timeout=max(wait, 0.0),

@@ -118,7 +118,7 @@ def register(register: Callable[..., None], gateway: Gateway) -> None:
             "modified_start_date": modified_start_date,
             "modified_end_date": modified_end_date,
             "order_by": order_by,
-            "order": order.upper() if order else None,
+            "order": order,  # the client checks and upper-cases it
             "limit": limit,
             "offset": offset,
         }
