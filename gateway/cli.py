@@ -183,6 +183,7 @@ async def _tools(args: argparse.Namespace) -> int:
 async def _call(args: argparse.Namespace) -> int:
     from mcp import Client
 
+    from gateway.middleware import error_of
     from gateway.server import build_server
 
     try:
@@ -196,7 +197,8 @@ async def _call(args: argparse.Namespace) -> int:
         name = _resolve_tool(gw, args.tool)
         async with Client(build_server(gw)) as client:
             result = await client.call_tool(name, arguments)
-        out = result.structured_content
+        coded = error_of(result)
+        out = {"error": coded} if coded else result.structured_content
         if out is None:
             out = {"content": [getattr(c, "text", str(c)) for c in result.content]}
         print(json.dumps(out, indent=2, ensure_ascii=False, default=str))

@@ -28,14 +28,31 @@ log = logging.getLogger("gateway.calls")
 PRINCIPAL_SCOPE_KEY = "mcpgw.principal"
 
 
+#: the ``_meta`` key of an error result that carries the machine-readable error
+ERROR_META_KEY = "mcp-gateway/error"
+
+
 def error_result(err: GatewayError) -> CallToolResult:
-    """THE function that turns a GatewayError into an MCP tool result (isError + machine code)."""
+    """THE function that turns a GatewayError into an MCP tool result (isError + machine code).
+
+    The text starts with the code (``NOT_FOUND: ...``) for the model; the same error as data is in
+    ``_meta["mcp-gateway/error"]``. It is deliberately *not* ``structuredContent``: clients built on
+    the TypeScript SDK (Claude Desktop, VS Code, the Inspector) validate structuredContent against the
+    tool's output schema even on errors, and an error object never matches a result schema.
+    """
     text = f"{err.code}: {err.message}" + (f" {err.hint}" if err.hint else "")
     return CallToolResult(
         content=[TextContent(type="text", text=text)],
-        structured_content={"error": err.to_dict()},
         is_error=True,
+        _meta={ERROR_META_KEY: err.to_dict()},
     )
+
+
+def error_of(result: Any) -> dict[str, Any] | None:
+    """The machine-readable error of a tool result (a ``CallToolResult`` or its wire dict), or None."""
+    meta = result.get("_meta") if isinstance(result, dict) else getattr(result, "meta", None)
+    found = (meta or {}).get(ERROR_META_KEY)
+    return found if isinstance(found, dict) else None
 
 
 def _principal(ctx: Any) -> Any:
@@ -140,20 +157,18 @@ class ToolCallMiddleware:
         """Make every error result carry a machine code (the SDK's own argument errors have none)."""
         if isinstance(result, BaseModel):
             is_error = bool(getattr(result, "is_error", False))
-            structured = getattr(result, "structured_content", None)
             texts = [getattr(c, "text", "") for c in getattr(result, "content", [])]
         elif isinstance(result, dict):
             is_error = bool(result.get("isError"))
-            structured = result.get("structuredContent")
             texts = [c.get("text", "") for c in result.get("content", []) if isinstance(c, dict)]
         else:
             return result, None
         if not is_error:
             return result, None
-        if isinstance(structured, dict) and isinstance(structured.get("error"), dict):
-            e = structured["error"]
-            err = GatewayError(str(e.get("message", "")))
-            err.code = ErrorCode(e.get("code", "INTERNAL"))
+        coded = error_of(result)
+        if coded is not None:
+            err = GatewayError(str(coded.get("message", "")))
+            err.code = ErrorCode(coded.get("code", "INTERNAL"))
             return result, err
         text = " ".join(texts)
         if "validation error" in text:

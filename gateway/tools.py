@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -94,7 +95,7 @@ class ToolRegistry:
             )
         if name in self._tools:
             raise ValueError(f"tool {name!r} registered twice (by {self._tools[name].plugin} and {plugin})")
-        doc = description or (fn.__doc__ or "").strip()
+        doc = inspect.cleandoc(description or fn.__doc__ or "")
         if not doc:
             raise ValueError(f"tool {name!r} needs a description an LLM can act on")
         self._tools[name] = ToolSpec(

@@ -9,6 +9,7 @@ import httpx2
 import pytest
 
 from gateway.http import build_http_app
+from gateway.middleware import error_of
 from gateway.refs import Ref
 from gateway.testing import connect
 
@@ -232,5 +233,5 @@ async def test_no_stale_read_from_a_load_that_started_before_a_delete(
         early_result = await early
         later = await client.call_tool("orders_get", {"order_id": oid})
     assert not early_result.is_error  # it began before the delete, so it may show the order
-    assert late.structured_content["error"]["code"] == "NOT_FOUND"
-    assert later.structured_content["error"]["code"] == "NOT_FOUND"
+    assert error_of(late)["code"] == "NOT_FOUND"
+    assert error_of(later)["code"] == "NOT_FOUND"

@@ -8,6 +8,7 @@ import pytest
 
 from gateway import hookimpl
 from gateway.errors import AuthError
+from gateway.middleware import error_of
 from gateway.plugins import describe_plugins
 from gateway.testing import connect
 
@@ -107,12 +108,14 @@ async def test_errors_carry_a_machine_code_and_a_hint(
         missing = await client.call_tool("orders_get", {"order_id": "999999"})
         wrong_type = await client.call_tool("orders_list", {"limit": "lots"})
         too_big = await client.call_tool("orders_list", {"limit": 501})
-    assert missing.is_error and missing.structured_content["error"]["code"] == "NOT_FOUND"
-    assert "999999" in missing.structured_content["error"]["message"]
+    assert missing.is_error and error_of(missing)["code"] == "NOT_FOUND"
+    assert "999999" in error_of(missing)["message"]
     assert missing.content[0].text.startswith("NOT_FOUND: ")
+    # never structuredContent on an error: TypeScript clients validate it against the output schema
+    assert missing.structured_content is None and wrong_type.structured_content is None
     for r in (wrong_type, too_big):
-        assert r.is_error and r.structured_content["error"]["code"] == "VALIDATION"
-        assert "limit" in r.structured_content["error"]["message"]
+        assert r.is_error and error_of(r)["code"] == "VALIDATION"
+        assert "limit" in error_of(r)["message"]
     assert [q for q in orderdesk_sandbox.requests() if q.path == "/orders" and q.method == "GET"] == []
 
 
@@ -121,7 +124,7 @@ async def test_unexpected_exception_is_a_clean_internal_error(gateway_factory: A
     async with connect(gateway_factory(plugins=[Crasher()]), mode=mode) as client:
         result = await client.call_tool("test_boom", {})
         after = await client.call_tool("gateway_ping", {})
-    assert result.is_error and result.structured_content["error"]["code"] == "INTERNAL"
+    assert result.is_error and error_of(result)["code"] == "INTERNAL"
     text = result.content[0].text
     assert "secret internal detail" not in text and "Traceback" not in text
     assert not after.is_error
@@ -139,7 +142,7 @@ async def test_read_only_mode_hides_and_refuses_write_tools(
         )
         read = await client.call_tool("orders_get", {"order_id": "200001"})
     assert names and not (names & WRITE_TOOLS)
-    assert refused.is_error and refused.structured_content["error"]["code"] == "READ_ONLY"
+    assert refused.is_error and error_of(refused)["code"] == "READ_ONLY"
     assert not read.is_error
     assert orderdesk_sandbox.requests(method="PUT") == []
 
@@ -151,8 +154,8 @@ async def test_policy_hooks_can_refuse_and_observe_calls(
     async with connect(gateway_factory(plugins=[policy])) as client:
         denied = await client.call_tool("orders_get", {"order_id": "999999"})
         allowed = await client.call_tool("orders_get", {"order_id": "200001"})
-    assert denied.is_error and denied.structured_content["error"]["code"] == "AUTH"
-    assert "off limits" in denied.structured_content["error"]["message"]
+    assert denied.is_error and error_of(denied)["code"] == "AUTH"
+    assert "off limits" in error_of(denied)["message"]
     assert not allowed.is_error
     assert policy.seen == [("orders.get", "denied"), ("orders.get", "ok")]
     assert orderdesk_sandbox.requests(path_prefix="/orders/999999") == []

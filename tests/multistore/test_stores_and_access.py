@@ -16,6 +16,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 
+from gateway.middleware import error_of
 from gateway.testing import connect, serve_http
 from plugins.orderdesk.webhook import sign
 
@@ -46,10 +47,10 @@ async def test_store_argument_routes_calls_and_data_stays_separate(
         listed = await client.call_tool("stores_list", {})
     assert a.structured_content["order"]["id"] == a_id and b.structured_content["order"]["id"] == b_id
     # a's cached entry is never served for store2: the request went to store 2002 upstream
-    assert a_in_b.is_error and a_in_b.structured_content["error"]["code"] == "NOT_FOUND"
+    assert a_in_b.is_error and error_of(a_in_b)["code"] == "NOT_FOUND"
     assert [r.store_id for r in orderdesk_sandbox.requests(path_prefix=f"/orders/{a_id}")] == ["1001", "2002"]
-    assert unknown.structured_content["error"]["code"] == "VALIDATION"
-    assert "configured stores: demo, store2" in unknown.structured_content["error"]["message"]
+    assert error_of(unknown)["code"] == "VALIDATION"
+    assert "configured stores: demo, store2" in error_of(unknown)["message"]
     stores = listed.structured_content["stores"]
     assert [s["name"] for s in stores] == ["demo", "store2"] and stores[0]["default"] is True
     assert stores[1]["folders"] == {"21": "New", "22": "Prepared", "23": "Closed", "24": "Canceled"}
@@ -76,9 +77,9 @@ async def test_tokens_are_limited_to_their_stores_and_writes(
                 "orders_update", {"order_id": a_id, "changes": {"email": "a@b.co"}}
             )
     assert not ok.is_error and not read.is_error
-    assert refused.structured_content["error"]["code"] == "AUTH"
-    assert "token 'only-a' may not use store 'store2'" in refused.structured_content["error"]["message"]
-    assert write.structured_content["error"]["code"] == "AUTH" and "read-only" in write.content[0].text
+    assert error_of(refused)["code"] == "AUTH"
+    assert "token 'only-a' may not use store 'store2'" in error_of(refused)["message"]
+    assert error_of(write)["code"] == "AUTH" and "read-only" in write.content[0].text
     assert orderdesk_sandbox.requests(method="PUT") == []
     audit = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
     assert audit[-1]["principal"] == "reader" and audit[-1]["outcome"] == "denied:AUTH"
@@ -203,4 +204,4 @@ async def test_stores_list_shows_only_the_stores_a_token_may_use(gateway_factory
         default_store = await client.call_tool("store_get", {})
     assert [s["name"] for s in listed.structured_content["stores"]] == ["store2"]
     assert not ping.is_error
-    assert default_store.structured_content["error"]["code"] == "AUTH"  # the default store is not granted
+    assert error_of(default_store)["code"] == "AUTH"  # the default store is not granted

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from gateway.middleware import error_of
 from gateway.refs import Ref
 from gateway.testing import connect
 
@@ -37,7 +38,7 @@ def ok(result: Any) -> dict[str, Any]:
 
 def code(result: Any) -> str:
     assert result.is_error
-    return str(result.structured_content["error"]["code"])
+    return str(error_of(result)["code"])
 
 
 @pytest.mark.parametrize("mode", ["auto", "legacy"])
@@ -223,7 +224,8 @@ async def test_store_get_never_shows_credentials(gateway_factory: Any) -> None:
         ("orders_get", {"order_id": "1/../../x"}),
         ("orders_get", {"order_id": "%2e%2e"}),
         ("orders_get", {"order_id": "1?x="}),
-        ("orders_get", {"order_id": 12}),
+        ("orders_get", {"order_id": 12.5}),
+        ("orders_get", {"order_id": True}),
         ("orders_update", {"order_id": "200001", "changes": {"order_total": 1}}),
         ("orders_update", {"order_id": "200001", "changes": "email=x"}),
         (
@@ -290,3 +292,9 @@ async def test_item_update_merges_maps_key_by_key_and_checks_the_result(
     item = next(i for i in orderdesk_sandbox.order(order["id"])["order_items"] if i["id"] == gadget["id"])
     assert item["variation_list"] == {"Size": "L", "Color": "Red"}
     assert code(bad) == "VALIDATION"
+
+
+async def test_a_numeric_id_sent_as_a_json_number_is_accepted(gateway_factory: Any) -> None:
+    async with connect(gateway_factory()) as c:
+        result = await c.call_tool("orders_get", {"order_id": 200001})
+    assert ok(result)["order"]["id"] == "200001"

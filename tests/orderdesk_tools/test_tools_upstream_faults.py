@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from gateway.middleware import error_of
 from gateway.testing import connect
 
 NEW_ORDER = {
@@ -35,8 +36,8 @@ async def test_persistent_5xx_becomes_a_clear_upstream_error(
     orderdesk_sandbox.add_fault(method="GET", path=r"^/orders/200003$", status=500)
     async with connect(gateway_factory(overrides={"orderdesk": {"max_retries": 2}})) as c:
         result = await c.call_tool("orders_get", {"order_id": "200003"})
-    assert result.structured_content["error"]["code"] == "UPSTREAM"
-    assert result.structured_content["error"]["retryable"] is True
+    assert error_of(result)["code"] == "UPSTREAM"
+    assert error_of(result)["retryable"] is True
     assert len(orderdesk_sandbox.requests(path_prefix="/orders/200003")) == 3  # 1 + 2 retries
 
 

@@ -149,6 +149,6 @@ def test_writing_plugins_shows_folder_guards_real_pyproject() -> None:
 def test_writing_plugins_shows_the_real_error_json() -> None:
     blocks = _code_blocks(WRITING_MD.read_text(encoding="utf-8"), "json")
     assert len(blocks) == 1
-    shown = json.loads(blocks[0])["error"]
+    shown = json.loads(blocks[0])["mcp-gateway/error"]
     err = _plugin_error(KeyError("k"), "folder_guard", "gateway_tool_pre_invoke")
     assert list(shown.items()) == list(err.to_dict().items())

@@ -9,6 +9,7 @@ import pytest
 import gateway.testing
 from gateway import hookimpl
 from gateway.errors import ValidationFailed
+from gateway.middleware import error_of
 from gateway.testing import connect
 
 pytest_plugins = ["pytester"]
@@ -50,7 +51,7 @@ async def test_gateway_client_runs_the_named_plugins(gateway_client: Any, orderd
     res = await gateway_client.call_tool(
         "orders_update", {"order_id": order["id"], "changes": {"email": "new@example.com"}}
     )
-    assert res.is_error and res.structured_content["error"]["code"] == "VALIDATION"
+    assert res.is_error and error_of(res)["code"] == "VALIDATION"
     assert orderdesk_sandbox.requests() == []  # refused before anything reached OrderDesk
 
     res = await gateway_client.call_tool(

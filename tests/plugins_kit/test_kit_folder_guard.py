@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from gateway.cli import main
+from gateway.middleware import error_of
 from gateway.plugins import build_plugin_manager, describe_plugins
 from gateway.testing import connect
 
@@ -142,7 +143,7 @@ async def test_refuses_delete_in_protected_folder(gateway_factory: Any, orderdes
         res = await client.call_tool("orders_delete", {"order_id": order_id, "confirm": True})
 
         assert res.is_error
-        err = res.structured_content["error"]
+        err = error_of(res)
         assert err["code"] == "AUTH"
         assert f"order {order_id} is in protected folder 3" in err["message"]
         assert "folder_guard" in err["message"]
@@ -160,7 +161,7 @@ async def test_refuses_delete_in_protected_folder(gateway_factory: Any, orderdes
 
         # the server goes on: a second refusal counts again
         res = await client.call_tool("orders_delete", {"order_id": order_id, "confirm": True})
-        assert res.is_error and res.structured_content["error"]["code"] == "AUTH"
+        assert res.is_error and error_of(res)["code"] == "AUTH"
         assert gw.metrics.value("folder_guard_refusals_total") == 2
 
 
@@ -186,7 +187,7 @@ async def test_moving_the_order_out_of_the_folder_lifts_the_refusal(
     async with connect(gw) as client:
         order_id = await _order_in_folder(client, 3)
         res = await client.call_tool("orders_delete", {"order_id": order_id, "confirm": True})
-        assert res.structured_content["error"]["code"] == "AUTH"  # and the guard's read is now cached
+        assert error_of(res)["code"] == "AUTH"  # and the guard's read is now cached
         moved = await client.call_tool("orders_move", {"order_ids": [order_id], "folder_id": 1})
         assert not moved.is_error, moved.content
         res = await client.call_tool("orders_delete", {"order_id": order_id, "confirm": True})
@@ -206,7 +207,7 @@ async def test_moving_an_order_into_the_folder_protects_it(
         moved = await client.call_tool("orders_move", {"order_ids": [order_id], "folder_id": 3})
         assert not moved.is_error, moved.content
         res = await client.call_tool("orders_delete", {"order_id": order_id, "confirm": True})
-    assert res.is_error and res.structured_content["error"]["code"] == "AUTH"
+    assert res.is_error and error_of(res)["code"] == "AUTH"
     assert orderdesk_sandbox.requests(method="DELETE") == []
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from gateway import hookimpl
 from gateway.errors import AuthError
+from gateway.middleware import error_of
 from gateway.testing import connect
 
 HINT = "This is a bug in that plugin"
@@ -17,7 +18,7 @@ HINT = "This is a bug in that plugin"
 
 def _internal(res: Any) -> dict[str, Any]:
     assert res.is_error, res.content
-    err: dict[str, Any] = res.structured_content["error"]
+    err: dict[str, Any] = error_of(res)
     assert err["code"] == "INTERNAL"
     return err
 
@@ -184,8 +185,8 @@ async def test_a_refusal_leaves_no_later_policy_unawaited(gateway_factory: Any, 
     approval = SlowApproval()
     async with connect(gateway_factory(plugins=[refusal(), approval])) as client:
         res = await client.call_tool("gateway_ping", {})
-        assert res.is_error and res.structured_content["error"]["code"] == "AUTH"
-        assert res.structured_content["error"]["message"] == f"{refusal.__name__} says no"
+        assert res.is_error and error_of(res)["code"] == "AUTH"
+        assert error_of(res)["message"] == f"{refusal.__name__} says no"
     gc.collect()
     assert approval.awaited == 0
 
@@ -194,7 +195,7 @@ async def test_policies_run_in_registration_order(gateway_factory: Any) -> None:
     approval = SlowApproval()
     async with connect(gateway_factory(plugins=[approval, AsyncRefusal()])) as client:
         res = await client.call_tool("gateway_ping", {})
-    assert res.structured_content["error"]["message"] == "AsyncRefusal says no"
+    assert error_of(res)["message"] == "AsyncRefusal says no"
     assert approval.awaited == 1
 
 

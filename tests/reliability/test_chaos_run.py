@@ -34,6 +34,7 @@ from typing import Any
 
 import pytest
 
+from gateway.middleware import error_of
 from gateway.testing import connect
 
 DOCUMENTED = {
@@ -142,7 +143,7 @@ async def _call(
     structured = r.structured_content if isinstance(r.structured_content, dict) else None
     code = None
     if r.is_error:
-        err = (structured or {}).get("error")
+        err = error_of(r)
         code = err.get("code") if isinstance(err, dict) else None
     rec = CallRecord(agent, tool, args, not r.is_error, code, text, structured, meta)
     calls.append(rec)

@@ -28,6 +28,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from gateway.middleware import error_of
 from gateway.testing import connect
 from plugins.orderdesk.client import ORDER_FILTERS
 
@@ -329,7 +330,7 @@ async def test_hostile_arguments_never_crash_or_write_invalid_data(
             r = await client.call_tool(tool, args)
             new = sb.requests()[before:]
             text = " ".join(getattr(c, "text", "") for c in r.content)
-            err = (r.structured_content or {}).get("error") if r.is_error else None
+            err = error_of(r) if r.is_error else None
             code = err.get("code") if isinstance(err, dict) else None
             outcomes[(tool, "ok" if not r.is_error else str(code))] += 1
             where = f"{tool}({_short(args)})"
@@ -431,5 +432,5 @@ async def test_path_tricks_in_every_id_argument_are_refused_before_any_request(
         for tool, args in calls:
             r = await client.call_tool(tool, args)
             assert r.is_error, (tool, args)
-            assert r.structured_content["error"]["code"] == "VALIDATION", (tool, r.content[0].text)
+            assert error_of(r)["code"] == "VALIDATION", (tool, r.content[0].text)
     assert orderdesk_sandbox.requests() == [], [(q.method, q.full_path) for q in orderdesk_sandbox.requests()]

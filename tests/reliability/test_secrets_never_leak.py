@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from gateway import cli
+from gateway.middleware import error_of
 from gateway.testing import connect
 
 API_KEY_MARK = "sandbox-key"  # every key in this test starts with it: sandbox-key, sandbox-key-2, ...
@@ -143,7 +144,8 @@ async def test_no_tool_error_path_leaks_a_credential(
                     r = await client.call_tool(tool, _args(tool, ids, store))
                     outputs.extend(getattr(c, "text", "") for c in r.content)
                     outputs.append(json.dumps(r.structured_content, default=str))
-                    err = (r.structured_content or {}).get("error") if r.is_error else None
+                    outputs.append(json.dumps(r.meta, default=str))
+                    err = error_of(r) if r.is_error else None
                     codes[mode][err["code"] if err else "ok"] += 1
                     if tool not in ALWAYS_OK and not (ids is not real and tool in NO_IDS):
                         codes[mode + ":upstream-tools"][err["code"] if err else "ok"] += 1

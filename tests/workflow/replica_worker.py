@@ -17,6 +17,7 @@ from typing import Any
 
 async def main(config_path: str, job: dict[str, Any]) -> None:
     from gateway.app import Gateway
+    from gateway.middleware import error_of
     from gateway.testing import connect
 
     gw = Gateway.from_config(config_path)
@@ -39,7 +40,7 @@ async def main(config_path: str, job: dict[str, Any]) -> None:
         {
             "is_error": r.is_error,
             "attempts": (r.structured_content or {}).get("attempts"),
-            "error": (r.structured_content or {}).get("error") if r.is_error else None,
+            "error": error_of(r) if r.is_error else None,
         }
         for r in results
     ]

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from gateway.middleware import error_of
 from gateway.testing import connect
 
 REQUIRED = {"time", "request_id", "tool", "object_id", "changed_fields", "attempts", "outcome", "duration_ms"}
@@ -53,7 +54,7 @@ async def test_one_line_per_mutation_and_no_credentials(
         denied = await client.call_tool(
             "orders_update", {"order_id": oid, "changes": {"order_metadata": {"x": "y"}}}
         )
-    assert denied.structured_content["error"]["code"] == "READ_ONLY"
+    assert error_of(denied)["code"] == "READ_ONLY"
 
     text = audit.read_text(encoding="utf-8")
     assert "sandbox-key" not in text
@@ -100,8 +101,8 @@ async def test_audit_log_fails_closed(orderdesk_sandbox: Any, gateway_factory: A
         g = await client.call_tool("orders_get", {"order_id": oid})  # reads are unaffected
     for res in (r, c, d):
         assert res.is_error
-        assert res.structured_content["error"]["code"] == "INTERNAL"
-        assert "audit" in res.structured_content["error"]["message"]
+        assert error_of(res)["code"] == "INTERNAL"
+        assert "audit" in error_of(res)["message"]
     assert not g.is_error
     assert [x.method for x in orderdesk_sandbox.requests()] == ["GET"]
     assert orderdesk_sandbox.order(oid) == before

@@ -9,6 +9,7 @@ import pytest
 
 from gateway import hookimpl
 from gateway.config import MutationSettings, load_config
+from gateway.middleware import error_of
 from gateway.testing import connect
 
 
@@ -106,7 +107,7 @@ async def test_permanent_409_gives_conflict_after_exactly_the_configured_attempt
         r = await update(client, oid, meta_change("never", "applied"))
 
     assert r.is_error
-    err = r.structured_content["error"]
+    err = error_of(r)
     assert err["code"] == "CONFLICT"
     assert err["retryable"] is True
     assert err["details"]["attempts"] == 4
@@ -149,7 +150,7 @@ async def test_backoff_schedule_with_injected_sleep(
     )
     async with connect(gw) as client:
         r = await update(client, oid, meta_change("x", "y"))
-    assert r.structured_content["error"]["code"] == "CONFLICT"
+    assert error_of(r)["code"] == "CONFLICT"
     # one sleep between attempts (none after the last); the last backoff value repeats
     assert delays == pytest.approx([b * factor for b in (0.5, 1, 2, 4, 8, 8)])
 
@@ -172,7 +173,7 @@ async def test_default_backoff_and_attempts_with_injected_sleep(
     )
     async with connect(gw) as client:
         r = await update(client, oid, meta_change("x", "y"))
-    assert r.structured_content["error"]["details"]["attempts"] == 5
+    assert error_of(r)["details"]["attempts"] == 5
     assert delays == [0.5, 1.0, 2.0, 4.0]
     assert [m for m, _ in order_log(orderdesk_sandbox, oid)].count("PUT") == 5
 
@@ -184,7 +185,7 @@ async def test_not_found_is_not_retried(orderdesk_sandbox: Any, gateway_factory:
     orderdesk_sandbox.clear_requests()
     async with connect(gateway_factory()) as client:
         r = await update(client, "987654321", meta_change("a", "b"))
-    assert r.structured_content["error"]["code"] == "NOT_FOUND"
+    assert error_of(r)["code"] == "NOT_FOUND"
     assert [(x.method, x.status) for x in orderdesk_sandbox.requests(path_prefix="/orders")] == [("GET", 404)]
 
 
@@ -194,7 +195,7 @@ async def test_validation_error_after_fetch_is_not_retried(
     orderdesk_sandbox.clear_requests()
     async with connect(gateway_factory()) as client:
         r = await update(client, oid, {"order_items": [{"id": "999999999", "quantity": 2}]})
-    assert r.structured_content["error"]["code"] == "VALIDATION"
+    assert error_of(r)["code"] == "VALIDATION"
     assert order_log(orderdesk_sandbox, oid) == [("GET", 200)]
     assert orderdesk_sandbox.requests(method="PUT") == []
 
@@ -211,7 +212,7 @@ async def test_upstream_validation_error_on_put_is_not_retried(
     orderdesk_sandbox.clear_requests()
     async with connect(gateway_factory()) as client:
         r = await update(client, oid, meta_change("a", "b"))
-    assert r.structured_content["error"]["code"] == "VALIDATION"
+    assert error_of(r)["code"] == "VALIDATION"
     assert order_log(orderdesk_sandbox, oid) == [("GET", 200), ("PUT", 400)]
 
 
@@ -258,8 +259,8 @@ async def test_precondition_gives_conflict_when_the_ui_keeps_editing(
     gw = gateway_factory(plugins=[ui], overrides={"mutations.precondition": True, "mutations.attempts": 3})
     async with connect(gw) as client:
         r = await update(client, oid, meta_change("agent", "change"))
-    assert r.structured_content["error"]["code"] == "CONFLICT"
-    assert r.structured_content["error"]["details"]["attempts"] == 3
+    assert error_of(r)["code"] == "CONFLICT"
+    assert error_of(r)["details"]["attempts"] == 3
     assert orderdesk_sandbox.requests(method="PUT") == []
     assert "agent" not in orderdesk_sandbox.order(oid)["order_metadata"]
 

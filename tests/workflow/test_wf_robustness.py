@@ -12,6 +12,7 @@ from mcp import types
 
 from gateway import hookimpl
 from gateway.audit import AuditError
+from gateway.middleware import error_of
 from gateway.testing import connect
 
 
@@ -73,8 +74,8 @@ async def test_writes_can_require_the_shared_lock(
             "orders_update", {"order_id": "200003", "changes": {"email": "x@y.co"}}
         )
         read = await client.call_tool("orders_get", {"order_id": "200003"})
-    assert refused.structured_content["error"]["code"] == "UPSTREAM"
-    assert "shared lock is unavailable" in refused.structured_content["error"]["message"]
+    assert error_of(refused)["code"] == "UPSTREAM"
+    assert "shared lock is unavailable" in error_of(refused)["message"]
     assert not read.is_error and orderdesk_sandbox.requests(method="PUT") == []
 
 

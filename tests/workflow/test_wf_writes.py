@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from mcp.types import ElicitResult
 
+from gateway.middleware import error_of
 from gateway.testing import connect
 
 #: the shared Redis; a generous op timeout, so a busy machine does not turn these tests into fail-open ones
@@ -118,8 +119,8 @@ async def test_same_idempotency_key_with_another_body_is_a_validation_error(
             "orders_create", {"order": new_order(email="other@example.com"), "idempotency_key": key}
         )
     assert not a.is_error
-    assert b.structured_content["error"]["code"] == "VALIDATION"
-    assert "idempotency_key" in b.structured_content["error"]["message"]
+    assert error_of(b)["code"] == "VALIDATION"
+    assert "idempotency_key" in error_of(b)["message"]
     assert len(orderdesk_sandbox.orders()) == count + 1
     assert len(orderdesk_sandbox.requests(method="POST", path_prefix="/orders")) == 1
 
@@ -154,7 +155,7 @@ async def test_delete_without_confirmation_deletes_nothing(
 ) -> None:
     async with connect(gateway_factory(), mode=mode) as client:
         r = await client.call_tool("orders_delete", {"order_id": oid})
-    assert r.structured_content["error"]["code"] == "CONFIRMATION_REQUIRED"
+    assert error_of(r)["code"] == "CONFIRMATION_REQUIRED"
     assert orderdesk_sandbox.requests(method="DELETE") == []
     assert orderdesk_sandbox.order(oid) is not None
 
@@ -172,7 +173,7 @@ async def test_delete_with_confirm_true(
         assert r.structured_content["deleted"] is True
         gone = await client.call_tool("orders_get", {"order_id": oid})
         listed = await client.call_tool("orders_list", {"limit": 500})
-    assert gone.structured_content["error"]["code"] == "NOT_FOUND"
+    assert error_of(gone)["code"] == "NOT_FOUND"
     assert oid not in {o["id"] for o in listed.structured_content["orders"]}
     assert orderdesk_sandbox.order(oid) is None
     assert len(orderdesk_sandbox.requests(method="DELETE")) == 1
@@ -218,7 +219,7 @@ async def test_delete_asks_through_elicitation(
         assert orderdesk_sandbox.order(oid) is None
         assert len(orderdesk_sandbox.requests(method="DELETE")) == 1
     else:
-        err = r.structured_content["error"]
+        err = error_of(r)
         assert err["code"] == "CONFIRMATION_REQUIRED"
         assert why in err["message"]
         assert orderdesk_sandbox.order(oid) is not None

@@ -4,18 +4,34 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field
+
+
+def _digits_text(value: Any) -> Any:
+    """Some clients send a numeric id as a JSON number (the Inspector CLI does); accept its digits."""
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+#: an id as the schema says (a string of digits), also accepted as a JSON integer
+IdText = BeforeValidator(_digits_text)
 
 StoreArg = Annotated[
     str | None,
     Field(description="Store name (see stores_list). Omit to use the default store.", max_length=64),
 ]
-OrderId = Annotated[
-    str, Field(description="OrderDesk order id, digits only, e.g. '1001'.", pattern=r"^[0-9]{1,20}$")
-]
-ItemId = Annotated[str, Field(description="Order item id, digits only.", pattern=r"^[0-9]{1,20}$")]
-ShipmentId = Annotated[str, Field(description="Shipment id, digits only.", pattern=r"^[0-9]{1,20}$")]
-InventoryId = Annotated[str, Field(description="Inventory item id, digits only.", pattern=r"^[0-9]{1,20}$")]
+ID_RE = r"^[0-9]{1,20}$"
+
+
+def _id_arg(description: str) -> Any:
+    # the explicit json_schema_extra keeps the pattern in the published schema (a before-validator
+    # hides field constraints from pydantic's schema generation; validation still applies them)
+    return Field(description=description, pattern=ID_RE, json_schema_extra={"pattern": ID_RE})
+
+
+OrderId = Annotated[str, IdText, _id_arg("OrderDesk order id, digits only, e.g. '1001'.")]
+ItemId = Annotated[str, IdText, _id_arg("Order item id, digits only.")]
+ShipmentId = Annotated[str, IdText, _id_arg("Shipment id, digits only.")]
+InventoryId = Annotated[str, IdText, _id_arg("Inventory item id, digits only.")]
 #: a generous cap on any one object argument (OrderDesk's own limits are far smaller per field)
 MAX_OBJECT_KEYS = 200
 

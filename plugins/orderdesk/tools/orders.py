@@ -17,6 +17,7 @@ from plugins.orderdesk.ids import ID_PATTERN, check_id
 from plugins.orderdesk.runtime import runtime
 from plugins.orderdesk.tools.common import (
     DeleteResult,
+    IdText,
     MessageResult,
     OrderId,
     OrderListResult,
@@ -270,7 +271,8 @@ def register(register: Callable[..., None], gateway: Gateway) -> None:
 
     async def orders_move(
         order_ids: Annotated[
-            list[str], Field(min_length=1, max_length=100, description="Order ids to move.")
+            list[Annotated[str, IdText]],
+            Field(min_length=1, max_length=100, description="Order ids to move."),
         ],
         folder_id: Annotated[
             int | None, Field(ge=0, description="Destination folder id (see store_get).")
