@@ -137,3 +137,34 @@ def test_two_default_stores_are_refused(tmp_path: Path) -> None:
     path = write(tmp_path, store.format(n="a") + store.format(n="b"))
     with pytest.raises(ConfigError, match="more than one store has default = true"):
         load_config(path, {})
+
+
+@pytest.mark.parametrize("name", ["desktop.toml", "replicas.toml"])
+def test_shipped_example_configs_are_valid(name: str) -> None:
+    env = {
+        k: "x-value"
+        for k in (
+            "ORDERDESK_STORE_ID",
+            "ORDERDESK_API_KEY",
+            "GATEWAY_STATE_KEY",
+            "GATEWAY_TOKEN_OPS",
+            "GATEWAY_TOKEN_EU_RO",
+            "ORDERDESK_US_STORE_ID",
+            "ORDERDESK_US_API_KEY",
+            "ORDERDESK_EU_STORE_ID",
+            "ORDERDESK_EU_API_KEY",
+        )
+    }
+    gw = Gateway.from_config(str(Path(__file__).parents[2] / "examples" / name), env=env)
+    assert gw.config.stores and gw.config.default_store.api_key.reveal() == "x-value"
+
+
+def test_claude_desktop_snippet_is_valid_json() -> None:
+    import json
+
+    snippet = json.loads((Path(__file__).parents[2] / "examples" / "claude_desktop_config.json").read_text())
+    servers = snippet["mcpServers"]
+    assert servers["orderdesk"]["args"][0] == "serve" and servers["orderdesk-sandbox"]["args"] == [
+        "serve",
+        "--sandbox",
+    ]
