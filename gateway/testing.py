@@ -57,7 +57,12 @@ def sandbox_overrides(sandbox: Any, *, prefix: str, audit_path: str | None = Non
         "cache.prefix": prefix,
         "mutations.backoff": [0.01, 0.02, 0.04],
         "mutations.jitter": 0.0,
-        "orderdesk": {"request_timeout": 3.0, "backoff_base": 0.01, "backoff_cap": 0.05},
+        "orderdesk": {
+            "request_timeout": 3.0,
+            "backoff_base": 0.01,
+            "backoff_cap": 0.05,
+            "create_settle": 0.05,
+        },
     }
     if audit_path:
         out["audit.path"] = audit_path

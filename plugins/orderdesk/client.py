@@ -147,9 +147,9 @@ class OrderDeskClient:
         A create is never blindly re-sent. If the body has no ``source_id``, one is generated
         (``"mcpgw-" + 16 hex digits``) *before* the first attempt, so the order can always be found
         again. After a timeout, dropped connection or 5xx the client looks the order up by
-        ``source_id`` + ``source_name`` and returns it if it exists; only if it does not is the POST
-        repeated (after a backoff). If a repeat is rejected (OrderDesk refuses duplicates), one more
-        lookup decides whether the first attempt had succeeded after all.
+        ``source_id`` + ``source_name`` (after ``create_settle`` seconds) and returns it if it exists;
+        only if it does not is the POST repeated, at most once. If the repeat is rejected (OrderDesk
+        refuses duplicates), one more lookup decides whether the first attempt had succeeded after all.
         """
         body = wire.to_wire_order(dict(order), for_create=True)
         source_id = body.get("source_id")
@@ -162,14 +162,15 @@ class OrderDeskClient:
             try:
                 env = await self._http.call("POST", "/orders", body=body)
             except OutcomeUnknown as exc:
-                await self._http.sleep(self._http.backoff(retry))
+                # give OrderDesk time to finish the first POST before concluding it never arrived
+                await self._http.sleep(self._settings.create_settle + self._http.backoff(retry))
                 found = await self._confirm_order(exc, source_id, source_name)
                 if found is not None:
                     log.info(
                         "OrderDesk POST /orders: found order %s after an unclear response", found.get("id")
                     )
                     return found
-                if retry >= self._settings.max_retries:
+                if retry >= min(1, self._settings.max_retries):  # re-send a create at most once
                     raise OutcomeUnknown(
                         f"{exc.message}; no order with source_id {source_id!r} was found yet, so look it "
                         "up again before creating it anew",

@@ -25,9 +25,11 @@ class OrderDeskRuntime:
 
     async def start(self) -> None:
         self.session = make_session(self.settings)
+        # OrderDesk's bucket is per store: two config entries for one upstream store share one bucket
+        buckets: dict[tuple[str, str], LeakyBucket] = {}
         for store in self.gateway.config.stores:
-            rl = store.rate_limit
-            limiter = LeakyBucket(rl.capacity, rl.refill_per_sec, enabled=rl.enabled)
+            key = (store.base_url, store.store_id)
+            limiter = buckets.setdefault(key, LeakyBucket.from_settings(store.rate_limit))
             self._clients[store.name] = OrderDeskClient(store, self.session, self.settings, limiter=limiter)
 
     async def stop(self) -> None:

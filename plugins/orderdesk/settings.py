@@ -26,6 +26,12 @@ class OrderDeskSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True
     #: Longest 429 ``X-Retry-After`` (seconds) the client sleeps through. A longer wait is returned
     #: to the caller as RATE_LIMITED at once: blocking a tool call for minutes helps no one.
     max_retry_after: float = 30.0
+    #: Seconds one logical request may take in all: rate-limit waits, every attempt and backoff.
+    #: A tool call never waits on OrderDesk for longer (then UPSTREAM; for a create, "outcome unknown").
+    deadline: float = 60.0
+    #: Seconds to let OrderDesk finish a create whose answer was lost before looking for the order
+    #: (by source_id) instead of sending it again.
+    create_settle: float = 1.0
     #: Sent on every request; OrderDesk asks integrations for a unique, identifying User-Agent.
     user_agent: str = "mcp-gateway-orderdesk/0.1 (+https://github.com/mcp-gateway)"
     #: Size of the shared connection pool (all stores together, one pool per process).
@@ -45,6 +51,10 @@ class OrderDeskSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True
             raise ValueError("backoff_base must be >= 0 and backoff_cap >= backoff_base")
         if self.max_retry_after < 0:
             raise ValueError("max_retry_after must be >= 0 seconds")
+        if self.deadline <= 0:
+            raise ValueError("deadline must be > 0 seconds")
+        if self.create_settle < 0:
+            raise ValueError("create_settle must be >= 0 seconds")
         if self.max_connections < 1:
             raise ValueError("max_connections must be >= 1")
         if not self.user_agent.strip():

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 import re
 import time
@@ -130,7 +131,24 @@ class OrderDeskTransport:
     async def call(
         self, method: str, path: str, query: Mapping[str, Any] | None = None, body: Any = None
     ) -> JSON:
-        """One logical request: pacing, retries and error mapping. Returns the success envelope."""
+        """One logical request: pacing, retries and error mapping. Returns the success envelope.
+
+        The whole of it (rate-limit waits, attempts, backoffs) is bounded by ``settings.deadline``,
+        so no tool call waits on OrderDesk for longer than that.
+        """
+        deadline = self._settings.deadline
+        try:
+            async with asyncio.timeout(deadline):
+                return await self._call(method, path, query, body)
+        except TimeoutError:
+            op = f"OrderDesk {method} {path}"
+            if method == "POST":
+                raise OutcomeUnknown(
+                    f"{op}: no answer within {deadline:g} s; the outcome is unknown"
+                ) from None
+            raise UpstreamError(f"{op}: gave up after {deadline:g} s (waits and retries included)") from None
+
+    async def _call(self, method: str, path: str, query: Mapping[str, Any] | None, body: Any) -> JSON:
         op = f"OrderDesk {method} {path}"
         idempotent = method != "POST"
         data: bytes | None = None
@@ -152,6 +170,13 @@ class OrderDeskTransport:
                 if method == "DELETE" and unclear and isinstance(res.error, NotFound):
                     # The earlier, unclear attempt did delete it; the goal is reached.
                     return {"message": f"{path} deleted (confirmed: a retry found it already gone)"}
+                if unclear and isinstance(res.error, Conflict):
+                    # The earlier attempt may have been applied (that is what the 409 may be about):
+                    # merging and uploading again could apply the change twice.
+                    raise OutcomeUnknown(
+                        f"{op}: an earlier attempt got no clear answer and the retry was refused as "
+                        "stale; the change may already be applied"
+                    )
                 raise res.error
             if res.kind == "transient" and not idempotent:
                 raise OutcomeUnknown(
@@ -162,7 +187,9 @@ class OrderDeskTransport:
                 wait = res.retry_after
                 if wait is None:
                     wait = max(self.backoff(retry), self._refill_interval)
-                self._limiter.penalize(wait)
+                # never park the store's bucket longer than we are willing to wait (a hostile or
+                # broken X-Retry-After of hours must not block every later call)
+                self._limiter.penalize(min(wait, self._settings.max_retry_after))
                 if wait > self._settings.max_retry_after or retry >= self._settings.max_retries:
                     raise RateLimited(
                         f"{op}: rate limited by OrderDesk (HTTP 429); retry in {wait:.1f} s",
@@ -283,9 +310,11 @@ class OrderDeskTransport:
         text = envelope.get("message") if envelope else None
         if not isinstance(text, str) or not text.strip():
             return fallback
-        text = " ".join(text.split())[:_MAX_MESSAGE]
+        text = " ".join(text.split())
         key = self._store.api_key.reveal()
-        return text.replace(key, "***") if key else text
+        if key:
+            text = text.replace(key, "***")  # before cutting, so no part of the key survives the cut
+        return text[:_MAX_MESSAGE]
 
     def _status_error(self, op: str, envelope: JSON) -> GatewayError:
         """An HTTP 200 whose body says ``"status": "error"``: classify by the message."""
@@ -330,9 +359,11 @@ def _retry_after(headers: Mapping[str, str]) -> float | None:
         if not value:
             continue
         try:
-            return max(0.0, float(value))
+            seconds = float(value)
         except ValueError:
             pass
+        else:
+            return max(0.0, seconds) if math.isfinite(seconds) else float("inf")
         try:
             when = parsedate_to_datetime(value)
         except (TypeError, ValueError):

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any
+
+import pytest
 
 from gateway.middleware import error_of
 from gateway.testing import connect
@@ -64,3 +68,46 @@ async def test_malformed_json_on_a_read_is_retried(gateway_factory: Any, orderde
     async with connect(gateway_factory()) as c:
         result = await c.call_tool("orders_get", {"order_id": "200004"})
     assert not result.is_error and result.structured_content["order"]["id"] == "200004"
+
+
+@pytest.mark.sandbox(strict_concurrency=True)
+async def test_a_retried_put_refused_as_stale_is_reported_unknown_not_applied_twice(
+    gateway_factory: Any, orderdesk_sandbox: Any
+) -> None:
+    # the first PUT is applied but answered 502; its retry carries the old date_updated and gets 409
+    orderdesk_sandbox.add_fault(method="PUT", path=r"^/orders/200005$", after_apply=True, status=502, times=1)
+    async with connect(gateway_factory()) as c:
+        result = await c.call_tool(
+            "orders_update",
+            {"order_id": "200005", "changes": {"order_items": [{"name": "NEW", "quantity": 1}]}},
+        )
+    assert error_of(result)["code"] == "UPSTREAM" and "may already be applied" in error_of(result)["message"]
+    names = [i["name"] for i in orderdesk_sandbox.order("200005")["order_items"]]
+    assert names.count("NEW") == 1  # applied once, not merged and uploaded a second time
+
+
+@pytest.mark.sandbox(rate_limit_enabled=True)
+async def test_an_absurd_retry_after_does_not_block_the_store(
+    gateway_factory: Any, orderdesk_sandbox: Any
+) -> None:
+    orderdesk_sandbox.add_fault(method="GET", path=r"^/orders/200006$", status=429, retry_after=3600, times=1)
+    async with connect(gateway_factory(overrides={"orderdesk": {"max_retry_after": 1.0}})) as c:
+        limited = await c.call_tool("orders_get", {"order_id": "200006"})
+        t0 = time.monotonic()
+        other = await asyncio.wait_for(c.call_tool("orders_get", {"order_id": "200007"}), 60)
+        waited = time.monotonic() - t0
+    assert error_of(limited)["code"] == "RATE_LIMITED"
+    assert not other.is_error and waited <= 1.8  # at most max_retry_after (1 s here), never the hour asked
+
+
+async def test_no_call_waits_on_orderdesk_past_the_deadline(
+    gateway_factory: Any, orderdesk_sandbox: Any
+) -> None:
+    orderdesk_sandbox.add_fault(method="GET", path=r"^/orders/200008$", delay_ms=3000)
+    gw = gateway_factory(overrides={"orderdesk": {"deadline": 0.5, "request_timeout": 5.0}})
+    async with connect(gw) as c:
+        t0 = time.monotonic()
+        result = await c.call_tool("orders_get", {"order_id": "200008"})
+        took = time.monotonic() - t0
+    assert error_of(result)["code"] == "UPSTREAM" and "gave up after 0.5 s" in error_of(result)["message"]
+    assert took < 2.0

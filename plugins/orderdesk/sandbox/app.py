@@ -125,7 +125,9 @@ def _fault_response(
     out = {**headers, **rule.headers}
     if rule.status == 429:
         left = ctx.faults.remaining_s(rule)
-        out["X-Retry-After"] = str(rule.retry_after or max(1, int(left + 0.999)))
+        out["X-Retry-After"] = str(
+            rule.retry_after if rule.retry_after is not None else max(1, int(left + 0.999))
+        )
     if rule.raw_body is not None:
         return web.Response(
             text=rule.raw_body, status=rule.status, headers=out, content_type="application/json"
