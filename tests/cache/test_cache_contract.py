@@ -103,10 +103,10 @@ async def test_get_set_miss(cache: Harness) -> None:
 
 async def test_ttl_expiry(cache: Harness) -> None:
     b, short, long = cache.backend, cache.key("short"), cache.key("long")
-    await b.set(short, {"v": 1}, 0.15)
+    await b.set(short, {"v": 1}, 0.5)
     await b.set(long, {"v": 2}, 30.0)
     assert await b.get(short) == {"v": 1}
-    await asyncio.sleep(0.3)
+    await asyncio.sleep(0.8)
     assert await b.get(short) is None
     assert await b.get(long) == {"v": 2}
     assert await b.delete(short) is False  # expired means gone

@@ -81,14 +81,17 @@ async def test_waiter_enters_when_holder_releases(pair: tuple[RedisBackend, Redi
     a, b = pair
     order: list[str] = []
 
+    held = asyncio.Event()
+
     async def holder() -> None:
         async with a.lock(key, 10.0, 1.0):
             order.append("a-in")
+            held.set()
             await asyncio.sleep(0.2)
             order.append("a-out")
 
     task = asyncio.create_task(holder())
-    await asyncio.sleep(0.05)
+    await held.wait()
     async with b.lock(key, 10.0, 2.0):
         order.append("b-in")
     await task

@@ -105,7 +105,7 @@ async def test_no_tool_error_path_leaks_a_credential(
             ],
             "http.token": BEARER,
             "http.tokens": [{"name": "ops", "token": NAMED_TOKEN}],
-            "orderdesk": {"request_timeout": 0.15, "max_retries": 0},
+            "orderdesk": {"request_timeout": 0.4, "max_retries": 0},
             "cache.enabled": False,
             "audit.path": str(audit),
             "gateway.trace_hooks": True,
@@ -158,7 +158,7 @@ async def test_no_tool_error_path_leaks_a_credential(
         await run_all("wrong-key-store", real, store="store2")
         await run_all("auth-fault", real, status=401)
         await run_all("5xx", real, status=500)
-        await run_all("timeout", real, delay_ms=300)
+        await run_all("timeout", real, delay_ms=1200)
         await run_all("malformed", real, malformed_json=True)
         await run_all("drop", real, drop=True)
         await run_all("long-429", real, status=429, retry_after=600)
