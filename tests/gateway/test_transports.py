@@ -1,4 +1,4 @@
-"""The gateway as a subprocess: stdio and Streamable HTTP, with HTTP bearer auth."""
+"""The gateway as a subprocess: stdio and Streamable HTTP (auth refusals: tests/reliability)."""
 
 from __future__ import annotations
 
@@ -92,26 +92,6 @@ async def http_gateway(orderdesk_sandbox: Any, tmp_path: Path) -> AsyncIterator[
             proc.stderr.close()
 
 
-async def test_http_requires_the_bearer_token(http_gateway: str) -> None:
-    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}
-    headers = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
-    async with aiohttp.ClientSession() as s:
-        async with s.post(http_gateway + "/mcp", json=body, headers=headers) as r:
-            assert r.status == 401
-            assert "missing bearer token" in (await r.json())["message"]
-        bad = {**headers, "Authorization": "Bearer wrong"}
-        async with s.post(http_gateway + "/mcp", json=body, headers=bad) as r:
-            assert r.status == 401
-        async with s.post(http_gateway + f"/mcp?token={TOKEN}", json=body, headers=headers) as r:
-            assert r.status == 401
-        async with s.get(http_gateway + "/metrics") as r:
-            assert r.status == 401
-        async with s.get(http_gateway + "/metrics", headers={"Authorization": f"Bearer {TOKEN}"}) as r:
-            assert r.status == 200 and "text/plain" in r.headers["Content-Type"]
-        async with s.get(http_gateway + "/healthz") as r:
-            assert r.status == 200 and (await r.json())["ok"] is True
-
-
 @pytest.mark.parametrize("mode", ["auto", "legacy"])
 async def test_http_with_the_token_serves_tools(http_gateway: str, mode: str) -> None:
     http = create_mcp_http_client(headers={"Authorization": f"Bearer {TOKEN}"})
@@ -123,27 +103,3 @@ async def test_http_with_the_token_serves_tools(http_gateway: str, mode: str) ->
         ping = await client.call_tool("gateway_ping", {})
     assert not result.is_error and result.structured_content["order"]["id"] == "200002"
     assert ping.structured_content["ok"] is True
-
-
-def test_non_loopback_bind_without_token_is_refused(orderdesk_sandbox: Any) -> None:
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "gateway",
-            "serve",
-            "--transport",
-            "http",
-            "--host",
-            "0.0.0.0",
-            "--port",
-            str(free_port()),
-        ],
-        env=gateway_env(orderdesk_sandbox),
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    assert proc.returncode == 2
-    assert "refusing to bind 0.0.0.0" in proc.stderr and "GATEWAY_HTTP_TOKEN" in proc.stderr
-    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1

@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,8 @@ from typing import Any
 
 import aiohttp
 import pytest
+
+from gateway.testing import free_port
 
 TOKEN = "tok-" + uuid.uuid4().hex
 MAX_BODY = 20_000
@@ -39,12 +40,6 @@ INIT = {
     },
 }
 MCP_HEADERS = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -91,7 +86,7 @@ class Server:
 
 @contextlib.asynccontextmanager
 async def serve(tmp_path: Path, base_url: str) -> AsyncIterator[Server]:
-    port = _free_port()
+    port = free_port()
     cfg = _config(tmp_path / "cfg.toml", base_url, tmp_path / "audit.jsonl")
     err_path = tmp_path / "serve.stderr"
     with open(err_path, "wb") as err:
@@ -272,7 +267,7 @@ def test_non_loopback_bind_without_token_exits_with_one_clear_line(tmp_path, hos
             "--host",
             host,
             "--port",
-            str(_free_port()),
+            str(free_port()),
             "--config",
             str(cfg),
         ],
