@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
 import tomllib
 from collections.abc import Awaitable, Callable, Iterable
@@ -60,8 +61,7 @@ class Gateway:
     ) -> None:
         self.config = config
         self.pm = pm
-        self.hooks = Hooks(pm)
-        self.hooks.gateway = self
+        self.hooks = Hooks(pm, self)
         self.metrics = Metrics()
         self.audit = AuditLog(config.audit.path, config.audit.on_error)
         self.caches = CacheRegistry()
@@ -83,7 +83,6 @@ class Gateway:
         self._start_lock = asyncio.Lock()
         #: free-form per-plugin state (e.g. HTTP clients), keyed by plugin name
         self.state: dict[str, Any] = {}
-        self.extra_routes: list[Any] = []
 
     @classmethod
     def from_config(
@@ -97,8 +96,6 @@ class Gateway:
         **kw: Any,
     ) -> Gateway:
         """Build the plugin manager, read the config (with every plugin's section), build the Gateway."""
-        import os
-
         environ = dict(os.environ if env is None else env)
         # Blocked before entry points load, so a plugin that fails to import can be disabled.
         disabled = _disabled_plugins(path or environ.get("GATEWAY_CONFIG"), overrides)
