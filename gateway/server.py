@@ -10,6 +10,8 @@ from typing import Any
 
 from mcp.server.caching import CacheHint
 from mcp.server.mcpserver import MCPServer, RequestStateSecurity
+from mcp.types import CallToolResult, TextContent
+from pydantic import BaseModel
 
 from gateway import __version__
 from gateway.app import Gateway
@@ -37,7 +39,14 @@ def _handler(spec: ToolSpec) -> Any:
     @functools.wraps(spec.fn)
     async def call(*args: Any, **kwargs: Any) -> Any:
         try:
-            return await spec.fn(*args, **kwargs)
+            result = await spec.fn(*args, **kwargs)
+            if isinstance(result, BaseModel):
+                # Compact JSON for the text block: the SDK would pretty-print it (indent=2), which
+                # costs the model ~30% more tokens and the wire more bytes for the same data.
+                text = result.model_dump_json(by_alias=True)
+                data = result.model_dump(mode="json", by_alias=True)
+                return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=data)
+            return result
         except GatewayError as err:
             return error_result(err)
         except Exception as err:
