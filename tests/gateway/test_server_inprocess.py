@@ -182,11 +182,14 @@ async def test_clients_may_cache_the_tool_list(gateway_factory: Any) -> None:
 
 
 @pytest.mark.parametrize("mode", MODES)
-async def test_the_text_block_is_compact_json_of_the_structured_result(gateway_factory: Any, mode: str) -> None:
+async def test_the_text_block_is_compact_json_of_the_structured_result(
+    gateway_factory: Any, mode: str
+) -> None:
     import json
 
     async with connect(gateway_factory(), mode=mode) as client:
         result = await client.call_tool("orders_get", {"order_id": "200001"})
     text = result.content[0].text
     assert json.loads(text) == result.structured_content  # the same data, for clients that read text
-    assert "\n" not in text and ": " not in text.split('"order":', 1)[0]  # compact: fewer tokens for the model
+    # compact, not indented: fewer tokens for the model
+    assert "\n" not in text and ": " not in text.split('"order":', 1)[0]
