@@ -18,7 +18,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -140,6 +140,26 @@ def order_ids(sb: Any) -> list[str]:
     return [str(o["id"]) for o in sb.orders()]
 
 
+async def wait_healthy(
+    session: Any, url: str, proc: subprocess.Popen[Any], within: float, exited: Callable[[], str]
+) -> None:
+    """Poll ``url`` until it answers 200; fail fast if ``proc`` exits, or after ``within`` seconds."""
+    import aiohttp
+
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(exited())
+        try:
+            async with session.get(url, timeout=aiohttp.ClientTimeout(total=1)) as r:
+                if r.status == 200:
+                    return
+        except (TimeoutError, aiohttp.ClientError):
+            pass
+        await asyncio.sleep(0.05)
+    raise RuntimeError(f"{url} did not answer within {within} s")
+
+
 class SandboxProcess:
     """The sandbox in its own process (like the real OrderDesk, the upstream is not in the caller's
     event loop), controlled over HTTP through its ``/_sandbox`` admin endpoints.
@@ -205,20 +225,13 @@ class SandboxProcess:
             stderr=subprocess.DEVNULL,
         )
         self._session = aiohttp.ClientSession()
-        deadline = time.monotonic() + self.startup_timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"sandbox process exited with {self.proc.returncode}")
-            try:
-                async with self._session.get(
-                    self.admin_url + "/health", timeout=aiohttp.ClientTimeout(total=1)
-                ) as r:
-                    if r.status == 200:
-                        return
-            except (TimeoutError, aiohttp.ClientError):
-                pass
-            await asyncio.sleep(0.05)
-        raise RuntimeError(f"sandbox did not answer within {self.startup_timeout} s")
+        await wait_healthy(
+            self._session,
+            self.admin_url + "/health",
+            self.proc,
+            self.startup_timeout,
+            lambda: f"sandbox process exited with {self.proc.returncode if self.proc else '?'}",
+        )
 
     async def stop(self) -> None:
         session, self._session = self._session, None
@@ -423,23 +436,17 @@ class GatewayProcess:
             stdout=subprocess.DEVNULL,
             stderr=self._stderr,
         )
-        deadline = time.monotonic() + self.startup_timeout
         async with aiohttp.ClientSession() as session:
-            while time.monotonic() < deadline:
-                if self.proc.poll() is not None:
-                    raise RuntimeError(
-                        f"gateway exited with {self.proc.returncode}: {self.stderr_text()[-2000:]}"
-                    )
-                try:
-                    async with session.get(
-                        self.base_url + "/healthz", timeout=aiohttp.ClientTimeout(total=1)
-                    ) as r:
-                        if r.status == 200:
-                            return
-                except (TimeoutError, aiohttp.ClientError):
-                    pass
-                await asyncio.sleep(0.05)
-        raise RuntimeError(f"gateway did not answer /healthz within {self.startup_timeout} s")
+            await wait_healthy(
+                session,
+                self.base_url + "/healthz",
+                self.proc,
+                self.startup_timeout,
+                lambda: (
+                    f"gateway exited with {self.proc.returncode if self.proc else '?'}: "
+                    f"{self.stderr_text()[-2000:]}"
+                ),
+            )
 
     def stop(self) -> None:
         proc, self.proc = self.proc, None

@@ -34,19 +34,11 @@ from typing import Any
 
 import pytest
 
+from gateway.errors import ErrorCode
 from gateway.middleware import error_of
 from gateway.testing import connect
 
-DOCUMENTED = {
-    "NOT_FOUND",
-    "VALIDATION",
-    "CONFLICT",
-    "RATE_LIMITED",
-    "UPSTREAM",
-    "AUTH",
-    "READ_ONLY",
-    "CONFIRMATION_REQUIRED",
-}
+DOCUMENTED = {code.value for code in ErrorCode} - {"INTERNAL"}  # the codes a caller may act on
 MUTATIONS = {
     "orders_create": "orders.create",
     "orders_update": "orders.update",

@@ -28,20 +28,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from gateway.errors import ErrorCode
 from gateway.middleware import error_of
 from gateway.testing import connect
 from plugins.orderdesk.client import ORDER_FILTERS
 
-DOCUMENTED = {
-    "NOT_FOUND",
-    "VALIDATION",
-    "CONFLICT",
-    "RATE_LIMITED",
-    "UPSTREAM",
-    "AUTH",
-    "READ_ONLY",
-    "CONFIRMATION_REQUIRED",
-}
+DOCUMENTED = {code.value for code in ErrorCode} - {"INTERNAL"}  # the codes a caller may act on
 WRITE_METHODS = {"POST", "PUT", "DELETE"}
 SAFE_PATH = re.compile(r"^(/[a-z][a-z-]*(/[0-9]{1,20})?)+$")
 QUERY_KEYS = ORDER_FILTERS | {"code"}
