@@ -33,6 +33,33 @@ def gateway_diff(before: dict[str, Any], after: dict[str, Any]) -> list[dict[str
     return diff(before, after)
 
 
+@hookimpl(trylast=True)
+def gateway_reconcile(
+    ref: Ref, before: dict[str, Any], intended: dict[str, Any], current: dict[str, Any], gateway: Gateway
+) -> str:
+    """Default: every intended field change is in ``current`` -> applied; none is -> not applied."""
+    return reconcile_by_diff(gateway.hooks.diff, ref, before, intended, current)
+
+
+def reconcile_by_diff(
+    diff_of: Callable[[Ref, dict[str, Any], dict[str, Any]], list[dict[str, Any]]],
+    ref: Ref,
+    before: dict[str, Any],
+    intended: dict[str, Any],
+    current: dict[str, Any],
+) -> str:
+    """Compare what the upload meant to change with what changed since ``before``, path by path."""
+    ours = diff_of(ref, before, intended)
+    seen = {c["path"]: c["after"] for c in diff_of(ref, before, current)}
+    there = [c["path"] in seen and seen[c["path"]] == c["after"] for c in ours]
+    absent = [c["path"] not in seen for c in ours]
+    if ours and all(there):
+        return "applied"
+    if all(absent):
+        return "not_applied"
+    return "unknown"
+
+
 @hookimpl
 def gateway_invalidate(ref: Ref, lists: bool, gateway: Gateway) -> Any:
     """Drop the cached object and, when lists may have changed, bump the store's list generation."""

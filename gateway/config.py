@@ -119,8 +119,11 @@ class MutationSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True)
     backoff: list[float] = msgspec.field(default_factory=lambda: [0.5, 1.0, 2.0, 4.0, 8.0])
     #: +/- fraction of random jitter on each backoff
     jitter: float = 0.2
-    #: re-read the object right before the upload and treat a changed ``date_updated`` as a conflict
+    #: re-read the object right before the upload and treat any change of its content as a conflict
     precondition: bool = False
+    #: after a write that timed out or lost its connection, wait this long before the re-read that
+    #: decides whether it was applied (the request may still be in flight upstream)
+    reconcile_settle: float = 1.0
     #: serialise mutations of one object (per process, and across replicas on a shared cache)
     lock: bool = True
     #: the cross-replica lock's lease. It is renewed every lease/3 s while held (so slow attempts keep

@@ -20,6 +20,7 @@ class ErrorCode(StrEnum):
     AUTH = "AUTH"
     READ_ONLY = "READ_ONLY"
     CONFIRMATION_REQUIRED = "CONFIRMATION_REQUIRED"
+    OUTCOME_UNKNOWN = "OUTCOME_UNKNOWN"
     INTERNAL = "INTERNAL"
 
 
@@ -77,6 +78,43 @@ class UpstreamError(GatewayError):
     code = ErrorCode.UPSTREAM
     retryable = True
     default_hint = "The upstream service failed or timed out; retry later."
+
+
+class OutcomeUnknown(UpstreamError):
+    """A write was sent and no clear answer came back (a timeout, a dropped connection, a 5xx), and a
+    re-read could not tell whether it was applied. Never ``retryable``: a blind retry could apply it twice.
+
+    ``answered`` is True when the upstream did answer (a 5xx): it finished with the request, so a
+    re-read is authoritative. False after a timeout or a drop: the request may still be in flight.
+    Store plugins raise it from their requests; the workflow reconciles before it reaches a client, and
+    the message then says how to check (which tool, which field).
+    """
+
+    code = ErrorCode.OUTCOME_UNKNOWN
+    retryable = False
+    default_hint = (
+        "Do not repeat the call blindly: read the object again and check whether the change is there."
+    )
+
+    def __init__(
+        self, message: str, *, hint: str | None = None, answered: bool = False, **details: Any
+    ) -> None:
+        super().__init__(message, hint=hint, **details)
+        self.answered = answered
+
+
+def partly_applied(err: GatewayError, applied: str, not_applied: str) -> GatewayError:
+    """``err`` from a later step of a write whose earlier step *was* applied: say exactly what happened.
+
+    The default hints of several codes say "nothing was written"; after a partial write that would be
+    false, so the hint is replaced and the details name both parts.
+    """
+    err.message = f"{err.message}; applied: {applied}; NOT applied: {not_applied}"
+    err.hint = (
+        f"Only the part named 'applied' was written; read the object again before retrying {not_applied}."
+    )
+    err.details = {**err.details, "applied": applied, "not_applied": not_applied}
+    return err
 
 
 class AuthError(GatewayError):

@@ -131,6 +131,17 @@ class Hooks:
         result: dict[str, Any] = await aw
         return result
 
+    def reconcile(
+        self, ref: Ref, before: dict[str, Any], intended: dict[str, Any], current: dict[str, Any]
+    ) -> str:
+        verdict = self.h.gateway_reconcile(
+            ref=ref, before=before, intended=intended, current=current, gateway=self.gateway
+        )
+        if verdict not in ("applied", "not_applied", "unknown"):
+            raise InternalError(f"gateway_reconcile returned {verdict!r} for {ref}")
+        result: str = verdict
+        return result
+
     async def create(self, ref: Ref, body: dict[str, Any]) -> dict[str, Any]:
         aw = self.h.gateway_create(ref=ref, body=body, gateway=self.gateway)
         if aw is None:

@@ -7,7 +7,8 @@ How awaitables travel (pluggy itself is synchronous):
   handles the call: it returns ``None`` to decline, or an awaitable that the host awaits. An
   ``async def`` impl of a firstresult hook is rejected at registration, because its coroutine
   would always "win" even when it resolves to ``None``.
-* ``gateway_merge`` is firstresult and fully synchronous (CPU only): it returns the merged dict.
+* ``gateway_merge``, ``gateway_diff`` and ``gateway_reconcile`` are firstresult and fully
+  synchronous (CPU only): they return their value.
 * **fan-out hooks** (everything else) may return ``None``, a value, or an awaitable; the host
   awaits every awaitable (concurrently where the docstring says so).
 
@@ -135,12 +136,31 @@ def gateway_upload(
     """
 
 
+@hookspec(firstresult=True)
+def gateway_reconcile(
+    ref: Ref, before: dict[str, Any], intended: dict[str, Any], current: dict[str, Any], gateway: Gateway
+) -> str | None:
+    """Decide from a fresh read whether an upload whose outcome was unclear was applied.
+
+    Called after ``gateway_upload`` raised :class:`gateway.errors.OutcomeUnknown` (a timeout, a dropped
+    connection or a 5xx after the body was sent). ``before`` is what was fetched, ``intended`` the
+    merged object that was uploaded, ``current`` a fresh ``gateway_fetch``. Synchronous. Return
+    ``"applied"`` (current shows the change), ``"not_applied"`` (current shows none of it),
+    ``"unknown"`` (part of it, or something else changed the same fields), or ``None`` to decline.
+    The host's default (``trylast``) compares ``gateway_diff`` results field by field; store plugins
+    override it where an upload creates things the diff can't match (e.g. new list entries that get
+    an id upstream). Never guess "not_applied": the host may then upload again.
+    """
+
+
 @hookspec
 def gateway_invalidate(ref: Ref, lists: bool, gateway: Gateway) -> Awaitable[None] | None:
     """Drop cached data after ``ref`` changed. ``lists`` is True when list results may have changed too.
 
-    Fan-out: every impl runs; awaitables are awaited concurrently. Called after every successful
-    write made through the gateway, and for changes announced from outside (webhooks).
+    Fan-out: every impl runs, one after another in registration order (each awaitable is awaited
+    before the next impl is called); a failing impl is logged and never fails the write it follows.
+    Called after every write attempt made through the gateway whose outcome is not a clean refusal
+    (success, 5xx, timeout, dropped connection), and for changes announced from outside (webhooks).
     """
 
 

@@ -195,6 +195,7 @@ class ToolCallMiddleware:
                 "object_id": call.object_id or _named_object(call.arguments),
                 "changed_fields": call.changed_fields,
                 "attempts": call.attempts,
+                "reconciled": call.reconciled or None,
                 "outcome": outcome if err is None else f"{outcome}:{err.code}",
                 "dry_run": bool(call.arguments.get("dry_run")) or None,
                 "duration_ms": round(elapsed_ms, 2),

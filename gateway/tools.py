@@ -67,6 +67,8 @@ class ToolCall:
     object_id: str | None = None
     changed_fields: list[str] = field(default_factory=list)
     attempts: int = 0
+    #: the write's answer was unclear and a re-read showed it applied
+    reconciled: bool = False
 
 
 class ToolRegistry:

@@ -22,6 +22,7 @@ import aiohttp
 
 from gateway.config import StoreSettings
 from gateway.errors import Conflict, GatewayError, UpstreamError, ValidationFailed
+from gateway.errors import OutcomeUnknown as OutcomeUnknown  # re-exported (raised by the transport)
 from plugins.orderdesk import wire
 from plugins.orderdesk.ids import check_id
 from plugins.orderdesk.ratelimit import LeakyBucket
@@ -37,7 +38,6 @@ from plugins.orderdesk.transport import (
     take,
     unwrap,
 )
-from plugins.orderdesk.transport import OutcomeUnknown as OutcomeUnknown  # re-exported
 from plugins.orderdesk.transport import make_session as make_session  # re-exported
 
 log = logging.getLogger(__name__)
@@ -153,6 +153,7 @@ class OrderDeskClient:
         """
         body = wire.to_wire_order(dict(order), for_create=True)
         source_id = body.get("source_id")
+        derived = isinstance(source_id, str) and source_id.startswith(GENERATED_SOURCE_ID_PREFIX)
         if source_id is None or (isinstance(source_id, str) and not source_id.strip()):
             source_id = body["source_id"] = GENERATED_SOURCE_ID_PREFIX + uuid.uuid4().hex[:16]
         source_id = str(source_id)
@@ -174,14 +175,18 @@ class OrderDeskClient:
                     raise OutcomeUnknown(
                         f"{exc.message}; no order with source_id {source_id!r} was found yet, so look it "
                         "up again before creating it anew",
+                        hint=f"Call orders_list with source_id {source_id!r} in a few seconds; create the "
+                        "order again (same idempotency_key) only if it is not there.",
                         source_id=source_id,
                     ) from None
                 retry += 1
                 continue
             except (ValidationFailed, Conflict) as exc:
-                if retry == 0:
+                if retry == 0 and not (derived and "duplicate" in exc.message.lower()):
                     raise
-                # A repeat was refused, perhaps as a duplicate of the first attempt after all.
+                # A repeat was refused, perhaps as a duplicate of the first attempt after all. A
+                # gateway-made source_id (from an idempotency key) is only ever sent for this one
+                # intended order, so a duplicate of it IS that order, even from an earlier call.
                 found = await self._confirm_order(exc, source_id, source_name)
                 if found is not None:
                     return found
@@ -202,7 +207,10 @@ class OrderDeskClient:
         oid = check_id("order_id", order_id)
         if order.get("id") not in (None, "") and str(order["id"]) != oid:
             raise ValidationFailed(f"order body has id {order['id']!r} but the update targets order {oid}")
-        env = await self._http.call("PUT", f"/orders/{oid}", body=wire.to_wire_order(dict(order)))
+        # not replay-safe: items without an id would be added again by a repeat
+        env = await self._http.call(
+            "PUT", f"/orders/{oid}", body=wire.to_wire_order(dict(order)), replay_safe=False
+        )
         if not isinstance(env.get("order"), dict):
             return await self.get_order(oid)
         return wire.normalize_order(env["order"], copy=False)
@@ -250,6 +258,32 @@ class OrderDeskClient:
             "POST", f"/orders/{oid}/order-history", body={"note": note, "source_name": source_name}
         )
         return wire.normalize_order(take(env, "order", f"POST /orders/{oid}/order-history"), copy=False)
+
+    async def get_order_history(self, order: Mapping[str, Any]) -> list[JSON]:
+        """One order's history, newest last. OrderDesk has no GET for it: it is read through
+        ``GET /orders?get_order_history=1``, narrowed by the order's own ``source_id`` (or ``email``)
+        and picked out by id. ``order`` is the order as read (its id and those fields are used).
+        """
+        oid = check_id("order_id", order.get("id"))
+        filters: JSON
+        if str(order.get("source_id") or "").strip():
+            filters = {"source_id": str(order["source_id"])}
+            if str(order.get("source_name") or "").strip():
+                filters["source_name"] = str(order["source_name"])
+        elif str(order.get("email") or "").strip():
+            filters = {"email": str(order["email"])}
+        else:
+            raise UpstreamError(
+                f"order {oid} has neither a source_id nor an email, and OrderDesk reads history only "
+                "through an order search",
+                hint="Look at the history in OrderDesk's UI.",
+            )
+        page = await self.list_orders(**filters, get_order_history=True, limit=MAX_PAGE_SIZE)
+        for found in page["orders"]:
+            if str(found.get("id")) == oid:
+                history = found.get("order_history")
+                return [h for h in history if isinstance(h, dict)] if isinstance(history, list) else []
+        raise UpstreamError(f"OrderDesk GET /orders: order {oid} was not found by {sorted(filters)[0]}")
 
     # --- order items -----------------------------------------------------------------------
 

@@ -9,8 +9,10 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from gateway import hookimpl
+from gateway.errors import GatewayError, OutcomeUnknown, partly_applied
 from gateway.refs import Ref
 from plugins.orderdesk import merge, validate
+from plugins.orderdesk.reconcile import reconcile_order
 from plugins.orderdesk.runtime import STATE_KEY, OrderDeskRuntime, runtime
 from plugins.orderdesk.settings import OrderDeskSettings
 
@@ -80,6 +82,15 @@ def gateway_diff(ref: Ref, before: dict[str, Any], after: dict[str, Any]) -> lis
 
 
 @hookimpl
+def gateway_reconcile(
+    ref: Ref, before: dict[str, Any], intended: dict[str, Any], current: dict[str, Any]
+) -> str | None:
+    if ref.kind == ORDER:
+        return reconcile_order(before, intended, current)
+    return None  # inventory items: the host's field-by-field default
+
+
+@hookimpl
 def gateway_upload(
     ref: Ref, obj: dict[str, Any], fetched: dict[str, Any], gateway: Gateway
 ) -> Awaitable[dict[str, Any]] | None:
@@ -114,17 +125,39 @@ async def _create_inventory(gateway: Gateway, ref: Ref, body: dict[str, Any]) ->
 async def _upload_order(
     gateway: Gateway, ref: Ref, obj: dict[str, Any], fetched: dict[str, Any]
 ) -> dict[str, Any]:
-    """PUT the complete merged order; a folder change goes through move-orders (it runs folder rules)."""
+    """Send only what the change needs: the full order PUT for field changes, ``/move-orders`` for a
+    folder change (it runs folder rules), both when both changed, the PUT first.
+
+    A PUT is never repeated blindly after an unclear answer (it may add items twice): the workflow
+    re-reads and reconciles instead. If the move fails after the PUT was applied, the error says so.
+    """
     validate.validate_full_order(obj)
     client = runtime(gateway).client(ref.store)
     target = obj.get("folder_id")
+    moving = target is not None and str(target) != str(fetched.get("folder_id"))
     body = dict(obj)
     body["folder_id"] = fetched.get("folder_id")
-    stored = await client.update_order(ref.id, body)
-    if target is not None and target != fetched.get("folder_id"):
-        await client.move_orders([ref.id], folder_id=int(target))
-        stored = await client.get_order(ref.id)
-    return stored
+    stored: dict[str, Any] | None = None
+    if merge.diff(fetched, body):
+        try:
+            stored = await client.update_order(ref.id, body)
+        except OutcomeUnknown as err:
+            err.hint = (
+                f"Do not repeat the update blindly: call orders_get for order {ref.id} and check the "
+                "fields you changed (and that added items are there once) before applying what is missing."
+            )
+            raise
+    if not moving:
+        assert stored is not None  # the workflow never uploads an empty diff
+        return stored
+    try:
+        await client.move_orders([ref.id], folder_id=int(target))  # type: ignore[arg-type]
+    except GatewayError as err:
+        if stored is None:
+            raise
+        changed = ", ".join(c["path"] for c in merge.diff(fetched, body)[:8])
+        raise partly_applied(err, f"the field changes ({changed})", f"the move to folder {target}") from None
+    return await client.get_order(ref.id)
 
 
 @hookimpl

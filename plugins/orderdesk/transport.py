@@ -41,6 +41,7 @@ from gateway.errors import (
     Conflict,
     GatewayError,
     NotFound,
+    OutcomeUnknown,
     RateLimited,
     UpstreamError,
     ValidationFailed,
@@ -60,14 +61,6 @@ _ENVELOPE_KEYS = ("status", "execution_time")
 _ENTRY_FAILED = re.compile(r"not found|error|invalid|fail|could not|cannot|unable|not (moved|added)", re.I)
 _AUTH_WORDS = re.compile(r"unauthori[sz]ed|api key|credential|forbidden", re.I)
 _MAX_MESSAGE = 300
-
-
-class OutcomeUnknown(UpstreamError):
-    """A write may or may not have been applied: it timed out, lost its connection or got a 5xx
-    after the body was sent. Repeating it blindly could apply it twice, hence not ``retryable``."""
-
-    retryable = False
-    default_hint = "The write may or may not have happened; check the current state before trying again."
 
 
 def make_session(settings: OrderDeskSettings) -> aiohttp.ClientSession:
@@ -90,6 +83,8 @@ class _Attempt:
     error: GatewayError | None = None
     #: for ``transient``/``unsent``: what went wrong, in words
     reason: str = ""
+    #: for ``transient``: the upstream answered (a 5xx, unreadable JSON), so it is done with the request
+    answered: bool = False
     retry_after: float | None = None
 
 
@@ -129,28 +124,41 @@ class OrderDeskTransport:
         return self._limiter
 
     async def call(
-        self, method: str, path: str, query: Mapping[str, Any] | None = None, body: Any = None
+        self,
+        method: str,
+        path: str,
+        query: Mapping[str, Any] | None = None,
+        body: Any = None,
+        *,
+        replay_safe: bool | None = None,
     ) -> JSON:
         """One logical request: pacing, retries and error mapping. Returns the success envelope.
 
         The whole of it (rate-limit waits, attempts, backoffs) is bounded by ``settings.deadline``,
         so no tool call waits on OrderDesk for longer than that.
+
+        ``replay_safe`` says whether sending the request again after an unclear attempt (a 5xx, a
+        timeout, a drop) could not apply anything twice; the default is True for GET, PUT and DELETE,
+        False for POST. A write whose outcome stays unclear raises :class:`OutcomeUnknown`, never a
+        plain retryable error: the caller re-reads and reconciles.
         """
         deadline = self._settings.deadline
         try:
             async with asyncio.timeout(deadline):
-                return await self._call(method, path, query, body)
+                return await self._call(method, path, query, body, replay_safe)
         except TimeoutError:
             op = f"OrderDesk {method} {path}"
-            if method == "POST":
+            if method != "GET":
                 raise OutcomeUnknown(
                     f"{op}: no answer within {deadline:g} s; the outcome is unknown"
                 ) from None
             raise UpstreamError(f"{op}: gave up after {deadline:g} s (waits and retries included)") from None
 
-    async def _call(self, method: str, path: str, query: Mapping[str, Any] | None, body: Any) -> JSON:
+    async def _call(
+        self, method: str, path: str, query: Mapping[str, Any] | None, body: Any, replay_safe: bool | None
+    ) -> JSON:
         op = f"OrderDesk {method} {path}"
-        idempotent = method != "POST"
+        idempotent = replay_safe if replay_safe is not None else method != "POST"
         data: bytes | None = None
         if body is not None:
             try:
@@ -160,6 +168,7 @@ class OrderDeskTransport:
         params = _query(query or {})
         retry = 0
         unclear = False  # an earlier attempt may have been applied
+        answered = True  # every unclear attempt was answered (a 5xx), none is still in flight
         while True:
             res = await self._attempt(method, path, params, data)
             if res.kind == "ok":
@@ -175,13 +184,15 @@ class OrderDeskTransport:
                     # merging and uploading again could apply the change twice.
                     raise OutcomeUnknown(
                         f"{op}: an earlier attempt got no clear answer and the retry was refused as "
-                        "stale; the change may already be applied"
+                        "stale; the change may already be applied",
+                        answered=answered,
                     )
                 raise res.error
             if res.kind == "transient" and not idempotent:
                 raise OutcomeUnknown(
                     f"{op}: {res.reason}; the outcome is unknown, check whether it was applied "
-                    "before retrying"
+                    "before retrying",
+                    answered=res.answered,
                 )
             if res.kind == "rate":
                 wait = res.retry_after
@@ -196,10 +207,17 @@ class OrderDeskTransport:
                         retry_after=round(wait, 3),
                     )
             else:
+                if res.kind == "transient":
+                    unclear, answered = True, answered and res.answered
                 if retry >= self._settings.max_retries:
+                    if unclear and method != "GET":
+                        raise OutcomeUnknown(
+                            f"{op}: {res.reason} (gave up after {retry + 1} attempts); an attempt may "
+                            "have been applied",
+                            answered=answered,
+                        )
                     raise UpstreamError(f"{op}: {res.reason} (gave up after {retry + 1} attempts)")
                 wait = self.backoff(retry)
-                unclear = unclear or res.kind == "transient"
             log.debug("%s: %s; retry %d in %.2f s", op, res.reason or "rate limited", retry + 1, wait)
             await self.sleep(wait)
             retry += 1
@@ -207,22 +225,33 @@ class OrderDeskTransport:
     async def post_once(
         self, path: str, body: Any, confirm: Callable[[], Awaitable[JSON | None]] | None = None
     ) -> JSON:
-        """A POST that is not repeated after an unclear failure; ``confirm`` may still prove success."""
+        """A POST that is not repeated after an unclear failure; ``confirm`` may still prove success.
+
+        ``confirm`` looks for the effect of the POST and returns a result if it is there, else None.
+        When OrderDesk answered (a 500) and the effect is absent, the POST was not applied: that is a
+        plain, retryable :class:`UpstreamError`. After a timeout or a drop it may still be in flight,
+        so an absent effect stays :class:`OutcomeUnknown`.
+        """
         try:
             return unwrap(await self.call("POST", path, body=body))
         except OutcomeUnknown as exc:
             if confirm is None:
                 raise
-            await self.sleep(self.backoff(0))
+            await self.sleep(self._settings.create_settle if not exc.answered else self.backoff(0))
             try:
                 found = await confirm()
             except GatewayError as lookup:
                 raise OutcomeUnknown(
-                    f"{exc.message}; checking for it failed too ({lookup.message})"
+                    f"{exc.message}; checking for it failed too ({lookup.message})", answered=exc.answered
                 ) from None
-            if found is None:
-                raise OutcomeUnknown(f"{exc.message}; a check found no trace of it yet") from None
-            return found
+            if found is not None:
+                return found
+            if exc.answered:
+                raise UpstreamError(
+                    f"{exc.message}; a re-read shows it was NOT applied",
+                    hint="Nothing was written; retrying is safe.",
+                ) from None
+            raise OutcomeUnknown(f"{exc.message}; a check found no trace of it yet") from None
 
     def backoff(self, retry: int) -> float:
         s = self._settings
@@ -287,10 +316,16 @@ class OrderDeskTransport:
         if status == 429:
             return _Attempt("rate", retry_after=_retry_after(headers))
         if status >= 500 or status == 408:
-            return _Attempt("transient", reason=f"HTTP {status} {reason}".strip())
+            # A 500 comes from OrderDesk itself, done with the request. A 502/503/504/408 may come from
+            # a proxy while OrderDesk is still working on it: the request may yet be applied.
+            return _Attempt(
+                "transient", reason=f"HTTP {status} {reason}".strip(), answered=status in (500, 501)
+            )
         if 200 <= status < 300:
             if envelope is None:
-                return _Attempt("transient", reason=f"unreadable JSON in an HTTP {status} response")
+                return _Attempt(
+                    "transient", reason=f"unreadable JSON in an HTTP {status} response", answered=True
+                )
             if str(envelope.get("status", "")).lower() == "error":
                 return _Attempt("fatal", error=self._status_error(op, envelope))
             return _Attempt("ok", body=envelope)

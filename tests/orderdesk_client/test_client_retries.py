@@ -102,12 +102,31 @@ async def test_get_retries_5xx_timeouts_and_bad_json(
     assert fake_time.sleeps == [0.25, 0.5, 1.0, 2.0]
 
 
-async def test_put_retries_5xx(client: Any, mocked: Any, od: Any) -> None:
-    mocked.put(od.url("/orders/1"), status=502, body="bad gateway")
-    mocked.put(od.url("/orders/1"), payload=od.ok(order={"id": "1", "email": "a@b"}))
-    assert (await client.update_order(1, {"id": "1", "email": "a@b"}))["email"] == "a@b"
-    first, second = od.calls(mocked, "PUT", "/orders/1")
+async def test_an_item_put_retries_5xx(client: Any, mocked: Any, od: Any) -> None:
+    # a full-item PUT is replay-safe: the same body twice leaves the same item
+    mocked.put(od.url("/orders/1/order-items/2"), status=502, body="bad gateway")
+    mocked.put(od.url("/orders/1/order-items/2"), payload=od.ok(message="Order Item Updated"))
+    await client.update_order_item(1, 2, {"id": "2", "name": "A", "quantity": 2})
+    first, second = od.calls(mocked, "PUT", "/orders/1/order-items/2")
     assert first.kwargs["data"] == second.kwargs["data"]
+
+
+async def test_an_order_put_is_never_replayed_after_a_5xx(client: Any, mocked: Any, od: Any) -> None:
+    # a repeat could add items (entries without an id) twice: the caller re-reads instead
+    mocked.put(od.url("/orders/1"), status=500, body="boom")
+    with pytest.raises(OutcomeUnknown, match="HTTP 500") as caught:
+        await client.update_order(1, {"id": "1", "order_items": [{"name": "new"}]})
+    assert caught.value.answered is True and caught.value.retryable is False
+    assert len(od.calls(mocked, "PUT", "/orders/1")) == 1
+
+
+async def test_a_502_is_not_an_answer_the_request_may_be_in_flight(
+    client: Any, mocked: Any, od: Any
+) -> None:
+    mocked.put(od.url("/orders/1"), status=502, body="bad gateway")
+    with pytest.raises(OutcomeUnknown) as caught:
+        await client.update_order(1, {"id": "1", "email": "a@b"})
+    assert caught.value.answered is False
 
 
 async def test_backoff_is_capped_jittered_and_bounded(

@@ -59,6 +59,10 @@ class UpdateResult(BaseModel):
     changes: list[dict[str, Any]] = Field(
         default_factory=list, description="Field-level diff: path, before, after."
     )
+    reconciled: bool = Field(
+        default=False, description="OrderDesk's answer was unclear; a re-read confirmed the change."
+    )
+    message: str = ""
 
 
 class DeleteResult(BaseModel):
@@ -70,6 +74,9 @@ class MessageResult(BaseModel):
     message: str
     results: list[dict[str, Any]] = Field(default_factory=list)
     order: dict[str, Any] | None = None
+    reconciled: bool = Field(
+        default=False, description="OrderDesk's answer was unclear; a re-read confirmed the change."
+    )
 
 
 class ListResult(BaseModel):

@@ -8,8 +8,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 from pydantic import Field
 
 from gateway.refs import Ref
+from gateway.workflow import current_call
 from plugins.orderdesk import merge, validate
 from plugins.orderdesk.ids import check_id
+from plugins.orderdesk.reconcile import item_matches, same_value
 from plugins.orderdesk.runtime import runtime
 from plugins.orderdesk.tools.common import (
     DeleteResult,
@@ -46,6 +48,16 @@ def _message(result: Any, default: str) -> str:
     return str(result.get("message") or default) if isinstance(result, dict) else default
 
 
+def _reconciled() -> bool:
+    call = current_call.get()
+    return bool(call is not None and call.reconciled)
+
+
+def _fields_match(sent: dict[str, Any], now: dict[str, Any], asked: dict[str, Any]) -> bool:
+    """The fields the caller asked to change have the values that were sent (numbers loosely)."""
+    return bool(sent) and all(same_value(sent.get(k), now.get(k)) for k in asked if k != "id")
+
+
 def register(register: Callable[..., None], gateway: Gateway) -> None:
     wf = gateway.workflow
 
@@ -53,12 +65,28 @@ def register(register: Callable[..., None], gateway: Gateway) -> None:
         return Ref(gateway.store(store).name, "order", check_id("order_id", order_id))
 
     async def order_items_add(order_id: OrderId, item: ItemArg, store: StoreArg = None) -> MessageResult:
-        """Add one item to an order; OrderDesk recalculates the totals. Errors: NOT_FOUND, VALIDATION."""
+        """Add one item to an order; OrderDesk recalculates the totals. Costs 2 requests (the order is
+        read first, so an unclear answer can be checked). Errors: NOT_FOUND, VALIDATION, OUTCOME_UNKNOWN."""
         validate.validate_order_item(item, creating=True)
         r = order_ref(store, order_id)
         client = runtime(gateway).client(r.store)
-        msg = await wf.write(r, lambda: client.add_order_item(r.id, item))
-        return MessageResult(message=_message(msg, "Order Item Added"))
+        before = await gateway.hooks.fetch(r)  # NOT_FOUND before any write; the ids that exist now
+        known = {str(i.get("id")) for i in before.get("order_items") or [] if isinstance(i, dict)}
+
+        async def added_after_all() -> dict[str, Any] | None:
+            current = await gateway.hooks.fetch(r)
+            for it in current.get("order_items") or []:
+                if isinstance(it, dict) and str(it.get("id")) not in known and item_matches(item, it):
+                    return {"message": "Order Item Added", "item": it}
+            return None
+
+        msg = await wf.write(
+            r,
+            lambda: client.add_order_item(r.id, item),
+            reconcile=added_after_all,
+            how_to_check=f"call orders_get for order {r.id} and look for the item in order_items",
+        )
+        return MessageResult(message=_message(msg, "Order Item Added"), reconciled=_reconciled())
 
     register(order_items_add, name="order_items.add", title="Add an order item", read_only=False)
 
@@ -71,15 +99,26 @@ def register(register: Callable[..., None], gateway: Gateway) -> None:
         r = order_ref(store, order_id)
         iid = check_id("item_id", item_id)
         client = runtime(gateway).client(r.store)
+        sent: dict[str, Any] = {}
 
         async def op() -> Any:
             current = await client.get_order_item(r.id, iid)
             merged = merge.merge_item(current, item)
             validate.validate_order_item(merged, creating=False)
+            sent.update(merged)
             return await client.update_order_item(r.id, iid, merged)
 
-        msg = await wf.write(r, op)
-        return MessageResult(message=_message(msg, "Order Item Updated"))
+        async def updated_after_all() -> dict[str, Any] | None:
+            now = await client.get_order_item(r.id, iid)
+            return {"message": "Order Item Updated"} if _fields_match(sent, now, item) else None
+
+        msg = await wf.write(
+            r,
+            op,
+            reconcile=updated_after_all,
+            how_to_check=f"call orders_get for order {r.id} and check item {iid}",
+        )
+        return MessageResult(message=_message(msg, "Order Item Updated"), reconciled=_reconciled())
 
     register(
         order_items_update,
@@ -95,7 +134,18 @@ def register(register: Callable[..., None], gateway: Gateway) -> None:
         r = order_ref(store, order_id)
         iid = check_id("item_id", item_id)
         client = runtime(gateway).client(r.store)
-        await wf.write(r, lambda: client.delete_order_item(r.id, iid))
+
+        async def gone() -> dict[str, Any] | None:
+            items = (await gateway.hooks.fetch(r)).get("order_items") or []
+            present = any(isinstance(i, dict) and str(i.get("id")) == iid for i in items)
+            return None if present else {"message": "Order Item Deleted"}
+
+        await wf.write(
+            r,
+            lambda: client.delete_order_item(r.id, iid),
+            reconcile=gone,
+            how_to_check=f"call orders_get for order {r.id} and check item {iid} is gone",
+        )
         return DeleteResult(deleted=True, id=iid)
 
     register(
@@ -123,8 +173,15 @@ def register(register: Callable[..., None], gateway: Gateway) -> None:
         validate.validate_shipment(shipment)
         r = order_ref(store, order_id)
         client = runtime(gateway).client(r.store)
-        msg = await wf.write(r, lambda: client.add_shipment(r.id, shipment))
-        return MessageResult(message=_message(msg, "Shipment Added"))
+        # An unclear POST is settled by the client (it looks the tracking number up); what stays unclear
+        # is reported as OUTCOME_UNKNOWN with how to check.
+        msg = await wf.write(
+            r,
+            lambda: client.add_shipment(r.id, shipment),
+            how_to_check=f"call shipments_list for order {r.id} and look for the tracking number",
+        )
+        reconciled = isinstance(msg, dict) and bool(msg.get("confirmed_by_lookup"))
+        return MessageResult(message=_message(msg, "Shipment Added"), reconciled=reconciled)
 
     register(shipments_add, name="shipments.add", title="Add a shipment", read_only=False)
 
@@ -135,15 +192,26 @@ def register(register: Callable[..., None], gateway: Gateway) -> None:
         r = order_ref(store, order_id)
         sid = check_id("shipment_id", shipment_id)
         client = runtime(gateway).client(r.store)
+        sent: dict[str, Any] = {}
 
         async def op() -> Any:
             current = await client.get_shipment(r.id, sid)
             merged = {**current, **{k: v for k, v in shipment.items() if k != "id"}}
             validate.validate_shipment(merged)
+            sent.update(merged)
             return await client.update_shipment(r.id, sid, merged)
 
-        msg = await wf.write(r, op)
-        return MessageResult(message=_message(msg, "Shipment Updated"))
+        async def updated_after_all() -> dict[str, Any] | None:
+            now = await client.get_shipment(r.id, sid)
+            return {"message": "Shipment Updated"} if _fields_match(sent, now, shipment) else None
+
+        msg = await wf.write(
+            r,
+            op,
+            reconcile=updated_after_all,
+            how_to_check=f"call shipments_list for order {r.id} and check shipment {sid}",
+        )
+        return MessageResult(message=_message(msg, "Shipment Updated"), reconciled=_reconciled())
 
     register(
         shipments_update,
@@ -161,7 +229,17 @@ def register(register: Callable[..., None], gateway: Gateway) -> None:
         r = order_ref(store, order_id)
         sid = check_id("shipment_id", shipment_id)
         client = runtime(gateway).client(r.store)
-        await wf.write(r, lambda: client.delete_shipment(r.id, sid))
+
+        async def gone() -> dict[str, Any] | None:
+            present = any(str(s.get("id")) == sid for s in await client.list_shipments(r.id))
+            return None if present else {"message": "Shipment Deleted"}
+
+        await wf.write(
+            r,
+            lambda: client.delete_shipment(r.id, sid),
+            reconcile=gone,
+            how_to_check=f"call shipments_list for order {r.id} and check shipment {sid} is gone",
+        )
         return DeleteResult(deleted=True, id=sid)
 
     register(

@@ -10,9 +10,11 @@ from mcp.server.mcpserver import AcceptedElicitation, Context, Elicit, Elicitati
 from mcp_types.version import is_version_at_least
 from pydantic import BaseModel, Field
 
-from gateway.errors import ConfirmationRequired, ValidationFailed
+from gateway.errors import ConfirmationRequired, OutcomeUnknown, ValidationFailed
 from gateway.refs import Ref
+from gateway.workflow import MutationResult, current_call
 from plugins.orderdesk import validate
+from plugins.orderdesk.folders import resolve_folder
 from plugins.orderdesk.ids import ID_PATTERN, check_id
 from plugins.orderdesk.runtime import runtime
 from plugins.orderdesk.tools.common import (
@@ -64,19 +66,46 @@ def _ask_delete(order_id: str, ctx: Context, confirm: bool = False) -> Elicit[Co
     return Confirm(confirm=confirm)
 
 
+def _reconciled() -> bool:
+    call = current_call.get()
+    return bool(call is not None and call.reconciled)
+
+
+def _update_message(result: MutationResult, dry_run: bool) -> str:
+    if dry_run:
+        return "Dry run: nothing was sent; changes shows what would be uploaded."
+    if not result.uploaded:
+        return "No change: the order already has these values; nothing was sent to OrderDesk."
+    if result.reconciled:
+        return "Updated (OrderDesk's answer was unclear; a re-read confirmed the change)."
+    return "Updated."
+
+
 def register(register: Callable[..., None], gateway: Gateway) -> None:
     wf = gateway.workflow
 
     def ref(store: str | None, order_id: str = "") -> Ref:
         return Ref(gateway.store(store).name, ORDER, check_id("order_id", order_id) if order_id else "")
 
-    async def orders_get(order_id: OrderId, store: StoreArg = None) -> OrderResult:
+    async def orders_get(
+        order_id: OrderId,
+        include_history: Annotated[
+            bool,
+            Field(description="Also return order_history (the notes log); costs one more request."),
+        ] = False,
+        store: StoreArg = None,
+    ) -> OrderResult:
         """Get one order with every field: addresses, items (with their ids), totals, notes, shipments,
         checkout_data and order_metadata.
 
         Served from a short-lived cache when fresh. Errors: NOT_FOUND if no order has this id in the
         store; VALIDATION for a malformed id; RATE_LIMITED/UPSTREAM when OrderDesk is busy or down."""
-        return OrderResult(order=await wf.read(ref(store, order_id)))
+        r = ref(store, order_id)
+        order = await wf.read(r)
+        if include_history:
+            history = await runtime(gateway).client(r.store).get_order_history(order)
+            order = {**order, "order_history": history}
+        return OrderResult(order=order)
 
     register(orders_get, name="orders.get", title="Get an order", read_only=True)
 
@@ -102,6 +131,9 @@ def register(register: Callable[..., None], gateway: Gateway) -> None:
         order: Literal["asc", "desc", "ASC", "DESC"] | None = None,
         limit: Annotated[int, Field(ge=1, le=500, description="Page size, 1-500.")] = 50,
         offset: Annotated[int, Field(ge=0, le=10_000_000)] = 0,
+        include_history: Annotated[
+            bool, Field(description="Also return each order's order_history (slower upstream).")
+        ] = False,
     ) -> OrderListResult:
         """Search orders. All filters are optional and combine with AND; dates are UTC and
         search_* filter on the order date, modified_* on the last change. Returns one page of full orders
@@ -122,6 +154,7 @@ def register(register: Callable[..., None], gateway: Gateway) -> None:
             "order": order,  # the client checks and upper-cases it
             "limit": limit,
             "offset": offset,
+            "get_order_history": True if include_history else None,
         }
         filters = {k: v for k, v in filters.items() if v is not None}
         name = gateway.store(store).name
@@ -213,13 +246,21 @@ def register(register: Callable[..., None], gateway: Gateway) -> None:
         if not isinstance(changes, dict):
             raise ValidationFailed("changes must be an object")
         changes = validate.validate_order_changes(changes)
-        result = await wf.mutate(ref(store, order_id), changes, dry_run=dry_run)
+        r = ref(store, order_id)
+        if changes.get("folder_id") is not None:  # every step is checked before the first write
+            changes = {
+                **changes,
+                "folder_id": await resolve_folder(gateway, r.store, folder_id=changes["folder_id"]),
+            }
+        result = await wf.mutate(r, changes, dry_run=dry_run)
         return UpdateResult(
             order=result.obj,
             attempts=result.attempts,
             changed_fields=result.changed_fields,
             dry_run=dry_run,
             changes=result.changes if dry_run else [],
+            reconciled=result.reconciled,
+            message=_update_message(result, dry_run),
         )
 
     register(
@@ -287,14 +328,40 @@ def register(register: Callable[..., None], gateway: Gateway) -> None:
         folder_id or folder_name. Per-order failures are listed in results. Errors: VALIDATION."""
         if (folder_id is None) == (folder_name is None):
             raise ValidationFailed("give exactly one of folder_id or folder_name")
-        ids = [check_id(f"order_ids[{i}]", v) for i, v in enumerate(order_ids)]
+        ids = list(dict.fromkeys(check_id(f"order_ids[{i}]", v) for i, v in enumerate(order_ids)))
         name = gateway.store(store).name
         client = runtime(gateway).client(name)
+        target = await resolve_folder(gateway, name, folder_id=folder_id, folder_name=folder_name)
+        refs = [Ref(name, ORDER, oid) for oid in ids]
+
+        async def moved_after_all() -> dict[str, Any] | None:
+            """After an unclear answer: which orders are in the destination folder now?"""
+            where = {r.id: str((await gateway.hooks.fetch(r)).get("folder_id")) for r in refs}
+            done = [oid for oid, fid in where.items() if fid == str(target)]
+            if not done:
+                return None
+            if len(done) < len(ids):
+                raise OutcomeUnknown(
+                    f"the move to folder {target} got no clear answer; a re-read shows "
+                    f"{', '.join(done)} moved and {', '.join(o for o in ids if o not in done)} not (yet)",
+                    hint="Read the orders not moved again in a few seconds; move only those still elsewhere.",
+                )
+            return {
+                "message": f"{len(done)} Orders Moved (confirmed by a re-read)",
+                "results": [{"order_id": oid, "message": f"in folder {target}"} for oid in done],
+            }
+
         out = await wf.write_many(
-            [Ref(name, ORDER, oid) for oid in ids],
-            lambda: client.move_orders(ids, folder_id=folder_id, folder_name=folder_name),
+            refs,
+            lambda: client.move_orders(ids, folder_id=target),
+            reconcile=moved_after_all,
+            how_to_check=f"call orders_get for each order and check folder_id == {target}",
         )
-        return MessageResult(message=str(out.get("message", "")), results=list(out.get("results", [])))
+        return MessageResult(
+            message=str(out.get("message", "")),
+            results=list(out.get("results", [])),
+            reconciled=_reconciled(),
+        )
 
     register(
         orders_move,
@@ -302,7 +369,8 @@ def register(register: Callable[..., None], gateway: Gateway) -> None:
         title="Move orders to a folder",
         read_only=False,
         destructive=False,
-        idempotent=True,
+        # a repeat re-runs the folder's rules (emails, fulfilment)
+        idempotent=False,
     )
 
     async def orders_add_note(
@@ -312,17 +380,30 @@ def register(register: Callable[..., None], gateway: Gateway) -> None:
     ) -> MessageResult:
         """Append an entry to the order's history (OrderDesk's audit trail, shown in its UI). History is
         append-only and capped at 250 entries per order. This is not the editable order_notes field.
-        Errors: NOT_FOUND, VALIDATION."""
+        Costs 2-3 requests (the history is read first, so an unclear answer can be checked).
+        Errors: NOT_FOUND, VALIDATION, OUTCOME_UNKNOWN (check with orders_get include_history)."""
         validate.validate_note(note)
         r = ref(store, order_id)
         client = runtime(gateway).client(r.store)
+        # History has no ids: an unclear POST is settled by counting this text before and after.
+        before = sum(1 for h in await client.get_order_history(await wf.read(r)) if h.get("note") == note)
+
+        async def added_after_all() -> dict[str, Any] | None:
+            order = await gateway.hooks.fetch(r)
+            history = await client.get_order_history(order)
+            if sum(1 for h in history if h.get("note") == note) > before:
+                return {**order, "order_history": history}
+            return None
+
         order = await wf.write(
             r,
             lambda: client.add_order_history(r.id, note),
             # the answer is the whole order (plus its history, which GET /orders/{id} doesn't carry)
             fresh=lambda o: {k: v for k, v in o.items() if k != "order_history"},
+            reconcile=added_after_all,
+            how_to_check=f"call orders_get for order {r.id} with include_history=true and look for the note",
         )
-        return MessageResult(message="History note added", order=order)
+        return MessageResult(message="History note added", order=order, reconciled=_reconciled())
 
     register(
         orders_add_note,

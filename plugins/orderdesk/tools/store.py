@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel
 
 from gateway.workflow import current_call
-from plugins.orderdesk.runtime import runtime
+from plugins.orderdesk.folders import store_settings
 from plugins.orderdesk.tools.common import StoreArg
 
 if TYPE_CHECKING:
@@ -27,11 +27,8 @@ class StoresResult(BaseModel):
 
 
 def register(register: Callable[..., None], gateway: Gateway) -> None:
-    wf = gateway.workflow
-
     async def load(name: str) -> dict[str, Any]:
-        client = runtime(gateway).client(name)
-        return await wf.read_keyed(name, "store", lambda: client.get_store(), gateway.config.cache.ttl_store)
+        return await store_settings(gateway, name)
 
     async def store_get(store: StoreArg = None) -> StoreResult:
         """Get the store's settings and its folders (a map of folder id to name; use the ids with
