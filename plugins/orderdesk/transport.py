@@ -68,10 +68,16 @@ def make_session(settings: OrderDeskSettings) -> aiohttp.ClientSession:
 
     No default headers: credentials differ per store and ``Content-Type`` must only go with a body.
     """
-    return aiohttp.ClientSession(
+    session = aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(limit=settings.max_connections),
         timeout=aiohttp.ClientTimeout(total=settings.request_timeout, connect=settings.connect_timeout),
     )
+    # aiohttp silently re-sends an "idempotent" request (PUT and DELETE included) once when a kept-alive
+    # connection drops. An order PUT that was applied and then lost its connection would be applied
+    # twice (items without an id are added again), and nobody would know. Every repeat is this
+    # transport's decision. (No public switch exists as of aiohttp 3.14; a test guards this.)
+    session._retry_connection = False
+    return session
 
 
 @dataclass(slots=True)
@@ -189,11 +195,7 @@ class OrderDeskTransport:
                     )
                 raise res.error
             if res.kind == "transient" and not idempotent:
-                raise OutcomeUnknown(
-                    f"{op}: {res.reason}; the outcome is unknown, check whether it was applied "
-                    "before retrying",
-                    answered=res.answered,
-                )
+                raise OutcomeUnknown(f"{op}: {res.reason}", answered=res.answered)
             if res.kind == "rate":
                 wait = res.retry_after
                 if wait is None:
@@ -225,33 +227,39 @@ class OrderDeskTransport:
     async def post_once(
         self, path: str, body: Any, confirm: Callable[[], Awaitable[JSON | None]] | None = None
     ) -> JSON:
-        """A POST that is not repeated after an unclear failure; ``confirm`` may still prove success.
+        """A POST that is never repeated blindly after an unclear failure; ``confirm`` settles it.
 
         ``confirm`` looks for the effect of the POST and returns a result if it is there, else None.
-        When OrderDesk answered (a 500) and the effect is absent, the POST was not applied: that is a
-        plain, retryable :class:`UpstreamError`. After a timeout or a drop it may still be in flight,
-        so an absent effect stays :class:`OutcomeUnknown`.
+        When OrderDesk answered (a 500) and the effect is absent, the POST was not applied and is sent
+        once more. After a timeout or a drop it may still be in flight, so an absent effect stays
+        :class:`OutcomeUnknown`.
         """
-        try:
-            return unwrap(await self.call("POST", path, body=body))
-        except OutcomeUnknown as exc:
-            if confirm is None:
-                raise
-            await self.sleep(self._settings.create_settle if not exc.answered else self.backoff(0))
+        for attempt in (1, 2):
             try:
-                found = await confirm()
-            except GatewayError as lookup:
-                raise OutcomeUnknown(
-                    f"{exc.message}; checking for it failed too ({lookup.message})", answered=exc.answered
-                ) from None
-            if found is not None:
-                return found
-            if exc.answered:
-                raise UpstreamError(
-                    f"{exc.message}; a re-read shows it was NOT applied",
-                    hint="Nothing was written; retrying is safe.",
-                ) from None
-            raise OutcomeUnknown(f"{exc.message}; a check found no trace of it yet") from None
+                return unwrap(await self.call("POST", path, body=body))
+            except OutcomeUnknown as exc:
+                if confirm is None:
+                    raise
+                await self.sleep(self._settings.create_settle if not exc.answered else self.backoff(0))
+                try:
+                    found = await confirm()
+                except GatewayError as lookup:
+                    raise OutcomeUnknown(
+                        f"{exc.message}; checking for it failed too ({lookup.message})", answered=exc.answered
+                    ) from None
+                if found is not None:
+                    return found
+                if not exc.answered:
+                    raise OutcomeUnknown(f"{exc.message}; a check found no trace of it yet") from None
+                if attempt == 2:
+                    raise UpstreamError(
+                        f"{exc.message}; a re-read shows it was NOT applied (twice)",
+                        hint="Nothing was written; retry later.",
+                    ) from None
+                log.info(
+                    "%s %s: not applied after an unclear answer (checked); sending it once more", "POST", path
+                )
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def backoff(self, retry: int) -> float:
         s = self._settings
