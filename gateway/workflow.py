@@ -63,13 +63,15 @@ class Workflow:
             kind, c.ttl_order
         )
 
-    def _record(self, ref: Ref, **facts: Any) -> None:
+    def _record(self, ref: Ref | None, **facts: Any) -> None:
+        """Audit facts about the call being served; ``ref`` (when given) names its object."""
         call = current_call.get()
         if call is None:
             return
-        call.store = ref.store
-        if ref.id:
-            call.object_id = ref.id
+        if ref is not None:
+            call.store = ref.store
+            if ref.id:
+                call.object_id = ref.id
         for k, v in facts.items():
             setattr(call, k, v)
 
@@ -222,7 +224,7 @@ class Workflow:
             )
         )
         return OutcomeUnknown(
-            f"{ref.kind} {ref.id}: {unclear.message}; {reason}",
+            f"{ref.kind} {ref.id}: {unclear.message}; {reason} (fields: {shown})",
             hint=hint,
             answered=unclear.answered,
             fields=paths,
@@ -370,7 +372,7 @@ class Workflow:
         """
         hint = f"Do not repeat the call blindly: {how_to_check}." if how_to_check else None
         for attempt in (1, 2):
-            self._record(refs[0], attempts=attempt)
+            self._record(None, attempts=attempt)
             try:
                 return await op()
             except OutcomeUnknown as unclear:
@@ -396,7 +398,7 @@ class Workflow:
                     verdict="applied" if found is not None else "not_applied",
                 )
                 if found is not None:
-                    self._record(refs[0], reconciled=True)
+                    self._record(None, reconciled=True)
                     return found
                 if not unclear.answered:
                     raise OutcomeUnknown(

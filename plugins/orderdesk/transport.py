@@ -324,11 +324,9 @@ class OrderDeskTransport:
         if status == 429:
             return _Attempt("rate", retry_after=_retry_after(headers))
         if status >= 500 or status == 408:
-            # A 500 comes from OrderDesk itself, done with the request. A 502/503/504/408 may come from
-            # a proxy while OrderDesk is still working on it: the request may yet be applied.
-            return _Attempt(
-                "transient", reason=f"HTTP {status} {reason}".strip(), answered=status in (500, 501)
-            )
+            # A 5xx means the upstream is done with the request (a re-read shows what it did), except a
+            # 504: a proxy gave up waiting while OrderDesk may still be working on it.
+            return _Attempt("transient", reason=f"HTTP {status} {reason}".strip(), answered=status != 504)
         if 200 <= status < 300:
             if envelope is None:
                 return _Attempt(

@@ -22,6 +22,7 @@ FIRSTRESULT_ASYNC = [
     "gateway_delete",
     "gateway_merge",
     "gateway_diff",
+    "gateway_reconcile",
 ]
 STORE = {"stores": [{"name": "main", "store_id": "1001", "api_key": "k"}]}
 

@@ -1,17 +1,19 @@
 """Chaos run: 10 agents, 300 mixed calls, injected 5xx / timeouts / 429 storms and a Redis restart.
 
-Afterwards the sandbox's own state (read directly, not through the gateway) must agree with what the
-agents were told:
+The agents behave as a careful model would, following every hint the tools give: a ``retryable``
+error is retried as-is; OUTCOME_UNKNOWN is never retried blindly: the agent re-reads (the tool the
+hint names) and re-applies only when the change is not there. Each intended change is one *logical
+write* whose end state is ``ack`` (a call succeeded), ``confirmed`` (OUTCOME_UNKNOWN, then a read
+showed it), ``failed`` (a clean refusal) or ``unsure`` (the agent ran out of tries while unsure).
+
+Afterwards the sandbox's own state (read directly, not through the gateway) must agree:
 
 * every call succeeded or failed with a documented, non-INTERNAL error code;
-* order_metadata: each update sets a unique key. A key reported as applied is present; a key that
-  upstream ever stored (per the sandbox's request log) is still present (no lost update); no key is
-  present that was never sent in an applied PUT (no phantom). A *failed* update's key may be present
-  only when its failure is ambiguous (UPSTREAM, or RATE_LIMITED after an unclear earlier attempt);
-* history notes: each note appears exactly as often as a POST carrying it was applied upstream
-  (0 or 1), and exactly once when the call succeeded;
-* creates (with idempotency keys, retried by the agents with the same key): at most one order per
-  intended order, exactly one when any call succeeded, and it is the one the gateway returned;
+* the final store holds every acknowledged or confirmed write exactly once, and nothing that was
+  never acknowledged: an order_metadata key, a history note, an added item is present exactly when
+  its logical write is ``ack`` or ``confirmed`` (``unsure`` may go either way, at most once);
+* creates (with idempotency keys): at most one order per intended order, exactly one when any call
+  succeeded, and it is the one the gateway returned;
 * deletes: a reported delete is gone; moves: an order's folder is its initial one or the destination
   of a move that was applied upstream;
 * the audit log holds exactly one line per mutation call, with matching tool, object and outcome.
@@ -45,6 +47,7 @@ MUTATIONS = {
     "orders_move": "orders.move",
     "orders_add_note": "orders.add_note",
     "orders_delete": "orders.delete",
+    "order_items_add": "order_items.add",
 }
 AGENTS = 10
 CALLS_PER_AGENT = 30
@@ -52,8 +55,9 @@ REQUEST_TIMEOUT = 0.5
 TIMEOUT_DELAY_MS = 900  # > REQUEST_TIMEOUT: the client gives up
 #: fault rule names whose handler runs before the response is replaced / delayed
 AFTER_APPLY = {"5xx-after", "timeout-after"}
-OPS = ["create", "update", "move", "note", "delete", "get", "list"]
-WEIGHTS = [15, 25, 8, 14, 8, 16, 14]
+OPS = ["create", "update", "move", "note", "item", "delete", "get", "list"]
+WEIGHTS = [13, 22, 8, 12, 10, 7, 15, 13]
+TRIES = 3  # calls an agent spends on one logical write before it stops
 
 
 @dataclass
@@ -66,6 +70,7 @@ class CallRecord:
     text: str
     result: dict[str, Any] | None
     meta: dict[str, Any] = field(default_factory=dict)
+    error: dict[str, Any] = field(default_factory=dict)
 
 
 def _applied(rec: Any) -> bool:
@@ -134,12 +139,51 @@ async def _call(
     text = " ".join(getattr(c, "text", "") for c in r.content)
     structured = r.structured_content if isinstance(r.structured_content, dict) else None
     code = None
+    err: dict[str, Any] = {}
     if r.is_error:
-        err = error_of(r)
-        code = err.get("code") if isinstance(err, dict) else None
-    rec = CallRecord(agent, tool, args, not r.is_error, code, text, structured, meta)
+        err = error_of(r) or {}
+        code = err.get("code")
+    rec = CallRecord(agent, tool, args, not r.is_error, code, text, structured, meta, err)
     calls.append(rec)
     return rec
+
+
+async def _order(client: Any, oid: str, **kw: Any) -> dict[str, Any] | None:
+    r = await client.call_tool("orders_get", {"order_id": oid, **kw})
+    return None if r.is_error else dict(r.structured_content["order"])
+
+
+async def _follow(
+    client: Any,
+    agent: int,
+    calls: list[CallRecord],
+    conductor: Conductor,
+    tool: str,
+    args: dict[str, Any],
+    present: Any,
+    **meta: Any,
+) -> str:
+    """One logical write, following the hints: the end state (ack, confirmed, failed, unsure)."""
+    unsure = False
+    for _ in range(TRIES):
+        rec = await _call(client, agent, calls, tool, args, **meta)
+        conductor.tick()
+        if rec.ok:
+            return "ack"
+        if rec.code == "OUTCOME_UNKNOWN":
+            assert rec.error.get("retryable") is False, rec.text
+            unsure = True
+            seen = await present(client)  # the re-read the hint asks for
+            if seen:
+                return "confirmed"
+            if seen is None:
+                continue  # the check itself failed: try again (re-read before any re-apply)
+            unsure = False  # the re-read shows nothing: applying it again is safe
+            continue
+        if rec.error.get("retryable"):
+            continue
+        return "failed"
+    return "unsure" if unsure else "failed"
 
 
 async def _agent(
@@ -150,63 +194,106 @@ async def _agent(
     update_pool: list[str],
     delete_pool: list[str],
     creates: dict[str, dict[str, Any]],
+    writes: list[dict[str, Any]],
 ) -> None:
     rng = random.Random(7000 + i)
     mode = "auto" if i % 2 == 0 else "legacy"
     made = 0
-    retry: tuple[str, dict[str, Any], dict[str, Any]] | None = None  # a failed call to repeat as-is
     async with connect(gw, mode=mode) as client:
         while made < CALLS_PER_AGENT:
             made += 1
-            if retry is not None:
-                tool, args, meta = retry
-                retry = None
-                await _call(client, i, calls, tool, args, **meta, retried=True)
-                conductor.tick()
-                continue
             op = rng.choices(OPS, WEIGHTS)[0]
             n = made
+
+            def write(kind: str, tool: str, args: dict[str, Any], present: Any, **meta: Any) -> Any:
+                async def run() -> None:
+                    state = await _follow(client, i, calls, conductor, tool, args, present, **meta)
+                    writes.append({"kind": kind, "state": state, **meta})
+
+                return run()
+
             if op == "create":
                 key = f"chaos-{i}-{n}-{uuid.uuid4().hex[:8]}"
                 email = f"chaos-{i}-{n}@chaos.example"
                 body = _new_order(email, f"src-{i}-{n}" if n % 2 else None)
                 creates[email] = {"key": key}
                 args = {"order": body, "idempotency_key": key}
-                rec = await _call(client, i, calls, "orders_create", args, email=email)
-                if not rec.ok and rec.code in ("UPSTREAM", "RATE_LIMITED"):
-                    retry = ("orders_create", args, {"email": email})  # same key and body: no duplicate
+
+                async def no_check(client: Any) -> None:
+                    return None  # the hint: send the same key and body again, it never duplicates
+
+                await write("create", "orders_create", args, no_check, email=email)
             elif op == "update":
                 oid = rng.choice(update_pool)
                 key = f"a{i}n{n}"
                 args = {"order_id": oid, "changes": {"order_metadata": {key: str(n)}}}
-                rec = await _call(client, i, calls, "orders_update", args, key=key, oid=oid)
-                if not rec.ok and rec.code in ("UPSTREAM", "RATE_LIMITED", "CONFLICT"):
-                    retry = ("orders_update", args, {"key": key, "oid": oid})
+
+                async def has_key(client: Any, oid: str = oid, key: str = key) -> bool | None:
+                    order = await _order(client, oid)
+                    return None if order is None else key in (order.get("order_metadata") or {})
+
+                await write("update", "orders_update", args, has_key, key=key, oid=oid)
             elif op == "move":
                 ids = rng.sample(update_pool, rng.choice([1, 1, 2]))
-                if rng.random() < 0.5:
-                    dest: dict[str, Any] = {"folder_id": rng.randint(1, 4)}
-                else:
-                    dest = {"folder_name": rng.choice(["New", "Prepared", "Closed", "Canceled"])}
-                await _call(client, i, calls, "orders_move", {"order_ids": ids, **dest}, ids=ids)
+                fid = rng.randint(1, 4)
+                names = {1: "New", 2: "Prepared", 3: "Closed", 4: "Canceled"}
+                dest: dict[str, Any] = (
+                    {"folder_id": fid} if rng.random() < 0.5 else {"folder_name": names[fid]}
+                )
+
+                async def moved(client: Any, ids: list[str] = ids, fid: int = fid) -> bool | None:
+                    orders = [await _order(client, oid) for oid in ids]
+                    if any(o is None for o in orders):
+                        return None
+                    return all(str(o["folder_id"]) == str(fid) for o in orders if o is not None)
+
+                await write("move", "orders_move", {"order_ids": ids, **dest}, moved, ids=ids)
             elif op == "note":
                 oid = rng.choice(update_pool)
                 note = f"chaos-note-{i}-{n}"
-                await _call(
-                    client, i, calls, "orders_add_note", {"order_id": oid, "note": note}, oid=oid, note=note
+
+                async def has_note(client: Any, oid: str = oid, note: str = note) -> bool | None:
+                    order = await _order(client, oid, include_history=True)
+                    return (
+                        None if order is None else any(h.get("note") == note for h in order["order_history"])
+                    )
+
+                await write(
+                    "note", "orders_add_note", {"order_id": oid, "note": note}, has_note, oid=oid, note=note
+                )
+            elif op == "item":
+                oid = rng.choice(update_pool)
+                name = f"chaos-item-{i}-{n}"
+                item = {"name": name, "code": f"CI-{i}-{n}", "price": 2.5, "quantity": 1}
+
+                async def has_item(client: Any, oid: str = oid, name: str = name) -> bool | None:
+                    order = await _order(client, oid)
+                    return (
+                        None if order is None else any(it.get("name") == name for it in order["order_items"])
+                    )
+
+                await write(
+                    "item", "order_items_add", {"order_id": oid, "item": item}, has_item, oid=oid, name=name
                 )
             elif op == "delete":
                 oid = rng.choice(delete_pool)
-                await _call(client, i, calls, "orders_delete", {"order_id": oid, "confirm": True}, oid=oid)
+
+                async def gone(client: Any, oid: str = oid) -> bool | None:
+                    r = await client.call_tool("orders_get", {"order_id": oid})
+                    code = (error_of(r) or {}).get("code")
+                    return True if code == "NOT_FOUND" else (False if not r.is_error else None)
+
+                await write("delete", "orders_delete", {"order_id": oid, "confirm": True}, gone, oid=oid)
             elif op == "get":
                 oid = rng.choice(update_pool + delete_pool)
                 await _call(client, i, calls, "orders_get", {"order_id": oid}, oid=oid)
+                conductor.tick()
             else:
                 args = {"limit": rng.randint(1, 40)}
                 if rng.random() < 0.5:
                     args["folder_id"] = rng.randint(1, 4)
                 await _call(client, i, calls, "orders_list", args)
-            conductor.tick()
+                conductor.tick()
 
 
 @pytest.mark.sandbox(rate_limit_enabled=False)
@@ -218,6 +305,7 @@ async def test_chaos_run_loses_nothing_duplicates_nothing(
     gw = gateway_factory(
         overrides={
             "orderdesk": {"request_timeout": REQUEST_TIMEOUT},
+            "mutations.reconcile_settle": 0.2,
             "cache.backend": "redis",
             "cache.redis_url": own_redis.url,
             "audit.path": str(audit_path),
@@ -239,13 +327,17 @@ async def test_chaos_run_loses_nothing_duplicates_nothing(
 
     calls: list[CallRecord] = []
     creates: dict[str, dict[str, Any]] = {}
+    writes: list[dict[str, Any]] = []
     conductor = Conductor(sb, own_redis)
     t0 = time.monotonic()
     async with connect(gw) as probe:  # holds the gateway up across all agents and the final checks
         chaos = asyncio.create_task(conductor.run())
         try:
             await asyncio.gather(
-                *(_agent(i, gw, calls, conductor, update_pool, delete_pool, creates) for i in range(AGENTS))
+                *(
+                    _agent(i, gw, calls, conductor, update_pool, delete_pool, creates, writes)
+                    for i in range(AGENTS)
+                )
             )
             await asyncio.wait_for(chaos, 5)
         finally:
@@ -265,7 +357,7 @@ async def test_chaos_run_loses_nothing_duplicates_nothing(
     # --- the run really was chaotic ----------------------------------------------------------------
     reqs = sb.requests()
     fired = Counter(r.fault for r in reqs if r.fault)
-    assert len(calls) == AGENTS * CALLS_PER_AGENT
+    assert len(calls) >= AGENTS * CALLS_PER_AGENT
     assert [e for e, _ in conductor.events] == ["storm", "redis-stop", "redis-start", "storm"]
     assert fired["storm_429"] > 0 and fired["5xx"] > 0 and fired["5xx-after"] > 0, fired
     assert fired["timeout"] > 0 and fired["timeout-after"] > 0, fired
@@ -282,81 +374,67 @@ async def test_chaos_run_loses_nothing_duplicates_nothing(
     assert not bad, f"calls failed without a documented code: {bad}"
     assert all("Traceback" not in c.text for c in calls)
     by_tool = Counter(c.tool for c in calls)
-    assert set(by_tool) == {
-        "orders_create",
-        "orders_update",
-        "orders_move",
-        "orders_add_note",
-        "orders_delete",
-        "orders_get",
-        "orders_list",
-    }, by_tool
+    assert set(by_tool) == {*MUTATIONS, "orders_get", "orders_list"}, by_tool
+    states = Counter((w["kind"], w["state"]) for w in writes)
+    figures = {
+        "calls": len(calls),
+        "logical_writes": len(writes),
+        "outcome_unknown": sum(c.code == "OUTCOME_UNKNOWN" for c in calls),
+        "retryable_errors": sum(bool(c.error.get("retryable")) for c in calls),
+        "reconciled_results": sum(bool((c.result or {}).get("reconciled")) for c in calls),
+        **{f"{k}:{v}": n for (k, v), n in sorted(states.items())},
+    }
+    print("chaos figures:", json.dumps(figures))
+    assert figures["outcome_unknown"] > 0 and figures["reconciled_results"] > 0, figures
+    assert not [w for w in writes if w["state"] == "unsure"] or len(writes) > 50
     ok_share = sum(c.ok for c in calls) / len(calls)
     assert ok_share > 0.6, f"only {ok_share:.0%} of calls succeeded"
     for c in calls:
         if c.ok and c.tool == "orders_get":
             assert c.result is not None and c.result["order"]["id"] == c.meta["oid"]
 
-    # --- 2. order_metadata: none lost, none phantom ------------------------------------------------
-    applied_puts = [r for r in reqs if r.method == "PUT" and r.path.startswith("/orders/") and _applied(r)]
-    upd = [c for c in calls if c.tool == "orders_update"]
+    # --- 2. every acknowledged or confirmed write is there exactly once, nothing else is -----------
+    for w in (w for w in writes if w["kind"] == "update"):
+        final = sb.order(w["oid"])
+        present = w["key"] in (final.get("order_metadata") or {})
+        if w["state"] in ("ack", "confirmed"):
+            assert present, f"acknowledged update {w} is not upstream"
+        elif w["state"] == "failed":
+            assert not present, f"an update reported failed was written: {w}"
     for oid in update_pool:
         final = sb.order(oid)
         assert final is not None, f"order {oid} from the update pool vanished"
         base = set(initial[oid].get("order_metadata") or {})
-        keys = set(final.get("order_metadata") or {}) - base
         assert base <= set(final.get("order_metadata") or {}), f"order {oid} lost seeded metadata"
-        attempted = {c.meta["key"] for c in upd if c.meta["oid"] == oid}
-        stored_upstream = {
-            k
-            for r in applied_puts
-            if r.path == f"/orders/{oid}"
-            for k in (r.json or {}).get("order_metadata") or {}
-        } - base
-        succeeded = {c.meta["key"] for c in upd if c.meta["oid"] == oid and c.ok}
-        clean_failures = {
-            c.meta["key"]
-            for c in upd
-            if c.meta["oid"] == oid and not c.ok and c.code not in ("UPSTREAM", "RATE_LIMITED")
-        } - succeeded
-        assert succeeded <= keys, f"order {oid}: reported updates lost: {sorted(succeeded - keys)}"
-        assert stored_upstream <= keys, f"order {oid}: stored then lost: {sorted(stored_upstream - keys)}"
+        keys = set(final.get("order_metadata") or {}) - base
+        attempted = {w["key"] for w in writes if w["kind"] == "update" and w["oid"] == oid}
         assert keys <= attempted, f"order {oid}: phantom keys {sorted(keys - attempted)}"
-        assert keys <= stored_upstream, (
-            f"order {oid}: keys never sent in an applied PUT {keys - stored_upstream}"
-        )
-        assert not (keys & clean_failures), (
-            f"order {oid}: keys of cleanly failed updates {keys & clean_failures}"
-        )
-        for c in upd:
-            if c.ok and c.meta["oid"] == oid:
-                assert (
-                    c.result is not None
-                    and c.result["order"]["order_metadata"].get(c.meta["key"]) is not None
-                )
-    assert sum(c.ok for c in upd) > 20
+    for c in calls:
+        if c.tool == "orders_update" and c.ok:
+            assert c.result is not None and c.result["order"]["order_metadata"].get(c.meta["key"]) is not None
+    assert sum(c.ok for c in calls if c.tool == "orders_update") > 20
 
-    # --- 3. history notes: exactly as often as applied upstream -----------------------------------
-    note_posts = Counter(
-        (r.path.split("/")[2], (r.json or {}).get("note"))
-        for r in reqs
-        if r.method == "POST" and r.path.endswith("/order-history") and _applied(r)
-    )
-    notes = [c for c in calls if c.tool == "orders_add_note"]
+    # --- 3. history notes and added items: exactly once when acknowledged, never otherwise --------
+    for kind, label in (("note", "note"), ("item", "name")):
+        for w in (w for w in writes if w["kind"] == kind):
+            order = sb.order(w["oid"], with_history=True)
+            if kind == "note":
+                count = sum(h.get("note") == w["note"] for h in order.get("order_history") or [])
+            else:
+                count = sum(it.get("name") == w["name"] for it in order["order_items"])
+            want = {"ack": 1, "confirmed": 1, "failed": 0}.get(w["state"])
+            if want is None:
+                assert count <= 1, f"{kind} {w[label]} ({w['state']}) is there {count} times"
+            else:
+                assert count == want, f"{kind} {w[label]} is {w['state']} but upstream has it {count} times"
     for oid in update_pool:
         history = sb.order(oid, with_history=True).get("order_history") or []
-        assert len(history) >= initial_history[oid]
-        texts = Counter(h["note"] for h in history if str(h.get("note", "")).startswith("chaos-note-"))
-        attempted = {c.meta["note"] for c in notes if c.meta["oid"] == oid}
-        assert set(texts) <= attempted, f"order {oid}: phantom notes {set(texts) - attempted}"
-        for c in notes:
-            if c.meta["oid"] != oid:
-                continue
-            assert texts[c.meta["note"]] == note_posts[(oid, c.meta["note"])] <= 1, (oid, c.meta["note"])
-            if c.ok:
-                assert texts[c.meta["note"]] == 1
-            elif c.code != "UPSTREAM":
-                assert texts[c.meta["note"]] == 0, f"a note that failed with {c.code} was written"
+        assert len(history) >= min(initial_history[oid], 250)
+        texts = {h["note"] for h in history if str(h.get("note", "")).startswith("chaos-note-")}
+        attempted = {w["note"] for w in writes if w["kind"] == "note" and w["oid"] == oid}
+        assert texts <= attempted, f"order {oid}: phantom notes {texts - attempted}"
+        items = {it["name"] for it in sb.order(oid)["order_items"] if it["name"].startswith("chaos-item-")}
+        assert items <= {w["name"] for w in writes if w["kind"] == "item"}, f"order {oid}: phantom items"
 
     # --- 4. creates: never twice -------------------------------------------------------------------
     all_orders = sb.orders()
@@ -381,9 +459,9 @@ async def test_chaos_run_loses_nothing_duplicates_nothing(
     # --- 5. deletes and moves ------------------------------------------------------------------------
     deletes = [c for c in calls if c.tool == "orders_delete"]
     assert any(c.ok for c in deletes)
-    for c in deletes:
-        if c.ok:
-            assert sb.order(c.meta["oid"]) is None, f"order {c.meta['oid']} reported deleted but still there"
+    for w in writes:
+        if w["kind"] == "delete" and w["state"] in ("ack", "confirmed"):
+            assert sb.order(w["oid"]) is None, f"order {w['oid']} reported deleted but still there"
     deleted = {oid for oid in delete_pool if sb.order(oid) is None}
     assert deleted <= {c.meta["oid"] for c in deletes}, "an order vanished that nobody deleted"
     assert len(all_orders) == len(initial) - len(deleted) + len(new_orders)
@@ -400,9 +478,9 @@ async def test_chaos_run_loses_nothing_duplicates_nothing(
         final_folder = sb.order(oid)["folder_id"]
         allowed = moved_to[oid] or {initial[oid]["folder_id"]}
         assert final_folder in allowed, f"order {oid} is in folder {final_folder}, expected one of {allowed}"
-    for c in calls:
-        if c.tool == "orders_move" and c.ok:
-            assert all(moved_to[oid] for oid in c.meta["ids"]), "a move reported done was never applied"
+    for w in writes:
+        if w["kind"] == "move" and w["state"] in ("ack", "confirmed"):
+            assert all(moved_to[oid] for oid in w["ids"]), "a move reported done was never applied"
 
     # --- 6. the audit log: one line per mutation call --------------------------------------------
     lines = [json.loads(line) for line in audit_path.read_text().splitlines() if line.strip()]

@@ -181,22 +181,26 @@ async def test_no_tool_error_path_leaks_a_credential(
         assert entries["store2"].get("error") == "AUTH" and "folders" in entries["demo"]
 
     # every error path was really taken, with the code it should carry
+    # (a write whose request was sent and never clearly answered is OUTCOME_UNKNOWN, not UPSTREAM)
+    unclear = {"UPSTREAM", "OUTCOME_UNKNOWN"}
     expected = {
-        "bad-ids": "VALIDATION",
-        "not-found": "NOT_FOUND",
-        "wrong-key-store": "AUTH",
-        "auth-fault": "AUTH",
-        "5xx": "UPSTREAM",
-        "timeout": "UPSTREAM",
-        "malformed": "UPSTREAM",
-        "drop": "UPSTREAM",
-        "long-429": "RATE_LIMITED",
-        "echo-key-400": "VALIDATION",
-        "echo-key-200": "AUTH",
+        "bad-ids": {"VALIDATION"},
+        "not-found": {"NOT_FOUND"},
+        "wrong-key-store": {"AUTH"},
+        "auth-fault": {"AUTH"},
+        "5xx": unclear,
+        "timeout": unclear,
+        "malformed": unclear,
+        "drop": unclear,
+        "long-429": {"RATE_LIMITED"},
+        "echo-key-400": {"VALIDATION"},
+        "echo-key-200": {"AUTH"},
     }
-    for mode, code in expected.items():
+    for mode, codes_allowed in expected.items():
         seen = codes[mode + ":upstream-tools"]
-        assert set(seen) == {code} and seen[code] >= 15, (mode, dict(seen))
+        assert set(seen) <= codes_allowed and sum(seen.values()) >= 15, (mode, dict(seen))
+        if codes_allowed == unclear:
+            assert seen["UPSTREAM"] > 0 and seen["OUTCOME_UNKNOWN"] > 0, (mode, dict(seen))
 
     # --- grep everything that was produced ---------------------------------------------------------
     records = caplog.records
