@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import copy
+import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from gateway import __version__
 from gateway.diff import diff
+from gateway.errors import GatewayError
 from gateway.plugins import hookimpl
 from gateway.refs import Ref
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
+    from gateway.tools import ToolCall
+
+log = logging.getLogger("gateway.calls")
 
 
 @hookimpl(trylast=True)
@@ -67,6 +72,45 @@ def gateway_invalidate(ref: Ref, lists: bool, gateway: Gateway) -> Any:
         return None
     store_id = gateway.store_id(ref.store)
     return gateway.cache.invalidate(store_id, ref.kind, ref.id or None, lists)
+
+
+@hookimpl(tryfirst=True)
+def gateway_tool_post_invoke(
+    call: ToolCall, outcome: str, error: Exception | None, elapsed_ms: float, gateway: Gateway
+) -> None:
+    """Count every call, and write the audit line of every call to a tool that writes.
+
+    ``tryfirst``: other plugins' post-invoke impls run after the audit line is written.
+    """
+    gateway.metrics.inc("tool_calls_total", tool=call.name, outcome=outcome)
+    if call.spec is None or not call.spec.writes:
+        return
+    code = getattr(error, "code", None)
+    record = {
+        "request_id": call.request_id,
+        "principal": call.principal,
+        "tool": call.name,
+        "store": call.store or call.arguments.get("store") or None,
+        "object_id": call.object_id or call.spec.object_id(call.arguments),
+        "changed_fields": call.changed_fields,
+        "attempts": call.attempts,
+        "reconciled": call.reconciled or None,
+        "outcome": outcome if code is None else f"{outcome}:{code}",
+        "dry_run": bool(call.arguments.get("dry_run")) or None,
+        "duration_ms": round(elapsed_ms, 2),
+    }
+    try:
+        gateway.audit.write({k: v for k, v in record.items() if v is not None})
+    except GatewayError as audit_err:
+        # The sink was checked before the write; failing now would report an applied write as
+        # refused and invite a duplicate retry. Keep the real result, shout in the log.
+        log.error(
+            "audit line lost for %s (request %s, outcome %s): %s",
+            call.name,
+            call.request_id,
+            record["outcome"],
+            audit_err.message,
+        )
 
 
 @hookimpl

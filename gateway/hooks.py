@@ -36,9 +36,10 @@ def _one_by_one(
 
     Each call is made only after the previous result was awaited, so a refusal or a crash never leaves
     another impl's coroutine created but un-awaited ("never awaited" warnings), as pluggy's own call
-    loop would. Wrappers are skipped; tracing and error attribution still apply (plugins.py).
+    loop would. Registration refuses wrapper impls of these hooks (``plugins.EACH_IMPL_HOOKS``); tracing
+    and error attribution still apply (plugins.py).
     """
-    impls = [i for i in caller.get_hookimpls() if not (i.wrapper or i.hookwrapper)]
+    impls = caller.get_hookimpls()
     for impl in reversed(impls) if reverse else impls:
         yield impl.plugin_name, functools.partial(impl.function, *[kwargs[a] for a in impl.argnames])
 
@@ -69,8 +70,6 @@ class Hooks:
     def register_tools(self, register: Callable[..., None], gateway: Gateway) -> None:
         # Give each plugin a register() that records its name, for `tools` and error messages.
         for impl in reversed(self.h.gateway_register_tools.get_hookimpls()):
-            if impl.wrapper or impl.hookwrapper:
-                continue
 
             def reg(fn: Callable[..., Any], *, _plugin: str = impl.plugin_name, **kw: Any) -> None:
                 register(fn, plugin=_plugin, **kw)

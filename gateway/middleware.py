@@ -63,15 +63,6 @@ def _principal(ctx: Any) -> Any:
     return None
 
 
-def _named_object(arguments: dict[str, Any]) -> str | None:
-    """The object id a call names, for audit lines of calls refused before the workflow recorded one."""
-    for key in ("order_id", "item_id"):
-        value = arguments.get(key)
-        if isinstance(value, str | int) and not isinstance(value, bool) and str(value):
-            return str(value)
-    return None
-
-
 def _input_required(result: Any) -> bool:
     if isinstance(result, dict):
         return result.get("resultType") == "input_required"
@@ -184,33 +175,8 @@ class ToolCallMiddleware:
     async def _finish(
         self, call: ToolCall, outcome: str, err: GatewayError | None, t0: float, result: Any
     ) -> Any:
+        """Hand the finished call to ``gateway_tool_post_invoke``: the host's own impl (builtins) writes
+        the metrics and the audit line, like any plugin would."""
         elapsed_ms = (time.perf_counter() - t0) * 1000
-        self.gw.metrics.inc("tool_calls_total", tool=call.name, outcome=outcome)
-        if call.spec is not None and call.spec.writes:
-            record = {
-                "request_id": call.request_id,
-                "principal": call.principal,
-                "tool": call.name,
-                "store": call.store or call.arguments.get("store") or None,
-                "object_id": call.object_id or _named_object(call.arguments),
-                "changed_fields": call.changed_fields,
-                "attempts": call.attempts,
-                "reconciled": call.reconciled or None,
-                "outcome": outcome if err is None else f"{outcome}:{err.code}",
-                "dry_run": bool(call.arguments.get("dry_run")) or None,
-                "duration_ms": round(elapsed_ms, 2),
-            }
-            try:
-                self.gw.audit.write({k: v for k, v in record.items() if v is not None})
-            except GatewayError as audit_err:
-                # The sink was checked before the write; failing now would report an applied write
-                # as refused and invite a duplicate retry. Keep the real result, shout in the log.
-                log.error(
-                    "audit line lost for %s (request %s, outcome %s): %s",
-                    call.name,
-                    call.request_id,
-                    record["outcome"],
-                    audit_err.message,
-                )
         await self.gw.hooks.post_invoke(call, outcome, err, elapsed_ms)
         return result

@@ -28,6 +28,18 @@ hookimpl = pluggy.HookimplMarker(hookspecs.PROJECT)
 
 #: host defaults, registered before entry points (so plugins override them)
 HOST_PLUGINS = ("gateway.builtins",)
+#: fan-out hooks whose impls the host calls one by one (gateway.hooks), awaiting each result before the
+#: next call: a wrapper impl would never see the awaited result, so registration refuses one.
+EACH_IMPL_HOOKS = frozenset(
+    {
+        "gateway_register_tools",
+        "gateway_startup",
+        "gateway_shutdown",
+        "gateway_invalidate",
+        "gateway_tool_pre_invoke",
+        "gateway_tool_post_invoke",
+    }
+)
 
 
 class PluginError(InternalError):
@@ -79,7 +91,16 @@ class GatewayPluginManager(pluggy.PluginManager):
                 spec = caller.spec
                 firstresult = bool(spec and spec.opts.get("firstresult"))
                 for impl in caller.get_hookimpls():
-                    if impl.plugin is not plugin or impl.wrapper or impl.hookwrapper:
+                    if impl.plugin is not plugin:
+                        continue
+                    if (impl.wrapper or impl.hookwrapper) and caller.name in EACH_IMPL_HOOKS:
+                        raise pluggy.PluginValidationError(
+                            plugin,
+                            f"plugin {plugin_name!r}: hook {caller.name} does not take wrapper impls: the "
+                            "host awaits each impl on its own (an async result can't be wrapped); use "
+                            "tryfirst/trylast to run before or after the others",
+                        )
+                    if impl.wrapper or impl.hookwrapper:
                         continue
                     if firstresult and inspect.iscoroutinefunction(impl.function):
                         raise pluggy.PluginValidationError(

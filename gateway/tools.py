@@ -35,6 +35,17 @@ class ToolSpec:
     plugin: str
     #: False for tools that don't act on one store (stores.list): token store grants are applied inside
     store_scoped: bool = True
+    #: the argument that names the object a call acts on (audit lines of calls refused early)
+    object_arg: str | None = None
+
+    def object_id(self, arguments: dict[str, Any]) -> str | None:
+        """The object a call names, from its declared ``object_arg`` (None when it names none)."""
+        value = arguments.get(self.object_arg) if self.object_arg else None
+        if isinstance(value, list) and value and all(isinstance(v, str | int) for v in value):
+            return ",".join(str(v) for v in value)
+        if isinstance(value, str | int) and not isinstance(value, bool) and str(value):
+            return str(value)
+        return None
 
     @property
     def writes(self) -> bool:
@@ -89,6 +100,7 @@ class ToolRegistry:
         idempotent: bool = False,
         open_world: bool = True,
         store_scoped: bool = True,
+        object_arg: str | None = None,
         plugin: str = "?",
     ) -> None:
         if not _CANONICAL.match(name) or len(name) > 40:
@@ -111,6 +123,7 @@ class ToolRegistry:
             open_world=open_world,
             plugin=plugin,
             store_scoped=store_scoped,
+            object_arg=object_arg,
         )
 
     def __iter__(self):  # type: ignore[no-untyped-def]

@@ -178,3 +178,34 @@ def test_a_plugin_that_fails_to_import_can_be_disabled_in_the_file(
 def test_a_plugin_that_fails_to_import_can_be_disabled_by_override(broken_entry_point: str) -> None:
     gw = Gateway.from_config(None, env={}, overrides={**STORE, "gateway.disabled_plugins": ["broken_plugin"]})
     assert not gw.pm.has_plugin("broken_plugin")
+
+
+@pytest.mark.parametrize("hook", sorted(gateway_plugins.EACH_IMPL_HOOKS))
+def test_a_wrapper_of_a_hook_the_host_awaits_impl_by_impl_is_refused(hook: str) -> None:
+    # the host awaits each impl's result itself, so a wrapper would never see it: refused, not skipped
+    def wrapper(**kwargs: Any) -> Any:
+        return (yield)
+
+    wrapper.__name__ = hook
+    plugin = type("Wrapping", (), {hook: staticmethod(hookimpl(wrapper=True)(wrapper))})()
+    pm = GatewayPluginManager()
+    with pytest.raises(pluggy.PluginValidationError, match=f"{hook} does not take wrapper impls"):
+        pm.register(plugin)
+    assert not pm.is_registered(plugin)
+
+
+def test_a_wrapper_of_a_firstresult_hook_is_accepted_and_runs() -> None:
+    seen: list[str] = []
+
+    class Wrapping:
+        @hookimpl(wrapper=True)
+        def gateway_merge(self, ref: Any, current: dict[str, Any], changes: dict[str, Any]) -> Any:
+            merged = yield
+            seen.append("wrapped")
+            return merged
+
+    pm = build_plugin_manager(load_entrypoints=False, extra=[Wrapping()])
+    from gateway.refs import Ref
+
+    assert pm.hook.gateway_merge(ref=Ref("s", "page", "1"), current={"a": 1}, changes={"b": 2}) == {"a": 1, "b": 2}
+    assert seen == ["wrapped"]

@@ -70,7 +70,13 @@ def register(register: Callable[..., None], gateway: Gateway) -> None:
         """Get one inventory item by id. Errors: NOT_FOUND, VALIDATION."""
         return InventoryResult(item=await wf.read(ref(store, item_id)))
 
-    register(inventory_get, name="inventory.get", title="Get an inventory item", read_only=True)
+    register(
+        inventory_get,
+        name="inventory.get",
+        title="Get an inventory item",
+        read_only=True,
+        object_arg="item_id",
+    )
 
     async def inventory_create(
         item: Annotated[
@@ -111,6 +117,7 @@ def register(register: Callable[..., None], gateway: Gateway) -> None:
         read_only=False,
         destructive=True,
         idempotent=True,
+        object_arg="item_id",
     )
 
     async def inventory_delete(
@@ -131,4 +138,5 @@ def register(register: Callable[..., None], gateway: Gateway) -> None:
         read_only=False,
         destructive=True,
         idempotent=True,
+        object_arg="item_id",
     )

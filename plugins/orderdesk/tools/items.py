@@ -88,7 +88,13 @@ def register(register: Callable[..., None], gateway: Gateway) -> None:
         )
         return MessageResult(message=_message(msg, "Order Item Added"), reconciled=_reconciled())
 
-    register(order_items_add, name="order_items.add", title="Add an order item", read_only=False)
+    register(
+        order_items_add,
+        name="order_items.add",
+        title="Add an order item",
+        read_only=False,
+        object_arg="order_id",
+    )
 
     async def order_items_update(
         order_id: OrderId, item_id: ItemId, item: ItemArg, store: StoreArg = None
@@ -127,6 +133,7 @@ def register(register: Callable[..., None], gateway: Gateway) -> None:
         read_only=False,
         destructive=True,
         idempotent=True,
+        object_arg="order_id",
     )
 
     async def order_items_delete(order_id: OrderId, item_id: ItemId, store: StoreArg = None) -> DeleteResult:
@@ -155,6 +162,7 @@ def register(register: Callable[..., None], gateway: Gateway) -> None:
         read_only=False,
         destructive=True,
         idempotent=True,
+        object_arg="order_id",
     )
 
     async def shipments_list(order_id: OrderId, store: StoreArg = None) -> ListResult:
@@ -163,7 +171,13 @@ def register(register: Callable[..., None], gateway: Gateway) -> None:
         items = await runtime(gateway).client(r.store).list_shipments(r.id)
         return ListResult(items=items, total_records=len(items), records_returned=len(items))
 
-    register(shipments_list, name="shipments.list", title="List an order's shipments", read_only=True)
+    register(
+        shipments_list,
+        name="shipments.list",
+        title="List an order's shipments",
+        read_only=True,
+        object_arg="order_id",
+    )
 
     async def shipments_add(
         order_id: OrderId, shipment: ShipmentArg, store: StoreArg = None
@@ -183,7 +197,9 @@ def register(register: Callable[..., None], gateway: Gateway) -> None:
         reconciled = isinstance(msg, dict) and bool(msg.get("confirmed_by_lookup"))
         return MessageResult(message=_message(msg, "Shipment Added"), reconciled=reconciled)
 
-    register(shipments_add, name="shipments.add", title="Add a shipment", read_only=False)
+    register(
+        shipments_add, name="shipments.add", title="Add a shipment", read_only=False, object_arg="order_id"
+    )
 
     async def shipments_update(
         order_id: OrderId, shipment_id: ShipmentId, shipment: ShipmentArg, store: StoreArg = None
@@ -220,6 +236,7 @@ def register(register: Callable[..., None], gateway: Gateway) -> None:
         read_only=False,
         destructive=True,
         idempotent=True,
+        object_arg="order_id",
     )
 
     async def shipments_delete(
@@ -249,4 +266,5 @@ def register(register: Callable[..., None], gateway: Gateway) -> None:
         read_only=False,
         destructive=True,
         idempotent=True,
+        object_arg="order_id",
     )

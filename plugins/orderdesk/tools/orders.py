@@ -107,7 +107,7 @@ def register(register: Callable[..., None], gateway: Gateway) -> None:
             order = {**order, "order_history": history}
         return OrderResult(order=order)
 
-    register(orders_get, name="orders.get", title="Get an order", read_only=True)
+    register(orders_get, name="orders.get", title="Get an order", read_only=True, object_arg="order_id")
 
     async def orders_list(
         store: StoreArg = None,
@@ -270,6 +270,7 @@ def register(register: Callable[..., None], gateway: Gateway) -> None:
         read_only=False,
         destructive=True,
         idempotent=True,
+        object_arg="order_id",
     )
 
     async def orders_delete(
@@ -308,6 +309,7 @@ def register(register: Callable[..., None], gateway: Gateway) -> None:
         read_only=False,
         destructive=True,
         idempotent=True,
+        object_arg="order_id",
     )
 
     async def orders_move(
@@ -371,6 +373,7 @@ def register(register: Callable[..., None], gateway: Gateway) -> None:
         destructive=False,
         # a repeat re-runs the folder's rules (emails, fulfilment)
         idempotent=False,
+        object_arg="order_ids",
     )
 
     async def orders_add_note(
@@ -412,4 +415,5 @@ def register(register: Callable[..., None], gateway: Gateway) -> None:
         read_only=False,
         destructive=False,
         idempotent=False,
+        object_arg="order_id",
     )
