@@ -76,6 +76,10 @@ class Hooks:
 
             impl.function(*[{"register": reg, "gateway": gateway}[a] for a in impl.argnames])
 
+    def instructions(self) -> list[str]:
+        texts = self.h.gateway_instructions(gateway=self.gateway)
+        return [t.strip() for t in reversed(texts) if isinstance(t, str) and t.strip()]
+
     def register_routes(self, register: Callable[..., None], gateway: Gateway) -> None:
         self.h.gateway_register_routes(register=register, gateway=gateway)
 

@@ -68,6 +68,16 @@ def gateway_register_tools(register: Callable[..., None], gateway: Gateway) -> N
 
 
 @hookspec
+def gateway_instructions(gateway: Gateway) -> str | None:
+    """A paragraph for the MCP server's ``instructions`` (what the model reads before any tool).
+
+    Return a short text saying what this plugin's tools are for and how to use them safely, or
+    ``None``. Fan-out: the paragraphs are joined in registration order, then the host's own paragraph
+    (the ``store`` argument and the error codes) follows. Called once per server build.
+    """
+
+
+@hookspec
 def gateway_register_routes(register: Callable[..., None], gateway: Gateway) -> None:
     """Add HTTP routes: ``register(path, handler, methods=["POST"], public=False)``.
 

@@ -15,19 +15,23 @@ from pydantic import BaseModel
 
 from gateway import __version__
 from gateway.app import Gateway
-from gateway.errors import GatewayError, InternalError
+from gateway.errors import ErrorCode, GatewayError, InternalError
 from gateway.middleware import ToolCallMiddleware, error_result
 from gateway.tools import ToolSpec, wire_name
 
 log = logging.getLogger("gateway.server")
 
-INSTRUCTIONS = """\
-Tools for reading and changing orders in OrderDesk, an order-management service.
-Every tool takes an optional `store` (a configured store name; see stores_list).
-Updates are safe: orders_update fetches the full order, merges only your changes and uploads it,
-retrying on conflict, so fields you don't mention are kept. Use dry_run=true to preview a change.
-Errors carry a code (NOT_FOUND, VALIDATION, CONFLICT, RATE_LIMITED, UPSTREAM, AUTH, READ_ONLY,
-CONFIRMATION_REQUIRED) and say what to do next."""
+
+def instructions(gw: Gateway) -> str:
+    """The server's instructions: each plugin's paragraph (``gateway_instructions``), then the host's."""
+    codes = ", ".join(c.value for c in ErrorCode if c is not ErrorCode.INTERNAL)
+    host = (
+        "Every tool takes an optional `store` (a configured store name; see stores_list). "
+        f"Errors carry a code ({codes}) and say what to do next. A `retryable` error may be retried as is; "
+        "OUTCOME_UNKNOWN means a write may or may not have happened: read the object again before "
+        "repeating it."
+    )
+    return "\n".join([*gw.hooks.instructions(), host])
 
 
 def _handler(spec: ToolSpec) -> Any:
@@ -73,7 +77,7 @@ def build_server(gw: Gateway) -> MCPServer[Any]:
     server: MCPServer[Any] = MCPServer(
         gw.config.gateway.name,
         version=__version__,
-        instructions=INSTRUCTIONS,
+        instructions=instructions(gw),
         lifespan=lifespan,
         middleware=[ToolCallMiddleware(gw, by_wire)],
         request_state_security=RequestStateSecurity(keys=keys) if keys else None,

@@ -37,6 +37,15 @@ def gateway_register_tools(register: Callable[..., None], gateway: Gateway) -> N
 
 
 @hookimpl
+def gateway_instructions() -> str:
+    return (
+        "Tools for reading and changing orders in OrderDesk, an order-management service. Updates are "
+        "safe: orders_update fetches the full order, merges only your changes and uploads it, retrying on "
+        "conflict, so fields you don't mention are kept. Use dry_run=true to preview a change."
+    )
+
+
+@hookimpl
 def gateway_register_routes(register: Callable[..., None], gateway: Gateway) -> None:
     from plugins.orderdesk.webhook import webhook_handler
 

@@ -193,3 +193,17 @@ async def test_the_text_block_is_compact_json_of_the_structured_result(
     assert json.loads(text) == result.structured_content  # the same data, for clients that read text
     # compact, not indented: fewer tokens for the model
     assert "\n" not in text and ": " not in text.split('"order":', 1)[0]
+
+
+async def test_instructions_come_from_the_plugins_then_the_host(gateway_factory: Any) -> None:
+    class Pages:
+        @hookimpl
+        def gateway_instructions(self) -> str:
+            return "Use pages_get before pages_update."
+
+    async with connect(gateway_factory(plugins=[Pages()])) as c:
+        text = c.instructions
+    assert text is not None
+    orderdesk, pages, host = text.split("\n")
+    assert "OrderDesk" in orderdesk and pages == "Use pages_get before pages_update."
+    assert "OUTCOME_UNKNOWN" in host and "retryable" in host and "OrderDesk" not in host

@@ -207,5 +207,8 @@ def test_a_wrapper_of_a_firstresult_hook_is_accepted_and_runs() -> None:
     pm = build_plugin_manager(load_entrypoints=False, extra=[Wrapping()])
     from gateway.refs import Ref
 
-    assert pm.hook.gateway_merge(ref=Ref("s", "page", "1"), current={"a": 1}, changes={"b": 2}) == {"a": 1, "b": 2}
+    assert pm.hook.gateway_merge(ref=Ref("s", "page", "1"), current={"a": 1}, changes={"b": 2}) == {
+        "a": 1,
+        "b": 2,
+    }
     assert seen == ["wrapped"]
