@@ -127,6 +127,15 @@ class Gateway:
     def store_id(self, name: str | None) -> str:
         return self.store(name).store_id
 
+    def visible_stores(self) -> list[StoreSettings]:
+        """The configured stores the caller of the tool being served may use (all of them outside a
+        call, or for a caller without a token). Store-agnostic tools list only these."""
+        from gateway.workflow import current_call
+
+        call = current_call.get()
+        token = call.token if call is not None else None
+        return [s for s in self.config.stores if token is None or token.allows_store(s.name)]
+
     # --- lifecycle ------------------------------------------------------------------------------
 
     async def startup(self) -> None:

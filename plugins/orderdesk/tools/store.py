@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
-from gateway.workflow import current_call
 from plugins.orderdesk.folders import store_settings
 from plugins.orderdesk.tools.common import StoreArg
 
@@ -41,12 +40,8 @@ def register(register: Callable[..., None], gateway: Gateway) -> None:
     async def stores_list() -> StoresResult:
         """List the stores you may use: name, whether it is the default, and its folders.
         Use a name as the `store` argument of any other tool. Never includes credentials."""
-        call = current_call.get()
-        token = call.token if call is not None else None
         out = []
-        for s in gateway.config.stores:
-            if token is not None and not token.allows_store(s.name):
-                continue  # a caller only sees the stores its token grants
+        for s in gateway.visible_stores():  # a caller only sees the stores its token grants
             entry: dict[str, Any] = {"name": s.name, "default": s is gateway.config.default_store}
             try:
                 entry["folders"] = (await load(s.name)).get("folders", {})
