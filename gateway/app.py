@@ -24,7 +24,7 @@ from gateway.locks import MutationLocks
 from gateway.metrics import Metrics
 from gateway.plugins import GatewayPluginManager, build_plugin_manager
 from gateway.tools import ToolRegistry
-from gateway.workflow import Workflow
+from gateway.workflow import Workflow, current_call
 
 log = logging.getLogger("gateway")
 
@@ -130,8 +130,6 @@ class Gateway:
     def visible_stores(self) -> list[StoreSettings]:
         """The configured stores the caller of the tool being served may use (all of them outside a
         call, or for a caller without a token). Store-agnostic tools list only these."""
-        from gateway.workflow import current_call
-
         call = current_call.get()
         token = call.token if call is not None else None
         return [s for s in self.config.stores if token is None or token.allows_store(s.name)]
