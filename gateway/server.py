@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -34,14 +35,20 @@ def instructions(gw: Gateway) -> str:
     return "\n".join([*gw.hooks.instructions(), host])
 
 
-def _handler(spec: ToolSpec) -> Any:
+def _handler(spec: ToolSpec, gw: Gateway) -> Any:
     """Wrap a plugin's tool so a GatewayError becomes a coded isError result, and crashes are clean.
 
-    ``functools.wraps`` keeps the signature, so the SDK derives the same input and output schemas.
+    ``functools.wraps`` keeps the signature, so the SDK derives the same input and output schemas. A
+    tool function may take a ``gateway`` parameter: the host passes the ``Gateway`` and leaves the
+    parameter out of the published signature (it is not an argument a client can send).
     """
+    sig = inspect.signature(spec.fn)
+    takes_gateway = "gateway" in sig.parameters
 
     @functools.wraps(spec.fn)
     async def call(*args: Any, **kwargs: Any) -> Any:
+        if takes_gateway:
+            kwargs["gateway"] = gw
         try:
             result = await spec.fn(*args, **kwargs)
             if isinstance(result, BaseModel):
@@ -57,7 +64,26 @@ def _handler(spec: ToolSpec) -> Any:
             log.exception("tool %s (plugin %s) raised %s", spec.name, spec.plugin, type(err).__name__)
             return error_result(InternalError(f"{spec.name} failed unexpectedly ({type(err).__name__})"))
 
+    if takes_gateway:
+        # The published signature without ``gateway``, its annotations resolved in the tool's module
+        # (``Gateway`` itself is often imported for type checking only, so it is never resolved).
+        call.__signature__ = sig.replace(  # type: ignore[attr-defined]
+            parameters=[
+                p.replace(annotation=_resolve(p.annotation, spec.fn))
+                for name, p in sig.parameters.items()
+                if name != "gateway"
+            ],
+            return_annotation=_resolve(sig.return_annotation, spec.fn),
+        )
+        call.__annotations__ = {k: v for k, v in spec.fn.__annotations__.items() if k != "gateway"}
     return call
+
+
+def _resolve(annotation: Any, fn: Any) -> Any:
+    """A string annotation (``from __future__ import annotations``) evaluated in ``fn``'s module."""
+    if isinstance(annotation, str):
+        return eval(annotation, fn.__globals__)
+    return annotation
 
 
 def build_server(gw: Gateway) -> MCPServer[Any]:
@@ -89,7 +115,7 @@ def build_server(gw: Gateway) -> MCPServer[Any]:
         if read_only and spec.writes:
             continue  # hidden from tools/list; the middleware refuses calls to it with READ_ONLY
         server.add_tool(
-            _handler(spec),
+            _handler(spec, gw),
             name=wname,
             title=spec.title,
             description=spec.description,

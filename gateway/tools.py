@@ -134,3 +134,26 @@ class ToolRegistry:
 
     def get(self, name: str) -> ToolSpec | None:
         return self._tools.get(name)
+
+
+@dataclass
+class ToolTable:
+    """Tools declared at module level: ``@TOOLS.tool("orders.get", ...)`` on an ``async def``, then
+    ``TOOLS.register_into(register)`` from the plugin's ``gateway_register_tools``.
+
+    A tool function may take ``gateway`` as a parameter; the host passes the ``Gateway`` (it is not
+    part of the tool's input schema). The keyword arguments are those of :meth:`ToolRegistry.register`.
+    """
+
+    entries: list[tuple[Callable[..., Any], dict[str, Any]]] = field(default_factory=list)
+
+    def tool(self, name: str, **meta: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        def declare(fn: Callable[..., Any]) -> Callable[..., Any]:
+            self.entries.append((fn, {"name": name, **meta}))
+            return fn
+
+        return declare
+
+    def register_into(self, register: Callable[..., None]) -> None:
+        for fn, meta in self.entries:
+            register(fn, **meta)

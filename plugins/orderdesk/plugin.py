@@ -30,10 +30,10 @@ def gateway_register_config(register: Callable[..., None]) -> None:
 
 
 @hookimpl
-def gateway_register_tools(register: Callable[..., None], gateway: Gateway) -> None:
+def gateway_register_tools(register: Callable[..., None]) -> None:
     from plugins.orderdesk.tools import register_all
 
-    register_all(register, gateway)
+    register_all(register)
 
 
 @hookimpl

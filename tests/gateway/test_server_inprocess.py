@@ -207,3 +207,31 @@ async def test_instructions_come_from_the_plugins_then_the_host(gateway_factory:
     orderdesk, pages, host = text.split("\n")
     assert "OrderDesk" in orderdesk and pages == "Use pages_get before pages_update."
     assert "OUTCOME_UNKNOWN" in host and "retryable" in host and "OrderDesk" not in host
+
+
+async def test_a_declared_tool_gets_the_gateway_and_clients_never_see_that_parameter(
+    gateway_factory: Any,
+) -> None:
+    from gateway.tools import ToolTable
+
+    table = ToolTable()
+
+    @table.tool("pages.name", title="Gateway name", read_only=True)
+    async def pages_name(gateway: Any, shout: bool = False) -> dict[str, Any]:
+        """Return the gateway's configured name."""
+        name = gateway.config.gateway.name
+        return {"name": name.upper() if shout else name}
+
+    class Pages:
+        @hookimpl
+        def gateway_register_tools(self, register: Any) -> None:
+            table.register_into(register)
+
+    async with connect(gateway_factory(plugins=[Pages()])) as c:
+        listed = {t.name: t for t in (await c.list_tools()).tools}
+        result = await c.call_tool("pages_name", {"shout": True})
+        refused = await c.call_tool("pages_name", {"gateway": "x"})
+    assert set(listed["pages_name"].input_schema["properties"]) == {"shout"}
+    assert result.structured_content == {"name": "ORDERDESK-GATEWAY"}
+    # not an argument a client can set: refused, or at least never reaching the tool
+    assert refused.is_error or refused.structured_content == {"name": "orderdesk-gateway"}

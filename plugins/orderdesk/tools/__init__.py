@@ -1,16 +1,15 @@
-"""The OrderDesk MCP tools. Thin: validate arguments, then call the host's workflow or the client."""
+"""The OrderDesk MCP tools, declared at module level (``TOOLS``). Thin: validate arguments, then call
+the host's workflow or the client."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from gateway.app import Gateway
+from plugins.orderdesk.tools import inventory, items, orders, store
+
+TABLES = (orders.TOOLS, items.TOOLS, inventory.TOOLS, store.TOOLS)
 
 
-def register_all(register: Callable[..., None], gateway: Gateway) -> None:
-    from plugins.orderdesk.tools import inventory, items, orders, store
-
-    for module in (orders, items, inventory, store):
-        module.register(register, gateway)
+def register_all(register: Callable[..., None]) -> None:
+    for table in TABLES:
+        table.register_into(register)

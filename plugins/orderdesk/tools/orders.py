@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from mcp.server.mcpserver import AcceptedElicitation, Context, Elicit, ElicitationResult, Resolve
@@ -12,6 +11,7 @@ from pydantic import BaseModel, Field
 
 from gateway.errors import ConfirmationRequired, OutcomeUnknown, ValidationFailed
 from gateway.refs import Ref
+from gateway.tools import ToolTable
 from gateway.workflow import MutationResult, current_call
 from plugins.orderdesk import validate
 from plugins.orderdesk.folders import resolve_folder
@@ -81,339 +81,335 @@ def _update_message(result: MutationResult, dry_run: bool) -> str:
     return "Updated."
 
 
-def register(register: Callable[..., None], gateway: Gateway) -> None:
-    wf = gateway.workflow
+TOOLS = ToolTable()
 
-    def ref(store: str | None, order_id: str = "") -> Ref:
-        return Ref(gateway.store(store).name, ORDER, check_id("order_id", order_id) if order_id else "")
 
-    async def orders_get(
-        order_id: OrderId,
-        include_history: Annotated[
-            bool,
-            Field(description="Also return order_history (the notes log); costs one more request."),
-        ] = False,
-        store: StoreArg = None,
-    ) -> OrderResult:
-        """Get one order with every field: addresses, items (with their ids), totals, notes, shipments,
-        checkout_data and order_metadata.
+def _ref(gateway: Gateway, store: str | None, order_id: str = "") -> Ref:
+    return Ref(gateway.store(store).name, ORDER, check_id("order_id", order_id) if order_id else "")
 
-        Served from a short-lived cache when fresh. Errors: NOT_FOUND if no order has this id in the
-        store; VALIDATION for a malformed id; RATE_LIMITED/UPSTREAM when OrderDesk is busy or down."""
-        r = ref(store, order_id)
-        order = await wf.read(r)
-        if include_history:
-            history = await runtime(gateway).client(r.store).get_order_history(order)
-            order = {**order, "order_history": history}
-        return OrderResult(order=order)
 
-    register(orders_get, name="orders.get", title="Get an order", read_only=True, object_arg="order_id")
+@TOOLS.tool("orders.get", title="Get an order", read_only=True, object_arg="order_id")
+async def orders_get(
+    gateway: Gateway,
+    order_id: OrderId,
+    include_history: Annotated[
+        bool,
+        Field(description="Also return order_history (the notes log); costs one more request."),
+    ] = False,
+    store: StoreArg = None,
+) -> OrderResult:
+    """Get one order with every field: addresses, items (with their ids), totals, notes, shipments,
+    checkout_data and order_metadata.
 
-    async def orders_list(
-        store: StoreArg = None,
-        folder_id: Annotated[int | None, Field(ge=0, description="Only orders in this folder id.")] = None,
-        folder_name: Annotated[
-            str | None, Field(max_length=100, description="Only orders in this folder (exact name).")
-        ] = None,
-        source_id: Annotated[
-            str | None, Field(max_length=100, description="The cart/marketplace order id.")
-        ] = None,
-        source_name: ShortText = None,
-        email: Annotated[str | None, Field(max_length=254)] = None,
-        customer_id: ShortText = None,
-        search_start_date: DateArg = None,
-        search_end_date: DateArg = None,
-        modified_start_date: DateArg = None,
-        modified_end_date: DateArg = None,
-        order_by: Annotated[
-            str | None, Field(pattern=r"^[a-z_]{1,40}$", description="Field to sort by; default date_added.")
-        ] = None,
-        order: Literal["asc", "desc", "ASC", "DESC"] | None = None,
-        limit: Annotated[int, Field(ge=1, le=500, description="Page size, 1-500.")] = 50,
-        offset: Annotated[int, Field(ge=0, le=10_000_000)] = 0,
-        include_history: Annotated[
-            bool, Field(description="Also return each order's order_history (slower upstream).")
-        ] = False,
-    ) -> OrderListResult:
-        """Search orders. All filters are optional and combine with AND; dates are UTC and
-        search_* filter on the order date, modified_* on the last change. Returns one page of full orders
-        plus total_records; pass next_offset as offset for the next page (null means last page).
-        Prefer a date range or folder filter over listing everything. Errors: VALIDATION for bad filters."""
-        filters: dict[str, Any] = {
-            "folder_id": folder_id,
-            "folder_name": folder_name,
-            "source_id": source_id,
-            "source_name": source_name,
-            "email": email,
-            "customer_id": customer_id,
-            "search_start_date": search_start_date,
-            "search_end_date": search_end_date,
-            "modified_start_date": modified_start_date,
-            "modified_end_date": modified_end_date,
-            "order_by": order_by,
-            "order": order,  # the client checks and upper-cases it
-            "limit": limit,
-            "offset": offset,
-            "get_order_history": True if include_history else None,
+    Served from a short-lived cache when fresh. Errors: NOT_FOUND if no order has this id in the
+    store; VALIDATION for a malformed id; RATE_LIMITED/UPSTREAM when OrderDesk is busy or down."""
+    r = _ref(gateway, store, order_id)
+    order = await gateway.workflow.read(r)
+    if include_history:
+        history = await runtime(gateway).client(r.store).get_order_history(order)
+        order = {**order, "order_history": history}
+    return OrderResult(order=order)
+
+
+@TOOLS.tool("orders.list", title="Search orders", read_only=True)
+async def orders_list(
+    gateway: Gateway,
+    store: StoreArg = None,
+    folder_id: Annotated[int | None, Field(ge=0, description="Only orders in this folder id.")] = None,
+    folder_name: Annotated[
+        str | None, Field(max_length=100, description="Only orders in this folder (exact name).")
+    ] = None,
+    source_id: Annotated[
+        str | None, Field(max_length=100, description="The cart/marketplace order id.")
+    ] = None,
+    source_name: ShortText = None,
+    email: Annotated[str | None, Field(max_length=254)] = None,
+    customer_id: ShortText = None,
+    search_start_date: DateArg = None,
+    search_end_date: DateArg = None,
+    modified_start_date: DateArg = None,
+    modified_end_date: DateArg = None,
+    order_by: Annotated[
+        str | None, Field(pattern=r"^[a-z_]{1,40}$", description="Field to sort by; default date_added.")
+    ] = None,
+    order: Literal["asc", "desc", "ASC", "DESC"] | None = None,
+    limit: Annotated[int, Field(ge=1, le=500, description="Page size, 1-500.")] = 50,
+    offset: Annotated[int, Field(ge=0, le=10_000_000)] = 0,
+    include_history: Annotated[
+        bool, Field(description="Also return each order's order_history (slower upstream).")
+    ] = False,
+) -> OrderListResult:
+    """Search orders. All filters are optional and combine with AND; dates are UTC and
+    search_* filter on the order date, modified_* on the last change. Returns one page of full orders
+    plus total_records; pass next_offset as offset for the next page (null means last page).
+    Prefer a date range or folder filter over listing everything. Errors: VALIDATION for bad filters."""
+    filters: dict[str, Any] = {
+        "folder_id": folder_id,
+        "folder_name": folder_name,
+        "source_id": source_id,
+        "source_name": source_name,
+        "email": email,
+        "customer_id": customer_id,
+        "search_start_date": search_start_date,
+        "search_end_date": search_end_date,
+        "modified_start_date": modified_start_date,
+        "modified_end_date": modified_end_date,
+        "order_by": order_by,
+        "order": order,  # the client checks and upper-cases it
+        "limit": limit,
+        "offset": offset,
+        "get_order_history": True if include_history else None,
+    }
+    filters = {k: v for k, v in filters.items() if v is not None}
+    name = gateway.store(store).name
+    client = runtime(gateway).client(name)
+    page = await gateway.workflow.read_list(name, ORDER, filters, lambda: client.list_orders(**filters))
+    returned = int(page.get("records_returned", len(page["orders"])))
+    total = int(page.get("total_records", returned))
+    nxt = offset + returned if returned == limit and offset + returned < total else None
+    return OrderListResult(
+        orders=page["orders"],
+        total_records=total,
+        records_returned=returned,
+        offset=offset,
+        limit=limit,
+        next_offset=nxt,
+    )
+
+
+@TOOLS.tool("orders.create", title="Create an order", read_only=False, destructive=False, idempotent=False)
+async def orders_create(
+    gateway: Gateway,
+    order: Annotated[
+        dict[str, Any],
+        Field(
+            description="The new order: order_items (at least one, each with "
+            "name/code, price, quantity) and a shipping or customer address with "
+            "first_name+last_name or company. Optional: email, source_id, "
+            "checkout_data, order_metadata, folder_id, shipping_method, totals "
+            "for shipping/handling/tax."
+        ),
+    ],
+    idempotency_key: Annotated[
+        str | None,
+        Field(
+            min_length=8,
+            max_length=128,
+            description="Any unique string "
+            "per intended order; resending the same key and body returns "
+            "the first result instead of creating a duplicate.",
+        ),
+    ] = None,
+    store: StoreArg = None,
+) -> OrderResult:
+    """Create an order. OrderDesk computes the totals, fills the missing one of shipping/customer from
+    the other, puts it in the first folder unless folder_id is given, and rejects duplicates (same
+    source_id and source_name). Always pass an idempotency_key so a retry never creates a second order.
+    Errors: VALIDATION names the bad field (nothing is created); CONFLICT never happens here."""
+    body = validate.validate_new_order(order)
+    r = _ref(gateway, store)
+    if idempotency_key and not body.get("source_id"):
+        # The key also becomes the source_id, so OrderDesk's own duplicate check and the client's
+        # lookup-after-timeout protect the create even when the cache has lost the key.
+        digest = hashlib.sha256(f"{r.store}\0{idempotency_key}".encode()).hexdigest()[:24]
+        body = {**body, "source_id": f"mcpgw-{digest}"}
+    created = await gateway.workflow.create(r, body, idempotency_key)
+    return OrderResult(order=created)
+
+
+@TOOLS.tool(
+    "orders.update",
+    title="Update an order",
+    read_only=False,
+    destructive=True,
+    idempotent=True,
+    object_arg="order_id",
+)
+async def orders_update(
+    gateway: Gateway,
+    order_id: OrderId,
+    changes: Annotated[
+        dict[str, Any],
+        Field(
+            description="Only the fields to change. Addresses (shipping, "
+            "customer, return_address) and checkout_data/order_metadata merge "
+            "key by key; null removes a field or key. order_items: an entry "
+            "with id updates that item, without id adds one, "
+            '{"id": ..., "_delete": true} removes one; items you don\'t '
+            "mention are kept. folder_id moves the order (runs folder rules)."
+        ),
+    ],
+    dry_run: Annotated[
+        bool, Field(description="true: return the diff that would be uploaded; write nothing.")
+    ] = False,
+    store: StoreArg = None,
+) -> UpdateResult:
+    """Change an order safely: fetches the full order, merges only your changes, uploads the complete
+    order (OrderDesk replaces the whole order on update, so nothing you didn't mention is lost) and
+    retries with backoff if another writer changed it meanwhile. Totals, ids, dates and shipments are
+    read-only here (use order_items_*/shipments_* tools). Errors: VALIDATION names the field;
+    NOT_FOUND; CONFLICT after all retries (re-read the order and retry)."""
+    if not isinstance(changes, dict):
+        raise ValidationFailed("changes must be an object")
+    changes = validate.validate_order_changes(changes)
+    r = _ref(gateway, store, order_id)
+    if changes.get("folder_id") is not None:  # every step is checked before the first write
+        changes = {
+            **changes,
+            "folder_id": await resolve_folder(gateway, r.store, folder_id=changes["folder_id"]),
         }
-        filters = {k: v for k, v in filters.items() if v is not None}
-        name = gateway.store(store).name
-        client = runtime(gateway).client(name)
-        page = await wf.read_list(name, ORDER, filters, lambda: client.list_orders(**filters))
-        returned = int(page.get("records_returned", len(page["orders"])))
-        total = int(page.get("total_records", returned))
-        nxt = offset + returned if returned == limit and offset + returned < total else None
-        return OrderListResult(
-            orders=page["orders"],
-            total_records=total,
-            records_returned=returned,
-            offset=offset,
-            limit=limit,
-            next_offset=nxt,
-        )
-
-    register(orders_list, name="orders.list", title="Search orders", read_only=True)
-
-    async def orders_create(
-        order: Annotated[
-            dict[str, Any],
-            Field(
-                description="The new order: order_items (at least one, each with "
-                "name/code, price, quantity) and a shipping or customer address with "
-                "first_name+last_name or company. Optional: email, source_id, "
-                "checkout_data, order_metadata, folder_id, shipping_method, totals "
-                "for shipping/handling/tax."
-            ),
-        ],
-        idempotency_key: Annotated[
-            str | None,
-            Field(
-                min_length=8,
-                max_length=128,
-                description="Any unique string "
-                "per intended order; resending the same key and body returns "
-                "the first result instead of creating a duplicate.",
-            ),
-        ] = None,
-        store: StoreArg = None,
-    ) -> OrderResult:
-        """Create an order. OrderDesk computes the totals, fills the missing one of shipping/customer from
-        the other, puts it in the first folder unless folder_id is given, and rejects duplicates (same
-        source_id and source_name). Always pass an idempotency_key so a retry never creates a second order.
-        Errors: VALIDATION names the bad field (nothing is created); CONFLICT never happens here."""
-        body = validate.validate_new_order(order)
-        r = ref(store)
-        if idempotency_key and not body.get("source_id"):
-            # The key also becomes the source_id, so OrderDesk's own duplicate check and the client's
-            # lookup-after-timeout protect the create even when the cache has lost the key.
-            digest = hashlib.sha256(f"{r.store}\0{idempotency_key}".encode()).hexdigest()[:24]
-            body = {**body, "source_id": f"mcpgw-{digest}"}
-        created = await wf.create(r, body, idempotency_key)
-        return OrderResult(order=created)
-
-    register(
-        orders_create,
-        name="orders.create",
-        title="Create an order",
-        read_only=False,
-        destructive=False,
-        idempotent=False,
+    result = await gateway.workflow.mutate(r, changes, dry_run=dry_run)
+    return UpdateResult(
+        order=result.obj,
+        attempts=result.attempts,
+        changed_fields=result.changed_fields,
+        dry_run=dry_run,
+        changes=result.changes if dry_run else [],
+        reconciled=result.reconciled,
+        message=_update_message(result, dry_run),
     )
 
-    async def orders_update(
-        order_id: OrderId,
-        changes: Annotated[
-            dict[str, Any],
-            Field(
-                description="Only the fields to change. Addresses (shipping, "
-                "customer, return_address) and checkout_data/order_metadata merge "
-                "key by key; null removes a field or key. order_items: an entry "
-                "with id updates that item, without id adds one, "
-                '{"id": ..., "_delete": true} removes one; items you don\'t '
-                "mention are kept. folder_id moves the order (runs folder rules)."
-            ),
-        ],
-        dry_run: Annotated[
-            bool, Field(description="true: return the diff that would be uploaded; write nothing.")
-        ] = False,
-        store: StoreArg = None,
-    ) -> UpdateResult:
-        """Change an order safely: fetches the full order, merges only your changes, uploads the complete
-        order (OrderDesk replaces the whole order on update, so nothing you didn't mention is lost) and
-        retries with backoff if another writer changed it meanwhile. Totals, ids, dates and shipments are
-        read-only here (use order_items_*/shipments_* tools). Errors: VALIDATION names the field;
-        NOT_FOUND; CONFLICT after all retries (re-read the order and retry)."""
-        if not isinstance(changes, dict):
-            raise ValidationFailed("changes must be an object")
-        changes = validate.validate_order_changes(changes)
-        r = ref(store, order_id)
-        if changes.get("folder_id") is not None:  # every step is checked before the first write
-            changes = {
-                **changes,
-                "folder_id": await resolve_folder(gateway, r.store, folder_id=changes["folder_id"]),
-            }
-        result = await wf.mutate(r, changes, dry_run=dry_run)
-        return UpdateResult(
-            order=result.obj,
-            attempts=result.attempts,
-            changed_fields=result.changed_fields,
-            dry_run=dry_run,
-            changes=result.changes if dry_run else [],
-            reconciled=result.reconciled,
-            message=_update_message(result, dry_run),
+
+@TOOLS.tool(
+    "orders.delete",
+    title="Delete an order",
+    read_only=False,
+    destructive=True,
+    idempotent=True,
+    object_arg="order_id",
+)
+async def orders_delete(
+    gateway: Gateway,
+    order_id: OrderId,
+    ctx: Context,
+    answer: Annotated[ElicitationResult[Confirm], Resolve(_ask_delete)],
+    confirm: Annotated[
+        bool,
+        Field(
+            description="Set true only after the user explicitly agreed (used "
+            "when the client can't show a confirmation prompt)."
+        ),
+    ] = False,
+    store: StoreArg = None,
+) -> DeleteResult:
+    """Delete an order permanently. The user must confirm: the client shows a prompt when it
+    supports elicitation; otherwise ask the user yourself and call again with confirm=true.
+    Errors: CONFIRMATION_REQUIRED (nothing deleted), NOT_FOUND, VALIDATION."""
+    r = _ref(gateway, store, order_id)
+    if not (isinstance(answer, AcceptedElicitation) and answer.data.confirm):
+        declined = not isinstance(answer, AcceptedElicitation)
+        raise ConfirmationRequired(
+            f"order {r.id} was not deleted: " + ("the user declined" if declined else "confirmation missing"),
+            hint="Ask the user; if they agree, call again with confirm=true."
+            if not declined
+            else "The user said no; do not retry unless they ask again.",
         )
+    await gateway.workflow.delete(r)
+    return DeleteResult(deleted=True, id=r.id)
 
-    register(
-        orders_update,
-        name="orders.update",
-        title="Update an order",
-        read_only=False,
-        destructive=True,
-        idempotent=True,
-        object_arg="order_id",
-    )
 
-    async def orders_delete(
-        order_id: OrderId,
-        ctx: Context,
-        answer: Annotated[ElicitationResult[Confirm], Resolve(_ask_delete)],
-        confirm: Annotated[
-            bool,
-            Field(
-                description="Set true only after the user explicitly agreed (used "
-                "when the client can't show a confirmation prompt)."
-            ),
-        ] = False,
-        store: StoreArg = None,
-    ) -> DeleteResult:
-        """Delete an order permanently. The user must confirm: the client shows a prompt when it
-        supports elicitation; otherwise ask the user yourself and call again with confirm=true.
-        Errors: CONFIRMATION_REQUIRED (nothing deleted), NOT_FOUND, VALIDATION."""
-        r = ref(store, order_id)
-        if not (isinstance(answer, AcceptedElicitation) and answer.data.confirm):
-            declined = not isinstance(answer, AcceptedElicitation)
-            raise ConfirmationRequired(
-                f"order {r.id} was not deleted: "
-                + ("the user declined" if declined else "confirmation missing"),
-                hint="Ask the user; if they agree, call again with confirm=true."
-                if not declined
-                else "The user said no; do not retry unless they ask again.",
-            )
-        await wf.delete(r)
-        return DeleteResult(deleted=True, id=r.id)
+@TOOLS.tool(
+    "orders.move",
+    title="Move orders to a folder",
+    read_only=False,
+    destructive=False,
+    idempotent=False,  # a repeat re-runs the folder's rules (emails, fulfilment)
+    object_arg="order_ids",
+)
+async def orders_move(
+    gateway: Gateway,
+    order_ids: Annotated[
+        list[Annotated[str, IdText]],
+        Field(min_length=1, max_length=100, description="Order ids to move."),
+    ],
+    folder_id: Annotated[
+        int | None, Field(ge=0, description="Destination folder id (see store_get).")
+    ] = None,
+    folder_name: Annotated[
+        str | None, Field(max_length=100, description="Destination folder name, exact.")
+    ] = None,
+    store: StoreArg = None,
+) -> MessageResult:
+    """Move orders to another folder. This runs the destination folder's rules in OrderDesk (which
+    may send emails or start fulfilment) and writes an order-history entry. Give exactly one of
+    folder_id or folder_name. Per-order failures are listed in results. Errors: VALIDATION."""
+    if (folder_id is None) == (folder_name is None):
+        raise ValidationFailed("give exactly one of folder_id or folder_name")
+    ids = list(dict.fromkeys(check_id(f"order_ids[{i}]", v) for i, v in enumerate(order_ids)))
+    name = gateway.store(store).name
+    client = runtime(gateway).client(name)
+    target = await resolve_folder(gateway, name, folder_id=folder_id, folder_name=folder_name)
+    refs = [Ref(name, ORDER, oid) for oid in ids]
 
-    register(
-        orders_delete,
-        name="orders.delete",
-        title="Delete an order",
-        read_only=False,
-        destructive=True,
-        idempotent=True,
-        object_arg="order_id",
-    )
-
-    async def orders_move(
-        order_ids: Annotated[
-            list[Annotated[str, IdText]],
-            Field(min_length=1, max_length=100, description="Order ids to move."),
-        ],
-        folder_id: Annotated[
-            int | None, Field(ge=0, description="Destination folder id (see store_get).")
-        ] = None,
-        folder_name: Annotated[
-            str | None, Field(max_length=100, description="Destination folder name, exact.")
-        ] = None,
-        store: StoreArg = None,
-    ) -> MessageResult:
-        """Move orders to another folder. This runs the destination folder's rules in OrderDesk (which
-        may send emails or start fulfilment) and writes an order-history entry. Give exactly one of
-        folder_id or folder_name. Per-order failures are listed in results. Errors: VALIDATION."""
-        if (folder_id is None) == (folder_name is None):
-            raise ValidationFailed("give exactly one of folder_id or folder_name")
-        ids = list(dict.fromkeys(check_id(f"order_ids[{i}]", v) for i, v in enumerate(order_ids)))
-        name = gateway.store(store).name
-        client = runtime(gateway).client(name)
-        target = await resolve_folder(gateway, name, folder_id=folder_id, folder_name=folder_name)
-        refs = [Ref(name, ORDER, oid) for oid in ids]
-
-        async def moved_after_all() -> dict[str, Any] | None:
-            """After an unclear answer: which orders are in the destination folder now?"""
-            where = {r.id: str((await gateway.hooks.fetch(r)).get("folder_id")) for r in refs}
-            done = [oid for oid, fid in where.items() if fid == str(target)]
-            if not done:
-                return None
-            if len(done) < len(ids):
-                raise OutcomeUnknown(
-                    f"the move to folder {target} got no clear answer; a re-read shows "
-                    f"{', '.join(done)} moved and {', '.join(o for o in ids if o not in done)} not (yet)",
-                    hint="Read the orders not moved again in a few seconds; move only those still elsewhere.",
-                )
-            return {
-                "message": f"{len(done)} Orders Moved (confirmed by a re-read)",
-                "results": [{"order_id": oid, "message": f"in folder {target}"} for oid in done],
-            }
-
-        out = await wf.write_many(
-            refs,
-            lambda: client.move_orders(ids, folder_id=target),
-            reconcile=moved_after_all,
-            how_to_check=f"call orders_get for each order and check folder_id == {target}",
-        )
-        return MessageResult(
-            message=str(out.get("message", "")),
-            results=list(out.get("results", [])),
-            reconciled=_reconciled(),
-        )
-
-    register(
-        orders_move,
-        name="orders.move",
-        title="Move orders to a folder",
-        read_only=False,
-        destructive=False,
-        # a repeat re-runs the folder's rules (emails, fulfilment)
-        idempotent=False,
-        object_arg="order_ids",
-    )
-
-    async def orders_add_note(
-        order_id: OrderId,
-        note: Annotated[str, Field(min_length=1, max_length=1800, description="Text of the history entry.")],
-        store: StoreArg = None,
-    ) -> MessageResult:
-        """Append an entry to the order's history (OrderDesk's audit trail, shown in its UI). History is
-        append-only and capped at 250 entries per order. This is not the editable order_notes field.
-        Costs 2-3 requests (the history is read first, so an unclear answer can be checked).
-        Errors: NOT_FOUND, VALIDATION, OUTCOME_UNKNOWN (check with orders_get include_history)."""
-        validate.validate_note(note)
-        r = ref(store, order_id)
-        client = runtime(gateway).client(r.store)
-        # History has no ids: an unclear POST is settled by counting this text before and after.
-        before = sum(1 for h in await client.get_order_history(await wf.read(r)) if h.get("note") == note)
-
-        async def added_after_all() -> dict[str, Any] | None:
-            order = await gateway.hooks.fetch(r)
-            history = await client.get_order_history(order)
-            if sum(1 for h in history if h.get("note") == note) > before:
-                return {**order, "order_history": history}
+    async def moved_after_all() -> dict[str, Any] | None:
+        """After an unclear answer: which orders are in the destination folder now?"""
+        where = {r.id: str((await gateway.hooks.fetch(r)).get("folder_id")) for r in refs}
+        done = [oid for oid, fid in where.items() if fid == str(target)]
+        if not done:
             return None
+        if len(done) < len(ids):
+            raise OutcomeUnknown(
+                f"the move to folder {target} got no clear answer; a re-read shows "
+                f"{', '.join(done)} moved and {', '.join(o for o in ids if o not in done)} not (yet)",
+                hint="Read the orders not moved again in a few seconds; move only those still elsewhere.",
+            )
+        return {
+            "message": f"{len(done)} Orders Moved (confirmed by a re-read)",
+            "results": [{"order_id": oid, "message": f"in folder {target}"} for oid in done],
+        }
 
-        order = await wf.write(
-            r,
-            lambda: client.add_order_history(r.id, note),
-            # the answer is the whole order (plus its history, which GET /orders/{id} doesn't carry)
-            fresh=lambda o: {k: v for k, v in o.items() if k != "order_history"},
-            reconcile=added_after_all,
-            how_to_check=f"call orders_get for order {r.id} with include_history=true and look for the note",
-        )
-        return MessageResult(message="History note added", order=order, reconciled=_reconciled())
-
-    register(
-        orders_add_note,
-        name="orders.add_note",
-        title="Add an order history note",
-        read_only=False,
-        destructive=False,
-        idempotent=False,
-        object_arg="order_id",
+    out = await gateway.workflow.write_many(
+        refs,
+        lambda: client.move_orders(ids, folder_id=target),
+        reconcile=moved_after_all,
+        how_to_check=f"call orders_get for each order and check folder_id == {target}",
     )
+    return MessageResult(
+        message=str(out.get("message", "")),
+        results=list(out.get("results", [])),
+        reconciled=_reconciled(),
+    )
+
+
+@TOOLS.tool(
+    "orders.add_note",
+    title="Add an order history note",
+    read_only=False,
+    destructive=False,
+    idempotent=False,
+    object_arg="order_id",
+)
+async def orders_add_note(
+    gateway: Gateway,
+    order_id: OrderId,
+    note: Annotated[str, Field(min_length=1, max_length=1800, description="Text of the history entry.")],
+    store: StoreArg = None,
+) -> MessageResult:
+    """Append an entry to the order's history (OrderDesk's audit trail, shown in its UI). History is
+    append-only and capped at 250 entries per order. This is not the editable order_notes field.
+    Costs 2-3 requests (the history is read first, so an unclear answer can be checked).
+    Errors: NOT_FOUND, VALIDATION, OUTCOME_UNKNOWN (check with orders_get include_history)."""
+    validate.validate_note(note)
+    r = _ref(gateway, store, order_id)
+    client = runtime(gateway).client(r.store)
+    # History has no ids: an unclear POST is settled by counting this text before and after.
+    before = sum(
+        1 for h in await client.get_order_history(await gateway.workflow.read(r)) if h.get("note") == note
+    )
+
+    async def added_after_all() -> dict[str, Any] | None:
+        order = await gateway.hooks.fetch(r)
+        history = await client.get_order_history(order)
+        if sum(1 for h in history if h.get("note") == note) > before:
+            return {**order, "order_history": history}
+        return None
+
+    order = await gateway.workflow.write(
+        r,
+        lambda: client.add_order_history(r.id, note),
+        # the answer is the whole order (plus its history, which GET /orders/{id} doesn't carry)
+        fresh=lambda o: {k: v for k, v in o.items() if k != "order_history"},
+        reconcile=added_after_all,
+        how_to_check=f"call orders_get for order {r.id} with include_history=true and look for the note",
+    )
+    return MessageResult(message="History note added", order=order, reconciled=_reconciled())
