@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.audit import AuditLog
+from gateway.bulk import BulkRunner
 from gateway.cache import Cache
 from gateway.cache_backend import CacheBackend, CacheFactory
 from gateway.config import Config, StoreSettings, load_config
@@ -77,6 +78,7 @@ class Gateway:
             require_shared=config.mutations.require_shared_lock,
         )
         self.workflow = Workflow(self, sleep=sleep, rng=rng)
+        self.bulk = BulkRunner(self)
         self.tools = ToolRegistry()
         self.hooks.register_tools(self.tools.register, self)
         self._users = 0

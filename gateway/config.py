@@ -153,12 +153,30 @@ class GatewaySettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     trace_hooks: bool = False
 
 
+class BulkSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    #: targets of one bulk call worked on at the same time
+    concurrency: int = 4
+    #: rate-limit tokens a bulk job leaves for interactive calls (more than ``concurrency``)
+    reserve: int = 5
+    #: the longest gap between two progress notifications (seconds)
+    progress_interval: float = 1.5
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.concurrency <= 32:
+            raise ValueError("concurrency must be from 1 to 32")
+        if self.reserve < 0:
+            raise ValueError("reserve must be >= 0")
+        if self.progress_interval <= 0:
+            raise ValueError("progress_interval must be > 0 seconds")
+
+
 class Config(msgspec.Struct, kw_only=True):
     gateway: GatewaySettings = msgspec.field(default_factory=GatewaySettings)
     http: HttpSettings = msgspec.field(default_factory=HttpSettings)
     cache: CacheSettings = msgspec.field(default_factory=CacheSettings)
     mutations: MutationSettings = msgspec.field(default_factory=MutationSettings)
     audit: AuditSettings = msgspec.field(default_factory=AuditSettings)
+    bulk: BulkSettings = msgspec.field(default_factory=BulkSettings)
     stores: list[StoreSettings] = msgspec.field(default_factory=list)
     #: plugin sections, validated by each plugin's registered Struct
     plugins: dict[str, Any] = msgspec.field(default_factory=dict)
@@ -189,7 +207,7 @@ class Config(msgspec.Struct, kw_only=True):
         raise KeyError(name)
 
 
-HOST_SECTIONS = {"gateway", "http", "cache", "mutations", "audit", "stores"}
+HOST_SECTIONS = {"gateway", "http", "cache", "mutations", "audit", "bulk", "stores"}
 
 # Environment variable -> (dotted key path, kind). Kind drives parsing and the message on error.
 ENV_KEYS: dict[str, tuple[str, str]] = {

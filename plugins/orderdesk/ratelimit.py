@@ -81,8 +81,11 @@ class LeakyBucket:
         """Callers currently sleeping on a reservation."""
         return len(self._waiting)
 
-    async def acquire(self) -> None:
+    async def acquire(self, reserve: int = 0) -> None:
         """Take one token, sleeping until our reserved slot if the bucket is empty.
+
+        ``reserve``: start only while more than that many tokens are left, so background work (a bulk
+        job) leaves them to interactive calls, which then go ahead of it.
 
         A caller cancelled while it sleeps gives up its slot without handing it back; later callers
         keep their places, which is slightly conservative but never overshoots the server.
@@ -90,7 +93,8 @@ class LeakyBucket:
         if not self.enabled:
             return
         now = self._clock()
-        start = max(now, self._tat - self._tolerance)
+        keep = min(max(reserve, 0), self.capacity - 1) * self._interval
+        start = max(now, self._tat - self._tolerance + keep)
         self._tat = max(self._tat, now) + self._interval
         if start - now <= _EPSILON:
             return

@@ -35,6 +35,7 @@ from typing import Any, Literal
 import aiohttp
 import msgspec
 
+from gateway.bulk import bulk_reserve
 from gateway.config import StoreSettings
 from gateway.errors import (
     AuthError,
@@ -277,7 +278,7 @@ class OrderDeskTransport:
         return headers
 
     async def _attempt(self, method: str, path: str, query: dict[str, str], data: bytes | None) -> _Attempt:
-        await self._limiter.acquire()
+        await self._limiter.acquire(reserve=bulk_reserve.get())
         op = f"OrderDesk {method} {path}"
         started = time.monotonic()
         outcome = "?"

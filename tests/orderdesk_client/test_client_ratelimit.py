@@ -139,3 +139,25 @@ def test_invalid_settings_are_refused() -> None:
         LeakyBucket(0, 3.0)
     with pytest.raises(ValueError):
         LeakyBucket(20, 0)
+
+
+async def test_a_reserve_leaves_tokens_for_interactive_callers_who_go_first(vt: Any) -> None:
+    b = bucket(vt)
+    done: list[tuple[str, float]] = []
+
+    async def caller(name: str, reserve: int) -> None:
+        await b.acquire(reserve=reserve)
+        done.append((name, vt.now))
+
+    # a bulk job with a reserve of 5 takes 15 tokens at once, then waits while 5 stay free
+    bulk = [asyncio.create_task(caller(f"bulk{i}", 5)) for i in range(17)]
+    await vt.settle()
+    assert [n for n, t in done if t == 0.0] == [f"bulk{i}" for i in range(15)]
+    # an interactive call arriving now starts at once, ahead of the waiting bulk requests
+    interactive = asyncio.create_task(caller("get", 0))
+    await vt.settle()
+    assert done[-1] == ("get", 0.0)
+    await vt.run()
+    await asyncio.gather(*bulk, interactive)
+    assert [n for n, _ in done[16:]] == ["bulk15", "bulk16"]
+    assert all(t > 0 for _, t in done[16:])
