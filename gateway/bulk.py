@@ -1,8 +1,9 @@
 """Bulk jobs: many targets in one tool call, paced, with progress, cancellation and a per-target report.
 
 A store plugin's bulk tool validates every target first (nothing is written when one is invalid),
-then hands the host a list of :class:`Target`\\ s: a name and an async ``run`` that performs one safe
-write through the workflow and returns a :class:`Done`. The host:
+then hands the host a list of :class:`Target`\\ s: the names it covers (one, or a batch sent in one
+upstream request) and an async ``run`` that performs the safe write through the workflow and
+returns a :class:`Done` per name. The host:
 
 * runs them ``bulk.concurrency`` at a time, with :data:`bulk_reserve` set so the store's rate limiter
   leaves that many tokens for interactive calls (a bulk job never starves a single get);
@@ -67,8 +68,23 @@ class Done:
 
 @dataclass
 class Target:
-    name: str
-    run: Callable[[], Awaitable[Done]]
+    """One unit of work covering ``names`` (one name, or a batch sent in one upstream request).
+
+    ``run(names)`` gets the names still to do (a repeat after an interruption skips finished ones) and
+    returns a :class:`Done` per name.
+    """
+
+    names: list[str]
+    run: Callable[[list[str]], Awaitable[dict[str, Done]]]
+
+
+def single(name: str, run: Callable[[], Awaitable[Done]]) -> Target:
+    """A target of one name."""
+
+    async def one(_names: list[str]) -> dict[str, Done]:
+        return {name: await run()}
+
+    return Target([name], one)
 
 
 class BulkReport(BaseModel):
@@ -138,11 +154,11 @@ class BulkRunner:
     ) -> BulkReport:
         if not targets:
             raise ValidationFailed("no targets", hint="Give at least one target.")
-        if len(targets) > MAX_TARGETS:
+        names = [n for t in targets for n in t.names]
+        if len(names) > MAX_TARGETS:
             raise ValidationFailed(
-                f"{len(targets)} targets; at most {MAX_TARGETS} per call", hint="Split the list into calls."
+                f"{len(names)} targets; at most {MAX_TARGETS} per call", hint="Split the list into calls."
             )
-        names = [t.name for t in targets]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValidationFailed(
@@ -150,7 +166,7 @@ class BulkRunner:
                 hint="Give each target once (merge its changes); nothing was written.",
             )
         if not idempotency_key:
-            return self._report(targets, await self._run(targets, {}, label, progress, None))
+            return self._report(names, await self._run(targets, names, {}, label, progress, None))
         cache = self.gw.cache
         store_id = self.gw.store_id(store)
         key = f"{store_id}:bulk:{tool}:{digest(idempotency_key)}"
@@ -164,7 +180,7 @@ class BulkRunner:
                 )
             done: dict[str, dict[str, Any]] = dict(rec.get("done", {})) if rec else {}
             if rec is not None and rec.get("finished"):
-                report = self._report(targets, done)
+                report = self._report(names, done)
                 report.replayed = True
                 return report
 
@@ -173,45 +189,48 @@ class BulkRunner:
                     value = {"body": body_digest, "done": done, "finished": finished}
                     await cache.put(cache.key(key), value, self.gw.config.cache.idempotency_ttl)
 
-            results = await self._run(targets, done, label, progress, record)
+            results = await self._run(targets, names, done, label, progress, record)
             await record(True)
-            return self._report(targets, results)
+            return self._report(names, results)
 
     async def _run(
         self,
         targets: list[Target],
+        names: list[str],
         done: dict[str, dict[str, Any]],
         label: str,
         progress: ProgressFn | None,
         record: Callable[[bool], Awaitable[None]] | None,
     ) -> dict[str, dict[str, Any]]:
         settings = self.gw.config.bulk
-        todo = [t for t in targets if t.name not in done]
-        meter = _Progress(progress, len(targets), label, settings.progress_interval)
-        meter.done = len(targets) - len(todo)
+        todo = [(t, left) for t in targets if (left := [n for n in t.names if n not in done])]
+        meter = _Progress(progress, len(names), label, settings.progress_interval)
+        meter.done = len(names) - sum(len(left) for _, left in todo)
         stopping = False
         queue = list(reversed(todo))
 
-        async def one(target: Target) -> None:
+        async def one(target: Target, left: list[str]) -> None:
             token = bulk_reserve.set(settings.reserve)
             try:
-                result = await target.run()
+                results = await target.run(left)
             except GatewayError as err:
                 text = f"{err.message} — {err.hint}" if err.hint else err.message
-                result = Done(str(err.code), text, reconciled=False)
+                results = {n: Done(str(err.code), text) for n in left}
             except Exception as crash:
-                log.exception("bulk %s: target %s crashed", label, target.name)
-                result = Done("INTERNAL", f"failed unexpectedly ({type(crash).__name__})")
+                log.exception("bulk %s: targets %s crashed", label, left[:5])
+                results = {n: Done("INTERNAL", f"failed unexpectedly ({type(crash).__name__})") for n in left}
             finally:
                 bulk_reserve.reset(token)
-            done[target.name] = result.as_dict(target.name)
-            await meter.step(f"{target.name}: {result.outcome}")
+            for n in left:
+                result = results.get(n) or Done("INTERNAL", "the plugin reported no outcome for it")
+                done[n] = result.as_dict(n)
+                await meter.step(f"{n}: {result.outcome}")
             if record is not None:
                 await record(False)
 
         async def worker() -> None:
             while queue and not stopping:
-                await one(queue.pop())
+                await one(*queue.pop())
 
         workers = [asyncio.create_task(worker()) for _ in range(min(settings.concurrency, len(todo)) or 1)]
         beat = asyncio.create_task(meter.heartbeat())
@@ -225,9 +244,9 @@ class BulkRunner:
                     "bulk %s cancelled: %d of %d targets done (%s), %d not started",
                     label,
                     len(done),
-                    len(targets),
+                    len(names),
                     dict(Counter(d["outcome"] for d in done.values())),
-                    len(targets) - len(done),
+                    len(names) - len(done),
                 )
             raise
         finally:
@@ -238,10 +257,10 @@ class BulkRunner:
         return done
 
     @staticmethod
-    def _report(targets: list[Target], done: dict[str, dict[str, Any]]) -> BulkReport:
-        results = [done[t.name] for t in targets if t.name in done]
+    def _report(names: list[str], done: dict[str, dict[str, Any]]) -> BulkReport:
+        results = [done[n] for n in names if n in done]
         return BulkReport(
-            total=len(targets),
+            total=len(names),
             totals=dict(Counter(r["outcome"] for r in results)),
             results=results,
         )

@@ -121,7 +121,7 @@ async def test_move_and_history_note(gateway_factory: Any, orderdesk_sandbox: An
         both = await c.call_tool("orders_move", {"order_ids": ids, "folder_id": 3, "folder_name": "Closed"})
         noted = ok(await c.call_tool("orders_add_note", {"order_id": ids[0], "note": "Called the customer"}))
         after = ok(await c.call_tool("orders_get", {"order_id": ids[0]}))["order"]
-    assert moved["message"] == "2 Orders Moved" and len(moved["results"]) == 2
+    assert moved["totals"] == {"ok": 2} and [r["target"] for r in moved["results"]] == ids
     assert code(both) == "VALIDATION"
     assert after["folder_id"] == 3  # the move invalidated the cached order
     history = orderdesk_sandbox.order(ids[0], with_history=True)["order_history"]

@@ -9,7 +9,8 @@ from mcp.server.mcpserver import AcceptedElicitation, Context, Elicit, Elicitati
 from mcp_types.version import is_version_at_least
 from pydantic import BaseModel, Field
 
-from gateway.errors import ConfirmationRequired, OutcomeUnknown, ValidationFailed
+from gateway.bulk import MAX_TARGETS, BulkReport, Done, Target
+from gateway.errors import ConfirmationRequired, ValidationFailed
 from gateway.refs import Ref
 from gateway.tools import ToolTable
 from gateway.workflow import MutationResult, current_call
@@ -27,11 +28,21 @@ from plugins.orderdesk.tools.common import (
     StoreArg,
     UpdateResult,
 )
+from plugins.orderdesk.writes import add_note, move_orders, resolve_changes, update_order
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
 
 ORDER = "order"
+#: order ids per POST /move-orders
+MOVE_BATCH = 100
+
+
+def entry_code(message: str) -> str:
+    """The error code of a failed per-entry result of a batch endpoint, from its message."""
+    return "NOT_FOUND" if "not found" in message.lower() else "VALIDATION"
+
+
 DateArg = Annotated[
     str | None,
     Field(
@@ -253,12 +264,8 @@ async def orders_update(
         raise ValidationFailed("changes must be an object")
     changes = validate.validate_order_changes(changes)
     r = _ref(gateway, store, order_id)
-    if changes.get("folder_id") is not None:  # every step is checked before the first write
-        changes = {
-            **changes,
-            "folder_id": await resolve_folder(gateway, r.store, folder_id=changes["folder_id"]),
-        }
-    result = await gateway.workflow.mutate(r, changes, dry_run=dry_run)
+    changes = await resolve_changes(gateway, r.store, changes)  # every step checked before the first write
+    result = await update_order(gateway, r, changes, dry_run)
     return UpdateResult(
         order=result.obj,
         attempts=result.attempts,
@@ -318,9 +325,10 @@ async def orders_delete(
 )
 async def orders_move(
     gateway: Gateway,
+    ctx: Context,
     order_ids: Annotated[
         list[Annotated[str, IdText]],
-        Field(min_length=1, max_length=100, description="Order ids to move."),
+        Field(min_length=1, max_length=MAX_TARGETS, description="Order ids to move (at most 500)."),
     ],
     folder_id: Annotated[
         int | None, Field(ge=0, description="Destination folder id (see store_get).")
@@ -329,45 +337,38 @@ async def orders_move(
         str | None, Field(max_length=100, description="Destination folder name, exact.")
     ] = None,
     store: StoreArg = None,
-) -> MessageResult:
-    """Move orders to another folder. This runs the destination folder's rules in OrderDesk (which
-    may send emails or start fulfilment) and writes an order-history entry. Give exactly one of
-    folder_id or folder_name. Per-order failures are listed in results. Errors: VALIDATION."""
+) -> BulkReport:
+    """Move orders to another folder, 100 per request. This runs the destination folder's rules in
+    OrderDesk (which may send emails or start fulfilment) and writes an order-history entry, so a repeat
+    is not harmless. Give exactly one of folder_id or folder_name. The result reports every order
+    (ok, or its error code); progress is reported for long lists. Errors: VALIDATION (nothing moved)."""
     if (folder_id is None) == (folder_name is None):
         raise ValidationFailed("give exactly one of folder_id or folder_name")
     ids = list(dict.fromkeys(check_id(f"order_ids[{i}]", v) for i, v in enumerate(order_ids)))
     name = gateway.store(store).name
-    client = runtime(gateway).client(name)
     target = await resolve_folder(gateway, name, folder_id=folder_id, folder_name=folder_name)
-    refs = [Ref(name, ORDER, oid) for oid in ids]
 
-    async def moved_after_all() -> dict[str, Any] | None:
-        """After an unclear answer: which orders are in the destination folder now?"""
-        where = {r.id: str((await gateway.hooks.fetch(r)).get("folder_id")) for r in refs}
-        done = [oid for oid, fid in where.items() if fid == str(target)]
-        if not done:
-            return None
-        if len(done) < len(ids):
-            raise OutcomeUnknown(
-                f"the move to folder {target} got no clear answer; a re-read shows "
-                f"{', '.join(done)} moved and {', '.join(o for o in ids if o not in done)} not (yet)",
-                hint="Read the orders not moved again in a few seconds; move only those still elsewhere.",
-            )
+    async def move(left: list[str]) -> dict[str, Done]:
+        out = await move_orders(gateway, name, left, target)
+        failed = {str(f) for f in out.get("failed") or []}
+        said = {str(r.get("order_id")): str(r.get("message") or "") for r in out.get("results") or []}
+        confirmed = "re-read" in str(out.get("message", ""))
         return {
-            "message": f"{len(done)} Orders Moved (confirmed by a re-read)",
-            "results": [{"order_id": oid, "message": f"in folder {target}"} for oid in done],
+            oid: Done(
+                entry_code(said.get(oid, "")) if oid in failed else "ok",
+                said.get(oid, "") or f"moved to folder {target}",
+                reconciled=confirmed,
+            )
+            for oid in left
         }
 
-    out = await gateway.workflow.write_many(
-        refs,
-        lambda: client.move_orders(ids, folder_id=target),
-        reconcile=moved_after_all,
-        how_to_check=f"call orders_get for each order and check folder_id == {target}",
-    )
-    return MessageResult(
-        message=str(out.get("message", "")),
-        results=list(out.get("results", [])),
-        reconciled=_reconciled(),
+    chunks = [ids[i : i + MOVE_BATCH] for i in range(0, len(ids), MOVE_BATCH)]
+    return await gateway.bulk.run(
+        [Target(chunk, move) for chunk in chunks],
+        store=name,
+        tool="orders.move",
+        label=f"move to folder {target}",
+        progress=ctx.report_progress,
     )
 
 
@@ -390,26 +391,5 @@ async def orders_add_note(
     Costs 2-3 requests (the history is read first, so an unclear answer can be checked).
     Errors: NOT_FOUND, VALIDATION, OUTCOME_UNKNOWN (check with orders_get include_history)."""
     validate.validate_note(note)
-    r = _ref(gateway, store, order_id)
-    client = runtime(gateway).client(r.store)
-    # History has no ids: an unclear POST is settled by counting this text before and after.
-    before = sum(
-        1 for h in await client.get_order_history(await gateway.workflow.read(r)) if h.get("note") == note
-    )
-
-    async def added_after_all() -> dict[str, Any] | None:
-        order = await gateway.hooks.fetch(r)
-        history = await client.get_order_history(order)
-        if sum(1 for h in history if h.get("note") == note) > before:
-            return {**order, "order_history": history}
-        return None
-
-    order = await gateway.workflow.write(
-        r,
-        lambda: client.add_order_history(r.id, note),
-        # the answer is the whole order (plus its history, which GET /orders/{id} doesn't carry)
-        fresh=lambda o: {k: v for k, v in o.items() if k != "order_history"},
-        reconcile=added_after_all,
-        how_to_check=f"call orders_get for order {r.id} with include_history=true and look for the note",
-    )
+    order = await add_note(gateway, _ref(gateway, store, order_id), note)
     return MessageResult(message="History note added", order=order, reconciled=_reconciled())
