@@ -2,12 +2,14 @@
 
 This is the behaviour the notes pin down (create defaults and validation, full-replacement PUT, item
 upsert, history cap, move-orders) kept free of HTTP so tests can also drive it from Python. Every
-mutation of an order goes through :meth:`SandboxState._changed`, which bumps ``date_updated`` and fires
-the ``on_change`` hook (used for webhook posts).
+mutation of an order goes through :meth:`SandboxState.order_changed`, which stamps ``date_updated`` with
+the wall-clock second (as OrderDesk does: two writes in one second share it) and fires the
+``on_change`` hook (used for webhook posts).
 """
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,6 +37,7 @@ class StoreState:
     api_key: str
     name: str
     folders: dict[int, str]
+    timezone: str = "America/Los_Angeles"
     orders: dict[str, Order] = field(default_factory=dict)
     history: dict[str, list[dict[str, str]]] = field(default_factory=dict)
     #: (source_name, source_id) -> order id, for duplicate detection on create.
@@ -99,7 +102,7 @@ class SandboxState:
             self.on_change = hook
 
     def add_store(self, cfg: StoreConfig) -> StoreState:
-        store = StoreState(cfg.store_id, cfg.api_key, cfg.name, dict(cfg.folders))
+        store = StoreState(cfg.store_id, cfg.api_key, cfg.name, dict(cfg.folders), cfg.timezone)
         self.stores[cfg.store_id] = store
         return store
 
@@ -129,8 +132,22 @@ class SandboxState:
 
     # --- orders -----------------------------------------------------------------------------------
 
+    def string_numbers(self, order_id: str) -> bool:
+        """Whether this order's item prices and quantities are JSON strings (``config.string_numbers``).
+
+        Decided per order id from the seed (crc32, stable across runs and processes)."""
+        share = self.config.string_numbers
+        if share <= 0 or share >= 1:
+            return share >= 1
+        return zlib.crc32(f"{self.config.seed}:{order_id}".encode()) % 10_000 < share * 10_000
+
     def order_changed(self, store: StoreState, order: Order) -> None:
-        order["date_updated"] = M.next_update(order.get("date_updated"))
+        """After any change to ``order``: stamp ``date_updated``, then post it (webhook)."""
+        order["date_updated"] = M.stamp()
+        self._saved(store, order)
+
+    def _saved(self, store: StoreState, order: Order) -> None:
+        M.item_numbers(order, self.string_numbers(order["id"]))
         if self.on_change is not None:
             self.on_change(store, order)
 
@@ -200,8 +217,7 @@ class SandboxState:
         store.orders[order_id] = order
         store.history[order_id] = []
         store.by_source[(order["source_name"], order["source_id"])] = order_id
-        if self.on_change is not None:
-            self.on_change(store, order)
+        self._saved(store, order)
         return order
 
     def replace_order(
