@@ -74,7 +74,8 @@ async def test_malformed_json_on_a_read_is_retried(gateway_factory: Any, orderde
 async def test_a_retried_put_refused_as_stale_is_reported_unknown_not_applied_twice(
     gateway_factory: Any, orderdesk_sandbox: Any
 ) -> None:
-    # the first PUT is applied but answered 502; its retry carries the old date_updated and gets 409
+    # the first PUT is applied but answered 502; its retry carries the old date_updated and gets 409 from
+    # the sandbox's test-only strict mode (OrderDesk has no 409: this stands in for a backend that does)
     orderdesk_sandbox.add_fault(method="PUT", path=r"^/orders/200005$", after_apply=True, status=502, times=1)
     async with connect(gateway_factory()) as c:
         result = await c.call_tool(

@@ -201,6 +201,7 @@ async def test_move_orders_results_history_and_errors(sbx: Sandbox, http: aiohtt
 
 
 async def test_strict_concurrency_mode_answers_409_on_stale_date_updated() -> None:
+    """A test-only mode: OrderDesk has no 409 and no conditional PUT (notes §7)."""
     async with Sandbox(SandboxConfig(strict_concurrency=True, seed_orders=2, rate_limit_enabled=False)) as sb:
         async with aiohttp.ClientSession(headers=sb.headers()) as http:
             order = sb.orders()[0]
