@@ -212,3 +212,16 @@ async def test_strict_concurrency_mode_answers_409_on_stale_date_updated() -> No
             fresh = sb.order(order["id"])
             status, resp, _ = await call(http, "PUT", f"{sb.base_url}/orders/{order['id']}", json=fresh)
             assert status == 200
+
+
+async def test_email_count_counts_current_orders_with_the_email(
+    sbx: Sandbox, http: aiohttp.ClientSession
+) -> None:
+    url = sbx.base_url + "/orders"
+    _, first, _ = await call(http, "POST", url, json=new_order(source_id="EC-1", email="Sam@Example.com"))
+    _, second, _ = await call(http, "POST", url, json=new_order(source_id="EC-2", email="sam@example.com"))
+    assert (first["order"]["email_count"], second["order"]["email_count"]) == ("1", "2")
+    await call(http, "DELETE", f"{url}/{first['order']['id']}")
+    sbx.edit_order("1001", second["order"]["id"], {"email": "other@example.com"})
+    _, third, _ = await call(http, "POST", url, json=new_order(source_id="EC-3", email="sam@example.com"))
+    assert third["order"]["email_count"] == "1"

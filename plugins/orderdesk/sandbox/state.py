@@ -44,6 +44,13 @@ class StoreState:
     by_source: dict[tuple[str, str], str] = field(default_factory=dict)
     inventory: dict[int, dict[str, Any]] = field(default_factory=dict)
     inventory_codes: dict[str, int] = field(default_factory=dict)
+    #: lower-cased email -> number of orders with it (``email_count`` on create, without a scan).
+    email_counts: dict[str, int] = field(default_factory=dict)
+
+    def count_email(self, email: str, delta: int) -> None:
+        key = email.lower()
+        if key:
+            self.email_counts[key] = self.email_counts.get(key, 0) + delta
 
     @property
     def default_folder(self) -> int:
@@ -199,7 +206,7 @@ class SandboxState:
         fields["source_id"] = fields["source_id"] or order_id
         fields["payment_status"] = fields["payment_status"] or DEFAULT_PAYMENT_STATUS
         email = fields["email"].lower()
-        same_email = sum(1 for o in store.orders.values() if email and o["email"].lower() == email)
+        same_email = store.email_counts.get(email, 0) if email else 0
         order: Order = {
             "id": order_id,
             **fields,
@@ -215,6 +222,7 @@ class SandboxState:
             order["processor_balance"] = order["order_total"]
         order = M.layout(order)
         store.orders[order_id] = order
+        store.count_email(order["email"], +1)
         store.history[order_id] = []
         store.by_source[(order["source_name"], order["source_id"])] = order_id
         self._saved(store, order)
@@ -257,6 +265,8 @@ class SandboxState:
         if store.by_source.get(old_key) == old["id"]:
             del store.by_source[old_key]
         store.by_source.setdefault((order["source_name"], order["source_id"]), old["id"])
+        store.count_email(old["email"], -1)
+        store.count_email(order["email"], +1)
         store.orders[old["id"]] = order
         self.order_changed(store, order)
         return order
@@ -284,6 +294,7 @@ class SandboxState:
     def delete_order(self, store: StoreState, order_id: str) -> None:
         order = store.order(order_id)
         del store.orders[order["id"]]
+        store.count_email(order["email"], -1)
         store.history.pop(order["id"], None)
         key = (order["source_name"], order["source_id"])
         if store.by_source.get(key) == order["id"]:
