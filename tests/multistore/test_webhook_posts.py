@@ -15,7 +15,9 @@ import aiohttp
 import pytest
 
 from gateway.middleware import error_of
+from gateway.refs import Ref
 from gateway.testing import connect, serve_http
+from plugins.orderdesk import webhook
 from plugins.orderdesk.sandbox import model as sandbox_model
 from plugins.orderdesk.sandbox.webhooks import sign as orderdesk_sign
 
@@ -190,3 +192,21 @@ async def test_a_newer_post_over_an_older_cached_copy_is_cached(
     assert len(orderdesk_sandbox.requests(method="GET", path_prefix=f"/orders/{oid}")) == gets + 1
     assert again["email"] == "ui@example.com"
     assert gw.metrics.value("webhook_posts_total", result="ok", cached="yes") == 1
+
+
+async def test_a_post_while_the_order_is_being_written_only_invalidates(
+    gateway_factory: Any, orderdesk_sandbox: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The check-then-cache runs under the order's lock; if a write holds it, the post doesn't wait
+    long and doesn't guess: it invalidates, and the write in progress caches its own result."""
+    monkeypatch.setattr(webhook, "LOCK_WAIT_S", 0.2)
+    gw = gateway_factory(overrides=CACHING)
+    oid = first_order_id(orderdesk_sandbox)
+    async with serve_http(gw) as base, connect(gw) as client, aiohttp.ClientSession() as http:
+        cached = (await get(client, oid)).structured_content["order"]
+        newer = {**cached, "email": "posted@example.com", "date_updated": "2099-01-01 00:00:00"}
+        async with gw.locks.hold(gw.workflow._lock_key(Ref("demo", "order", oid))):
+            await replay(http, base, newer)
+        after = (await get(client, oid)).structured_content["order"]
+    assert after["email"] == cached["email"]  # re-read from OrderDesk, not the post
+    assert gw.metrics.value("webhook_posts_total", result="ok", cached="no") == 1
