@@ -49,7 +49,7 @@ LATENCY_MS = 5.0
 async def get_put_latency(sb: SandboxProcess, order_id: str, rounds: int = 20) -> float:
     """Median seconds of one raw GET + PUT of an order (what one locked update must spend upstream)."""
     url = f"{sb.base_url}/orders/{order_id}"
-    headers = {**sb.headers(), "Content-Type": "application/json"}
+    headers = sb.headers()  # no Content-Type on the GET (OrderDesk asks for none); json= sets it on the PUT
     samples = []
     async with aiohttp.ClientSession() as s:
         for i in range(rounds + 2):

@@ -8,22 +8,25 @@ the sandbox runs in another process. RSS is ``VmRSS`` from ``/proc/<pid>/status`
 1. idle: 1 s after ``/healthz`` first answers, before any MCP call;
 2. warm: after one MCP ``orders_get`` over HTTP and a few webhook posts (so code paths and pools that
    load lazily are not counted as cache);
-3. after 10,000 distinct orders were cached *inside that process*, through its own public path:
-   each is posted, signed like OrderDesk does, to ``POST /webhooks/orderdesk``, which (with
-   ``orderdesk.webhook_caches_order = true``, switched on for this run) stores the order as the fresh cache entry.
-   The orders are the sandbox's seeded demo orders padded with notes/checkout data to ~3 KB of JSON,
-   with distinct ids (900000001...) that do not exist upstream. Afterwards ``orders_get`` of a sample
-   of those ids must succeed, which proves they are served from the cache (upstream would say 404).
+3. after 10,000 distinct orders were cached *inside that process*, through its own public path: the
+   orders are first created upstream (``POST /orders`` straight to the sandbox, not through the
+   gateway), then each is read once with the MCP tool ``orders_get`` (8 clients over Streamable
+   HTTP), which caches it. (Order posts to ``/webhooks/orderdesk`` no longer fill the cache: they
+   only refresh an order already cached in an older version.) The orders are the sandbox's seeded
+   demo orders padded with notes/checkout data to ~3 KB of JSON, with distinct source ids and emails.
+   Afterwards ``orders_get`` of a sample of those ids must make no upstream request, which proves
+   they are served from the cache.
 
 ``cache.max_entries`` is raised from its default 10,000 to 20,000 so that all 10,000 orders fit next
-to the list-generation counter that every webhook post bumps (with the default bound the oldest order
-would be evicted); ``cache.ttl_order`` is 3600 s so nothing expires while posting. Targets: idle <=
-80 MB; <= +60 MB for the 10,000 orders (after - warm). --quick changes nothing but the sample check.
+to the few other entries (store settings, list keys); ``cache.ttl_order`` is 3600 s so nothing expires
+while reading. Targets: idle <= 80 MB; <= +60 MB for the 10,000 orders (after - warm). --quick changes
+nothing but the sample check.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import json
@@ -85,14 +88,14 @@ LADDER = [
 ]
 
 N_ORDERS = 10_000
-FIRST_ID = 900_000_001
 TARGET_BYTES = 3000
+READERS = 8
 
 
 def pad(order: dict[str, Any], i: int) -> dict[str, Any]:
-    """A distinct ~3 KB order built from a realistic seeded one."""
+    """A distinct ~3 KB order built from a realistic seeded one (the create body: no id)."""
     o: dict[str, Any] = json.loads(json.dumps(order))
-    o["id"] = str(FIRST_ID + i)
+    o.pop("id", None)
     o["source_id"] = f"bench-{i}"
     o["email"] = f"customer{i}@example.com"
     notes = list(o.get("order_notes") or [])
@@ -102,7 +105,7 @@ def pad(order: dict[str, Any], i: int) -> dict[str, Any]:
             {
                 "date_added": o.get("date_added", ""),
                 "username": "Customer Service",
-                "content": f"Follow-up #{k} for order {o['id']}: customer confirmed the address.",
+                "content": f"Follow-up #{k} for order bench-{i}: customer confirmed the address.",
             }
         )
         o["order_notes"] = notes
@@ -143,6 +146,39 @@ async def post_all(
 
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     return ok, bad
+
+
+async def create_all(
+    session: aiohttp.ClientSession, sb: SandboxProcess, bodies: list[dict[str, Any]], concurrency: int = 8
+) -> tuple[list[str], float]:
+    """Create the orders upstream (straight to the sandbox); returns their ids and average JSON size."""
+    ids: list[str] = [""] * len(bodies)
+    sizes: list[int] = [0] * len(bodies)
+    queue = iter(enumerate(bodies))
+
+    async def worker() -> None:
+        for i, body in queue:
+            async with session.post(sb.base_url + "/orders", json=body, headers=sb.headers()) as r:
+                created = (await r.json())["order"]
+            ids[i], sizes[i] = str(created["id"]), len(json.dumps(created))
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return ids, sum(sizes) / len(sizes)
+
+
+async def read_all(clients: list[Any], ids: list[str]) -> int:
+    """``orders_get`` every id once, spread over the clients; returns how many answered without error."""
+    queue = iter(ids)
+    ok = 0
+
+    async def worker(client: Any) -> None:
+        nonlocal ok
+        for oid in queue:
+            r = await client.call_tool("orders_get", {"order_id": oid})
+            ok += not r.is_error
+
+    await asyncio.gather(*(worker(c) for c in clients))
+    return ok
 
 
 async def floor_rss() -> float:
@@ -197,52 +233,45 @@ async def main() -> None:
 
     args = parse_quick(__doc__.splitlines()[0])
     print(f"memory benchmark ({machine()}): serve --transport http, memory backend, {N_ORDERS} orders")
-    async with SandboxProcess() as sb:
-        ids = await sb.order_ids()
-        seeded = [await sb.order(oid) for oid in ids]
+    async with SandboxProcess() as sb, aiohttp.ClientSession() as session:
+        seeded = [await sb.order(oid) for oid in await sb.order_ids()]
         for o in seeded:
             o.pop("order_history", None)  # the admin read includes history; the API's order does not
-        orders = [json.dumps(pad(seeded[i % len(seeded)], i)) for i in range(N_ORDERS)]
-        avg = sum(len(o) for o in orders) / len(orders)
+        t0 = time.perf_counter()
+        ids, avg = await create_all(session, sb, [pad(seeded[i % len(seeded)], i) for i in range(N_ORDERS)])
+        create_s = time.perf_counter() - t0
         store = sb.config.stores[0]
         path = write_config(
-            sb,
-            unique_prefix("memory"),
-            {"cache.max_entries": 20_000, "cache.ttl_order": 3600.0, "orderdesk.webhook_caches_order": True},
+            sb, unique_prefix("memory"), {"cache.max_entries": 20_000, "cache.ttl_order": 3600.0}
         )
         try:
-            async with GatewayProcess(path) as gp:
+            async with GatewayProcess(path) as gp, contextlib.AsyncExitStack() as stack:
                 await asyncio.sleep(1.0)
                 idle = rss_mb(gp.pid)
                 hook = gp.base_url + "/webhooks/orderdesk"
-                async with aiohttp.ClientSession() as session, Client(gp.mcp_url) as client:
-                    r = await client.call_tool("orders_get", {"order_id": ids[0]})
-                    warm_ok = not r.is_error
-                    await post_all(
-                        session,
-                        hook,
-                        store.store_id,
-                        store.api_key,
-                        [json.dumps(pad(seeded[0], N_ORDERS + j)) for j in range(5)],
-                    )
-                    await asyncio.sleep(0.5)
-                    warm = rss_mb(gp.pid)
-                    t0 = time.perf_counter()
-                    ok, bad = await post_all(session, hook, store.store_id, store.api_key, orders)
-                    post_s = time.perf_counter() - t0
-                    await asyncio.sleep(1.0)
-                    after = rss_mb(gp.pid)
-                    step = max(1, N_ORDERS // (20 if args.quick else 200))
-                    sample = [str(FIRST_ID + i) for i in range(0, N_ORDERS, step)] + [
-                        str(FIRST_ID + N_ORDERS - 1)
-                    ]
-                    await sb.clear_requests()
-                    hits = 0
-                    for oid in sample:
-                        r = await client.call_tool("orders_get", {"order_id": oid})
-                        hits += (not r.is_error) and str(r.structured_content["order"]["id"]) == oid
-                    upstream = len(await sb.requests(method="GET"))
-                    final = rss_mb(gp.pid)
+                clients = [await stack.enter_async_context(Client(gp.mcp_url)) for _ in range(READERS)]
+                client = clients[0]
+                r = await client.call_tool("orders_get", {"order_id": str(seeded[0]["id"])})
+                warm_ok = not r.is_error
+                await post_all(
+                    session, hook, store.store_id, store.api_key, [json.dumps(o) for o in seeded[:5]]
+                )
+                await asyncio.sleep(0.5)
+                warm = rss_mb(gp.pid)
+                t0 = time.perf_counter()
+                ok = await read_all(clients, ids)
+                fill_s = time.perf_counter() - t0
+                await asyncio.sleep(1.0)
+                after = rss_mb(gp.pid)
+                step = max(1, N_ORDERS // (20 if args.quick else 200))
+                sample = [*ids[::step], ids[-1]]
+                await sb.clear_requests()
+                hits = 0
+                for oid in sample:
+                    r = await client.call_tool("orders_get", {"order_id": oid})
+                    hits += (not r.is_error) and str(r.structured_content["order"]["id"]) == oid
+                upstream = len(await sb.requests(method="GET"))
+                final = rss_mb(gp.pid)
         finally:
             remove_file(path)
 
@@ -257,7 +286,8 @@ async def main() -> None:
     print(f"  trivial MCPServer on Streamable HTTP (SDK floor), idle: {floor:.1f} MB")
     header("results")
     print(
-        f"  orders posted: {ok} accepted, {bad} refused, in {post_s:.1f} s ({ok / post_s:.0f}/s); "
+        f"  orders created upstream in {create_s:.1f} s; read through the gateway (orders_get, "
+        f"{READERS} clients): {ok} ok in {fill_s:.1f} s ({ok / fill_s:.0f}/s); "
         f"average order JSON {avg:.0f} B ({avg * N_ORDERS / 1e6:.1f} MB of JSON in total)"
     )
     print(
@@ -273,7 +303,7 @@ async def main() -> None:
         "memory_10k_orders",
         f"+{delta:.1f} MB for {ok} orders of ~{avg / 1000:.1f} KB ({hits}/{len(sample)} verified cached)",
         "<= +60 MB",
-        delta <= 60 and ok == N_ORDERS and hits == len(sample),
+        delta <= 60 and ok == N_ORDERS and hits == len(sample) and upstream == 0,
     )
     summary(
         "memory",

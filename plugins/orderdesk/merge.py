@@ -44,6 +44,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from gateway.errors import ValidationFailed
+from plugins.orderdesk import wire
 
 #: Key in an ``order_items`` change entry that removes the item with that entry's ``id``.
 DELETE_MARKER = "_delete"
@@ -198,6 +199,7 @@ def diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[dict[str, 
     """Field-level differences ``{"path", "before", "after"}`` sorted by path (dry-run output).
 
     An absent field is shown as ``None``. Each new item gets its own ``order_items[+new]`` entry.
+    An amount spelled differently (``10`` vs ``"10"``, as OrderDesk mixes them) is no difference.
     """
     entries = [{"path": path, "before": old, "after": new} for path, old, new in _walk(before, after)]
     return sorted(entries, key=lambda entry: entry["path"])
@@ -208,7 +210,7 @@ def _walk(before: Mapping[str, Any], after: Mapping[str, Any]) -> Iterator[tuple
         if key in NOT_UPLOADED:
             continue
         old, new = before.get(key), after.get(key)
-        if key in before and key in after and old == new:
+        if key in before and key in after and _same(key, old, new, wire.ORDER_AMOUNT_FIELDS):
             continue
         if key in KEYED_ORDER_FIELDS and _is_map(old) and _is_map(new):
             yield from _walk_map(key, old, new)
@@ -216,6 +218,11 @@ def _walk(before: Mapping[str, Any], after: Mapping[str, Any]) -> Iterator[tuple
             yield from _walk_items(old, new)
         else:
             yield key, old, new
+
+
+def _same(key: str, old: Any, new: Any, amounts: frozenset[str]) -> bool:
+    """Equal, or (for an amount field) the same amount spelled as a number and as a string."""
+    return old == new or (key in amounts and wire.same_amount(old, new))
 
 
 def _is_map(value: Any) -> bool:
@@ -264,7 +271,7 @@ def _walk_item(
 ) -> Iterator[tuple[str, Any, Any]]:
     for key in _union_keys(before, after):
         old, new = before.get(key), after.get(key)
-        if key in before and key in after and old == new:
+        if key in before and key in after and _same(key, old, new, wire.ITEM_AMOUNT_FIELDS):
             continue
         if key in ITEM_MAP_FIELDS and _is_map(old) and _is_map(new):
             yield from _walk_map(f"{prefix}.{key}", old, new)

@@ -36,8 +36,9 @@ class OrderDeskSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True
     user_agent: str = "mcp-gateway-orderdesk/0.1 (+https://github.com/mcp-gateway)"
     #: Size of the shared connection pool (all stores together, one pool per process).
     max_connections: int = 20
-    #: store the order posted to /webhooks/orderdesk as the fresh cached value (saves the next GET);
-    #: off by default: invalidating only is always correct, whatever order the posts arrive in
+    #: store the order posted to /webhooks/orderdesk as the fresh cached value (saves the next GET),
+    #: but only over a strictly older cached copy; any other post only invalidates. Off by default:
+    #: invalidating only is always correct, whatever order the posts arrive in
     webhook_caches_order: bool = False
 
     def __post_init__(self) -> None:

@@ -6,7 +6,8 @@ It owns everything below the endpoint methods of :class:`~plugins.orderdesk.clie
   (OrderDesk asks for none on GET). The key is revealed only while building the request headers and
   never reaches a message, a log line or a ``repr``.
 * **envelope** — ``{"status": "success" | "error", ...}`` is checked; ``"error"`` inside an HTTP 200
-  is an error too.
+  is an error too. Timing is dropped in both documented forms (``execution_time`` and
+  ``"message": "Execution took … seconds"``), so it never reaches a payload or a tool result.
 * **errors** — mapped to :mod:`gateway.errors` codes, keeping OrderDesk's own ``message`` and naming
   the operation: ``"OrderDesk GET /orders/123: Order Not Found"``.
 * **pacing** — a :class:`~plugins.orderdesk.ratelimit.LeakyBucket` before every attempt, fed with
@@ -57,6 +58,8 @@ JSON = dict[str, Any]
 Sleep = Callable[[float], Awaitable[None]]
 
 _ENVELOPE_KEYS = ("status", "execution_time")
+# The other documented form of the timing (notes §2): the whole message, nothing else in it.
+_TIMING_MESSAGE = re.compile(r"^\s*Execution took [0-9.]+ ?(seconds?|s|ms)?\s*$", re.I)
 # How a per-entry result of /move-orders or /batch-shipments says it failed, when it has no
 # explicit ``"status": "error"`` (the per-entry schema is not documented).
 _ENTRY_FAILED = re.compile(r"not found|error|invalid|fail|could not|cannot|unable|not (moved|added)", re.I)
@@ -335,6 +338,8 @@ class OrderDeskTransport:
                 )
             if str(envelope.get("status", "")).lower() == "error":
                 return _Attempt("fatal", error=self._status_error(op, envelope))
+            if isinstance(envelope.get("message"), str) and _TIMING_MESSAGE.match(envelope["message"]):
+                del envelope["message"]  # timing, not a message: it must not reach a tool result
             return _Attempt("ok", body=envelope)
         message = self._message(envelope, f"HTTP {status} {reason}".strip())
         return _Attempt("fatal", error=_http_error(op, status, message))
@@ -435,7 +440,9 @@ def _query(params: Mapping[str, Any]) -> dict[str, str]:
 
 
 def unwrap(envelope: JSON) -> JSON:
-    """The envelope without ``status``/``execution_time`` (what message-only writes return)."""
+    """The envelope without ``status``/``execution_time`` (what message-only writes return).
+
+    A timing-only ``message`` was already removed when the response was read."""
     return {k: v for k, v in envelope.items() if k not in _ENVELOPE_KEYS}
 
 

@@ -1,8 +1,12 @@
 """OrderDesk's wire quirks, smoothed on the way in and restored on the way out. Pure functions, no I/O.
 
 OrderDesk is PHP: an empty key/value map is serialised as ``[]``, ids are sometimes strings and
-sometimes numbers. Readers get one shape (maps are dicts, order/item/shipment ids are strings,
-``folder_id`` and inventory ``id`` are ints); writers send what OrderDesk itself sends.
+sometimes numbers, and so are amounts (``"price": "10"`` in one order, ``19`` in another; notes §1.3).
+Readers get one shape for maps and ids (maps are dicts, order/item/shipment ids are strings,
+``folder_id`` and inventory ``id`` are ints) and amounts exactly as OrderDesk sent them; writers send
+what OrderDesk itself sends, with every amount of an order as a JSON number, so the same order never
+goes out once with ``"10"`` and once with ``10``. :func:`same_amount` tells whether two amounts are
+equal regardless of that spelling (used by the diff: ``10`` vs ``"10"`` is no change).
 
 Every function returns a deep copy and changes only the fields named here. The dict is the source
 of truth, so unknown fields — top-level or nested — always survive a read-modify-write round trip.
@@ -10,7 +14,9 @@ of truth, so unknown fields — top-level or nested — always survive a read-mo
 
 from __future__ import annotations
 
+import math
 import re
+from decimal import Decimal
 from typing import Any
 
 import msgspec
@@ -24,6 +30,17 @@ SHIPMENT_ID_FIELDS = ("id", "order_id", "store_id")
 # Lists that PUT /orders/{id} cannot change (shipments have their own endpoints, history is
 # append-only); sending them back would at best be ignored.
 ORDER_READ_ONLY_LISTS = ("order_shipments", "order_history")
+
+#: Order fields holding amounts (notes §6.1); OrderDesk may send any of them as a numeric string.
+ORDER_AMOUNT_FIELDS = frozenset(
+    {
+        "shipping_total", "handling_total", "tax_total", "processor_balance", "refund_total",
+        "quantity_total", "weight_total", "product_total", "discount_total", "order_total",
+    }
+)  # fmt: skip
+#: Order-item fields holding amounts (notes §6.6).
+ITEM_AMOUNT_FIELDS = frozenset({"price", "quantity", "weight"})
+_NUMERIC_TEXT = re.compile(r"^\s*-?(\d+(\.\d*)?|\.\d+)\s*$", re.ASCII)
 
 # Store settings that are credentials. Current OrderDesk no longer returns them, older versions
 # did; a tool result must never carry them either way.
@@ -61,6 +78,46 @@ def _id_int(value: Any) -> Any:
     if isinstance(value, float) and value.is_integer():
         return int(value)
     return value
+
+
+def _amount(value: Any) -> Decimal | None:
+    """The exact value of a JSON number or numeric string (``"10"``, ``"1.70"``); else ``None``."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return Decimal(value)
+    if isinstance(value, float):
+        return Decimal(repr(value)) if math.isfinite(value) else None
+    if isinstance(value, str) and _NUMERIC_TEXT.match(value):
+        return Decimal(value.strip())
+    return None
+
+
+def same_amount(a: Any, b: Any) -> bool:
+    """``a == b``, or both are the same amount spelled differently (``10``, ``10.0``, ``"10"``, ``"10.00"``).
+
+    Only for fields known to hold amounts: a postal code ``"02108"`` is not the number ``2108``.
+    """
+    if a == b:
+        return True
+    x, y = _amount(a), _amount(b)
+    return x is not None and y is not None and x == y
+
+
+def _number_out(value: Any) -> Any:
+    """A numeric string as a JSON number (``"10"`` -> ``10``, ``"1.70"`` -> ``1.7``); all else unchanged."""
+    if not isinstance(value, str):
+        return value
+    exact = _amount(value)
+    if exact is None:
+        return value
+    return int(exact) if exact == exact.to_integral_value() else float(exact)
+
+
+def _amounts_out(d: JSON, fields: frozenset[str]) -> None:
+    for f in fields:
+        if f in d:
+            d[f] = _number_out(d[f])
 
 
 def _maps_in(d: JSON, fields: tuple[str, ...]) -> None:
@@ -159,9 +216,10 @@ def sanitize_store(d: JSON) -> JSON:
 def to_wire_order(d: JSON, *, for_create: bool = False) -> JSON:
     """The body for ``PUT /orders/{id}`` (or ``POST /orders`` with ``for_create=True``).
 
-    Empty maps go out as ``[]`` like OrderDesk sends them. ``order_history`` is always dropped;
-    ``order_shipments`` is dropped for PUT (ignored there) but kept for a create, where it is the
-    caller's explicit input.
+    Empty maps go out as ``[]`` like OrderDesk sends them; amounts (:data:`ORDER_AMOUNT_FIELDS`,
+    :data:`ITEM_AMOUNT_FIELDS`) go out as JSON numbers even when OrderDesk sent them as strings.
+    ``order_history`` is always dropped; ``order_shipments`` is dropped for PUT (ignored there) but kept
+    for a create, where it is the caller's explicit input.
     """
     out = _copy(d)
     for f in ORDER_READ_ONLY_LISTS:
@@ -169,14 +227,17 @@ def to_wire_order(d: JSON, *, for_create: bool = False) -> JSON:
             continue
         out.pop(f, None)
     _maps_out(out, ORDER_MAP_FIELDS)
+    _amounts_out(out, ORDER_AMOUNT_FIELDS)
     for item in _each_dict(out.get("order_items")):
         _maps_out(item, ITEM_MAP_FIELDS)
+        _amounts_out(item, ITEM_AMOUNT_FIELDS)
     return out
 
 
 def to_wire_order_item(d: JSON) -> JSON:
     out = _copy(d)
     _maps_out(out, ITEM_MAP_FIELDS)
+    _amounts_out(out, ITEM_AMOUNT_FIELDS)
     return out
 
 

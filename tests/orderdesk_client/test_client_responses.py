@@ -82,6 +82,19 @@ async def test_message_only_writes_return_the_message(client: OrderDeskClient, m
     assert await client.test() == {"message": "Connection Successful", "current_date_time": "t"}
 
 
+async def test_timing_as_a_message_is_dropped_like_execution_time(
+    client: OrderDeskClient, mocked: Any, od: Any
+) -> None:
+    """notes §2: timing is either execution_time or "message": "Execution took …"; neither is data."""
+    timing = {"status": "success", "message": "Execution took 0.0208 seconds"}
+    mocked.put(od.url("/inventory-items/2510"), payload=timing)
+    mocked.put(od.url("/batch-inventory-items"), payload={**timing, "results": []})
+    mocked.delete(od.url("/orders/7"), payload={"status": "success", "message": "Order 7 Deleted"})
+    assert await client.update_inventory_item(2510, {"id": 2510, "name": "n"}) == {}
+    assert "message" not in await client.batch_update_inventory([{"id": 1, "name": "a", "code": "a"}])
+    assert await client.delete_order(7) == {"message": "Order 7 Deleted"}  # a real message stays
+
+
 async def test_get_store_strips_credentials(client: OrderDeskClient, mocked: Any, od: Any) -> None:
     store = {
         "id": "11",

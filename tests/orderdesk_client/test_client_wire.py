@@ -1,4 +1,4 @@
-"""wire.py: OrderDesk's PHP-isms are smoothed on read and restored on write, and nothing else changes."""
+"""wire.py: OrderDesk's PHP-isms are smoothed on read and restored on write (amounts go out as numbers)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from plugins.orderdesk.wire import (
     normalize_order,
     normalize_order_item,
     normalize_shipment,
+    same_amount,
     sanitize_store,
     to_wire_inventory_item,
     to_wire_order,
@@ -146,3 +147,35 @@ def test_store_loses_every_credential_but_keeps_folders() -> None:
     assert clean["settings"] == {"timezone": "America/Los_Angeles"}
     assert clean["folders"] == {"21654": "New", "21655": "Prepared"}
     assert store["settings"]["api_key"] == "yourapikey"  # input untouched
+
+
+def test_write_sends_every_amount_as_a_number() -> None:
+    """Read as sent ("10" stays "10"); written as numbers, so a PUT never flips between the two."""
+    order = {
+        **normalize_order(raw_order()),
+        "shipping_total": "5.95",
+        "order_total": "21.17",
+        "tax_total": "",  # blank stays blank (OrderDesk reads it as 0)
+        "customer_id": "8173875",  # not an amount: an id that looks like a number
+        "shipping": {"postal_code": "02108"},
+    }
+    order["order_items"][0].update(quantity="2", weight="0.40", code="0042")
+    wire = to_wire_order(order)
+    assert (wire["shipping_total"], wire["order_total"], wire["tax_total"]) == (5.95, 21.17, "")
+    first = wire["order_items"][0]
+    assert (first["price"], first["quantity"], first["weight"], first["code"]) == (10, 2, 0.4, "0042")
+    assert wire["customer_id"] == "8173875" and wire["shipping"]["postal_code"] == "02108"
+    assert order["order_items"][0]["price"] == "10"  # the input is untouched
+    assert to_wire_order_item({"price": "12.99", "quantity": "3", "name": "7"}) == {
+        "price": 12.99,
+        "quantity": 3,
+        "name": "7",
+    }
+    assert to_wire_order_item({"price": "ten", "quantity": "1e3"}) == {"price": "ten", "quantity": "1e3"}
+
+
+def test_same_amount() -> None:
+    assert same_amount(10, "10") and same_amount("10.00", 10.0) and same_amount(" 1.70", 1.7)
+    assert same_amount(19.99, "19.99") and same_amount("abc", "abc") and same_amount(None, None)
+    assert not same_amount(10, "10.01") and not same_amount("", 0) and not same_amount(True, "1")
+    assert not same_amount("1e1", 10) and not same_amount(float("nan"), "nan") and not same_amount("٣", 3)

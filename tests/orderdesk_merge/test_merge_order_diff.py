@@ -135,3 +135,39 @@ def test_changed_id_less_existing_items_are_reported_as_the_whole_list() -> None
     before = {"order_items": [{"name": "legacy"}]}
     after = {"order_items": [{"name": "edited"}]}
     assert changed_fields(before, after) == ["order_items"]
+
+
+def test_an_amount_spelled_as_a_string_is_no_change() -> None:
+    """OrderDesk sends "price": "10" in one order and 19 in another (notes §1.3): 5 vs "5" is equal."""
+    order = {**make_order(), "shipping_total": "5.95", "tax_total": 0}
+    same = {
+        "shipping_total": 5.95,
+        "tax_total": "0.00",
+        "order_items": [{"id": "1670028", "price": "19.0", "quantity": "1"}, {"id": "1670029", "price": 5.0}],
+    }
+    assert diff(order, merge_order(order, same)) == []
+    changed = {"shipping_total": "6", "order_items": [{"id": "1670029", "price": "5.01", "quantity": "3"}]}
+    assert changed_fields(order, merge_order(order, changed)) == [
+        "order_items[1670029].price",
+        "order_items[1670029].quantity",
+        "shipping_total",
+    ]
+
+
+def test_only_amount_fields_compare_as_numbers() -> None:
+    order = {**make_order(), "source_id": "0042", "shipping": {"postal_code": "02108"}}
+    changes = {
+        "source_id": 42,
+        "shipping": {"postal_code": 2108},
+        "order_items": [{"id": "1670029", "name": 5}],
+    }
+    assert changed_fields(order, merge_order(order, changes)) == [
+        "order_items[1670029].name",
+        "shipping.postal_code",
+        "source_id",
+    ]
+    blank = {"order_items": [{"id": "1670028", "price": ""}], "handling_total": None}
+    assert changed_fields({**order, "handling_total": 0}, merge_order(order, blank)) == [
+        "handling_total",
+        "order_items[1670028].price",
+    ]

@@ -27,7 +27,7 @@ async def test_order_item_crud_recomputes_totals(sbx: Sandbox, http: aiohttp.Cli
     assert after_add is not None
     new_item = after_add["order_items"][-1]
     assert isinstance(new_item["id"], str) and new_item["quantity"] == 1
-    assert after_add["product_total"] == 28 + 12.99 and after_add["date_updated"] > order["date_updated"]
+    assert after_add["product_total"] == 28 + 12.99 and after_add["date_updated"] >= order["date_updated"]
 
     status, resp, _ = await call(http, "GET", f"{url}/{new_item['id']}")
     assert resp["order_item"] == new_item

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
@@ -105,11 +106,28 @@ async def test_put_is_a_full_replacement(sbx: Sandbox, http: aiohttp.ClientSessi
     assert new["product_total"] == 12.5 * 5 + 1 and new["order_total"] == 62.5 + 1 + 1.5
     assert len(new["order_shipments"]) == 1 and new["folder_id"] == 1
     assert new["checkout_data"] == {"Gift": "yes"}
-    assert new["date_added"] == current["date_added"] and new["date_updated"] > current["date_updated"]
-    # a second write in the same second still moves date_updated
+    assert new["date_added"] == current["date_added"] and new["date_updated"] >= current["date_updated"]
     status, again, _ = await call(http, "PUT", f"{sbx.base_url}/orders/{order['id']}", json=new)
-    assert again["order"]["date_updated"] > new["date_updated"]
     assert sbx.order(order["id"]) == again["order"]
+
+
+async def test_date_updated_is_the_wall_clock_second_like_orderdesk(
+    sbx: Sandbox, http: aiohttp.ClientSession
+) -> None:
+    """Six PUTs in a row are stamped with the current second each, never pushed ahead of the clock, so
+    writes in one second share a date_updated (a client can't detect a change by date_updated alone)."""
+    order = sbx.orders()[0]
+    url = f"{sbx.base_url}/orders/{order['id']}"
+    before = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
+    stamps = []
+    for n in range(6):
+        _, resp, _ = await call(http, "PUT", url, json={**order, "email": f"w{n}@example.com"})
+        stamps.append(resp["order"]["date_updated"])
+    after = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
+    assert all(before <= stamp <= after for stamp in stamps), (before, stamps, after)
+    assert stamps == sorted(stamps)
+    if before == after:  # all six in one second: one shared date_updated
+        assert set(stamps) == {before}
 
 
 async def test_put_without_items_key_removes_all_items(sbx: Sandbox, http: aiohttp.ClientSession) -> None:
@@ -168,7 +186,7 @@ async def test_move_orders_results_history_and_errors(sbx: Sandbox, http: aiohtt
     assert bad["order_id"] == 999 and bad["message"] == "Order Not Found"
     moved = sbx.order(first["id"], with_history=True)
     assert moved is not None and moved["folder_id"] == 2
-    assert moved["date_updated"] > first["date_updated"]
+    assert moved["date_updated"] >= first["date_updated"]
     assert "Prepared" in moved["order_history"][-1]["note"]
     body2: dict[str, Any] = {"order_id_list": [first["id"]], "destination_folder_id": 3}
     _, resp, _ = await call(http, "POST", sbx.base_url + "/move-orders", json=body2)
@@ -183,6 +201,7 @@ async def test_move_orders_results_history_and_errors(sbx: Sandbox, http: aiohtt
 
 
 async def test_strict_concurrency_mode_answers_409_on_stale_date_updated() -> None:
+    """A test-only mode: OrderDesk has no 409 and no conditional PUT (notes §7)."""
     async with Sandbox(SandboxConfig(strict_concurrency=True, seed_orders=2, rate_limit_enabled=False)) as sb:
         async with aiohttp.ClientSession(headers=sb.headers()) as http:
             order = sb.orders()[0]
@@ -193,3 +212,16 @@ async def test_strict_concurrency_mode_answers_409_on_stale_date_updated() -> No
             fresh = sb.order(order["id"])
             status, resp, _ = await call(http, "PUT", f"{sb.base_url}/orders/{order['id']}", json=fresh)
             assert status == 200
+
+
+async def test_email_count_counts_current_orders_with_the_email(
+    sbx: Sandbox, http: aiohttp.ClientSession
+) -> None:
+    url = sbx.base_url + "/orders"
+    _, first, _ = await call(http, "POST", url, json=new_order(source_id="EC-1", email="Sam@Example.com"))
+    _, second, _ = await call(http, "POST", url, json=new_order(source_id="EC-2", email="sam@example.com"))
+    assert (first["order"]["email_count"], second["order"]["email_count"]) == ("1", "2")
+    await call(http, "DELETE", f"{url}/{first['order']['id']}")
+    sbx.edit_order("1001", second["order"]["id"], {"email": "other@example.com"})
+    _, third, _ = await call(http, "POST", url, json=new_order(source_id="EC-3", email="sam@example.com"))
+    assert third["order"]["email_count"] == "1"

@@ -1,4 +1,4 @@
-"""Order posts to a webhook URL: form field ``order``, store-id header and a valid HMAC."""
+"""Order posts to a webhook URL: form field ``order``, store-id header and OrderDesk's HMAC."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import json
 import time
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 import aiohttp
 import pytest
@@ -19,7 +20,8 @@ from plugins.orderdesk.sandbox import Sandbox, SandboxConfig
 
 
 class Receiver:
-    """A tiny aiohttp server that validates posts like the official PHP ``validatePostedJson()``."""
+    """A tiny aiohttp server that validates posts like the official PHP ``validatePostedJson()``:
+    ``hash_hmac('sha256', rawurldecode($_POST['order']), api_key)`` (notes §8.1)."""
 
     def __init__(self) -> None:
         self.posts: list[dict[str, Any]] = []
@@ -29,12 +31,15 @@ class Receiver:
     async def handle(self, request: web.Request) -> web.Response:
         form = await request.post()
         order_json = str(form["order"])
-        expected = hmac.new(b"sandbox-key", order_json.encode(), hashlib.sha256).hexdigest()
+        rawurldecoded = unquote_to_bytes(order_json)  # PHP rawurldecode: %XX decoded, '+' kept
+        expected = hmac.new(b"sandbox-key", rawurldecoded, hashlib.sha256).hexdigest()
+        plain = hmac.new(b"sandbox-key", order_json.encode(), hashlib.sha256).hexdigest()
         self.posts.append(
             {
                 "order": json.loads(order_json),
                 "store_id": request.headers.get("X-Order-Desk-Store-Id"),
                 "valid": hmac.compare_digest(expected, request.headers.get("X-Order-Desk-Hash", "")),
+                "plain": hmac.compare_digest(plain, request.headers.get("X-Order-Desk-Hash", "")),
                 "content_type": request.content_type,
             }
         )
@@ -70,7 +75,7 @@ async def test_changes_are_posted_with_valid_hmac(receiver: Receiver) -> None:
 
         edited = sb.edit_order("1001", order_id, {"shipping": {"city": "Boise"}, "email": "ui@example.com"})
         assert edited["shipping"]["city"] == "Boise" and edited["shipping"]["first_name"] == "Jane"
-        assert edited["date_updated"] > created["order"]["date_updated"]
+        assert edited["date_updated"] >= created["order"]["date_updated"]
         await sb.drain_webhooks()
         assert receiver.posts[-1]["order"]["email"] == "ui@example.com" and receiver.posts[-1]["valid"]
 
@@ -83,6 +88,14 @@ async def test_changes_are_posted_with_valid_hmac(receiver: Receiver) -> None:
         assert receiver.posts[3]["order"]["folder_id"] == 2
         assert receiver.posts[4]["order"]["order_shipments"][0]["tracking_number"] == "Z1"
         assert [d["status"] for d in sb.webhook_deliveries] == [200] * 5
+
+        # percent-escapes in the JSON: signed over the rawurldecoded JSON, so not over the JSON as sent
+        sb.edit_order("1001", order_id, {"checkout_data": {"Note": "Leave%20at%20door", "Deal": "2+1"}})
+        await sb.drain_webhooks()
+        last = receiver.posts[-1]
+        assert last["order"]["checkout_data"] == {"Note": "Leave%20at%20door", "Deal": "2+1"}
+        assert last["valid"] and not last["plain"]
+        assert all(p["valid"] and p["plain"] for p in receiver.posts[:5])  # no '%': both forms agree
 
 
 async def test_unreachable_receiver_is_recorded_and_stop_cancels_slow_posts(receiver: Receiver) -> None:

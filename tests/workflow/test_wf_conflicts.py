@@ -1,5 +1,9 @@
 """Issue 4, conflicts: 409s and precondition failures are retried with a fresh fetch and the
-configured backoff; other errors are not retried."""
+configured backoff; other errors are not retried.
+
+OrderDesk itself has no 409 (notes §7): the 409s here are injected faults or the sandbox's test-only
+``strict_concurrency`` mode, standing in for a backend that has optimistic concurrency, to exercise the
+host's conflict protocol. Edits made outside the gateway are caught by the precondition tests below."""
 
 from __future__ import annotations
 
@@ -50,7 +54,8 @@ async def test_two_409s_then_success_on_attempt_3(
     assert not r.is_error, r.structured_content
     assert r.structured_content["attempts"] == 3
     assert r.structured_content["changed_fields"] == ["order_metadata.retried"]
-    # a fresh GET before each PUT; strict mode accepted the last PUT, so it carried the current date_updated
+    # a fresh GET before each PUT; the test-only strict mode accepted the last PUT: it carried the
+    # current date_updated
     assert order_log(orderdesk_sandbox, oid) == [("GET", 200), ("PUT", 409)] * 2 + [
         ("GET", 200),
         ("PUT", 200),
@@ -77,10 +82,11 @@ class EditInTheUi:
 
 
 @pytest.mark.sandbox(strict_concurrency=True)
-async def test_real_409_from_a_concurrent_ui_edit_is_retried(
+async def test_a_409_from_the_test_only_strict_mode_after_a_ui_edit_is_retried(
     orderdesk_sandbox: Any, gateway_factory: Any, oid: str
 ) -> None:
-    """Strict mode answers 409 because the UI edit bumped date_updated; the retry keeps both changes."""
+    """The test-only strict mode (not OrderDesk behaviour) answers 409 because the UI edit changed
+    date_updated (the seeded order was last changed earlier); the retry keeps both changes."""
     ui = EditInTheUi(orderdesk_sandbox, {"shipping": {"company": "Edited In The UI"}})
     orderdesk_sandbox.clear_requests()
     async with connect(gateway_factory(plugins=[ui])) as client:

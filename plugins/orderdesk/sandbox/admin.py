@@ -23,6 +23,9 @@ CONFIG_KEYS = {
     "refill_per_sec": float,
     "latency_ms": float,
     "strict_concurrency": bool,
+    "string_numbers": float,
+    "timing_style": str,
+    "refuse_get_body": bool,
     "webhook_url": str,
 }
 

@@ -53,7 +53,12 @@ def get_store(call: Call) -> dict[str, Any]:
     store = call.store
     folders = {str(fid): name for fid, name in store.folders.items()}
     return {
-        "store": {"id": store.store_id, "name": store.name, "settings": STORE_SETTINGS, "folders": folders}
+        "store": {
+            "id": store.store_id,
+            "name": store.name,
+            "settings": {**STORE_SETTINGS, "timezone": store.timezone},
+            "folders": folders,
+        }
     }
 
 

@@ -1,9 +1,10 @@
 """The HTTP face of the sandbox: one aiohttp catch-all route and a tiny regex router.
 
 A catch-all route (instead of aiohttp's router) lets one place apply OrderDesk's request pipeline in
-the right order — latency, ``X-HTTP-Method-Override``, rate limit (every request costs a token),
-405 for PATCH/TRACE/CONNECT, auth, routing, fault injection, handler, envelope, request log — and
-keeps per-request overhead low, since benchmarks hammer this server.
+the right order — latency, base path (only ``/api/v2/<resource>``, no trailing slash),
+``X-HTTP-Method-Override``, rate limit (every request costs a token), 405 for PATCH/TRACE/CONNECT,
+auth, GET hygiene (no body or ``Content-Type``), routing, fault injection, handler, envelope, request
+log — and keeps per-request overhead low, since benchmarks hammer this server.
 """
 
 from __future__ import annotations
@@ -91,18 +92,54 @@ def _router() -> Router:
     return Router(ORDER_ROUTES + RESOURCE_ROUTES)
 
 
-def envelope(status: int, payload: dict[str, Any], started: float, headers: dict[str, str]) -> web.Response:
-    """``{"status", ["message"], "execution_time", ...payload}`` as OrderDesk shapes it (notes §2)."""
+#: Responses the docs' examples show with ``"message": "Execution took …"`` (notes §5.3, §5.4).
+_TIMING_IN_MESSAGE = re.compile(r"^/orders(/[^/]+)?$")
+
+
+def timing_in_message(style: str, method: str, rel: str) -> bool:
+    """Whether a response without a message of its own reports its timing as the message (notes §2)."""
+    if style == "message":
+        return True
+    if style == "execution_time":
+        return False
+    return method == "GET" and _TIMING_IN_MESSAGE.match(rel) is not None
+
+
+def envelope(
+    status: int,
+    payload: dict[str, Any],
+    started: float,
+    headers: dict[str, str],
+    *,
+    timing_as_message: bool = False,
+) -> web.Response:
+    """``{"status", ["message"], "execution_time", ...payload}`` as OrderDesk shapes it (notes §2).
+
+    With ``timing_as_message`` and no message of its own, the timing is ``"message": "Execution took
+    0.0208 seconds"`` instead of ``execution_time`` (the documented alternative).
+    """
     out: dict[str, Any] = {"status": "success" if status < 400 else "error"}
+    took = f"{time.perf_counter() - started:.4f} seconds"
     if "message" in payload:
         out["message"] = payload["message"]
-    out["execution_time"] = f"{time.perf_counter() - started:.4f} seconds"
+    elif timing_as_message:
+        out["message"] = f"Execution took {took}"
+    if "message" not in out or "message" in payload:
+        out["execution_time"] = took
     out.update(payload)
     return web.Response(body=_encode(out), status=status, headers=headers, content_type="application/json")
 
 
 def json_response(payload: Any, status: int = 200) -> web.Response:
     return web.Response(body=_encode(payload), status=status, content_type="application/json")
+
+
+def _has_body_headers(request: web.Request) -> bool:
+    """A body or the headers that announce one (notes §1.2: none of them on GET)."""
+    headers = request.headers
+    return request.body_exists or any(
+        h in headers for h in ("Content-Type", "Content-Length", "Transfer-Encoding")
+    )
 
 
 def _client_gone(request: web.Request) -> bool:
@@ -172,6 +209,8 @@ class SandboxHandler:
         store = self.ctx.state.authenticate(store_id, request.headers.get("ORDERDESK-API-KEY"))
         if store is None:
             raise ApiError(A.STATUS_UNAUTHORIZED, A.MSG_UNAUTHORIZED)
+        if method == "GET" and cfg.refuse_get_body and _has_body_headers(request):
+            raise ApiError(A.STATUS_GET_WITH_BODY, A.MSG_GET_WITH_BODY)
         return store
 
     async def api(self, request: web.Request) -> web.StreamResponse:
@@ -182,8 +221,9 @@ class SandboxHandler:
         override = request.headers.get("X-HTTP-Method-Override", "").upper()
         method = override if raw_method == "POST" and override in OVERRIDABLE else raw_method
         full = request.path
-        rel = full[len(BASE_PATH) :] if full == BASE_PATH or full.startswith(BASE_PATH + "/") else full
-        rel = rel.rstrip("/") or "/"
+        # only /api/v2/<resource>: no silent success without the base path or with a trailing slash
+        in_base = full.startswith(BASE_PATH + "/") and not full.endswith("/")
+        rel = full[len(BASE_PATH) :] if in_base else full
         raw = await request.read() if request.body_exists else b""
         body, bad_json = None, False
         if raw.strip():
@@ -207,6 +247,8 @@ class SandboxHandler:
         headers: dict[str, str] = {}
         rule: FaultRule | None = None
         try:
+            if not in_base:  # never reaches the API: no token is charged (assumption, see assumptions.py)
+                raise ApiError(A.STATUS_NOT_FOUND, A.MSG_ROUTE_NOT_FOUND)
             store = self._admit(method, rel, request, headers)
             handler, params = self.router.match(method, rel)
             rule = ctx.faults.match(method, rel, full, store_id)
@@ -225,7 +267,8 @@ class SandboxHandler:
             status, payload = 200, handler(Call(ctx, store, params, dict(request.query), body))
         except ApiError as exc:
             status, payload = exc.status, {"message": exc.message}
-        response = envelope(status, payload, started, headers)
+        in_message = status < 400 and timing_in_message(ctx.config.timing_style, method, rel)
+        response = envelope(status, payload, started, headers, timing_as_message=in_message)
         if rule is not None and rule.after_apply:
             if rule.delay_ms > 0:
                 await asyncio.sleep(rule.delay_ms / 1000)

@@ -25,6 +25,11 @@ STATUS_SHIPMENT_NOT_ADDED = 400
 #: Assumption (notes §1.2: PATCH/TRACE/CONNECT are "unsupported"): also used for a known path with a
 #: method it does not serve (e.g. ``DELETE /orders``).
 STATUS_METHOD_NOT_ALLOWED = 405
+#: Assumption (notes §1.2 says only "do not send Content-Length/Content-Type or a body on GET"; what
+#: OrderDesk answers is undocumented, and the official PHP client sends ``Content-Type`` on GET, so
+#: OrderDesk probably tolerates it). Refusing it (``SandboxConfig.refuse_get_body``, on by default) is
+#: stricter than OrderDesk may be, so a client that breaks the documented rule is caught in tests.
+STATUS_GET_WITH_BODY = 400
 #: NOT OrderDesk behaviour (notes §7): only used by the test-only ``strict_concurrency`` mode.
 STATUS_CONFLICT = 409
 
@@ -60,5 +65,21 @@ MSG_NEEDS_ARRAY = "Request body must be a JSON array"
 MSG_NEEDS_OBJECT = "Request body must be a JSON object"
 MSG_INVENTORY_NEEDS_NAME_CODE = "name and code are required"
 MSG_INVENTORY_DUPLICATE_CODE = "An inventory item with code {code} already exists"
+MSG_GET_WITH_BODY = "GET requests must not carry a body, Content-Type or Content-Length"
 #: NOT OrderDesk behaviour: the test-only strict-concurrency mode (notes §7).
 MSG_CONFLICT = "Order has been modified (date_updated mismatch)"
+
+# --- Behaviour: what is documented and what is assumed ---------------------------------------------
+# * Base path (notes §1.1, HIGH): endpoints are ``/api/v2/<resource>``. Assumption: a path outside it,
+#   or with a trailing slash, answers 404 ``Not Found`` without spending a rate-limit token (what
+#   OrderDesk answers there is undocumented; the point is that nothing succeeds silently).
+# * ``date_updated`` (notes §1.3, §5.6, HIGH): second resolution, UTC, changes on every update.
+#   Assumption (MED): a write stamps the wall-clock second, so two writes in one second share it.
+# * Timing (notes §2, HIGH that both forms exist): ``execution_time`` or ``"message": "Execution took
+#   …"``. Assumption: which endpoint uses which form; by default the message form on ``GET /orders``
+#   and ``GET /orders/{id}`` only, as in the docs' examples (``SandboxConfig.timing_style``).
+# * Numeric strings (notes §1.3, HIGH that typing is inconsistent: ``"price": "10"`` vs ``19``).
+#   Assumption: which orders carry strings (a seeded share, ``SandboxConfig.string_numbers``) and that
+#   ``quantity`` is a string in those orders too (documented examples only show ``price`` as one).
+# * ``search_start_date_local`` / ``search_end_date_local`` (notes §5.3, MED): the order date in the
+#   store's local time. Assumption: "local" is the store's ``settings.timezone``.

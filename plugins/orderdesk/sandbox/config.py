@@ -33,6 +33,8 @@ class StoreConfig:
     seed_orders: int | None = None
     #: Number of demo inventory items to seed; ``None`` uses ``SandboxConfig.seed_inventory``.
     seed_inventory: int | None = None
+    #: The store's time zone (``settings.timezone``, notes §5.2); ``*_local`` date filters use it.
+    timezone: str = "America/Los_Angeles"
 
 
 def second_store() -> StoreConfig:
@@ -58,9 +60,23 @@ class SandboxConfig:
     refill_per_sec: float = 3.0
     #: Added to every OrderDesk API request (not admin requests) before it is processed.
     latency_ms: float = 0.0
-    #: TEST-ONLY, NOT OrderDesk behaviour (notes §7): a ``PUT /orders/{id}`` whose body ``date_updated``
-    #: is missing or differs from the stored one answers 409.
+    #: TEST-ONLY, NOT OrderDesk behaviour (notes §7: OrderDesk has no 409 and no conditional PUT): a
+    #: ``PUT /orders/{id}`` whose body ``date_updated`` is missing or differs from the stored one answers
+    #: 409. It only lets tests drive the host's conflict-retry protocol; ``date_updated`` has one-second
+    #: resolution, so even this mode misses a second write in the same second.
     strict_concurrency: bool = False
+    #: Share of orders (picked per order id from ``seed``, so the same orders every run) whose items'
+    #: ``price`` and ``quantity`` are stored and returned as JSON strings (``"10"``, ``"2"``), as real
+    #: orders sometimes are (notes §1.3). 0 = never, 1 = every order.
+    string_numbers: float = 0.25
+    #: Where responses without a message of their own put their timing (notes §2: both forms are
+    #: documented): ``"documented"`` = ``"message": "Execution took …"`` on ``GET /orders`` and
+    #: ``GET /orders/{id}`` (as the docs' examples show) and ``execution_time`` elsewhere;
+    #: ``"message"`` = the message form everywhere; ``"execution_time"`` = never the message form.
+    timing_style: str = "documented"
+    #: Refuse a ``GET`` that carries a body, ``Content-Type`` or ``Content-Length`` (400), as the current
+    #: docs ask clients not to send them (notes §1.2). Possibly stricter than OrderDesk: see assumptions.
+    refuse_get_body: bool = True
     #: Seeds the demo data and the fault-probability RNG.
     seed: int = 7
     seed_orders: int = 36

@@ -72,7 +72,7 @@ def create(
 def replace(store: StoreState, item_id: Any, body: Any) -> dict[str, Any]:
     """Full replacement: "Any empty fields will be set to blank on the record" (notes §5.13)."""
     old = get(store, item_id)
-    new = _build(body, old["id"], old["date_added"], M.next_update(old["date_updated"]))
+    new = _build(body, old["id"], old["date_added"], M.stamp())
     _check_code(store, new["code"], old["id"])
     del store.inventory_codes[old["code"]]
     store.inventory_codes[new["code"]] = new["id"]

@@ -7,7 +7,7 @@ write through these helpers means the stored dicts are already in wire shape and
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 import msgspec
@@ -56,35 +56,31 @@ def parse_ts(text: str) -> datetime:
     return datetime.strptime(text, TS_FORMAT)
 
 
-def next_update(previous: str | None) -> str:
-    """A ``date_updated`` strictly later than ``previous``.
+def stamp() -> str:
+    """The ``date_updated`` of a write: the wall-clock second, as OrderDesk stamps it (notes §1.3).
 
-    Second resolution would let two writes in the same second share a value, which breaks any client
-    that compares ``date_updated`` to detect changes; when that happens the clock is nudged forward.
+    One-second resolution means two writes in the same second carry the same value, so a client
+    can't rely on ``date_updated`` alone to notice a change (compare content instead).
     """
-    now = utcnow()
-    if previous:
-        try:
-            prev = parse_ts(previous)
-        except ValueError:
-            prev = now - timedelta(seconds=1)
-        if prev >= now:
-            now = prev + timedelta(seconds=1)
-    return fmt_ts(now)
+    return fmt_ts(utcnow())
 
 
-def parse_query_date(field: str, value: str) -> datetime:
+def parse_query_date(field: str, value: str, local_tz: tzinfo | None = None) -> datetime:
     """Accept ``YYYY-MM-DD``, ``YYYY-MM-DD HH:MM:SS`` and ISO-8601 with ``T``/``Z``/offset (notes §5.3).
 
-    A bare date means midnight, as PHP's ``strtotime`` reads it.
+    Returns naive UTC. A bare date means midnight, as PHP's ``strtotime`` reads it. A value without an
+    offset is UTC, or local time in ``local_tz`` (the ``*_local`` filters: the store's time zone).
     """
     text = value.strip()
     try:
         if len(text) == 10:
-            return datetime.strptime(text, "%Y-%m-%d")
-        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+            dt = datetime.strptime(text, "%Y-%m-%d")
+        else:
+            dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError as exc:
         raise ApiError(A.STATUS_VALIDATION, A.MSG_BAD_DATE.format(field=field)) from exc
+    if dt.tzinfo is None and local_tz is not None:
+        dt = dt.replace(tzinfo=local_tz)
     if dt.tzinfo is not None:
         dt = dt.astimezone(UTC).replace(tzinfo=None)
     return dt.replace(microsecond=0)
@@ -250,10 +246,11 @@ def order_fields(body: dict[str, Any]) -> dict[str, Any]:
 def compute_totals(order: dict[str, Any]) -> None:
     """Recompute the read-only totals in place (notes §10): never trust a client's values."""
     items = order["order_items"]
-    product = sum(float(i["price"]) * i["quantity"] for i in items)
+    pairs = [(i, integer(i["quantity"], "quantity")) for i in items]  # "2" or 2 (notes §1.3)
+    product = sum(number(i["price"], "price") * q for i, q in pairs)
     discount = sum(float(d["amount"]) for d in order["discount_list"])
-    order["quantity_total"] = sum(i["quantity"] for i in items)
-    order["weight_total"] = tidy(sum(float(i["weight"]) * i["quantity"] for i in items), 4)
+    order["quantity_total"] = sum(q for _, q in pairs)
+    order["weight_total"] = tidy(sum(float(i["weight"]) * q for i, q in pairs), 4)
     order["product_total"] = tidy(product)
     order["discount_total"] = tidy(discount)
     order["order_total"] = tidy(
@@ -263,6 +260,18 @@ def compute_totals(order: dict[str, Any]) -> None:
         + float(order["tax_total"])
         - discount
     )
+
+
+def item_numbers(order: dict[str, Any], as_strings: bool) -> None:
+    """Store the items' ``price`` and ``quantity`` as JSON strings (``"10"``, ``"2"``) or numbers.
+
+    Real orders mix both (notes §1.3: ``"price": "10"`` in one documented order, ``19`` in another);
+    the sandbox keeps one form per order (see ``SandboxConfig.string_numbers``). In place.
+    """
+    for item in order["order_items"]:
+        price = tidy(number(item["price"], "price"))
+        quantity = integer(item["quantity"], "quantity", default=1)
+        item["price"], item["quantity"] = (text(price), str(quantity)) if as_strings else (price, quantity)
 
 
 #: The key order of an order object in the docs' examples (notes §5.4), used to lay out new orders.

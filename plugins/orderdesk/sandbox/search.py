@@ -2,13 +2,15 @@
 
 Filters AND together. Address/name filters match case-insensitively as substrings (the docs only say
 "search those fields"); ids, source and email match exactly (email ignoring case). Dates are compared
-against the stored UTC timestamps, inclusive at both ends.
+against the stored UTC timestamps, inclusive at both ends; ``search_*_date_local`` values are read in the
+store's time zone (``settings.timezone``) and converted to UTC first (notes §5.3).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from . import assumptions as A
 from . import model as M
@@ -24,11 +26,14 @@ ADDRESS_FILTERS = {
     for f in ("first_name", "last_name", "company", "address1", "phone")
 }
 EXACT_FILTERS = ("source_id", "source_name", "customer_id")
+#: filter -> (order field, is the start bound, value is in the store's local time zone)
 DATE_FILTERS = {
-    "search_start_date": ("date_added", True),
-    "search_end_date": ("date_added", False),
-    "modified_start_date": ("date_updated", True),
-    "modified_end_date": ("date_updated", False),
+    "search_start_date": ("date_added", True, False),
+    "search_end_date": ("date_added", False, False),
+    "search_start_date_local": ("date_added", True, True),
+    "search_end_date_local": ("date_added", False, True),
+    "modified_start_date": ("date_updated", True, False),
+    "modified_end_date": ("date_updated", False, False),
 }
 NUMERIC_SORT = {"id", "folder_id", "email_count", "source_id", "customer_id", *M.ORDER_NUM_FIELDS}
 NUMERIC_SORT |= {"quantity_total", "weight_total", "product_total", "discount_total", "order_total"}
@@ -78,9 +83,9 @@ def _predicates(store: StoreState, query: dict[str, str]) -> list[Callable[[Orde
         if query.get(key):
             needle = query[key].lower()
             preds.append(lambda o, k=kind, f=field, n=needle: n in o[k].get(f, "").lower())  # type: ignore[misc]
-    for key, (field, is_start) in DATE_FILTERS.items():
+    for key, (field, is_start, local) in DATE_FILTERS.items():
         if query.get(key):
-            bound = M.fmt_ts(M.parse_query_date(key, query[key]))
+            bound = M.fmt_ts(M.parse_query_date(key, query[key], ZoneInfo(store.timezone) if local else None))
             if is_start:
                 preds.append(lambda o, f=field, b=bound: o[f] >= b)  # type: ignore[misc]
             else:

@@ -2,12 +2,14 @@
 
 This is the behaviour the notes pin down (create defaults and validation, full-replacement PUT, item
 upsert, history cap, move-orders) kept free of HTTP so tests can also drive it from Python. Every
-mutation of an order goes through :meth:`SandboxState._changed`, which bumps ``date_updated`` and fires
-the ``on_change`` hook (used for webhook posts).
+mutation of an order goes through :meth:`SandboxState.order_changed`, which stamps ``date_updated`` with
+the wall-clock second (as OrderDesk does: two writes in one second share it) and fires the
+``on_change`` hook (used for webhook posts).
 """
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,12 +37,20 @@ class StoreState:
     api_key: str
     name: str
     folders: dict[int, str]
+    timezone: str = "America/Los_Angeles"
     orders: dict[str, Order] = field(default_factory=dict)
     history: dict[str, list[dict[str, str]]] = field(default_factory=dict)
     #: (source_name, source_id) -> order id, for duplicate detection on create.
     by_source: dict[tuple[str, str], str] = field(default_factory=dict)
     inventory: dict[int, dict[str, Any]] = field(default_factory=dict)
     inventory_codes: dict[str, int] = field(default_factory=dict)
+    #: lower-cased email -> number of orders with it (``email_count`` on create, without a scan).
+    email_counts: dict[str, int] = field(default_factory=dict)
+
+    def count_email(self, email: str, delta: int) -> None:
+        key = email.lower()
+        if key:
+            self.email_counts[key] = self.email_counts.get(key, 0) + delta
 
     @property
     def default_folder(self) -> int:
@@ -99,7 +109,7 @@ class SandboxState:
             self.on_change = hook
 
     def add_store(self, cfg: StoreConfig) -> StoreState:
-        store = StoreState(cfg.store_id, cfg.api_key, cfg.name, dict(cfg.folders))
+        store = StoreState(cfg.store_id, cfg.api_key, cfg.name, dict(cfg.folders), cfg.timezone)
         self.stores[cfg.store_id] = store
         return store
 
@@ -129,8 +139,22 @@ class SandboxState:
 
     # --- orders -----------------------------------------------------------------------------------
 
+    def string_numbers(self, order_id: str) -> bool:
+        """Whether this order's item prices and quantities are JSON strings (``config.string_numbers``).
+
+        Decided per order id from the seed (crc32, stable across runs and processes)."""
+        share = self.config.string_numbers
+        if share <= 0 or share >= 1:
+            return share >= 1
+        return zlib.crc32(f"{self.config.seed}:{order_id}".encode()) % 10_000 < share * 10_000
+
     def order_changed(self, store: StoreState, order: Order) -> None:
-        order["date_updated"] = M.next_update(order.get("date_updated"))
+        """After any change to ``order``: stamp ``date_updated``, then post it (webhook)."""
+        order["date_updated"] = M.stamp()
+        self._saved(store, order)
+
+    def _saved(self, store: StoreState, order: Order) -> None:
+        M.item_numbers(order, self.string_numbers(order["id"]))
         if self.on_change is not None:
             self.on_change(store, order)
 
@@ -182,7 +206,7 @@ class SandboxState:
         fields["source_id"] = fields["source_id"] or order_id
         fields["payment_status"] = fields["payment_status"] or DEFAULT_PAYMENT_STATUS
         email = fields["email"].lower()
-        same_email = sum(1 for o in store.orders.values() if email and o["email"].lower() == email)
+        same_email = store.email_counts.get(email, 0) if email else 0
         order: Order = {
             "id": order_id,
             **fields,
@@ -198,10 +222,10 @@ class SandboxState:
             order["processor_balance"] = order["order_total"]
         order = M.layout(order)
         store.orders[order_id] = order
+        store.count_email(order["email"], +1)
         store.history[order_id] = []
         store.by_source[(order["source_name"], order["source_id"])] = order_id
-        if self.on_change is not None:
-            self.on_change(store, order)
+        self._saved(store, order)
         return order
 
     def replace_order(
@@ -241,6 +265,8 @@ class SandboxState:
         if store.by_source.get(old_key) == old["id"]:
             del store.by_source[old_key]
         store.by_source.setdefault((order["source_name"], order["source_id"]), old["id"])
+        store.count_email(old["email"], -1)
+        store.count_email(order["email"], +1)
         store.orders[old["id"]] = order
         self.order_changed(store, order)
         return order
@@ -268,6 +294,7 @@ class SandboxState:
     def delete_order(self, store: StoreState, order_id: str) -> None:
         order = store.order(order_id)
         del store.orders[order["id"]]
+        store.count_email(order["email"], -1)
         store.history.pop(order["id"], None)
         key = (order["source_name"], order["source_id"])
         if store.by_source.get(key) == order["id"]:

@@ -1,9 +1,12 @@
 """OrderDesk's "post order JSON" to a URL (notes §8.1), so receivers can be tested end to end.
 
 Each changed order is POSTed form-encoded with one field, ``order`` = the order JSON, plus headers
-``X-Order-Desk-Store-Id`` and ``X-Order-Desk-Hash`` = hex HMAC-SHA256 of that JSON keyed with the
-store's API key (what the official PHP client's ``validatePostedJson()`` checks). Posts are
-fire-and-forget tasks so a slow receiver never slows the API; :meth:`close` awaits or cancels them.
+``X-Order-Desk-Store-Id`` and ``X-Order-Desk-Hash``. The hash is what the official PHP client's
+``validatePostedJson()`` checks (notes §8.1): ``hash_hmac('sha256', rawurldecode($_POST['order']),
+api_key)``, i.e. hex HMAC-SHA256 keyed with the store's API key over the order JSON with its
+percent-escapes decoded (``%20`` -> space; ``+`` stays ``+``). For JSON without ``%`` that is the JSON
+itself. Posts are fire-and-forget tasks so a slow receiver never slows the API; :meth:`close` awaits or
+cancels them.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import hashlib
 import hmac
 import time
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 import aiohttp
 import msgspec
@@ -23,8 +27,8 @@ from .state import Order, StoreState
 
 
 def sign(order_json: str, api_key: str) -> str:
-    """The ``X-Order-Desk-Hash`` value for ``order_json``."""
-    return hmac.new(api_key.encode(), order_json.encode(), hashlib.sha256).hexdigest()
+    """The ``X-Order-Desk-Hash`` value for ``order_json``: HMAC-SHA256 of ``rawurldecode(order_json)``."""
+    return hmac.new(api_key.encode(), unquote_to_bytes(order_json), hashlib.sha256).hexdigest()
 
 
 class WebhookPoster:
