@@ -24,7 +24,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -32,6 +32,7 @@ from pydantic import BaseModel, Field
 
 from gateway.cache import digest
 from gateway.errors import GatewayError, ValidationFailed
+from gateway.workflow import current_call
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
@@ -154,6 +155,7 @@ class BulkRunner:
     ) -> BulkReport:
         if not targets:
             raise ValidationFailed("no targets", hint="Give at least one target.")
+        call = current_call.get()
         names = [n for t in targets for n in t.names]
         if len(names) > MAX_TARGETS:
             raise ValidationFailed(
@@ -165,6 +167,8 @@ class BulkRunner:
                 f"target {dupes[0]} is listed more than once",
                 hint="Give each target once (merge its changes); nothing was written.",
             )
+        if call is not None:
+            call.store, call.object_id = store, ",".join(names)
         if not idempotency_key:
             return self._report(names, await self._run(targets, names, {}, label, progress, None))
         cache = self.gw.cache
@@ -209,8 +213,12 @@ class BulkRunner:
         stopping = False
         queue = list(reversed(todo))
 
+        parent = current_call.get()
+
         async def one(target: Target, left: list[str]) -> None:
-            token = bulk_reserve.set(settings.reserve)
+            # each target records its own audit facts (attempts, reconciled) on a child of the call
+            child = replace(parent, changed_fields=[], attempts=0, reconciled=False) if parent else None
+            tokens = (bulk_reserve.set(settings.reserve), current_call.set(child))
             try:
                 results = await target.run(left)
             except GatewayError as err:
@@ -220,10 +228,16 @@ class BulkRunner:
                 log.exception("bulk %s: targets %s crashed", label, left[:5])
                 results = {n: Done("INTERNAL", f"failed unexpectedly ({type(crash).__name__})") for n in left}
             finally:
-                bulk_reserve.reset(token)
+                current_call.reset(tokens[1])
+                bulk_reserve.reset(tokens[0])
             for n in left:
                 result = results.get(n) or Done("INTERNAL", "the plugin reported no outcome for it")
+                result.reconciled = result.reconciled or bool(
+                    child and child.reconciled and result.outcome == "ok"
+                )
                 done[n] = result.as_dict(n)
+                if parent is not None:
+                    parent.changed_fields = sorted({*parent.changed_fields, *result.changed_fields})
                 await meter.step(f"{n}: {result.outcome}")
             if record is not None:
                 await record(False)

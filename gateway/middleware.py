@@ -12,6 +12,7 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
+import anyio
 from mcp.types import CallToolResult, TextContent
 from pydantic import BaseModel
 
@@ -108,6 +109,10 @@ class ToolCallMiddleware:
             except Exception:
                 failed = InternalError(f"{spec.name} failed unexpectedly")
                 await self._finish(call, "error", failed, t0, None)
+                raise
+            except BaseException:  # the client cancelled: what ran is audited all the same
+                with anyio.CancelScope(shield=True):
+                    await self._finish(call, "cancelled", None, t0, None)
                 raise
             if _input_required(raw):
                 # one round of a multi-round call (e.g. the delete confirmation): nothing ran yet

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from plugins.orderdesk.tools import inventory, items, orders, store
+from plugins.orderdesk.tools import bulk, inventory, items, orders, store
 
-TABLES = (orders.TOOLS, items.TOOLS, inventory.TOOLS, store.TOOLS)
+TABLES = (orders.TOOLS, items.TOOLS, inventory.TOOLS, store.TOOLS, bulk.TOOLS)
 
 
 def register_all(register: Callable[..., None]) -> None:
