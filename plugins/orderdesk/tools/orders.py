@@ -287,7 +287,7 @@ def register(register: Callable[..., None], gateway: Gateway) -> None:
         folder_id or folder_name. Per-order failures are listed in results. Errors: VALIDATION."""
         if (folder_id is None) == (folder_name is None):
             raise ValidationFailed("give exactly one of folder_id or folder_name")
-        ids = [check_id(f"order_ids[{i}]", v) for i, v in enumerate(order_ids)]
+        ids = list(dict.fromkeys(check_id(f"order_ids[{i}]", v) for i, v in enumerate(order_ids)))
         name = gateway.store(store).name
         client = runtime(gateway).client(name)
         out = await wf.write_many(
@@ -302,7 +302,7 @@ def register(register: Callable[..., None], gateway: Gateway) -> None:
         title="Move orders to a folder",
         read_only=False,
         destructive=False,
-        idempotent=True,
+        idempotent=False,  # a repeat re-runs the folder's rules (emails, fulfilment)
     )
 
     async def orders_add_note(
