@@ -138,8 +138,8 @@ def register(register: Callable[..., None], gateway: Gateway) -> None:
 
         async def op() -> Any:
             current = await client.get_shipment(r.id, sid)
-            merged = {**current, **{k: v for k, v in shipment.items() if k != "id"}}
-            validate.validate_shipment(merged)
+            merged = merge.merge_shipment(current, shipment)
+            validate.validate_shipment(merged, creating=False)
             return await client.update_shipment(r.id, sid, merged)
 
         msg = await wf.write(r, op)
