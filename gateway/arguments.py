@@ -81,7 +81,7 @@ class ArgumentCheck:
     """The declared arguments of one tool and the SDK's validator for them."""
 
     def __init__(self, fn: Callable[..., Any]) -> None:
-        tool = Tool.from_function(fn, structured_output=True)
+        tool = Tool.from_function(fn, structured_output=False)
         properties = tool.parameters.get("properties", {})
         self.names: tuple[str, ...] = tuple(properties)
         self._validate = tool.fn_metadata.validate_arguments

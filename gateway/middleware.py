@@ -84,7 +84,8 @@ class ToolCallMiddleware:
     def __init__(self, gw: Gateway, by_wire: dict[str, ToolSpec]) -> None:
         self.gw = gw
         self.by_wire = by_wire
-        self.checks = {wname: ArgumentCheck(spec.fn) for wname, spec in by_wire.items()}
+        #: built on a tool's first call (building all of them would cost ~5 ms per tool per server)
+        self._checks: dict[str, ArgumentCheck] = {}
 
     async def __call__(self, ctx: Any, call_next: Any) -> Any:
         if ctx.method == "tools/list":
@@ -113,7 +114,7 @@ class ToolCallMiddleware:
                 self._authorize(call, spec, token)
             except GatewayError as err:
                 return await self._deny(call, err, t0)
-            bad = self.checks[wname](call.arguments)
+            bad = self._check(wname, spec)(call.arguments)
             if bad is not None:  # nothing runs (and nothing goes upstream) with arguments the tool can't take
                 return await self._finish(call, "error", bad, t0, error_result(bad))
             try:
@@ -137,6 +138,12 @@ class ToolCallMiddleware:
             return await self._finish(call, "error" if failure else "ok", failure, t0, result)
         finally:
             current_call.reset(reset)
+
+    def _check(self, wname: str, spec: ToolSpec) -> ArgumentCheck:
+        check = self._checks.get(wname)
+        if check is None:
+            check = self._checks[wname] = ArgumentCheck(spec.fn)
+        return check
 
     async def _deny(self, call: ToolCall, err: GatewayError, t0: float) -> Any:
         self.gw.metrics.inc("policy_denials_total", tool=call.name, code=str(err.code))

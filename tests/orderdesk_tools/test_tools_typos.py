@@ -31,8 +31,9 @@ def writes(sandbox: Any) -> list[Any]:
     return [r for r in sandbox.requests() if r.method in WRITES]
 
 
-async def test_published_input_schemas_refuse_undeclared_arguments(gateway_factory: Any) -> None:
-    async with connect(gateway_factory()) as c:
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+async def test_published_input_schemas_refuse_undeclared_arguments(gateway_factory: Any, mode: str) -> None:
+    async with connect(gateway_factory(), mode=mode) as c:
         tools = (await c.list_tools()).tools
     assert len(tools) >= 20
     assert {t.name: t.input_schema.get("additionalProperties") for t in tools} == {
@@ -40,11 +41,12 @@ async def test_published_input_schemas_refuse_undeclared_arguments(gateway_facto
     }
 
 
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
 async def test_misspelt_dry_run_is_refused_and_nothing_is_sent(
-    gateway_factory: Any, orderdesk_sandbox: Any
+    gateway_factory: Any, orderdesk_sandbox: Any, mode: str
 ) -> None:
     before = orderdesk_sandbox.order(ORDER)
-    async with connect(gateway_factory()) as c:
+    async with connect(gateway_factory(), mode=mode) as c:
         result = await c.call_tool(
             "orders_update", {"order_id": ORDER, "changes": {"email": "x@example.com"}, "dryRun": True}
         )
