@@ -12,6 +12,7 @@ from gateway.diff import diff
 from gateway.errors import GatewayError
 from gateway.plugins import hookimpl
 from gateway.refs import Ref
+from gateway.workflow import current_call
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
@@ -116,10 +117,14 @@ def gateway_tool_post_invoke(
 @hookimpl
 def gateway_register_tools(register: Callable[..., None], gateway: Gateway) -> None:
     async def ping() -> dict[str, Any]:
-        """Check that the gateway answers. Returns its version and the configured store names.
+        """Check that the gateway answers. Returns its version and the store names you may use.
 
         Costs no upstream request; use it to test a connection."""
-        return {"ok": True, "version": __version__, "stores": [s.name for s in gateway.config.stores]}
+        call = current_call.get()
+        token = call.token if call is not None else None
+        # like stores_list: a caller only learns the names of the stores its token grants
+        names = [s.name for s in gateway.config.stores if token is None or token.allows_store(s.name)]
+        return {"ok": True, "version": __version__, "stores": names}
 
     register(
         ping,

@@ -235,7 +235,7 @@ def _parse_bool(name: str, raw: str) -> bool:
 
 
 def _resolve_secrets(node: Any, where: str, source: str, env: Mapping[str, str]) -> Any:
-    """Replace ``{"$env": "NAME"}`` tables by the variable's value (as a marked secret string)."""
+    """Replace ``{"$env": "NAME"}`` tables by the variable's value (any field, secret or not)."""
     if isinstance(node, dict):
         if set(node) == {"$env"}:
             var = node["$env"]
@@ -243,15 +243,12 @@ def _resolve_secrets(node: Any, where: str, source: str, env: Mapping[str, str])
                 raise ConfigError(f"{source}: key {where}: $env expects an environment variable name")
             if var not in env:
                 raise ConfigError(f"{source}: key {where}: environment variable {var} is not set")
-            return _SecretStr(env[var])
+            # a plain str: a Secret field wraps it on validation, any other field keeps it as text
+            return str(env[var])
         return {k: _resolve_secrets(v, f"{where}.{k}" if where else k, source, env) for k, v in node.items()}
     if isinstance(node, list):
         return [_resolve_secrets(v, f"{where}[{i}]", source, env) for i, v in enumerate(node)]
     return node
-
-
-class _SecretStr(str):
-    """A string that came from ``$env``; only used between parsing and validation."""
 
 
 def _set_path(doc: dict[str, Any], dotted: str, value: Any) -> None:
@@ -417,13 +414,38 @@ def _check(cfg: Config) -> None:
                 )
 
 
+#: the user info of ``scheme://user:password@host`` (also ``redis://:password@host``)
+_URL_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/?#@\s]+)@")
+
+
+def _hide_password(match: re.Match[str]) -> str:
+    user, colon, _password = match["userinfo"].partition(":")
+    # without a colon the one part may well be a password (``redis://s3cret@host``): hide it all
+    return f"{match['scheme']}{user}:***@" if colon else f"{match['scheme']}***@"
+
+
+def mask_url(text: str) -> str:
+    """``redis://:s3cret@host:6379/0`` -> ``redis://:***@host:6379/0``; text without user info is kept."""
+    return _URL_USERINFO.sub(_hide_password, text)
+
+
 def masked(cfg: Config) -> dict[str, Any]:
-    """The effective config as plain data, every secret shown as ``***`` (for ``config check``)."""
+    """The effective config as plain data for ``config check``: every secret and every password in a
+    URL (a Redis URL's, typically) is shown as ``***``."""
 
     def enc(obj: Any) -> Any:
         if isinstance(obj, Secret):
             return "***"
-        raise NotImplementedError
+        return f"<{type(obj).__name__}>"  # a plugin's own type: never print what it might hold
 
-    out: dict[str, Any] = msgspec.to_builtins(cfg, enc_hook=enc)
+    def clean(node: Any) -> Any:
+        if isinstance(node, str):
+            return mask_url(node)
+        if isinstance(node, dict):
+            return {k: clean(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [clean(v) for v in node]
+        return node
+
+    out: dict[str, Any] = clean(msgspec.to_builtins(cfg, enc_hook=enc))
     return out

@@ -2,13 +2,17 @@
 
 Every failure the gateway reports to an MCP client is a :class:`GatewayError` with one of the
 :class:`ErrorCode` values. One function, :func:`gateway.middleware.error_result`, turns them into MCP
-``isError`` results; nothing else formats errors for the wire.
+``isError`` results; nothing else formats errors for the wire. The text is one line,
+``CODE: what was wrong — what to do`` (:meth:`GatewayError.__str__`).
 """
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from typing import Any
+
+_LINE_BREAKS = re.compile(r"\s*[\r\n]+\s*")
 
 
 class ErrorCode(StrEnum):
@@ -47,7 +51,9 @@ class GatewayError(Exception):
         return out
 
     def __str__(self) -> str:
-        return f"{self.code}: {self.message}" + (f" {self.hint}" if self.hint else "")
+        """The one-line form every client sees: ``CODE: what was wrong — what to do``."""
+        text = f"{self.code}: {self.message}" + (f" — {self.hint}" if self.hint else "")
+        return _LINE_BREAKS.sub(" ", text)
 
 
 class NotFound(GatewayError):

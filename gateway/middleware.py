@@ -1,8 +1,9 @@
 """The one adapter between the SDK's (provisional) middleware API and the gateway's policy layer.
 
 Everything that must happen around *every* tool call lives here: read-only refusals, per-token
-grants, plugin policy hooks, error normalisation, metrics and the audit line. If the SDK's middleware
-signature changes in a 2.x release, this file is the only one to touch.
+grants, argument checks (:mod:`gateway.arguments`), plugin policy hooks, error normalisation, metrics
+and the audit line. It also closes the published input schemas (``additionalProperties: false``).
+If the SDK's middleware signature changes in a 2.x release, this file is the only one to touch.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ import anyio
 from mcp.types import CallToolResult, TextContent
 from pydantic import BaseModel
 
-from gateway.errors import AuthError, ErrorCode, GatewayError, InternalError, ReadOnlyError, ValidationFailed
+from gateway.arguments import ArgumentCheck, close_schema
+from gateway.errors import AuthError, ErrorCode, GatewayError, InternalError, ReadOnlyError
 from gateway.tools import ToolCall, ToolSpec
 from gateway.workflow import current_call
 
@@ -36,14 +38,14 @@ ERROR_META_KEY = "mcp-gateway/error"
 def error_result(err: GatewayError) -> CallToolResult:
     """THE function that turns a GatewayError into an MCP tool result (isError + machine code).
 
-    The text starts with the code (``NOT_FOUND: ...``) for the model; the same error as data is in
+    The text is one line, ``CODE: what was wrong — what to do`` (``NOT_FOUND: order 7 not found —
+    Check the id ...``), for the model; the same error as data is in
     ``_meta["mcp-gateway/error"]``. It is deliberately *not* ``structuredContent``: clients built on
     the TypeScript SDK (Claude Desktop, VS Code, the Inspector) validate structuredContent against the
     tool's output schema even on errors, and an error object never matches a result schema.
     """
-    text = f"{err.code}: {err.message}" + (f" {err.hint}" if err.hint else "")
     return CallToolResult(
-        content=[TextContent(type="text", text=text)],
+        content=[TextContent(type="text", text=str(err))],
         is_error=True,
         _meta={ERROR_META_KEY: err.to_dict()},
     )
@@ -74,12 +76,17 @@ class ToolCallMiddleware:
     def __init__(self, gw: Gateway, by_wire: dict[str, ToolSpec]) -> None:
         self.gw = gw
         self.by_wire = by_wire
+        #: built on a tool's first call (building all of them would cost ~5 ms per tool per server)
+        self._checks: dict[str, ArgumentCheck] = {}
 
     async def __call__(self, ctx: Any, call_next: Any) -> Any:
+        if ctx.method == "tools/list":
+            return self._close_schemas(await call_next(ctx))
         if ctx.method != "tools/call":
             return await call_next(ctx)
         params = ctx.params or {}
-        spec = self.by_wire.get(str(params.get("name", "")))
+        wname = str(params.get("name", ""))
+        spec = self.by_wire.get(wname)
         if spec is None:  # unknown tool: the SDK answers "Unknown tool"
             return await call_next(ctx)
         args = params.get("arguments")
@@ -97,10 +104,15 @@ class ToolCallMiddleware:
         try:
             try:
                 self._authorize(call, spec, token)
+            except GatewayError as err:
+                return await self._deny(call, err, t0)
+            bad = self._check(wname, spec)(call.arguments)
+            if bad is not None:  # nothing runs (and nothing goes upstream) with arguments the tool can't take
+                return await self._finish(call, "error", bad, t0, error_result(bad))
+            try:
                 await self.gw.hooks.pre_invoke(call)
             except GatewayError as err:
-                self.gw.metrics.inc("policy_denials_total", tool=spec.name, code=str(err.code))
-                return await self._finish(call, "denied", err, t0, error_result(err))
+                return await self._deny(call, err, t0)
             except Exception as crash:  # a policy plugin crashed: refuse, don't run the tool
                 gerr = InternalError(f"policy check failed ({type(crash).__name__})")
                 return await self._finish(call, "denied", gerr, t0, error_result(gerr))
@@ -122,6 +134,25 @@ class ToolCallMiddleware:
             return await self._finish(call, "error" if failure else "ok", failure, t0, result)
         finally:
             current_call.reset(reset)
+
+    def _check(self, wname: str, spec: ToolSpec) -> ArgumentCheck:
+        check = self._checks.get(wname)
+        if check is None:
+            check = self._checks[wname] = ArgumentCheck(spec.fn)
+        return check
+
+    async def _deny(self, call: ToolCall, err: GatewayError, t0: float) -> Any:
+        self.gw.metrics.inc("policy_denials_total", tool=call.name, code=str(err.code))
+        return await self._finish(call, "denied", err, t0, error_result(err))
+
+    def _close_schemas(self, result: Any) -> Any:
+        """Say in every gateway tool's input schema that undeclared arguments are refused."""
+        tools = result.get("tools") if isinstance(result, dict) else None
+        for tool in tools or []:
+            schema = tool.get("inputSchema") if isinstance(tool, dict) else None
+            if tool.get("name") in self.by_wire and isinstance(schema, dict):
+                close_schema(schema)
+        return result
 
     def _authorize(self, call: ToolCall, spec: ToolSpec, token: Any) -> None:
         if spec.writes and self.gw.config.gateway.read_only:
@@ -150,13 +181,15 @@ class ToolCallMiddleware:
 
     @staticmethod
     def _normalise(result: Any) -> tuple[Any, GatewayError | None]:
-        """Make every error result carry a machine code (the SDK's own argument errors have none)."""
+        """Make every error result carry a machine code.
+
+        Argument errors never get here (:mod:`gateway.arguments` refused them first), so an error the
+        SDK reports without a code is a failure of the gateway itself.
+        """
         if isinstance(result, BaseModel):
             is_error = bool(getattr(result, "is_error", False))
-            texts = [getattr(c, "text", "") for c in getattr(result, "content", [])]
         elif isinstance(result, dict):
             is_error = bool(result.get("isError"))
-            texts = [c.get("text", "") for c in result.get("content", []) if isinstance(c, dict)]
         else:
             return result, None
         if not is_error:
@@ -166,15 +199,7 @@ class ToolCallMiddleware:
             err = GatewayError(str(coded.get("message", "")))
             err.code = ErrorCode(coded.get("code", "INTERNAL"))
             return result, err
-        text = " ".join(texts)
-        if "validation error" in text:
-            # pydantic's message lists each bad field and why; keep it, drop the SDK prefix
-            detail = text.split(": ", 1)[-1]
-            gerr: GatewayError = ValidationFailed(
-                f"invalid arguments: {detail}", hint="Fix the named arguments; nothing was written."
-            )
-        else:
-            gerr = InternalError("the tool failed unexpectedly")
+        gerr = InternalError("the tool failed unexpectedly")
         return error_result(gerr), gerr
 
     async def _finish(

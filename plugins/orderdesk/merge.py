@@ -34,7 +34,9 @@ Merge rules for :func:`merge_order`:
   moves the order through ``POST /move-orders`` (which runs folder rules and writes history).
 
 Validation (types, read-only fields, size limits) lives in :mod:`plugins.orderdesk.validate`; the
-merge only refuses what it cannot apply (unknown item ids, malformed item entries).
+merge only refuses what it cannot apply (unknown item ids, malformed item entries) and keys that are
+neither documented nor on the fetched object (:func:`plugins.orderdesk.fields.check_keys`: OrderDesk
+would silently drop them, so the change would "succeed" and change nothing).
 """
 
 from __future__ import annotations
@@ -45,6 +47,13 @@ from typing import Any
 
 from gateway.errors import ValidationFailed
 from plugins.orderdesk import wire
+from plugins.orderdesk.fields import (
+    INVENTORY_FIELDS,
+    ITEM_FIELDS,
+    ORDER_FIELDS,
+    SHIPMENT_FIELDS,
+    check_keys,
+)
 
 #: Key in an ``order_items`` change entry that removes the item with that entry's ``id``.
 DELETE_MARKER = "_delete"
@@ -68,6 +77,7 @@ Order = dict[str, Any]
 
 def merge_order(current: Mapping[str, Any], changes: Mapping[str, Any]) -> Order:
     """Return the full order to PUT: a deep copy of ``current`` with ``changes`` applied (see module doc)."""
+    check_keys(changes, "order", ORDER_FIELDS, current)
     merged: Order = copy.deepcopy(dict(current))
     for key, value in changes.items():
         if key in NOT_UPLOADED:
@@ -96,6 +106,7 @@ def merge_inventory_item(current: Mapping[str, Any], changes: Mapping[str, Any])
     A change value replaces the current one; ``None`` removes the field (blanked upstream);
     ``metadata`` and ``variation_list`` merge key by key. Inputs are not mutated.
     """
+    check_keys(changes, "inventory item", INVENTORY_FIELDS, current)
     merged = copy.deepcopy(dict(current))
     for key, value in changes.items():
         if value is None:
@@ -136,6 +147,14 @@ def _merge_items(current: Any, changes: list[Any]) -> list[Any]:
             raise ValidationFailed(f"`{where}`: expected an object, got {type(entry).__name__}", field=where)
         key = _item_key(entry)
         delete = entry.get(DELETE_MARKER) is True
+        check_keys(
+            entry,
+            "order item",
+            ITEM_FIELDS,
+            items[positions[key]] if key in positions else None,
+            path=where,
+            allowed=_ITEM_CONTROL,
+        )
         if key is None:
             if delete:
                 raise ValidationFailed(
@@ -162,7 +181,14 @@ def _merge_items(current: Any, changes: list[Any]) -> list[Any]:
 
 def merge_item(item: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
     """One item merged with ``changes`` (key by key, maps too); for ``order_items.update``."""
+    check_keys(changes, "order item", ITEM_FIELDS, item, path="$.item", allowed=_ITEM_CONTROL)
     return _merge_item(copy.deepcopy(dict(item)), changes)
+
+
+def merge_shipment(shipment: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
+    """The shipment to PUT for ``shipments.update``: the fetched one with ``changes`` on top (not ``id``)."""
+    check_keys(changes, "shipment", SHIPMENT_FIELDS, shipment)
+    return {**copy.deepcopy(dict(shipment)), **{k: copy.deepcopy(v) for k, v in changes.items() if k != "id"}}
 
 
 def _merge_item(item: dict[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:

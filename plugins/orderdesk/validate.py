@@ -20,6 +20,7 @@ from typing import Any
 
 from gateway.errors import ValidationFailed
 from plugins.orderdesk import models
+from plugins.orderdesk.fields import INVENTORY_FIELDS, ITEM_FIELDS, ORDER_FIELDS, SHIPMENT_FIELDS, check_keys
 from plugins.orderdesk.ids import check_id
 from plugins.orderdesk.merge import ADDRESS_FIELDS, DELETE_MARKER, ITEM_MAP_FIELDS, MAP_FIELDS
 
@@ -160,6 +161,7 @@ def validate_order_item(item: Any, *, creating: bool) -> dict[str, Any]:
     record = _require_object(item, "$.item", "the item as an object")
     models.validate(record, models.OrderItem, root="$.item")
     if creating:
+        check_keys(record, "order item", ITEM_FIELDS, path="$.item")
         _check_new_item(record, "$.item")
     else:
         _check_item_values(record, "$.item")
@@ -181,12 +183,14 @@ def validate_new_order(body: Any) -> dict[str, Any]:
     dates) are not required: OrderDesk computes them.
     """
     order = _require_object(body, "$", "the order as an object")
+    check_keys(order, "order", ORDER_FIELDS)
     models.validate(order, models.Order)
     items = order.get("order_items")
     if not isinstance(items, list) or not items:
         raise _fail("$.order_items", "a new order needs at least one item")
     for index, item in enumerate(items):
         _check_new_item(item, f"$.order_items[{index}]")
+        check_keys(item, "order item", ITEM_FIELDS, path=f"$.order_items[{index}]")
     if not (_has_name_or_company(order.get("shipping")) or _has_name_or_company(order.get("customer"))):
         raise _fail(
             "$.shipping",
@@ -297,13 +301,15 @@ def validate_inventory_changes(changes: Any) -> dict[str, Any]:
 def validate_inventory_item(item: Any, *, creating: bool) -> dict[str, Any]:
     """Check an inventory item body (create) or a change set / merged record (update).
 
-    Creating needs a ``name`` and a ``code`` and must not carry read-only fields. On update a given
-    ``name``/``code`` must not be blank or null (the PUT is a full replacement and both are required
-    upstream); ``id``, when present, must be a valid id. ``price``/``cost`` must be ≥ 0 when given.
+    Creating needs a ``name`` and a ``code``, documented fields only, and no read-only fields. On
+    update a given ``name``/``code`` must not be blank or null (the PUT is a full replacement and both
+    are required upstream); ``id``, when present, must be a valid id. ``price``/``cost`` must be ≥ 0
+    when given.
     """
     record = _require_object(item, "$", "the inventory item as an object")
     models.validate(record, models.InventoryItem)
     if creating:
+        check_keys(record, "inventory item", INVENTORY_FIELDS)
         for field in READ_ONLY_INVENTORY_FIELDS:
             if field in record:
                 raise _fail(f"$.{field}", "is read-only: OrderDesk sets it")
@@ -325,8 +331,11 @@ def validate_inventory_item(item: Any, *, creating: bool) -> dict[str, Any]:
 
 
 def validate_shipment(shipment: Any, *, creating: bool = True) -> dict[str, Any]:
-    """Check a shipment body; creating needs a ``tracking_number`` (OrderDesk suggests ``"n/a"``)."""
+    """Check a shipment body; creating needs a ``tracking_number`` (OrderDesk suggests ``"n/a"``) and
+    documented fields only (an update's merged shipment may carry what OrderDesk sent)."""
     record = _require_object(shipment, "$", "the shipment as an object")
+    if creating:
+        check_keys(record, "shipment", SHIPMENT_FIELDS)
     models.validate(record, models.Shipment)
     if (creating or "tracking_number" in record) and _is_blank(record.get("tracking_number")):
         raise _fail("$.tracking_number", 'is required; use "n/a" when there is no tracking number')

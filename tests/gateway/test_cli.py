@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -76,6 +77,45 @@ def test_config_check_prints_effective_values_with_secrets_masked(
     effective = json.loads(out.split("\n", 1)[1])
     assert effective["stores"][0]["store_id"] == "9" and effective["stores"][0]["api_key"] == "***"
     assert "api-secret-456" not in out and "bearer-secret-123" not in out
+
+
+EXAMPLES = sorted((Path(__file__).parents[2] / "examples").glob("*.toml"))
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.name)
+def test_config_check_runs_on_every_shipped_example_and_shows_no_secret(
+    example: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # every {"$env" = NAME} the example names, with a value that must never be printed in clear
+    names = set(re.findall(r'"\$env"\s*=\s*"([A-Za-z_][A-Za-z0-9_]*)"', example.read_text()))
+    for name in names:
+        monkeypatch.setenv(name, f"val-{name.lower()}-4242")
+    monkeypatch.setenv("GATEWAY_REDIS_URL", "redis://:redis-pass-4242@redis.internal:6379/0")
+    assert main(["config", "check", "--config", str(example)]) == 0
+    captured = capsys.readouterr()
+    effective = json.loads(captured.out.split("\n", 1)[1])
+    assert effective["cache"]["redis_url"] == "redis://:***@redis.internal:6379/0"
+    secrets = [n for n in names if "KEY" in n or "TOKEN" in n]
+    assert secrets and not [n for n in secrets if f"val-{n.lower()}-4242" in captured.out]
+    assert "redis-pass-4242" not in captured.out and "Traceback" not in captured.err
+    # a non-secret field may come from the environment too, and is shown as the value it has
+    stores = {s["name"]: s["store_id"] for s in effective["stores"]}
+    assert all(v.startswith("val-") and v.endswith("_store_id-4242") for v in stores.values()), stores
+
+
+def test_config_check_masks_a_redis_password_from_an_env_table(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = tmp_path / "gw.toml"
+    cfg.write_text(
+        '[[stores]]\nname = "main"\nstore_id = "9"\napi_key = "k-1"\n'
+        '[cache]\nbackend = "redis"\nredis_url = { "$env" = "MY_REDIS" }\n'
+    )
+    monkeypatch.setenv("MY_REDIS", "rediss://app:hunter2-secret@cache.internal:6380/1")
+    assert main(["config", "check", "--config", str(cfg)]) == 0
+    out = capsys.readouterr().out
+    assert "hunter2-secret" not in out
+    assert json.loads(out.split("\n", 1)[1])["cache"]["redis_url"] == "rediss://app:***@cache.internal:6380/1"
 
 
 def test_plugins_lists_version_source_and_hooks(

@@ -89,6 +89,8 @@ async def test_tools_are_listed_with_explicit_annotations_and_schemas(
         assert len(tool.description or "") > 40, name
     assert tools["orders_delete"].annotations.destructive_hint is True
     assert tools["orders_create"].annotations.destructive_hint is False
+    # a repeated move re-runs the destination folder's rules (emails, fulfilment)
+    assert tools["orders_move"].annotations.idempotent_hint is False
     assert tools["orders_get"].input_schema["properties"]["order_id"]["pattern"] == "^[0-9]{1,20}$"
 
 
@@ -110,13 +112,25 @@ async def test_errors_carry_a_machine_code_and_a_hint(
         too_big = await client.call_tool("orders_list", {"limit": 501})
     assert missing.is_error and error_of(missing)["code"] == "NOT_FOUND"
     assert "999999" in error_of(missing)["message"]
-    assert missing.content[0].text.startswith("NOT_FOUND: ")
+    # one line: CODE: what was wrong — what to do
+    coded = error_of(missing)
+    assert missing.content[0].text == f"NOT_FOUND: {coded['message']} — {coded['hint']}"
     # never structuredContent on an error: TypeScript clients validate it against the output schema
     assert missing.structured_content is None and wrong_type.structured_content is None
     for r in (wrong_type, too_big):
         assert r.is_error and error_of(r)["code"] == "VALIDATION"
-        assert "limit" in error_of(r)["message"]
+        assert error_of(r)["message"].startswith("argument 'limit' should be")
+        assert len(r.content[0].text.splitlines()) == 1 and "errors.pydantic.dev" not in r.content[0].text
     assert [q for q in orderdesk_sandbox.requests() if q.path == "/orders" and q.method == "GET"] == []
+
+
+async def test_an_error_is_one_line_code_message_dash_hint(gateway_factory: Any) -> None:
+    async with connect(gateway_factory()) as client:
+        result = await client.call_tool("orders_delete", {"order_id": "200001"})
+    assert result.content[0].text == (
+        "CONFIRMATION_REQUIRED: order 200001 was not deleted: confirmation missing"
+        " — Ask the user; if they agree, call again with confirm=true."
+    )
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -204,5 +204,5 @@ async def test_stores_list_shows_only_the_stores_a_token_may_use(gateway_factory
         ping = await client.call_tool("gateway_ping", {})
         default_store = await client.call_tool("store_get", {})
     assert [s["name"] for s in listed.structured_content["stores"]] == ["store2"]
-    assert not ping.is_error
+    assert not ping.is_error and ping.structured_content["stores"] == ["store2"]  # filtered like stores_list
     assert error_of(default_store)["code"] == "AUTH"  # the default store is not granted

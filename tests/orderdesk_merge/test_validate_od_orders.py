@@ -23,13 +23,12 @@ from plugins.orderdesk.validate import (
 
 
 def new_order() -> dict[str, Any]:
-    """The minimal create body from the notes (§5.5), plus unknown fields."""
+    """The minimal create body from the notes (§5.5)."""
     return {
         "source_id": "A-1001",
         "source_name": "Order Desk",
         "email": "jane@example.com",
         "shipping_method": "Ground",
-        "x_campaign": {"utm": "spring"},
         "shipping": {
             "first_name": "Jane",
             "last_name": "Doe",
@@ -39,7 +38,9 @@ def new_order() -> dict[str, Any]:
             "postal_code": "95131",
             "country": "US",
         },
-        "order_items": [{"name": "Widget", "code": "W-1", "price": 12.99, "quantity": 2, "x_note": "gift"}],
+        "order_items": [
+            {"name": "Widget", "code": "W-1", "price": 12.99, "quantity": 2, "category_code": "gift"}
+        ],
     }
 
 

@@ -46,7 +46,7 @@ def test_note_refusals(note: Any, start: str) -> None:
 
 
 def test_inventory_create_ok() -> None:
-    body = {"name": "Three Wolves T-Shirt", "code": "3wolf-XX", "price": 11.00, "stock": 52, "x_extra": 1}
+    body = {"name": "Three Wolves T-Shirt", "code": "3wolf-XX", "price": 11.00, "stock": 52, "location": "A1"}
     assert validate_inventory_item(body, creating=True) is body
 
 

@@ -62,7 +62,12 @@ async def test_one_invalid_entry_writes_nothing(gateway_factory: Any, orderdesk_
         twice = await c.call_tool("orders_update_many", {"updates": [updates[0], updates[0]]})
         ships = await c.call_tool(
             "shipments_add_many",
-            {"shipments": [{"order_id": ids[0], "tracking_number": "T1"}, {"order_id": "x1", "tracking_number": "T2"}]},
+            {
+                "shipments": [
+                    {"order_id": ids[0], "tracking_number": "T1"},
+                    {"order_id": "x1", "tracking_number": "T2"},
+                ]
+            },
         )
     assert error_of(bad)["code"] == "VALIDATION" and ids[1] in error_of(bad)["message"]
     assert error_of(folder)["code"] == "VALIDATION" and "999" in error_of(folder)["message"]
@@ -71,7 +76,9 @@ async def test_one_invalid_entry_writes_nothing(gateway_factory: Any, orderdesk_
     assert [r for r in orderdesk_sandbox.requests() if r.method != "GET"] == []
 
 
-async def test_a_dry_run_returns_each_diff_and_sends_nothing(gateway_factory: Any, orderdesk_sandbox: Any) -> None:
+async def test_a_dry_run_returns_each_diff_and_sends_nothing(
+    gateway_factory: Any, orderdesk_sandbox: Any
+) -> None:
     ids = _ids(orderdesk_sandbox, 3)
     async with connect(gateway_factory()) as c:
         r = await c.call_tool(
@@ -79,7 +86,10 @@ async def test_a_dry_run_returns_each_diff_and_sends_nothing(gateway_factory: An
         )
     report = r.structured_content
     assert report["totals"] == {"dry_run": 3}
-    assert all(e["changes"][0]["path"] == "email" and e["changes"][0]["after"] == "dry@example.com" for e in report["results"])
+    assert all(
+        e["changes"][0]["path"] == "email" and e["changes"][0]["after"] == "dry@example.com"
+        for e in report["results"]
+    )
     assert [r for r in orderdesk_sandbox.requests() if r.method != "GET"] == []
 
 
@@ -130,16 +140,22 @@ async def test_a_cancelled_job_starts_nothing_new_and_leaves_every_order_consist
     gw = gateway_factory(overrides={"bulk.concurrency": 2})
     async with connect(gw) as c:
         with anyio.move_on_after(0.8):
-            await c.call_tool("orders_update_many", {"order_ids": ids, "changes": {"order_metadata": {"job": "c"}}})
+            await c.call_tool(
+                "orders_update_many", {"order_ids": ids, "changes": {"order_metadata": {"job": "c"}}}
+            )
         await asyncio.sleep(0.6)  # the writes in flight finish
-        done = {oid for oid in ids if (orderdesk_sandbox.order(oid).get("order_metadata") or {}).get("job") == "c"}
+        done = {
+            oid for oid in ids if (orderdesk_sandbox.order(oid).get("order_metadata") or {}).get("job") == "c"
+        }
         puts = len(_writes(orderdesk_sandbox))
         await asyncio.sleep(0.6)
         assert len(_writes(orderdesk_sandbox)) == puts, "targets kept starting after the cancel"
         assert 0 < len(done) < len(ids)
         # no lock was left behind: the next update of a done order goes through at once
         t0 = time.monotonic()
-        after = await c.call_tool("orders_update", {"order_id": sorted(done)[0], "changes": {"email": "x@example.com"}})
+        after = await c.call_tool(
+            "orders_update", {"order_id": sorted(done)[0], "changes": {"email": "x@example.com"}}
+        )
         assert not after.is_error and time.monotonic() - t0 < 2
     lines = [json.loads(x) for x in (tmp_path / "audit.jsonl").read_text().splitlines()]
     cancelled = [ln for ln in lines if ln["tool"] == "orders.update_many"]
@@ -165,7 +181,9 @@ async def test_a_single_get_is_answered_quickly_while_a_bulk_job_runs(
     assert not [r for r in orderdesk_sandbox.requests() if r.status == 429]
 
 
-async def test_shipments_go_in_batches_and_each_is_reported(gateway_factory: Any, orderdesk_sandbox: Any) -> None:
+async def test_shipments_go_in_batches_and_each_is_reported(
+    gateway_factory: Any, orderdesk_sandbox: Any
+) -> None:
     ids = _ids(orderdesk_sandbox, 30)
     ships = [{"order_id": oid, "tracking_number": f"BULK-{oid}", "carrier_code": "UPS"} for oid in ids]
     ships.append({"order_id": "999999", "tracking_number": "BULK-X"})
@@ -175,27 +193,33 @@ async def test_shipments_go_in_batches_and_each_is_reported(gateway_factory: Any
     report = r.structured_content
     assert report["totals"] == {"ok": 30, "NOT_FOUND": 1}, report["totals"]
     assert len(_writes(orderdesk_sandbox, "POST", "/batch-shipments")) == 1
-    assert [r for r in orderdesk_sandbox.requests(method="POST") if "/shipments" in r.path and "batch" not in r.path] == []
+    assert [
+        r
+        for r in orderdesk_sandbox.requests(method="POST")
+        if "/shipments" in r.path and "batch" not in r.path
+    ] == []
     for oid in ids:
-        assert [s["tracking_number"] for s in orderdesk_sandbox.order(oid)["order_shipments"]].count(f"BULK-{oid}") == 1
+        assert [s["tracking_number"] for s in orderdesk_sandbox.order(oid)["order_shipments"]].count(
+            f"BULK-{oid}"
+        ) == 1
     assert f"BULK-{ids[3]}" in [s["tracking_number"] for s in listed.structured_content["items"]]
 
 
 async def test_inventory_by_code_and_id_in_one_batch(gateway_factory: Any, orderdesk_sandbox: Any) -> None:
     inv = orderdesk_sandbox.state.stores[orderdesk_sandbox.store_id].inventory
-    (id1, item1), (_, item2) = sorted(inv.items())[:2]
+    first, second, third = (inv[i] for i in sorted(inv)[:3])
     updates = [
-        {"id": str(id1), "changes": {"stock": 41}},
-        {"code": item2["code"], "changes": {"stock": 42}},
+        {"id": str(first["id"]), "changes": {"stock": 41}},
+        {"code": second["code"], "changes": {"stock": 42}},
         {"code": "NO-SUCH-SKU", "changes": {"stock": 1}},
-        {"code": sorted(inv.values(), key=lambda i: i["id"])[2]["code"], "changes": {"name": sorted(inv.values(), key=lambda i: i["id"])[2]["name"]}},
+        {"code": third["code"], "changes": {"name": third["name"]}},  # already so: not sent
     ]
     async with connect(gateway_factory()) as c:
         r = await c.call_tool("inventory_update_many", {"updates": updates})
-        got = await c.call_tool("inventory_get", {"item_id": str(id1)})
+        got = await c.call_tool("inventory_get", {"item_id": str(first["id"])})
     report = r.structured_content
     assert report["totals"] == {"ok": 2, "NOT_FOUND": 1, "unchanged": 1}, report
-    assert int(float(inv[id1]["stock"])) == 41 and int(float(item2["stock"] if False else inv[item2["id"]]["stock"])) == 42
+    assert int(float(inv[first["id"]]["stock"])) == 41 and int(float(inv[second["id"]]["stock"])) == 42
     assert len(_writes(orderdesk_sandbox, "PUT", "/batch-inventory-items")) == 1
     assert int(float(got.structured_content["item"]["stock"])) == 41
 
@@ -204,8 +228,12 @@ async def test_unclear_answers_in_a_job_are_reconciled_never_applied_twice(
     gateway_factory: Any, orderdesk_sandbox: Any
 ) -> None:
     ids = _ids(orderdesk_sandbox, 20)
-    orderdesk_sandbox.add_fault(method="PUT", path=r"^/orders/\d+$", after_apply=True, status=500, probability=0.2)
-    orderdesk_sandbox.add_fault(method="PUT", path=r"^/orders/\d+$", after_apply=True, drop=True, probability=0.1)
+    orderdesk_sandbox.add_fault(
+        method="PUT", path=r"^/orders/\d+$", after_apply=True, status=500, probability=0.2
+    )
+    orderdesk_sandbox.add_fault(
+        method="PUT", path=r"^/orders/\d+$", after_apply=True, drop=True, probability=0.1
+    )
     overrides = {"orderdesk": {"request_timeout": 1.0}, "mutations.reconcile_settle": 0.1}
     async with connect(gateway_factory(overrides=overrides)) as c:
         r = await c.call_tool(

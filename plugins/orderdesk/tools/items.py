@@ -213,8 +213,8 @@ async def shipments_update(
 
     async def op() -> Any:
         current = await client.get_shipment(r.id, sid)
-        merged = {**current, **{k: v for k, v in shipment.items() if k != "id"}}
-        validate.validate_shipment(merged)
+        merged = merge.merge_shipment(current, shipment)
+        validate.validate_shipment(merged, creating=False)
         sent.update(merged)
         return await client.update_shipment(r.id, sid, merged)
 
