@@ -19,7 +19,7 @@ from pydantic import BaseModel
 
 from gateway.arguments import ArgumentCheck, close_schema
 from gateway.errors import AuthError, ErrorCode, GatewayError, InternalError, ReadOnlyError
-from gateway.tools import ToolCall, ToolSpec
+from gateway.tools import ToolCall, ToolSpec, published
 from gateway.workflow import current_call
 
 if TYPE_CHECKING:
@@ -138,7 +138,7 @@ class ToolCallMiddleware:
     def _check(self, wname: str, spec: ToolSpec) -> ArgumentCheck:
         check = self._checks.get(wname)
         if check is None:
-            check = self._checks[wname] = ArgumentCheck(spec.fn)
+            check = self._checks[wname] = ArgumentCheck(published(spec.fn))
         return check
 
     async def _deny(self, call: ToolCall, err: GatewayError, t0: float) -> Any:

@@ -18,7 +18,7 @@ from gateway import __version__
 from gateway.app import Gateway
 from gateway.errors import ErrorCode, GatewayError, InternalError
 from gateway.middleware import ToolCallMiddleware, error_result
-from gateway.tools import ToolSpec, wire_name
+from gateway.tools import ToolSpec, publish, wire_name
 
 log = logging.getLogger("gateway.server")
 
@@ -65,25 +65,8 @@ def _handler(spec: ToolSpec, gw: Gateway) -> Any:
             return error_result(InternalError(f"{spec.name} failed unexpectedly ({type(err).__name__})"))
 
     if takes_gateway:
-        # The published signature without ``gateway``, its annotations resolved in the tool's module
-        # (``Gateway`` itself is often imported for type checking only, so it is never resolved).
-        call.__signature__ = sig.replace(  # type: ignore[attr-defined]
-            parameters=[
-                p.replace(annotation=_resolve(p.annotation, spec.fn))
-                for name, p in sig.parameters.items()
-                if name != "gateway"
-            ],
-            return_annotation=_resolve(sig.return_annotation, spec.fn),
-        )
-        call.__annotations__ = {k: v for k, v in spec.fn.__annotations__.items() if k != "gateway"}
+        publish(call, spec.fn)
     return call
-
-
-def _resolve(annotation: Any, fn: Any) -> Any:
-    """A string annotation (``from __future__ import annotations``) evaluated in ``fn``'s module."""
-    if isinstance(annotation, str):
-        return eval(annotation, fn.__globals__)
-    return annotation
 
 
 def build_server(gw: Gateway) -> MCPServer[Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 import re
 from collections.abc import Callable
@@ -157,3 +158,39 @@ class ToolTable:
     def register_into(self, register: Callable[..., None]) -> None:
         for fn, meta in self.entries:
             register(fn, **meta)
+
+
+def publish(wrapper: Callable[..., Any], fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Give ``wrapper`` (around ``fn``) the signature clients see: ``fn``'s without its ``gateway``
+    parameter, annotations resolved in ``fn``'s module (``Gateway`` itself is often imported for type
+    checking only, so it is never resolved). The SDK derives the input schema from it."""
+    sig = inspect.signature(fn)
+    wrapper.__signature__ = sig.replace(  # type: ignore[attr-defined]
+        parameters=[
+            p.replace(annotation=_resolve(p.annotation, fn))
+            for name, p in sig.parameters.items()
+            if name != "gateway"
+        ],
+        return_annotation=_resolve(sig.return_annotation, fn),
+    )
+    wrapper.__annotations__ = {k: v for k, v in fn.__annotations__.items() if k != "gateway"}
+    return wrapper
+
+
+def published(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn`` as clients see it (for schema and argument checks), without calling it."""
+    if "gateway" not in inspect.signature(fn).parameters:
+        return fn
+
+    @functools.wraps(fn)
+    async def stub(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("a published signature is not called")  # pragma: no cover
+
+    return publish(stub, fn)
+
+
+def _resolve(annotation: Any, fn: Callable[..., Any]) -> Any:
+    """A string annotation (``from __future__ import annotations``) evaluated in ``fn``'s module."""
+    if isinstance(annotation, str):
+        return eval(annotation, fn.__globals__)
+    return annotation
