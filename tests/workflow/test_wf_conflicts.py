@@ -77,7 +77,11 @@ class EditInTheUi:
     def gateway_merge(self, ref: Any, current: dict[str, Any], changes: dict[str, Any]) -> None:
         self.merges += 1
         if self.merges <= self.times:
-            self.sandbox.edit_order(self.sandbox.store_id, ref.id, self.changes)
+            changes = {
+                k: {**v, "_n": str(self.merges)} if k == "order_metadata" else v
+                for k, v in self.changes.items()
+            }
+            self.sandbox.edit_order(self.sandbox.store_id, ref.id, changes)
         return None  # let the real merge run
 
 
@@ -260,7 +264,8 @@ async def test_without_precondition_the_ui_edit_is_overwritten(
 async def test_precondition_gives_conflict_when_the_ui_keeps_editing(
     orderdesk_sandbox: Any, gateway_factory: Any, oid: str
 ) -> None:
-    ui = EditInTheUi(orderdesk_sandbox, {"shipping": {"company": "Busy"}}, times=99)
+    # every edit changes the content (the precondition compares content, not date_updated)
+    ui = EditInTheUi(orderdesk_sandbox, {"order_metadata": {"ui": "busy"}}, times=99)
     orderdesk_sandbox.clear_requests()
     gw = gateway_factory(plugins=[ui], overrides={"mutations.precondition": True, "mutations.attempts": 3})
     async with connect(gw) as client:
