@@ -79,12 +79,14 @@ def _setup_logging(level: str) -> None:
     )
 
 
-def _build(args: argparse.Namespace, sandbox_url: str | None = None, **overrides: Any) -> Any:
+def _overrides(sandbox_url: str | None) -> dict[str, Any]:
+    return {"stores": [{**SANDBOX_STORE, "base_url": sandbox_url}]} if sandbox_url else {}
+
+
+def _build(args: argparse.Namespace, sandbox_url: str | None = None) -> Any:
     from gateway.app import Gateway
 
-    if sandbox_url:
-        overrides["stores"] = [{**SANDBOX_STORE, "base_url": sandbox_url}]
-    gw = Gateway.from_config(getattr(args, "config", None), overrides=overrides)
+    gw = Gateway.from_config(getattr(args, "config", None), overrides=_overrides(sandbox_url))
     _setup_logging(gw.config.gateway.log_level)
     if args.command in ("serve", "call"):
         _ = gw.config.default_store  # no store at all: fail now with the how-to, not on the first call
@@ -129,23 +131,12 @@ async def _serve(args: argparse.Namespace) -> int:
                 )
             await build_server(gw).run_stdio_async()
             return 0
-        import uvicorn
-
-        from gateway.http import build_http_app
+        from gateway.http import build_http_app, reload_tokens
+        from gateway.http_server import serve
 
         host = args.host or gw.config.http.host
         port = args.port or gw.config.http.port
         app = build_http_app(gw, host, port)
-        config = uvicorn.Config(
-            app,
-            host=host,
-            port=port,
-            log_level="warning",
-            access_log=False,
-            lifespan="on",
-            timeout_graceful_shutdown=3,
-        )
-        server = uvicorn.Server(config)
         shown = f"[{host}]" if ":" in host else host
         print(
             f"mcp-gateway {__version__} serving MCP at http://{shown}:{port}{gw.config.http.path}"
@@ -153,7 +144,12 @@ async def _serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
             flush=True,
         )
-        await server.serve()
+        overrides = _overrides(url)
+
+        async def on_reload() -> None:
+            await reload_tokens(app, gw, getattr(args, "config", None), overrides)
+
+        await serve(app, gw.config.http, host, port, on_reload=on_reload)
         return 0
 
 

@@ -91,26 +91,32 @@ def free_port() -> int:
 
 @contextlib.asynccontextmanager
 async def serve_http(gateway: Any, port: int = 0) -> AsyncIterator[str]:
-    """Serve ``gateway`` over Streamable HTTP with uvicorn in this event loop; yield the base URL."""
-    import uvicorn
-
+    """Serve ``gateway`` over Streamable HTTP (as ``serve --transport http``) in this event loop."""
     from gateway.http import build_http_app
+    from gateway.http_server import serve
 
     port = port or free_port()
     app = build_http_app(gateway, "127.0.0.1", port)
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error", access_log=False, lifespan="on")
+    stop = asyncio.Event()
+    task = asyncio.create_task(
+        serve(app, gateway.config.http, "127.0.0.1", port, shutdown=stop, signals=False)
     )
-    task = asyncio.create_task(server.serve())
     try:
-        while not server.started:
+        while True:  # up once the port answers and the lifespan has started
             if task.done():
                 task.result()
-                raise RuntimeError("uvicorn stopped before it started")
-            await asyncio.sleep(0.01)
+                raise RuntimeError("the HTTP server stopped before it started")
+            try:
+                _reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            except OSError:
+                await asyncio.sleep(0.01)
+                continue
+            writer.close()
+            await writer.wait_closed()
+            break
         yield f"http://127.0.0.1:{port}"
     finally:
-        server.should_exit = True
+        stop.set()
         await task
 
 
