@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +67,24 @@ def sandbox_overrides(sandbox: Any, *, prefix: str, audit_path: str | None = Non
     if audit_path:
         out["audit.path"] = audit_path
     return out
+
+
+def delete_redis_prefix(url: str, prefix: str) -> int:
+    """Delete every key under ``prefix:`` (a test's own, unique prefix) in the Redis at ``url``.
+
+    For test teardown only: it walks the prefix with ``SCAN MATCH`` (never ``KEYS`` or ``FLUSHDB``).
+    A Redis that is gone (a test's own, already stopped) is ignored. Returns how many keys went.
+    """
+    import redis
+
+    client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=1)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+        return int(client.delete(*keys)) if keys else 0
+    except (redis.RedisError, OSError):
+        return 0
+    finally:
+        client.close()
 
 
 @contextlib.asynccontextmanager
@@ -172,8 +190,11 @@ if pytest_asyncio is not None:
             yield sandbox
 
     @pytest.fixture
-    def gateway_factory(orderdesk_sandbox: Any, tmp_path: Path) -> Callable[..., Any]:
+    def gateway_factory(orderdesk_sandbox: Any, tmp_path: Path) -> Iterator[Callable[..., Any]]:
+        """Build gateways on the test's sandbox; afterwards delete the Redis keys of those that used Redis."""
         from gateway.app import Gateway
+
+        shared: set[tuple[str, str]] = set()
 
         def build(
             plugins: Iterable[object] = (),
@@ -191,9 +212,14 @@ if pytest_asyncio is not None:
                     merged[key] = {**merged[key], **value}
                 else:
                     merged[key] = value
-            return Gateway.from_config(None, env=env or {}, overrides=merged, extra_plugins=plugins, **kw)
+            gw = Gateway.from_config(None, env=env or {}, overrides=merged, extra_plugins=plugins, **kw)
+            if gw.config.cache.backend == "redis":
+                shared.add((gw.config.cache.redis_url, gw.config.cache.prefix))
+            return gw
 
-        return build
+        yield build
+        for url, prefix in shared:
+            delete_redis_prefix(url, prefix)
 
     @pytest_asyncio.fixture
     async def gateway_client(
