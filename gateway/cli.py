@@ -64,6 +64,12 @@ def _parser() -> argparse.ArgumentParser:
     sb.add_argument("--host", default="127.0.0.1")
     sb.add_argument("--port", type=int, default=8700)
     sb.add_argument("--no-rate-limit", action="store_true", help="switch off the leaky bucket")
+    sb.add_argument(
+        "--request-log-size",
+        type=int,
+        metavar="N",
+        help="requests kept for /_sandbox/requests (a ring buffer; default 10000)",
+    )
 
     st = sub.add_parser("stats", help="print cache and tool metrics from a running HTTP gateway")
     st.add_argument("--url", default="http://127.0.0.1:8765", help="the gateway's base URL")
@@ -223,7 +229,11 @@ def _config_check(args: argparse.Namespace) -> int:
 def _sandbox(args: argparse.Namespace) -> int:
     from plugins.orderdesk.sandbox.server import run_forever
 
-    run_forever(args.host, args.port, rate_limit=not args.no_rate_limit)
+    if args.request_log_size is not None and args.request_log_size < 1:
+        raise CliError(f"--request-log-size must be >= 1, got {args.request_log_size}")
+    run_forever(
+        args.host, args.port, rate_limit=not args.no_rate_limit, request_log_size=args.request_log_size
+    )
     return 0
 
 

@@ -141,7 +141,7 @@ class AcceptErrorThrottle:
         self.previous = loop.get_exception_handler()
         self.count = 0
         self.total = 0
-        self._last = -interval
+        self._last: float | None = None
 
     def install(self) -> None:
         self.loop.set_exception_handler(self)
@@ -159,15 +159,14 @@ class AcceptErrorThrottle:
         self.count += 1
         self.total += 1
         now = loop.time()
-        if now - self._last >= self.interval:
+        if self._last is None or now - self._last >= self.interval:
             err = context.get("exception")
             log.warning(
-                "cannot accept connections: %s; %d attempts refused in the last %.0f s (%d in all). "
-                "Stalled connections are closed after http.read_timeout; raise the descriptor limit "
-                "(ulimit -n) or put a proxy with a connection limit in front",
+                "cannot accept connections: %s; %d accept() attempts failed since the last warning "
+                "(%d in all). Stalled connections are closed after http.read_timeout; raise the "
+                "descriptor limit (ulimit -n) or put a proxy with a connection limit in front",
                 getattr(err, "strerror", None) or type(err).__name__,
                 self.count,
-                max(now - self._last, self.interval) if self._last >= 0 else self.interval,
                 self.total,
             )
             self._last = now
