@@ -13,8 +13,12 @@ Streamable HTTP, in this process) call in a closed loop for 180 s (--quick 20 s)
 * 50% ``orders_get`` over the 200 orders.
 
 RSS (``VmRSS``) of both processes is sampled every 10 s (--quick: 5 s). Targets: the gateway ends at
-<= idle + 100 MB (issue 16: it used to settle near 510 MB under this mix), and 0 errors. The sandbox's
-RSS is printed beside it (its request log is a ring buffer: it used to grow without bound).
+<= idle + 100 MB (issue 16: it used to settle near 510 MB under this mix), and 0 errors.
+
+Then the sandbox alone: raw OrderDesk requests (5 GETs to 1 GET + PUT of a whole order) until its
+request log (a ring buffer; it used to keep 100,000 records) has wrapped 2.5 times, RSS sampled at
+each multiple of the log size. Target: the last sample within 5 MB of the one taken when the log
+first filled (it levels off). The full run uses the default log of 10,000 records; --quick 2,000.
 """
 
 from __future__ import annotations
@@ -95,6 +99,33 @@ async def load(url: str, ids: list[str], clients: int, duration: float) -> dict[
     return {"counts": counts, "seconds": seconds, "errors": errors}
 
 
+async def sandbox_ring(sb: Any, log_size: int) -> list[tuple[int, float]]:
+    """Drive the sandbox directly until its log wrapped 2.5 times: (requests, RSS MB, log length) samples."""
+    import aiohttp
+
+    ids = await sb.order_ids()
+    total = int(log_size * 2.5)
+    step = log_size // 2
+    done = 0
+    samples: list[tuple[int, float]] = []
+    async with aiohttp.ClientSession(headers=sb.headers()) as http:
+
+        async def one(i: int) -> None:
+            url = f"{sb.base_url}/orders/{ids[i % len(ids)]}"
+            async with http.get(url) as r:
+                order = (await r.json())["order"]
+            if i % 5 == 0:
+                order["email"] = f"soak{i}@example.com"
+                async with http.put(url, json=order) as r:
+                    await r.read()
+
+        while done < total:
+            await asyncio.gather(*(one(done + j) for j in range(step)))
+            done += step
+            samples.append((done, rss_mb(sb.pid)))
+    return samples
+
+
 async def main() -> None:
     args = parse_quick(
         __doc__.splitlines()[0],
@@ -108,7 +139,8 @@ async def main() -> None:
         f"{duration:g} s of 50% get / 30% list / 20% update over {SEED_ORDERS} orders"
     )
     samples: list[tuple[float, float, float]] = []
-    async with SandboxProcess(seed_orders=SEED_ORDERS, request_log_size=10_000) as sb:
+    log_size = 2_000 if args.quick else 10_000
+    async with SandboxProcess(seed_orders=SEED_ORDERS, request_log_size=log_size) as sb:
         ids = await sb.order_ids()
         path = write_config(sb, unique_prefix("soak"))  # default cache settings (memory, 64 MB)
         try:
@@ -134,6 +166,8 @@ async def main() -> None:
                 stderr = gp.stderr_text()
         finally:
             remove_file(path)
+        await sb.clear_requests()
+        ring = await sandbox_ring(sb, log_size)
 
     counts, errors = result["counts"], result["errors"]
     calls = sum(counts.values())
@@ -164,6 +198,11 @@ async def main() -> None:
         spread = max(s[1] for s in late) - min(s[1] for s in late)
         print(f"  gateway RSS over the last third of the run varied by {spread:.1f} MB (levelled off: small)")
     print(f"  sandbox RSS idle {idle_sb:.1f} MB -> end {end_sb:.1f} MB (+{grow_sb:.1f} MB)")
+    header(f"the sandbox alone, request log of {log_size} records")
+    for n, mb in ring:
+        print(f"  after {n:6d} upstream requests ({n / log_size:.1f}x the log): RSS {mb:.1f} MB")
+    full = next(mb for n, mb in ring if n >= log_size)
+    print(f"  ring full at {full:.1f} MB; at the end {ring[-1][1]:.1f} MB")
     if "Traceback" in stderr:
         print("  gateway stderr has a traceback:\n" + stderr[-1500:])
     target(
@@ -171,6 +210,13 @@ async def main() -> None:
         f"+{grow_gw:.1f} MB after {elapsed:.0f} s of mixed load with lists ({idle_gw:.1f} -> {end_gw:.1f} MB)",
         f"<= idle + {TARGET_GROWTH_MB:.0f} MB",
         grow_gw <= TARGET_GROWTH_MB,
+    )
+    target(
+        "soak_sandbox_rss",
+        f"{ring[-1][1]:.1f} MB after {ring[-1][0]} requests vs {full:.1f} MB when its {log_size}-record log "
+        f"filled (idle {idle_sb:.1f} MB)",
+        "levels off: within 5 MB",
+        ring[-1][1] - full <= 5.0,
     )
     target("soak_errors", f"{len(errors)} errors in {calls} calls", "0 errors", not errors and calls > 0)
     summary(
