@@ -40,6 +40,8 @@ from gateway.middleware import PRINCIPAL_SCOPE_KEY
 log = logging.getLogger("gateway.http")
 
 SESSION_HEADER = b"mcp-session-id"
+#: how often idle sessions are looked for (a full pass over the table)
+SWEEP_INTERVAL = 0.5
 VERSION_HEADER = b"mcp-protocol-version"
 
 
@@ -77,21 +79,38 @@ class SessionGuard:
         self.metrics = metrics
         self.clock = clock
         self.sessions: dict[str, _Session] = {}
-        #: sessions being opened right now, per token name
+        #: sessions held / being opened right now, per token name
+        self._held: dict[str | None, int] = {}
         self._opening: dict[str | None, int] = {}
+        self._next_sweep = 0.0
 
     # --- bookkeeping ----------------------------------------------------------------------------
 
     def _expire(self) -> None:
-        deadline = self.clock() - self.idle_timeout
+        """Forget sessions idle for ``idle_timeout``; runs at most every :data:`SWEEP_INTERVAL` s (O(n))."""
+        now = self.clock()
+        if now < self._next_sweep:
+            return
+        self._next_sweep = now + SWEEP_INTERVAL
+        deadline = now - self.idle_timeout
         for sid in [s for s, e in self.sessions.items() if not e.in_flight and e.idle_since <= deadline]:
-            del self.sessions[sid]
+            self._forget(sid)
+
+    def _forget(self, sid: str) -> None:
+        entry = self.sessions.pop(sid, None)
+        if entry is not None:
+            name = entry.token.name if entry.token else None
+            self._held[name] -= 1
+            if not self._held[name]:
+                del self._held[name]
 
     def count(self, name: str | None) -> int:
-        """Open sessions of the token called ``name`` (None: unauthenticated callers)."""
+        """Open sessions of the token called ``name`` (None: unauthenticated callers), opening ones included.
+
+        A session that went idle less than :data:`SWEEP_INTERVAL` ago may still be counted.
+        """
         self._expire()
-        held = sum(1 for e in self.sessions.values() if (e.token.name if e.token else None) == name)
-        return held + self._opening.get(name, 0)
+        return self._held.get(name, 0) + self._opening.get(name, 0)
 
     # --- ASGI -----------------------------------------------------------------------------------
 
@@ -118,7 +137,8 @@ class SessionGuard:
 
     async def _open(self, token: TokenSettings | None, scope: Scope, receive: Receive, send: Send) -> None:
         name = token.name if token else None
-        if token is not None and self.count(name) >= self.max_per_token:
+        held = self.count(name)  # also forgets idle sessions, whoever the caller is
+        if token is not None and held >= self.max_per_token:
             self.metrics.inc("http_refused_total", reason="sessions_per_token")
             log.warning(
                 "token %r refused a new session: it holds %d (http.max_sessions_per_token)",
@@ -148,6 +168,7 @@ class SessionGuard:
                     if key.lower() == SESSION_HEADER:
                         sid = bytes(value).decode("latin-1")
                         self.sessions[sid] = _Session(token, in_flight=1)
+                        self._held[name] = self._held.get(name, 0) + 1
                         opened.append(sid)
             await send(message)
 
@@ -183,7 +204,7 @@ class SessionGuard:
             self._done(sid)
             gone = status and (status[0] == 404 or (scope.get("method") == "DELETE" and status[0] < 300))
             if gone and self.sessions.get(sid) is entry:
-                del self.sessions[sid]
+                self._forget(sid)
 
     def _done(self, sid: str) -> None:
         entry = self.sessions.get(sid)
@@ -205,7 +226,7 @@ class SessionGuard:
         for sid, token in doomed:
             assert token is not None
             await self._delete(sid, token)
-            self.sessions.pop(sid, None)
+            self._forget(sid)
         if doomed:
             log.warning("ended %d session(s) of revoked or changed tokens", len(doomed))
         return len(doomed)
