@@ -96,7 +96,7 @@ class HttpSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     #: seconds a connection has to send a complete request: the headers within this of connecting (or of
     #: the previous response, which makes it the keep-alive timeout too), then the body within this again
     read_timeout: float = 10.0
-    #: requests served at once (open SSE streams count); more are answered 503 with Retry-After
+    #: requests served at once (not counting legacy sessions' GET streams); more get 503 + Retry-After
     max_concurrent_requests: int = 256
     #: a legacy (2025-11-25) session with no request in flight for this long is closed
     session_idle_timeout: float = 600.0

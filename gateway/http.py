@@ -197,6 +197,7 @@ def build_http_app(gw: Gateway, host: str | None = None, port: int | None = None
         read_timeout=http.read_timeout,
         max_body_bytes=http.max_body_bytes,
         metrics=gw.metrics,
+        streams=http.path,
     )
     return GatewayHttpApp(limits, auth, sessions, limits)
 

@@ -7,10 +7,11 @@ it a byte at a time, gets ``408`` and the connection is closed) before the app s
 body is then replayed to the app in one message; later ``receive()`` calls (an SSE response waiting
 for the client to go away) go to the server as usual.
 
-Requests being served at once (open SSE streams included) are capped at
-``[http] max_concurrent_requests``; beyond it a request is answered ``503`` with ``Retry-After`` at
-once, without reading its body. ``/healthz`` is exempt, so a busy replica is not mistaken for a dead
-one.
+Requests being served at once are capped at ``[http] max_concurrent_requests``; beyond it a request
+is answered ``503`` with ``Retry-After`` at once, without reading its body. ``/healthz`` is exempt, so
+a busy replica is not mistaken for a dead one, and so is a ``GET`` of the MCP path: that is a legacy
+session's standalone SSE stream, open for the session's whole life, one per session (the SDK refuses
+a second), so ``max_sessions`` bounds those; counting them would let idle sessions starve real calls.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ class RequestLimits:
         max_body_bytes: int,
         metrics: Metrics,
         exempt: frozenset[str] = frozenset({"/healthz"}),
+        streams: str | None = None,
     ) -> None:
         self.app = app
         self.max_concurrent = max_concurrent
@@ -49,11 +51,15 @@ class RequestLimits:
         self.max_body_bytes = max_body_bytes
         self.metrics = metrics
         self.exempt = exempt
+        #: the MCP path, whose GET requests (standalone SSE streams) are not counted
+        self.streams = streams
         #: requests being served right now
         self.active = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope.get("path") in self.exempt:
+        path = scope.get("path")
+        stream = path == self.streams and scope.get("method") == "GET"
+        if scope["type"] != "http" or path in self.exempt or stream:
             await self.app(scope, receive, send)
             return
         if self.active >= self.max_concurrent:

@@ -55,7 +55,13 @@ async def call(
 
 
 def limits(app: App, **kw: Any) -> RequestLimits:
-    settings = {"max_concurrent": 2, "read_timeout": 0.3, "max_body_bytes": 1000, "metrics": Metrics()}
+    settings = {
+        "max_concurrent": 2,
+        "read_timeout": 0.3,
+        "max_body_bytes": 1000,
+        "metrics": Metrics(),
+        "streams": "/mcp",
+    }
     return RequestLimits(app, **{**settings, **kw})
 
 
@@ -68,11 +74,13 @@ async def test_requests_beyond_the_cap_get_503_and_healthz_is_exempt() -> None:
     assert refused[0]["status"] == 503 and (b"retry-after", b"1") in refused[0]["headers"]
     assert json.loads(refused[1]["body"])["message"].startswith("OVERLOADED: 2 requests are being served")
     health = asyncio.create_task(call(guard, "/healthz", [b""], method="GET"))
+    stream = asyncio.create_task(call(guard, "/mcp", [b""], method="GET"))  # a session's SSE stream
     await asyncio.sleep(0.05)
-    assert not health.done()  # let through to the app despite the cap
+    assert not health.done() and not stream.done()  # let through to the app despite the cap
+    assert (await call(guard, "/mcp", [b"{}"], method="DELETE"))[0]["status"] == 503  # other methods count
     app.release.set()
-    assert [r[0]["status"] for r in await asyncio.gather(*held, health)] == [200, 200, 200]
-    assert guard.active == 0 and guard.metrics.value("http_refused_total", reason="busy") == 1
+    assert [r[0]["status"] for r in await asyncio.gather(*held, health, stream)] == [200] * 4
+    assert guard.active == 0 and guard.metrics.value("http_refused_total", reason="busy") == 2
 
 
 async def test_a_body_sent_in_time_reaches_the_app_whole() -> None:
