@@ -78,7 +78,7 @@ for name in sys.argv[1:]:
 """
 LADDER = [
     "mcp.server.mcpserver",
-    "uvicorn",
+    "hypercorn.asyncio",
     "aiohttp",
     "redis.asyncio",
     "gateway.cli",

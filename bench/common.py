@@ -174,11 +174,16 @@ class SandboxProcess:
         rate_limit_enabled: bool = False,
         latency_ms: float = 0.0,
         startup_timeout: float = 30.0,
+        request_log_size: int = 200_000,
     ) -> None:
         from plugins.orderdesk.sandbox.config import SandboxConfig
 
+        # benchmarks count upstream requests over a whole run: keep more of them than the default
         self.config = SandboxConfig(
-            seed_orders=seed_orders, rate_limit_enabled=rate_limit_enabled, latency_ms=latency_ms
+            seed_orders=seed_orders,
+            rate_limit_enabled=rate_limit_enabled,
+            latency_ms=latency_ms,
+            request_log_size=request_log_size,
         )
         self.port = free_port()
         self.startup_timeout = startup_timeout
@@ -213,6 +218,8 @@ class SandboxProcess:
             str(c.seed_orders),
             "--latency-ms",
             str(c.latency_ms),
+            "--request-log-size",
+            str(c.request_log_size),
         ]
         if c.rate_limit_enabled:
             cmd.append("--rate-limit")
@@ -541,9 +548,13 @@ def _serve_sandbox(argv: list[str]) -> None:
     p.add_argument("--seed-orders", type=int, default=36)
     p.add_argument("--latency-ms", type=float, default=0.0)
     p.add_argument("--rate-limit", action="store_true")
+    p.add_argument("--request-log-size", type=int, default=10_000)
     a = p.parse_args(argv)
     config = SandboxConfig(
-        seed_orders=a.seed_orders, latency_ms=a.latency_ms, rate_limit_enabled=a.rate_limit
+        seed_orders=a.seed_orders,
+        latency_ms=a.latency_ms,
+        rate_limit_enabled=a.rate_limit,
+        request_log_size=a.request_log_size,
     )
     sb = Sandbox(config)
 

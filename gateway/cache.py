@@ -11,7 +11,8 @@ lives here, once, for every backend:
 * **No stale fill after a write**: read-through fills use set-if-absent and are skipped when the
   key was invalidated while the load was in flight; writes store the fresh object with a plain set.
 * **Lists by generation**: list keys embed a per-store counter; bumping it invalidates every list
-  of that store in O(1). Nothing is ever scanned or flushed.
+  of that store in O(1). Nothing is ever scanned or flushed. The counter expires
+  ``ttl_list + LISTGEN_TTL_MARGIN`` seconds after its last bump.
 """
 
 from __future__ import annotations
@@ -37,6 +38,9 @@ _dec = msgspec.json.Decoder()
 
 #: seconds a failed backend is skipped before it is tried again
 RETRY_INTERVAL = 1.0
+#: a list-generation counter expires this long after the longest-lived list page keyed by it, so a
+#: store that goes quiet leaves nothing behind (the backend never reuses a number; see ``incr``)
+LISTGEN_TTL_MARGIN = 300.0
 
 
 def clone(value: T) -> T:
@@ -197,7 +201,7 @@ class Cache:
 
     async def _delete_or_bump(self, key: str) -> bool:
         if key.endswith(":listgen"):
-            await self.backend.incr(key)
+            await self.backend.incr(key, self.settings.ttl_list + LISTGEN_TTL_MARGIN)
         else:
             await self.backend.delete(key)
         return True

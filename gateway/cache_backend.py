@@ -41,8 +41,15 @@ class CacheBackend(Protocol):
     async def delete(self, key: str) -> bool:
         """Remove ``key``; return True when it existed."""
 
-    async def incr(self, key: str) -> int:
-        """Atomically increment an integer counter (created at 1) and return the new value. No TTL."""
+    async def incr(self, key: str, ttl: float | None = None) -> int:
+        """Atomically increment an integer counter and return the new value.
+
+        Without ``ttl`` the counter never expires and is created at 1. With ``ttl`` it expires ``ttl``
+        seconds after its last increment, and a counter created after an earlier one under the same
+        key expired (or was evicted) must start above every value that one held, so a number is
+        never handed out twice (the list generations rely on it). The memory backend keeps a floor
+        for that; the Redis backend seeds a new counter with the current time in microseconds.
+        """
 
     def lock(self, key: str, lease: float, wait: float) -> AbstractAsyncContextManager[None] | None:
         """A cross-process lock (token + lease) on ``key``, or ``None`` if the backend is process-local.

@@ -64,6 +64,12 @@ def _parser() -> argparse.ArgumentParser:
     sb.add_argument("--host", default="127.0.0.1")
     sb.add_argument("--port", type=int, default=8700)
     sb.add_argument("--no-rate-limit", action="store_true", help="switch off the leaky bucket")
+    sb.add_argument(
+        "--request-log-size",
+        type=int,
+        metavar="N",
+        help="requests kept for /_sandbox/requests (a ring buffer; default 10000)",
+    )
 
     st = sub.add_parser("stats", help="print cache and tool metrics from a running HTTP gateway")
     st.add_argument("--url", default="http://127.0.0.1:8765", help="the gateway's base URL")
@@ -79,12 +85,14 @@ def _setup_logging(level: str) -> None:
     )
 
 
-def _build(args: argparse.Namespace, sandbox_url: str | None = None, **overrides: Any) -> Any:
+def _overrides(sandbox_url: str | None) -> dict[str, Any]:
+    return {"stores": [{**SANDBOX_STORE, "base_url": sandbox_url}]} if sandbox_url else {}
+
+
+def _build(args: argparse.Namespace, sandbox_url: str | None = None) -> Any:
     from gateway.app import Gateway
 
-    if sandbox_url:
-        overrides["stores"] = [{**SANDBOX_STORE, "base_url": sandbox_url}]
-    gw = Gateway.from_config(getattr(args, "config", None), overrides=overrides)
+    gw = Gateway.from_config(getattr(args, "config", None), overrides=_overrides(sandbox_url))
     _setup_logging(gw.config.gateway.log_level)
     if args.command in ("serve", "call"):
         _ = gw.config.default_store  # no store at all: fail now with the how-to, not on the first call
@@ -129,23 +137,12 @@ async def _serve(args: argparse.Namespace) -> int:
                 )
             await build_server(gw).run_stdio_async()
             return 0
-        import uvicorn
-
-        from gateway.http import build_http_app
+        from gateway.http import build_http_app, reload_tokens
+        from gateway.http_server import serve
 
         host = args.host or gw.config.http.host
         port = args.port or gw.config.http.port
         app = build_http_app(gw, host, port)
-        config = uvicorn.Config(
-            app,
-            host=host,
-            port=port,
-            log_level="warning",
-            access_log=False,
-            lifespan="on",
-            timeout_graceful_shutdown=3,
-        )
-        server = uvicorn.Server(config)
         shown = f"[{host}]" if ":" in host else host
         print(
             f"mcp-gateway {__version__} serving MCP at http://{shown}:{port}{gw.config.http.path}"
@@ -153,7 +150,12 @@ async def _serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
             flush=True,
         )
-        await server.serve()
+        overrides = _overrides(url)
+
+        async def on_reload() -> None:
+            await reload_tokens(app, gw, getattr(args, "config", None), overrides)
+
+        await serve(app, gw.config.http, host, port, on_reload=on_reload)
         return 0
 
 
@@ -227,7 +229,11 @@ def _config_check(args: argparse.Namespace) -> int:
 def _sandbox(args: argparse.Namespace) -> int:
     from plugins.orderdesk.sandbox.server import run_forever
 
-    run_forever(args.host, args.port, rate_limit=not args.no_rate_limit)
+    if args.request_log_size is not None and args.request_log_size < 1:
+        raise CliError(f"--request-log-size must be >= 1, got {args.request_log_size}")
+    run_forever(
+        args.host, args.port, rate_limit=not args.no_rate_limit, request_log_size=args.request_log_size
+    )
     return 0
 
 

@@ -93,6 +93,17 @@ class HttpSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     json_response: bool = False
     #: shared key(s) that seal multi-round elicitation state, so replicas can continue each other's calls
     request_state_keys: list[Secret] = msgspec.field(default_factory=list)
+    #: seconds a connection has to send a complete request: the headers within this of connecting (or of
+    #: the previous response, which makes it the keep-alive timeout too), then the body within this again
+    read_timeout: float = 10.0
+    #: requests served at once (not counting legacy sessions' GET streams); more get 503 + Retry-After
+    max_concurrent_requests: int = 256
+    #: a legacy (2025-11-25) session with no request in flight for this long is closed
+    session_idle_timeout: float = 600.0
+    #: legacy sessions open at once, all callers together
+    max_sessions: int = 1000
+    #: legacy sessions open at once per token (all callers share one principal when no token is set)
+    max_sessions_per_token: int = 100
 
 
 class CacheSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -102,8 +113,10 @@ class CacheSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     redis_url: str = "redis://127.0.0.1:6379/0"
     #: per-operation timeout for shared backends; a slow Redis counts as a miss (fail-open)
     op_timeout: float = 0.25
-    #: LRU bound of the memory backend
+    #: LRU bound of the memory backend, in entries ...
     max_entries: int = 10_000
+    #: ... and in bytes of stored payload (the JSON of each value); whichever is reached first evicts
+    max_bytes: int = 64 * 1024 * 1024
     ttl_order: float = 30.0
     ttl_list: float = 10.0
     ttl_store: float = 300.0
@@ -402,6 +415,19 @@ def _check(cfg: Config) -> None:
     c = cfg.cache
     if c.max_entries < 1:
         raise ConfigError(f"{src}: key cache.max_entries: expected an integer >= 1")
+    if c.max_bytes < 1024:
+        raise ConfigError(f"{src}: key cache.max_bytes: expected an integer >= 1024, got {c.max_bytes}")
+    h = cfg.http
+    for key, value in (("read_timeout", h.read_timeout), ("session_idle_timeout", h.session_idle_timeout)):
+        if not 0 < value < 1e9:
+            raise ConfigError(f"{src}: key http.{key}: expected seconds > 0, got {value}")
+    for key, count in (
+        ("max_concurrent_requests", h.max_concurrent_requests),
+        ("max_sessions", h.max_sessions),
+        ("max_sessions_per_token", h.max_sessions_per_token),
+    ):
+        if count < 1:
+            raise ConfigError(f"{src}: key http.{key}: expected an integer >= 1, got {count}")
     if not re.fullmatch(r"[A-Za-z0-9_.:-]{1,64}", c.prefix):
         raise ConfigError(f"{src}: key cache.prefix: expected 1-64 of letters, digits, '_.:-'")
     for i, t in enumerate(cfg.http.tokens):

@@ -3,8 +3,13 @@
 Auth is a plain ASGI layer in front of the SDK's app, so it covers every route the same way:
 ``/healthz`` and routes registered with ``public=True`` are open, everything else needs
 ``Authorization: Bearer <token>``. Tokens are compared in constant time; a token in the query
-string is never accepted (it would end up in proxy logs), and uvicorn's access log is off so no
+string is never accepted (it would end up in proxy logs), and the server's access log is off so no
 URL is ever logged by the gateway.
+
+The layers, outermost first: :class:`~gateway.http_limits.RequestLimits` (request cap, body deadline),
+:class:`BearerAuth`, :class:`~gateway.sessions.SessionGuard` (per-token session cap), the SDK's app.
+:meth:`GatewayHttpApp.set_tokens` swaps the token list at run time (``serve`` does it on SIGHUP) and
+ends the sessions of tokens that were removed or changed.
 """
 
 from __future__ import annotations
@@ -12,7 +17,9 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import logging
+import os
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.requests import Request
@@ -20,10 +27,12 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.app import Gateway
-from gateway.config import TokenSettings
+from gateway.config import HttpSettings, TokenSettings, load_config
 from gateway.errors import ConfigError
+from gateway.http_limits import RequestLimits
 from gateway.middleware import PRINCIPAL_SCOPE_KEY
 from gateway.server import build_server
+from gateway.sessions import SessionGuard
 
 log = logging.getLogger("gateway.http")
 LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
@@ -39,7 +48,10 @@ def is_loopback(host: str) -> bool:
 
 
 def tokens_of(gw: Gateway) -> list[TokenSettings]:
-    http = gw.config.http
+    return tokens_in(gw.config.http)
+
+
+def tokens_in(http: HttpSettings) -> list[TokenSettings]:
     out = list(http.tokens)
     if http.token:
         out.append(TokenSettings(name="default", token=http.token))
@@ -60,8 +72,12 @@ class BearerAuth:
 
     def __init__(self, app: ASGIApp, tokens: list[TokenSettings], public: set[str]) -> None:
         self.app = app
-        self.tokens = [(t, t.token.reveal().encode()) for t in tokens]
         self.public = public
+        self.set_tokens(tokens)
+
+    def set_tokens(self, tokens: list[TokenSettings]) -> None:
+        """Accept exactly these tokens from now on (requests already admitted are not affected)."""
+        self.tokens = [(t, t.token.reveal().encode()) for t in tokens]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not self.tokens or scope.get("path") in self.public:
@@ -100,7 +116,31 @@ def transport_security(gw: Gateway, host: str, port: int) -> TransportSecuritySe
     )
 
 
-def build_http_app(gw: Gateway, host: str | None = None, port: int | None = None) -> ASGIApp:
+class GatewayHttpApp:
+    """The gateway's ASGI app, with a handle on the layers that change at run time."""
+
+    def __init__(self, app: ASGIApp, auth: BearerAuth, sessions: SessionGuard, limits: RequestLimits) -> None:
+        self.app = app
+        self.auth = auth
+        self.sessions = sessions
+        self.limits = limits
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
+
+    async def set_tokens(self, tokens: list[TokenSettings]) -> int:
+        """Swap the accepted tokens; end the sessions of tokens no longer accepted. Returns how many ended.
+
+        A token list that goes from some tokens to none is refused: that would open the gateway to
+        everyone (a bind beyond loopback is checked at start-up only).
+        """
+        if self.auth.tokens and not tokens:
+            raise ConfigError("refusing to remove every token at run time; restart the gateway to do that")
+        self.auth.set_tokens(tokens)
+        return await self.sessions.end_sessions(tokens)
+
+
+def build_http_app(gw: Gateway, host: str | None = None, port: int | None = None) -> GatewayHttpApp:
     http = gw.config.http
     host = host or http.host
     port = port or http.port
@@ -140,5 +180,42 @@ def build_http_app(gw: Gateway, host: str | None = None, port: int | None = None
         max_request_body_size=http.max_body_bytes,
         transport_security=transport_security(gw, host, port),
         host=host,
+        session_idle_timeout=http.session_idle_timeout,
+        max_sessions=http.max_sessions,
     )
-    return BearerAuth(app, tokens_of(gw), public_paths)
+    sessions = SessionGuard(
+        app,
+        path=http.path,
+        max_per_token=http.max_sessions_per_token,
+        idle_timeout=http.session_idle_timeout,
+        metrics=gw.metrics,
+    )
+    auth = BearerAuth(sessions, tokens_of(gw), public_paths)
+    limits = RequestLimits(
+        auth,
+        max_concurrent=http.max_concurrent_requests,
+        read_timeout=http.read_timeout,
+        max_body_bytes=http.max_body_bytes,
+        metrics=gw.metrics,
+        streams=http.path,
+    )
+    return GatewayHttpApp(limits, auth, sessions, limits)
+
+
+async def reload_tokens(
+    app: GatewayHttpApp, gw: Gateway, path: str | None, overrides: dict[str, Any]
+) -> None:
+    """Re-read the config file and apply its ``[http]`` tokens (``serve`` calls this on SIGHUP).
+
+    Only the tokens change at run time; a bad file leaves everything as it was (logged, one line).
+    """
+    try:
+        sections = gw.hooks.register_config()
+        for name in gw.config.gateway.disabled_plugins:  # as Gateway.from_config: left unvalidated
+            sections.setdefault(name, dict)
+        config = load_config(path, os.environ, sections, overrides)
+        ended = await app.set_tokens(tokens_in(config.http))
+    except ConfigError as err:
+        log.error("config reload failed, tokens unchanged: %s", err)
+        return
+    log.warning("config reloaded: %d token(s) accepted, %d session(s) ended", len(app.auth.tokens), ended)

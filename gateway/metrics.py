@@ -17,6 +17,7 @@ HELP = {
     "mutation_conflicts_total": "Attempts that hit a conflict and were retried.",
     "webhook_posts_total": "Order posts received on /webhooks/orderdesk by result.",
     "policy_denials_total": "Tool calls refused by read-only mode, token grants or a policy plugin.",
+    "http_refused_total": "HTTP requests refused by the gateway's own limits, by reason.",
 }
 
 

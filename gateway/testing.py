@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +69,24 @@ def sandbox_overrides(sandbox: Any, *, prefix: str, audit_path: str | None = Non
     return out
 
 
+def delete_redis_prefix(url: str, prefix: str) -> int:
+    """Delete every key under ``prefix:`` (a test's own, unique prefix) in the Redis at ``url``.
+
+    For test teardown only: it walks the prefix with ``SCAN MATCH`` (never ``KEYS`` or ``FLUSHDB``).
+    A Redis that is gone (a test's own, already stopped) is ignored. Returns how many keys went.
+    """
+    import redis
+
+    client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=1)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+        return int(client.delete(*keys)) if keys else 0
+    except (redis.RedisError, OSError):
+        return 0
+    finally:
+        client.close()
+
+
 @contextlib.asynccontextmanager
 async def connect(gateway: Any, mode: str = "auto", **client_kw: Any) -> AsyncIterator[Any]:
     """A connected in-process MCP ``Client`` for ``gateway`` (``mode``: ``"auto"`` or ``"legacy"``)."""
@@ -91,26 +109,32 @@ def free_port() -> int:
 
 @contextlib.asynccontextmanager
 async def serve_http(gateway: Any, port: int = 0) -> AsyncIterator[str]:
-    """Serve ``gateway`` over Streamable HTTP with uvicorn in this event loop; yield the base URL."""
-    import uvicorn
-
+    """Serve ``gateway`` over Streamable HTTP (as ``serve --transport http``) in this event loop."""
     from gateway.http import build_http_app
+    from gateway.http_server import serve
 
     port = port or free_port()
     app = build_http_app(gateway, "127.0.0.1", port)
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error", access_log=False, lifespan="on")
+    stop = asyncio.Event()
+    task = asyncio.create_task(
+        serve(app, gateway.config.http, "127.0.0.1", port, shutdown=stop, signals=False)
     )
-    task = asyncio.create_task(server.serve())
     try:
-        while not server.started:
+        while True:  # up once the port answers and the lifespan has started
             if task.done():
                 task.result()
-                raise RuntimeError("uvicorn stopped before it started")
-            await asyncio.sleep(0.01)
+                raise RuntimeError("the HTTP server stopped before it started")
+            try:
+                _reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            except OSError:
+                await asyncio.sleep(0.01)
+                continue
+            writer.close()
+            await writer.wait_closed()
+            break
         yield f"http://127.0.0.1:{port}"
     finally:
-        server.should_exit = True
+        stop.set()
         await task
 
 
@@ -166,8 +190,11 @@ if pytest_asyncio is not None:
             yield sandbox
 
     @pytest.fixture
-    def gateway_factory(orderdesk_sandbox: Any, tmp_path: Path) -> Callable[..., Any]:
+    def gateway_factory(orderdesk_sandbox: Any, tmp_path: Path) -> Iterator[Callable[..., Any]]:
+        """Build gateways on the test's sandbox; afterwards delete the Redis keys of those that used Redis."""
         from gateway.app import Gateway
+
+        shared: set[tuple[str, str]] = set()
 
         def build(
             plugins: Iterable[object] = (),
@@ -185,9 +212,14 @@ if pytest_asyncio is not None:
                     merged[key] = {**merged[key], **value}
                 else:
                     merged[key] = value
-            return Gateway.from_config(None, env=env or {}, overrides=merged, extra_plugins=plugins, **kw)
+            gw = Gateway.from_config(None, env=env or {}, overrides=merged, extra_plugins=plugins, **kw)
+            if gw.config.cache.backend == "redis":
+                shared.add((gw.config.cache.redis_url, gw.config.cache.prefix))
+            return gw
 
-        return build
+        yield build
+        for url, prefix in shared:
+            delete_redis_prefix(url, prefix)
 
     @pytest_asyncio.fixture
     async def gateway_client(

@@ -8,16 +8,24 @@ aiocache store for the data and adds, around it:
   caller mutating what it passed to ``set`` (or got from ``get``) never changes the cache. JSON rather
   than msgpack keeps the semantics identical to the Redis backend (e.g. int dict keys become str);
   msgpack decoded a 3 KB order only ~0.7 µs faster.
-* **an LRU bound** of ``max_entries``: an ``OrderedDict`` of key -> expiry deadline records recency.
-* **lazy expiry**: deadlines on the monotonic clock are checked on every read, so no timer (and no
-  event loop) is involved; aiocache is given no TTL at all. Expired entries that are never read
-  again drift to the LRU end and are evicted first, so memory stays bounded.
+* **an LRU bound in entries and in bytes**: ``max_entries`` entries and ``max_bytes`` of stored
+  payload (the JSON bytes of the values; keys and bookkeeping add roughly 200 B per entry on top).
+  Whichever is reached first evicts the least recently used data. A value larger than the whole
+  byte budget is not stored. An ``OrderedDict`` of key -> expiry deadline records recency.
+* **expiry without timers**: deadlines on the monotonic clock are checked on every read, and a heap
+  of deadlines lets every write (and :meth:`purge_expired`, which the plugin calls every few seconds
+  while the gateway runs) free the entries that have expired, whether or not they are read again. No
+  loop timer is involved, so expiry works in any event loop.
+* **superseded list pages freed at once**: the host's list keys embed the store's list generation
+  (``<base>:list:g<N>:<digest>``, counter ``<base>:listgen``; see ``gateway/cache.py``). When such a
+  counter is incremented, every page of the generation it leaves is dropped right away instead of
+  waiting for its TTL or the LRU: no reader can reach them any more.
 
-Counters (``incr``) live in the same store and share the bound but are *evicted last*: data entries
-go first, counters only when the store holds nothing else. A counter that leaves the store (evicted,
-deleted or overwritten) raises a per-process floor, and any counter created later starts above it, so
-a generation number is never handed out twice in this process, even after an eviction. The cost is
-that a brand-new counter may start above 1 once some counter has left.
+Counters (``incr``) live in the same store and share the entry bound but are *evicted last*: data
+entries go first, counters only when the store holds nothing else. A counter that leaves the store
+(expired, evicted, deleted or overwritten) raises a per-process floor, and any counter created later
+starts above it, so a generation number is never handed out twice in this process, even after an
+eviction. The cost is that a brand-new counter may start above 1 once some counter has left.
 
 All bookkeeping happens between awaits of aiocache memory coroutines that never suspend, so each
 operation is atomic with respect to other tasks on the loop.
@@ -25,6 +33,8 @@ operation is atomic with respect to other tasks on the loop.
 
 from __future__ import annotations
 
+import heapq
+import math
 import time
 from collections import OrderedDict
 from contextlib import AbstractAsyncContextManager
@@ -39,47 +49,76 @@ if TYPE_CHECKING:
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder().decode
 
+#: the host's list-generation key layout (gateway/cache.py):
+#: counter ``<base>listgen``, pages ``<base>list:g<N>:<digest>``
+GEN_SUFFIX = "listgen"
+PAGE_MARK = "list:g"
+
+
+def _page_group(key: str) -> str | None:
+    """``<base>list:g<N>`` for a list-page key, else None."""
+    group, sep, _digest = key.rpartition(":")
+    if not sep:
+        return None
+    base, sep, gen = group.rpartition(":" + PAGE_MARK)
+    return group if sep and base and gen.isdigit() else None
+
 
 class MemoryBackend:
-    """A process-local, LRU-bounded cache with copy semantics and lazy TTL expiry."""
+    """A process-local cache bounded in entries and bytes, with copy semantics and TTL expiry."""
 
     name = "memory"
     local = True
 
-    def __init__(self, max_entries: int = 10_000) -> None:
+    def __init__(self, max_entries: int = 10_000, max_bytes: int = 64 * 1024 * 1024) -> None:
         if max_entries < 1:
             raise ValueError(f"max_entries must be >= 1, got {max_entries}")
+        if max_bytes < 1:
+            raise ValueError(f"max_bytes must be >= 1, got {max_bytes}")
         self.max_entries = max_entries
+        self.max_bytes = max_bytes
         # timeout=None: aiocache's per-op asyncio.wait_for costs ~8 µs and a dict lookup cannot hang.
         self._store = SimpleMemoryCache(timeout=None)
         #: data keys -> monotonic expiry deadline, least recently used first
         self._entries: OrderedDict[str, float] = OrderedDict()
-        #: counter keys (values live in the aiocache store as ints), least recently used first
-        self._counters: OrderedDict[str, None] = OrderedDict()
+        #: data keys -> size of the stored payload in bytes, and their sum
+        self._sizes: dict[str, int] = {}
+        self.bytes = 0
+        #: counter keys -> expiry deadline (inf: none); values live in the aiocache store as ints
+        self._counters: OrderedDict[str, float] = OrderedDict()
         #: highest value any counter held when it left the store; new counters start above it
         self._counter_floor = 0
+        #: (deadline, key) of everything that expires; stale pairs are skipped when popped
+        self._deadlines: list[tuple[float, str]] = []
+        #: list-page group (``<base>list:g<N>``) -> its keys, to drop a superseded generation at once
+        self._groups: dict[str, set[str]] = {}
 
     @classmethod
     def from_settings(cls, settings: CacheSettings) -> MemoryBackend:
-        return cls(max_entries=settings.max_entries)
+        return cls(max_entries=settings.max_entries, max_bytes=settings.max_bytes)
 
     def __len__(self) -> int:
-        """Entries currently held (including expired ones not yet read or evicted)."""
+        """Entries currently held (including expired ones not yet read or purged)."""
         return len(self._entries) + len(self._counters)
 
     async def get(self, key: str) -> Any:
         deadline = self._entries.get(key)
+        now = time.monotonic()
         if deadline is not None:
-            if deadline <= time.monotonic():
+            if deadline <= now:
                 await self._drop_entry(key)
                 return None
             raw = await self._store.get(key)
             if raw is None:  # cannot happen unless the store was touched behind our back
-                del self._entries[key]
+                await self._drop_entry(key)
                 return None
             self._entries.move_to_end(key)
             return _decode(raw)
-        if key in self._counters:
+        expires = self._counters.get(key)
+        if expires is not None:
+            if expires <= now:
+                await self._retire_counter(key)
+                return None
             self._counters.move_to_end(key)
             return await self._store.get(key)
         return None
@@ -89,15 +128,27 @@ class MemoryBackend:
             await self.delete(key)
             return
         data = _encode(value)  # before any change, so an unencodable value leaves the cache as it was
+        await self.purge_expired()
         if key in self._counters:
             await self._retire_counter(key)
+        if len(data) > self.max_bytes:  # would evict everything and still not fit: keep nothing
+            if key in self._entries:
+                await self._drop_entry(key)
+            return
+        self.bytes += len(data) - self._sizes.get(key, 0)
+        self._sizes[key] = len(data)
         await self._store.set(key, data)
-        self._entries[key] = time.monotonic() + ttl
+        deadline = time.monotonic() + ttl
+        self._entries[key] = deadline
         self._entries.move_to_end(key)
+        heapq.heappush(self._deadlines, (deadline, key))
+        group = _page_group(key)
+        if group is not None:
+            self._groups.setdefault(group, set()).add(key)
         await self._evict()
 
     async def add(self, key: str, value: Any, ttl: float) -> bool:
-        if key in self._counters:
+        if key in self._counters and self._counters[key] > time.monotonic():
             return False
         deadline = self._entries.get(key)
         if deadline is not None and deadline > time.monotonic():
@@ -107,7 +158,7 @@ class MemoryBackend:
                 await self._drop_entry(key)
             return True
         await self.set(key, value, ttl)
-        return True
+        return key in self._entries
 
     async def delete(self, key: str) -> bool:
         deadline = self._entries.get(key)
@@ -115,23 +166,34 @@ class MemoryBackend:
             await self._drop_entry(key)
             return deadline > time.monotonic()
         if key in self._counters:
+            alive = self._counters[key] > time.monotonic()
             await self._retire_counter(key)
-            return True
+            return alive
         return False
 
-    async def incr(self, key: str) -> int:
+    async def incr(self, key: str, ttl: float | None = None) -> int:
+        """Add 1 (a new counter starts above every counter that left); ``ttl`` (re)starts its expiry."""
+        await self.purge_expired()
+        expires = math.inf if ttl is None else time.monotonic() + ttl
         if key in self._counters:
-            self._counters.move_to_end(key)
+            old: int = await self._store.get(key)
             value: int = await self._store.increment(key)
-            return value
-        deadline = self._entries.get(key)
-        if deadline is not None:
-            if deadline > time.monotonic():
-                raise TypeError(f"cache key {key!r} holds a value, not a counter")
-            await self._drop_entry(key)
-        value = self._counter_floor + 1
-        await self._store.set(key, value)
-        self._counters[key] = None
+            self._counters[key] = expires
+            self._counters.move_to_end(key)
+        else:
+            deadline = self._entries.get(key)
+            if deadline is not None:
+                if deadline > time.monotonic():
+                    raise TypeError(f"cache key {key!r} holds a value, not a counter")
+                await self._drop_entry(key)
+            old = 0  # readers used generation 0 while the counter was absent
+            value = self._counter_floor + 1
+            await self._store.set(key, value)
+            self._counters[key] = expires
+        if ttl is not None:
+            heapq.heappush(self._deadlines, (expires, key))
+        if key.endswith(":" + GEN_SUFFIX):
+            await self._drop_group(f"{key[: -len(GEN_SUFFIX)]}{PAGE_MARK}{old}")
         await self._evict()
         return value
 
@@ -146,11 +208,42 @@ class MemoryBackend:
         """Nothing to release; the data stays (a memory cache is never flushed by closing)."""
         await self._store.close()
 
+    async def purge_expired(self) -> int:
+        """Free every entry and counter whose deadline has passed; return how many were freed."""
+        now = time.monotonic()
+        freed = 0
+        heap = self._deadlines
+        while heap and heap[0][0] <= now:
+            deadline, key = heapq.heappop(heap)
+            if self._entries.get(key) == deadline:
+                await self._drop_entry(key)
+                freed += 1
+            elif self._counters.get(key) == deadline:
+                await self._retire_counter(key)
+                freed += 1
+        if len(heap) > 2 * len(self) + 1024:  # mostly stale pairs (keys re-set or dropped): rebuild
+            self._deadlines = [(d, k) for k, d in self._entries.items()]
+            self._deadlines += [(d, k) for k, d in self._counters.items() if d != math.inf]
+            heapq.heapify(self._deadlines)
+        return freed
+
     # --- internals ---------------------------------------------------------------------------
 
     async def _drop_entry(self, key: str) -> None:
         del self._entries[key]
+        self.bytes -= self._sizes.pop(key, 0)
+        group = _page_group(key)
+        if group is not None:
+            keys = self._groups.get(group)
+            if keys is not None:
+                keys.discard(key)
+                if not keys:
+                    del self._groups[group]
         await self._store.delete(key)
+
+    async def _drop_group(self, group: str) -> None:
+        for key in list(self._groups.get(group, ())):
+            await self._drop_entry(key)
 
     async def _retire_counter(self, key: str) -> None:
         value = await self._store.get(key)
@@ -160,11 +253,11 @@ class MemoryBackend:
         await self._store.delete(key)
 
     async def _evict(self) -> None:
-        """Shrink to ``max_entries``: least recently used data first, counters only when no data is left."""
-        while len(self._entries) + len(self._counters) > self.max_entries:
+        """Shrink to the bounds: least recently used data first, counters only when no data is left."""
+        while len(self._entries) + len(self._counters) > self.max_entries or self.bytes > self.max_bytes:
             if self._entries:
-                key, _ = self._entries.popitem(last=False)
-                await self._store.delete(key)
-            else:
-                key = next(iter(self._counters))
-                await self._retire_counter(key)
+                await self._drop_entry(next(iter(self._entries)))
+            elif self._counters:
+                await self._retire_counter(next(iter(self._counters)))
+            else:  # pragma: no cover - bytes are only counted for entries
+                break

@@ -7,8 +7,9 @@ What the adapter adds or avoids, and why:
   immediate retry (which heals a pooled connection left stale by a Redis restart), so no call can
   hang or back off for seconds when Redis is gone, even one made outside the facade.
 * **float TTLs only**: aiocache sends an ``int`` TTL through redis-py's deprecated ``setex``.
-* **``add`` and ``incr`` go straight to the client** (``SET NX PX`` and ``INCR``), keeping the TTL in
-  milliseconds and the counter atomic across replicas.
+* **``add`` and ``incr`` go straight to the client** (``SET NX PX`` and ``INCR``, with ``PEXPIRE`` in one
+  ``MULTI`` when the counter has a TTL), keeping the TTL in milliseconds and the counter atomic
+  across replicas.
 * **real cross-process locks** from ``redis.asyncio.lock.Lock`` (token + lease, Lua compare-and-delete
   release). aiocache's ``RedLock`` only makes waiters in the *same* process wait.
 * **closing** uses ``client.aclose()``: aiocache's ``close()`` calls redis-py's deprecated ``close``.
@@ -20,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -98,12 +100,21 @@ class RedisBackend:
     async def delete(self, key: str) -> bool:
         return bool(await self._cache.delete(key))
 
-    async def incr(self, key: str) -> int:
+    async def incr(self, key: str, ttl: float | None = None) -> int:
         try:
-            value: int = await self._client.incr(key)
+            if ttl is None:
+                value: int = await self._client.incr(key)
+                return value
+            ms = _ttl_ms(ttl)
+            async with self._client.pipeline(transaction=True) as pipe:
+                # a new counter starts at "now" in µs: above any value an expired one under this key held
+                pipe.set(key, time.time_ns() // 1000, nx=True, px=ms)
+                pipe.incr(key)
+                pipe.pexpire(key, ms)
+                _created, value, _expiry = await pipe.execute()
+            return value
         except ResponseError as exc:  # the key holds a stored value, not an integer
             raise TypeError(f"cache key {key!r} holds a value, not a counter") from exc
-        return value
 
     def lock(self, key: str, lease: float, wait: float) -> RedisLock:
         return RedisLock(self._client, key, lease=lease, wait=wait)

@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 
+from gateway.testing import delete_redis_prefix
+
 WORKER = Path(__file__).with_name("replica_worker.py")
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -101,6 +103,8 @@ async def run_replicas(
             if p.returncode is None:
                 p.kill()
                 await p.wait()
+        if backend == "redis":
+            delete_redis_prefix(REDIS_URL, prefix)
 
 
 @pytest.mark.sandbox(latency_ms=20)

@@ -90,7 +90,7 @@ class AdminApi:
         q = request.query
         status = int(q["status"]) if q.get("status") else None
         records = self.ctx.log.filter(q.get("method"), q.get("path_prefix"), q.get("store_id"), status)
-        return ok(requests=[r.to_dict() for r in records])
+        return ok(requests=[r.to_dict() for r in records], total=self.ctx.log.total)
 
     def clear_requests(self, request: web.Request, body: Any) -> web.Response:
         self.ctx.log.clear()

@@ -84,6 +84,8 @@ class SandboxConfig:
     #: Fixed "now" for seeded dates ("YYYY-MM-DD HH:MM:SS"); ``None`` = the current time, so seeded
     #: orders always look recent. Content is deterministic either way.
     seed_anchor: str | None = None
+    #: Requests kept in the request log (a ring buffer: older ones are dropped, memory stays flat).
+    request_log_size: int = 10_000
     #: When set, order changes are POSTed here like OrderDesk's "post order JSON" (notes §8.1).
     webhook_url: str | None = None
     webhook_timeout_s: float = 5.0

@@ -1,6 +1,9 @@
 """A log of every OrderDesk API request the sandbox answered, for assertions in tests and benchmarks.
 
 Tests assert on what the client actually sent (method, path, body, headers) rather than on mocks.
+The log is a ring buffer (``SandboxConfig.request_log_size`` records, 10,000 by default): a sandbox
+left running under load for hours keeps only the newest records, so its memory stays flat;
+``total`` still counts every request since the last ``clear``.
 Header names are lower-cased so lookups do not depend on the client's casing, and the API key is
 replaced by ``***`` so a log can be printed or dumped over HTTP without leaking the credential.
 """
@@ -45,14 +48,22 @@ def mask_headers(raw: Any) -> dict[str, str]:
 
 
 class RequestLog:
-    def __init__(self, max_records: int = 100_000) -> None:
+    """The newest ``max_records`` requests, oldest first."""
+
+    def __init__(self, max_records: int = 10_000) -> None:
+        if max_records < 1:
+            raise ValueError(f"max_records must be >= 1, got {max_records}")
         self.records: deque[RequestRecord] = deque(maxlen=max_records)
+        #: requests recorded since the last clear, including those the ring has since dropped
+        self.total = 0
 
     def add(self, record: RequestRecord) -> None:
         self.records.append(record)
+        self.total += 1
 
     def clear(self) -> None:
         self.records.clear()
+        self.total = 0
 
     def filter(
         self,

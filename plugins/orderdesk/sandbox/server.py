@@ -31,7 +31,7 @@ class Sandbox:
         self.webhooks = WebhookPoster(self.config)
         self.state = SandboxState(self.config, on_change=self.webhooks.notify)
         self.faults = FaultInjector(self.config.seed)
-        self.log = RequestLog()
+        self.log = RequestLog(self.config.request_log_size)
         self.limiter = RateLimiter()
         self.ctx = Ctx(self.config, self.state, self.limiter, self.faults, self.log, self.webhooks)
         self._runner: web.AppRunner | None = None
@@ -199,12 +199,15 @@ def run_forever(
     config: SandboxConfig | None = None,
     *,
     rate_limit: bool | None = None,
+    request_log_size: int | None = None,
 ) -> None:
     """Entry point for ``mcp-gateway sandbox``: print the base URL and credentials, serve until Ctrl-C.
 
-    ``rate_limit`` (when not ``None``) overrides ``config.rate_limit_enabled``.
+    ``rate_limit`` and ``request_log_size`` (when not ``None``) override the config's values.
     """
     config = config or SandboxConfig()
     if rate_limit is not None:
         config.rate_limit_enabled = rate_limit
+    if request_log_size is not None:
+        config.request_log_size = request_log_size
     Sandbox(config).run(host, port)
