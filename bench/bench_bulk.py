@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
 
 from common import SandboxProcess, build_gateway, header, machine, parse_quick, summary, target, unique_prefix
 
@@ -71,7 +70,9 @@ async def main() -> None:
             # --- 2. batched shipments vs single calls ----------------------------------------------
             await sb.set_config(rate_limit_enabled=False)
             await sb.clear_requests()
-            ships = [{"order_id": oid, "tracking_number": f"BB-{oid}", "carrier_code": "UPS"} for oid in ids[:n]]
+            ships = [
+                {"order_id": oid, "tracking_number": f"BB-{oid}", "carrier_code": "UPS"} for oid in ids[:n]
+            ]
             batched = await c.call_tool("shipments_add_many", {"shipments": ships})
             batch_requests = len(await sb.requests())
             await sb.clear_requests()
@@ -105,9 +106,13 @@ async def main() -> None:
 
     header("results")
     print(f"  update job: {report['totals']}; {len(accepted)} upstream requests, {throttled} answered 429")
-    print(f"  elapsed {elapsed:.2f} s; physical limit ({len(accepted)} - {CAPACITY}) / {REFILL:g} = {limit:.2f} s")
+    print(
+        f"  elapsed {elapsed:.2f} s; physical limit ({len(accepted)} - {CAPACITY}) / {REFILL:g} = {limit:.2f} s"
+    )
     print(f"  progress notifications: {len(beats)}, longest gap {max_gap:.2f} s")
-    print(f"  orders_get during the job: {get_latency * 1000:.0f} ms ({'ok' if not single.is_error else 'error'})")
+    print(
+        f"  orders_get during the job: {get_latency * 1000:.0f} ms ({'ok' if not single.is_error else 'error'})"
+    )
     print(f"  shipments: batch {batched.structured_content['totals']} in {batch_requests} requests; "
           f"{n} single calls took {single_requests} requests")  # fmt: skip
     print(f"  faults fired: {len(fired)}; outcomes {chaos_report.get('totals')}; "
@@ -117,12 +122,22 @@ async def main() -> None:
     target("bulk_elapsed", f"{elapsed:.1f} s vs limit {limit:.1f} s ({ratio:.2f}x)", "<= 1.1x", ratio <= 1.1)
     target("bulk_429s", f"{throttled} upstream 429s", "0", throttled == 0)
     target("bulk_progress_gap", f"longest gap {max_gap:.2f} s", "<= 2 s", max_gap <= 2.0)
-    target("bulk_single_get", f"{get_latency * 1000:.0f} ms", "<= 2000 ms", get_latency <= 2.0 and not single.is_error)
+    target(
+        "bulk_single_get",
+        f"{get_latency * 1000:.0f} ms",
+        "<= 2000 ms",
+        get_latency <= 2.0 and not single.is_error,
+    )
     share = batch_requests / single_requests if single_requests else float("nan")
-    target("bulk_shipments_requests", f"{batch_requests} vs {single_requests} ({share:.3f})", "<= 1/10", share <= 0.1)
-    truthful = all(
-        (counts[i] == 1) == (oid in told_ok) for i, oid in enumerate(ids[:n])
-    ) and all(c <= 1 for c in counts)
+    target(
+        "bulk_shipments_requests",
+        f"{batch_requests} vs {single_requests} ({share:.3f})",
+        "<= 1/10",
+        share <= 0.1,
+    )
+    truthful = all((counts[i] == 1) == (oid in told_ok) for i, oid in enumerate(ids[:n])) and all(
+        c <= 1 for c in counts
+    )
     target(
         "bulk_unclear_outcomes",
         f"{len(fired)} faults; lost {counts.count(0) - (n - len(told_ok))}, doubled {sum(c > 1 for c in counts)}",
