@@ -18,7 +18,7 @@ the sandbox runs in another process. RSS is ``VmRSS`` from ``/proc/<pid>/status`
    they are served from the cache.
 
 ``cache.max_entries`` is raised from its default 10,000 to 20,000 so that all 10,000 orders fit next
-to the few other entries (store settings, list keys); ``cache.ttl_order`` is 3600 s so nothing expires
+to the few other entries (store settings, list keys); ``cache.ttl.order`` is 3600 s so nothing expires
 while reading. Targets: idle <= 80 MB; <= +60 MB for the 10,000 orders (after - warm). --quick changes
 nothing but the sample check.
 """
@@ -242,7 +242,7 @@ async def main() -> None:
         create_s = time.perf_counter() - t0
         store = sb.config.stores[0]
         path = write_config(
-            sb, unique_prefix("memory"), {"cache.max_entries": 20_000, "cache.ttl_order": 3600.0}
+            sb, unique_prefix("memory"), {"cache.max_entries": 20_000, "cache.ttl.order": 3600.0}
         )
         try:
             async with GatewayProcess(path) as gp, contextlib.AsyncExitStack() as stack:

@@ -6,7 +6,7 @@ For each transport (in-process ``Client``, stdio subprocess, Streamable HTTP sub
 interleaves four calls per iteration, so all four see the same machine state:
 
 * ``trivial``  - ``gateway_ping`` (no upstream call): the SDK's own floor on this transport;
-* ``cached``   - ``orders_get`` of one hot order (primed once, ``cache.ttl_order`` = 600 s so it stays);
+* ``cached``   - ``orders_get`` of one hot order (primed once, ``cache.ttl.order`` = 600 s so it stays);
 * ``uncached`` - ``orders_get`` of a different order every call (never requested before, so every one
                  is a cache miss: single-flight -> upstream GET -> cache fill). The upstream GET count
                  is checked against the number of calls;
@@ -53,7 +53,7 @@ from common import (
 )
 
 KINDS = ("trivial", "cached", "uncached", "raw")
-EXTRA = {"cache.ttl_order": 600.0}
+EXTRA = {"cache.ttl.order": 600.0}
 WARMUP = 30
 
 

@@ -106,6 +106,10 @@ class HttpSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     max_sessions_per_token: int = 100
 
 
+DEFAULT_TTL = 30.0
+DEFAULT_LIST_TTL = 10.0
+
+
 class CacheSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     backend: str = "memory"
     #: every key starts with this prefix (give each deployment or test its own)
@@ -117,12 +121,28 @@ class CacheSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     max_entries: int = 10_000
     #: ... and in bytes of stored payload (the JSON of each value); whichever is reached first evicts
     max_bytes: int = 64 * 1024 * 1024
-    ttl_order: float = 30.0
-    ttl_list: float = 10.0
-    ttl_store: float = 300.0
-    ttl_inventory: float = 30.0
+    #: seconds a cached value stays fresh, by object kind (``[cache.ttl] order = 30``, any kind a plugin
+    #: caches), plus ``list`` for list and search pages and ``default`` for kinds not named
+    ttl: dict[str, float] = msgspec.field(default_factory=dict)
     idempotency_ttl: float = 86_400.0
     enabled: bool = True
+
+    def __post_init__(self) -> None:
+        for kind, seconds in self.ttl.items():
+            if not 0 <= seconds < float("inf"):
+                raise ValueError(f"ttl.{kind} must be a number of seconds >= 0")
+
+    def ttl_for(self, kind: str, default: float | None = None) -> float:
+        """Seconds ``kind`` stays cached: ``[cache.ttl]``, else the plugin's ``default``, else 30 s."""
+        if kind in self.ttl:
+            return self.ttl[kind]
+        if default is not None:
+            return default
+        return self.ttl.get("default", DEFAULT_TTL)
+
+    @property
+    def ttl_list(self) -> float:
+        return self.ttl.get("list", DEFAULT_LIST_TTL)
 
 
 class MutationSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

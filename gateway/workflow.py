@@ -58,10 +58,7 @@ class Workflow:
     # --- helpers --------------------------------------------------------------------------------
 
     def _ttl(self, kind: str) -> float:
-        c = self.gw.config.cache
-        return {"order": c.ttl_order, "store": c.ttl_store, "inventory_item": c.ttl_inventory}.get(
-            kind, c.ttl_order
-        )
+        return self.gw.config.cache.ttl_for(kind)
 
     def _record(self, ref: Ref | None, **facts: Any) -> None:
         """Audit facts about the call being served; ``ref`` (when given) names its object."""

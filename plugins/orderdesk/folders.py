@@ -11,13 +11,16 @@ from plugins.orderdesk.runtime import runtime
 if TYPE_CHECKING:
     from gateway.app import Gateway
 
+#: store settings (folders) change rarely: cached for 5 minutes unless ``[cache.ttl] store`` says otherwise
+STORE_TTL = 300.0
+
 
 async def store_settings(gateway: Gateway, store: str, *, fresh: bool = False) -> dict[str, Any]:
     """``GET /store`` through the cache (``fresh``: straight from OrderDesk, for a second look)."""
     client = runtime(gateway).client(store)
     if fresh:
         return await client.get_store()
-    ttl = gateway.config.cache.ttl_store
+    ttl = gateway.config.cache.ttl_for("store", STORE_TTL)
     return await gateway.workflow.read_keyed(store, "store", client.get_store, ttl)
 
 

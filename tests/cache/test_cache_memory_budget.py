@@ -123,7 +123,7 @@ async def test_memory_generation_counters_expire_and_never_repeat() -> None:
 
 
 async def test_cache_gives_generation_counters_a_ttl_longer_than_any_list_page() -> None:
-    cache = cache_of(MemoryBackend(), ttl_list=10.0)
+    cache = cache_of(MemoryBackend(), ttl={"list": 10.0})
     await cache.invalidate("1001", "order", None, lists=True)
     backend = cache.backend
     assert isinstance(backend, MemoryBackend)
@@ -136,7 +136,7 @@ async def test_redis_generation_counters_expire_and_restart_above_old_values(red
     if not await backend.ping():
         await backend.close()
         pytest.fail("no Redis on 127.0.0.1:6379: the test suite needs one (see README)")
-    cache = cache_of(backend, ttl_list=10.0)
+    cache = cache_of(backend, ttl={"list": 10.0})
     gen = cache.gen_key("1001", "order")
     key = cache.key("other")
     try:

@@ -168,3 +168,13 @@ def test_claude_desktop_snippet_is_valid_json() -> None:
         "serve",
         "--sandbox",
     ]
+
+
+def test_cache_ttls_are_a_table_keyed_by_object_kind(tmp_path: Path) -> None:
+    path = write(tmp_path, "[cache.ttl]\norder = 60\nlist = 5\npage = 1.5\n")
+    cache = load_config(path, ENV).cache
+    assert cache.ttl_for("order") == 60 and cache.ttl_list == 5 and cache.ttl_for("page") == 1.5
+    # kinds not named: the plugin's default if it gives one, else 30 s
+    assert cache.ttl_for("store", 300.0) == 300.0 and cache.ttl_for("inventory_item") == 30.0
+    with pytest.raises(ConfigError, match="ttl.order"):
+        load_config(write(tmp_path, "[cache.ttl]\norder = -1\n"), ENV)
