@@ -11,6 +11,8 @@ What the adapter adds or avoids, and why:
   milliseconds and the counter atomic across replicas.
 * **real cross-process locks** from ``redis.asyncio.lock.Lock`` (token + lease, Lua compare-and-delete
   release). aiocache's ``RedLock`` only makes waiters in the *same* process wait.
+* **fleet primitives** (:attr:`RedisBackend.fleet`, :mod:`plugins.cache_redis.fleet`): one GCRA
+  rate-limit bucket per name for every replica, and single-flight across replicas.
 * **closing** uses ``client.aclose()``: aiocache's ``close()`` calls redis-py's deprecated ``close``.
   Nothing here ever calls ``clear()`` (``FLUSHDB`` without a namespace), ``KEYS`` or ``FLUSHDB``.
 """
@@ -31,6 +33,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import LockError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from plugins.cache_redis.fleet import RedisFleet
 from plugins.cache_redis.serializer import MsgspecJsonSerializer
 
 if TYPE_CHECKING:
@@ -50,7 +53,9 @@ class RedisBackend:
     name = "redis"
     local = False
 
-    def __init__(self, url: str = "redis://127.0.0.1:6379/0", *, op_timeout: float = 0.25) -> None:
+    def __init__(
+        self, url: str = "redis://127.0.0.1:6379/0", *, op_timeout: float = 0.25, prefix: str = "mcpgw"
+    ) -> None:
         kwargs: dict[str, Any] = dict(parse_url(url))
         if "path" in kwargs:
             raise ValueError(f"unsupported Redis URL {url!r}: use redis:// or rediss://, not a unix socket")
@@ -69,10 +74,12 @@ class RedisBackend:
         )
         self._client: Redis = self._cache.client
         self._closed = False
+        #: shared buckets and single-flight for the replicas of this deployment (``prefix``)
+        self.fleet = RedisFleet(self._client, self._cache.serializer, channel=f"{prefix}:flights")
 
     @classmethod
     def from_settings(cls, settings: CacheSettings) -> RedisBackend:
-        return cls(settings.redis_url, op_timeout=settings.op_timeout)
+        return cls(settings.redis_url, op_timeout=settings.op_timeout, prefix=settings.prefix)
 
     @property
     def client(self) -> Redis:
@@ -118,6 +125,7 @@ class RedisBackend:
         if self._closed:
             return
         self._closed = True
+        await self.fleet.close()
         await self._client.aclose()  # closes the pool too (aiocache sets auto_close_connection_pool)
 
 
