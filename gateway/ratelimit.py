@@ -292,7 +292,7 @@ class SharedBucket:
             return
         # Our view of the fleet's bucket is at most as drained as the bucket really is: a server that
         # reports at least as many tokens tells the bucket nothing (the common case, no round trip).
-        if tokens_remaining >= self.capacity - self._ahead() / self._interval:
+        if tokens_remaining >= self.capacity - self._ahead() / self._interval - 0.01:
             return
 
         async def lower() -> bool:
