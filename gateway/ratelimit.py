@@ -192,6 +192,8 @@ class LeakyBucket:
 MEMBER_WINDOW = 300.0
 #: the fleet size a replica assumes for its fallback share before it ever reached the backend
 UNKNOWN_REPLICAS = 2
+#: tokens of the upstream's bucket the fleet leaves unused as a margin for arrival jitter
+FLEET_SPARE = 1
 
 
 class SharedBucket:
@@ -242,6 +244,11 @@ class SharedBucket:
         self._clock: Clock = clock or time.monotonic
         self._sleep = sleep
         self._interval = 1.0 / settings.refill_per_sec
+        # The fleet keeps FLEET_SPARE tokens of the upstream's bucket unused: requests from several
+        # processes reach the upstream with more jitter than one process's, and a slot that lands a
+        # little early then still finds a token instead of a 429 (whose retry delay, whole seconds,
+        # would hold the whole fleet back). It costs one interval once, not throughput.
+        self._burst = max(1, settings.capacity - FLEET_SPARE)
         #: the bucket's backlog as last seen: (local time, seconds its theoretical arrival time was ahead)
         self._seen = (self._clock(), 0.0)
         #: replicas on the bucket at the last reservation (0: never reached the backend)
@@ -256,7 +263,7 @@ class SharedBucket:
     def available(self) -> float:
         if self._fallback is not None:
             return self._fallback.available()
-        return self.capacity - self._ahead() / self._interval
+        return self._burst - self._ahead() / self._interval
 
     async def acquire(self) -> None:
         if not self.enabled:
@@ -267,7 +274,7 @@ class SharedBucket:
         res = await self._backend(
             "reserve",
             lambda: self._fleet.bucket_reserve(
-                self.key, self.capacity, self._interval, hint=hint, member=self._member, now=self._now()
+                self.key, self._burst, self._interval, hint=hint, member=self._member, now=self._now()
             ),
         )
         if not isinstance(res, Reservation):
@@ -292,12 +299,13 @@ class SharedBucket:
             return
         # Our view of the fleet's bucket is at most as drained as the bucket really is: a server that
         # reports at least as many tokens tells the bucket nothing (the common case, no round trip).
-        if tokens_remaining >= self.capacity - self._ahead() / self._interval - 0.01:
+        remaining = tokens_remaining - (self.capacity - self._burst)  # in our (spare-less) terms
+        if remaining >= self._burst - self._ahead() / self._interval - 0.01:
             return
 
         async def lower() -> bool:
             await self._fleet.bucket_observe(
-                self.key, self.capacity, self._interval, tokens_remaining, now=self._now()
+                self.key, self._burst, self._interval, remaining, now=self._now()
             )
             return True
 
@@ -310,13 +318,13 @@ class SharedBucket:
 
         async def hold_off() -> bool:
             await self._fleet.bucket_penalize(
-                self.key, self.capacity, self._interval, retry_after, now=self._now()
+                self.key, self._burst, self._interval, retry_after, now=self._now()
             )
             return True
 
         if await self._backend("penalize", hold_off) is None or self._fallback is not None:
             await self._local().penalize(retry_after)
-        self._seen = (self._clock(), max(self._ahead(), retry_after + (self.capacity - 1) * self._interval))
+        self._seen = (self._clock(), max(self._ahead(), retry_after + (self._burst - 1) * self._interval))
 
     # --- internals ---------------------------------------------------------------------------
 

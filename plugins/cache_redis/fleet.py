@@ -103,7 +103,12 @@ CLAIM_LUA = """
 -- KEYS[1] value, KEYS[2] flight; ARGV[1] token, ARGV[2] lease (ms)
 local value = redis.call('GET', KEYS[1])
 if value then return {1, value} end
-if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return {2, ''} end
+local holder = redis.call('GET', KEYS[2])
+if holder == ARGV[1] then return {2, ''} end  -- ours already (a claim retried after a lost reply)
+if not holder then
+  redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
+  return {2, ''}
+end
 return {3, redis.call('PTTL', KEYS[2])}
 """
 

@@ -13,10 +13,11 @@ import pytest
 from gateway.cache import RETRY_INTERVAL, Cache
 from gateway.config import RateLimitSettings
 from gateway.fleet import FleetPrimitives
-from gateway.ratelimit import SharedBucket
+from gateway.ratelimit import FLEET_SPARE, SharedBucket
 
 T = 1 / 3
 CAP = 20
+BURST = CAP - FLEET_SPARE  # a fleet leaves one token unused as a margin for jitter
 
 
 def fleet_of(cache: Cache) -> FleetPrimitives:
@@ -125,9 +126,9 @@ async def test_replicas_outside_the_window_stop_counting(replicas: Callable[...,
 
 async def test_three_replicas_share_one_bucket(replicas: Callable[..., Cache], step_time: Any) -> None:
     a, b, c = (bucket(replicas(), step_time, m) for m in "abc")
-    for _ in range(20):
+    for _ in range(BURST):
         await a.acquire()
-    assert step_time.sleeps == []  # the burst
+    assert step_time.sleeps == []  # the burst: the upstream's 20 less the fleet's spare token
     await b.acquire()
     await c.acquire()
     await a.acquire()
@@ -140,7 +141,7 @@ async def test_a_429_seen_by_one_replica_holds_back_a_waiter_on_another(
     replicas: Callable[..., Cache], step_time: Any
 ) -> None:
     a, b = bucket(replicas(), step_time, "a"), bucket(replicas(), step_time, "b")
-    for _ in range(20):
+    for _ in range(BURST):
         await a.acquire()
 
     async def meanwhile(delay: float) -> None:
@@ -167,9 +168,9 @@ async def test_observe_costs_no_round_trip_when_the_upstream_has_more_tokens(
         await real(*args, **kw)
 
     cache.fleet.bucket_observe = counted  # type: ignore[method-assign, union-attr]
-    await a.observe(19)  # what we believe already
+    await a.observe(19)  # what we believe already (18 of our 19, plus the spare)
     assert calls == []
-    await a.observe(4)  # someone else spends this store's tokens
+    await a.observe(5)  # someone else spends this store's tokens: 4 left for us
     assert len(calls) == 1
     for _ in range(4):
         await a.acquire()
@@ -226,13 +227,13 @@ async def test_a_redis_restart_neither_refills_the_bucket_nor_loses_the_pace(
     own_redis: Any, replicas: Callable[..., Cache], step_time: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     a = bucket(replicas(own_redis.url), step_time, "a")
-    for _ in range(20):
+    for _ in range(BURST):
         await a.acquire()
     own_redis.kill()
     own_redis.start()  # empty: the bucket is gone
     await a.acquire()
     assert not a.degraded
-    assert step_time.sleeps == pytest.approx([T], abs=1e-5)  # rebuilt empty, not full: no burst of 20
+    assert step_time.sleeps == pytest.approx([T], abs=1e-5)  # rebuilt empty, not full: no new burst
 
     own_redis.kill()
     for _ in range(3):
