@@ -28,8 +28,8 @@ BENCHES: list[tuple[str, list[str], list[str]]] = [
     ("bench_contention.py", ["--quick"], []),
     ("bench_memory.py", ["--quick"], []),
     ("bench_http_load.py", ["--quick"], []),
-    ("bench_fleet.py", ["--quick"], []),
     ("bench_cache_backends.py", ["--rounds", "40"], []),
+    ("bench_fleet.py", ["--quick"], []),
 ]
 QUICK_DEADLINE = 175.0
 

@@ -138,7 +138,8 @@ class Gateway:
         """The rate-limit bucket called ``name`` (one per name; the first caller's settings apply).
 
         With a shared cache backend that offers fleet primitives (Redis) it is one bucket for every
-        replica with the same ``cache.prefix``; otherwise an in-process bucket. Call it after start-up.
+        replica with the same ``cache.prefix``; otherwise an in-process bucket. Call it from
+        ``gateway_startup`` on (the cache backend exists by then).
         """
         limiter = self._limiters.get(name)
         if limiter is None:

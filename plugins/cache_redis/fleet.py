@@ -256,8 +256,8 @@ class FlightNotices:
     async def watch(self, key: str) -> AsyncIterator[FlightWatch]:
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._listen())
-        if not self.subscribed.is_set():
-            # a wake-up published before our subscription is active would be lost: wait briefly for it
+            # the first watch waits briefly for the subscription: a wake-up published before it is
+            # active would be lost (later ones don't wait: while it is down, leases bound the wait)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(0.25):
                     await self.subscribed.wait()
