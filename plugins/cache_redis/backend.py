@@ -20,7 +20,6 @@ What the adapter adds or avoids, and why:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -175,6 +174,8 @@ class RedisLock:
     async def _renew(self) -> None:
         while True:
             await asyncio.sleep(self.lease / 3)
+            if self._renewer is None:  # released meanwhile (see __aexit__)
+                return
             try:
                 await self._lock.reacquire()  # resets the TTL to the full lease, only if we still own it
             except LockError:
@@ -186,11 +187,13 @@ class RedisLock:
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        if self._renewer is not None:
-            self._renewer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._renewer
-            self._renewer = None
+        renewer, self._renewer = self._renewer, None
+        if renewer is not None:
+            renewer.cancel()
+            # Bounded: a cancellation that lands inside a redis-py call can be swallowed there (seen
+            # with a 0.3 s lease), and the lock must not stay held, renewed forever, because of it.
+            # A renewer still running after the release sees it is done (or finds the token gone).
+            await asyncio.wait({renewer}, timeout=1.0)
         try:
             await self._lock.release()
         except LockError:

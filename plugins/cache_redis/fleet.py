@@ -250,11 +250,12 @@ class FlightNotices:
         self.channel = channel
         self._watches: dict[str, set[FlightWatch]] = {}
         self._task: asyncio.Task[None] | None = None
+        self._closed = False
         self.subscribed = asyncio.Event()
 
     @contextlib.asynccontextmanager
     async def watch(self, key: str) -> AsyncIterator[FlightWatch]:
-        if self._task is None or self._task.done():
+        if not self._closed and (self._task is None or self._task.done()):
             self._task = asyncio.create_task(self._listen())
             # the first watch waits briefly for the subscription: a wake-up published before it is
             # active would be lost (later ones don't wait: while it is down, leases bound the wait)
@@ -277,7 +278,7 @@ class FlightNotices:
             w.wake()
 
     async def _listen(self) -> None:
-        while True:
+        while not self._closed:
             pubsub = self._client.pubsub()
             try:
                 await pubsub.subscribe(self.channel)
@@ -304,10 +305,11 @@ class FlightNotices:
 
     async def close(self) -> None:
         task, self._task = self._task, None
+        self._closed = True
         if task is not None:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            # bounded: a cancellation landing inside a redis-py call can be swallowed there
+            await asyncio.wait({task}, timeout=1.0)
 
 
 def _ms(seconds: float) -> int:
