@@ -245,3 +245,23 @@ async def test_a_redis_restart_neither_refills_the_bucket_nor_loses_the_pace(
         await a.acquire()
     assert not a.degraded and "answers again" in caplog.text
     assert step_time.sleeps[-1] > 0  # still paced: the bucket came back as drained as it was
+
+
+@pytest.mark.sandbox(rate_limit_enabled=True)
+@pytest.mark.parametrize(("backend", "kind"), [("memory", "LeakyBucket"), ("redis", "SharedBucket")])
+async def test_each_upstream_store_gets_one_limiter_of_the_backends_kind(
+    gateway_factory: Any, orderdesk_sandbox: Any, backend: str, kind: str
+) -> None:
+    from plugins.orderdesk.runtime import runtime
+
+    demo = orderdesk_sandbox.config.stores[0]
+    same = {"store_id": demo.store_id, "api_key": demo.api_key, "base_url": orderdesk_sandbox.base_url}
+    stores = [{"name": "demo", "default": True, **same}, {"name": "twin", **same}]
+    gw = gateway_factory(overrides={"cache.backend": backend, "stores": stores})
+    await gw.startup()
+    try:
+        rt = runtime(gw)
+        assert type(rt.client("demo").limiter).__name__ == kind
+        assert rt.client("twin").limiter is rt.client("demo").limiter  # OrderDesk meters per store
+    finally:
+        await gw.shutdown()

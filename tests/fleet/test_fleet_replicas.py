@@ -18,6 +18,7 @@ from typing import Any
 import aiohttp
 import pytest
 from mcp import Client
+from redis.asyncio import Redis
 
 from gateway.testing import free_port
 
@@ -90,6 +91,21 @@ async def replicas(config: Path, api_key: str, n: int, tmp_path: Path) -> AsyncI
                 await proc.wait()
 
 
+@contextlib.asynccontextmanager
+async def own_keys(prefix: str) -> AsyncIterator[None]:
+    """Delete the test's keys (its own prefix) from the shared Redis afterwards."""
+    try:
+        yield
+    finally:
+        client = Redis.from_url(REDIS_URL)
+        try:
+            keys = [k async for k in client.scan_iter(match=f"{prefix}:*")]
+            if keys:
+                await client.delete(*keys)
+        finally:
+            await client.aclose()
+
+
 @pytest.mark.sandbox(rate_limit_enabled=True, seed_orders=36, latency_ms=5)
 async def test_three_replicas_share_the_bucket_and_load_each_order_once(
     orderdesk_sandbox: Any, tmp_path: Path
@@ -102,7 +118,7 @@ async def test_three_replicas_share_the_bucket_and_load_each_order_once(
         for r in (k % 3, (k + 1) % 3):
             work[r * 4 + k % 4].append(oid)
     config = write_config(tmp_path / "fleet.toml", orderdesk_sandbox, prefix)
-    async with replicas(config, orderdesk_sandbox.api_key, 3, tmp_path) as urls:
+    async with own_keys(prefix), replicas(config, orderdesk_sandbox.api_key, 3, tmp_path) as urls:
         errors: list[str] = []
 
         async def client(i: int, mine: list[str], go: asyncio.Event) -> None:
