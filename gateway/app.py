@@ -10,20 +10,22 @@ import logging
 import os
 import random
 import tomllib
+import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 from gateway.audit import AuditLog
 from gateway.bulk import BulkRunner
-from gateway.cache import Cache
+from gateway.cache import Cache, digest
 from gateway.cache_backend import CacheBackend, CacheFactory
-from gateway.config import Config, StoreSettings, load_config
+from gateway.config import Config, RateLimitSettings, StoreSettings, load_config
 from gateway.errors import ConfigError, ValidationFailed
 from gateway.hooks import Hooks
 from gateway.locks import MutationLocks
 from gateway.metrics import Metrics
 from gateway.plugins import GatewayPluginManager, build_plugin_manager
+from gateway.ratelimit import LeakyBucket, RateLimiter, SharedBucket
 from gateway.tools import ToolRegistry
 from gateway.workflow import Workflow, current_call
 
@@ -85,6 +87,9 @@ class Gateway:
         self._start_lock = asyncio.Lock()
         #: free-form per-plugin state (e.g. HTTP clients), keyed by plugin name
         self.state: dict[str, Any] = {}
+        #: this process among the replicas sharing a cache backend (rate-limit bucket membership)
+        self.replica_id = uuid.uuid4().hex[:12]
+        self._limiters: dict[str, RateLimiter] = {}
 
     @classmethod
     def from_config(
@@ -136,6 +141,26 @@ class Gateway:
         token = call.token if call is not None else None
         return [s for s in self.config.stores if token is None or token.allows_store(s.name)]
 
+    # --- rate limits ----------------------------------------------------------------------------
+
+    def rate_limiter(self, name: str, settings: RateLimitSettings) -> RateLimiter:
+        """The rate-limit bucket called ``name`` (one per name; the first caller's settings apply).
+
+        With a shared cache backend that offers fleet primitives (Redis) it is one bucket for every
+        replica with the same ``cache.prefix``; otherwise an in-process bucket. Call it from
+        ``gateway_startup`` on (the cache backend exists by then).
+        """
+        limiter = self._limiters.get(name)
+        if limiter is None:
+            cache = self.cache
+            if cache is not None and cache.fleet is not None and settings.enabled:
+                key = cache.key("bucket", digest(name))
+                limiter = SharedBucket(cache, cache.fleet, key, settings, name=name, member=self.replica_id)
+            else:
+                limiter = LeakyBucket.from_settings(settings)
+            self._limiters[name] = limiter
+        return limiter
+
     # --- lifecycle ------------------------------------------------------------------------------
 
     async def startup(self) -> None:
@@ -168,6 +193,7 @@ class Gateway:
 
     async def _close(self) -> None:
         await self.hooks.shutdown(self)
+        self._limiters.clear()
         if self.cache is not None:
             await self.cache.close()
             self.cache = self.locks.cache = None

@@ -3,9 +3,11 @@
 Backends (plugins) only store bytes-ish values under keys. Everything that makes caching *safe*
 lives here, once, for every backend:
 
-* **Single-flight**: concurrent misses on one key share one upstream load (in this process).
-  Across replicas on Redis each replica makes at most one load per key; replicas don't wait for
-  each other (documented in docs/deployment.md).
+* **Single-flight**: concurrent misses on one key share one upstream load, in this process and,
+  when the backend offers :class:`~gateway.fleet.FleetPrimitives` (Redis), across every replica:
+  the first replica to miss claims the key for a short, renewed lease and loads it; the others wait
+  until it lands (woken by the backend, no polling) and read the value. If the filler dies, its
+  lease runs out and the next waiter takes the load over.
 * **Fail-open**: a backend error or timeout is a miss; the outage is logged once, the backend is
   skipped for ``RETRY_INTERVAL`` seconds, and invalidations that failed are replayed on recovery.
 * **No stale fill after a write**: read-through fills use set-if-absent and are skipped when the
@@ -22,6 +24,7 @@ import contextlib
 import hashlib
 import logging
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -29,6 +32,7 @@ import msgspec
 
 from gateway.cache_backend import CacheBackend
 from gateway.config import CacheSettings
+from gateway.fleet import FleetPrimitives
 from gateway.metrics import Metrics
 
 log = logging.getLogger("gateway.cache")
@@ -70,6 +74,9 @@ class Cache:
         self._down_since: float | None = None
         self._retry_at = 0.0
         self._pending: set[str] = set()
+        fleet = getattr(backend, "fleet", None)
+        #: the backend's fleet-wide primitives (shared buckets, single-flight), or None if process-local
+        self.fleet: FleetPrimitives | None = fleet if isinstance(fleet, FleetPrimitives) else None
 
     # --- keys ------------------------------------------------------------------------------
 
@@ -88,6 +95,10 @@ class Cache:
     def healthy(self) -> bool:
         return self._down_since is None
 
+    async def backend_call(self, op: str, fn: Callable[[], Awaitable[T]], default: T) -> T:
+        """Run ``fn`` against the backend under the fail-open rules: ``default`` when it fails or is down."""
+        return await self._call(op, fn, default)
+
     async def _call(self, op: str, fn: Callable[[], Awaitable[T]], default: T) -> T:
         if self._down_since is not None and time.monotonic() < self._retry_at:
             return default
@@ -95,8 +106,7 @@ class Cache:
             if self.backend.local:
                 result = await fn()
             else:
-                async with asyncio.timeout(self.settings.op_timeout):
-                    result = await fn()
+                result = await self._timed(fn)
         except Exception as err:  # any backend failure is a miss: tools never break on the cache
             self._mark_down(op, err)
             return default
@@ -107,6 +117,23 @@ class Cache:
                 # this value was read before the missed invalidations were replayed: read it again
                 return default if self._down_since is not None else await self._call(op, fn, default)
         return result
+
+    async def _timed(self, fn: Callable[[], Awaitable[T]]) -> T:
+        """``fn`` within ``op_timeout``; a timeout is tried once more before it counts as an outage.
+
+        On a busy event loop the timer can fire before the loop got round to a reply that had long
+        arrived (seen with 30 concurrent calls per replica on a loaded 2-core host: each spurious
+        "outage" cost the fleet its shared single-flight for a second). A second attempt tells such a
+        stall from a backend that does not answer, at the cost of noticing a hung backend after two
+        timeouts instead of one. Every backend operation the cache makes is safe to run twice.
+        """
+        try:
+            async with asyncio.timeout(self.settings.op_timeout):
+                return await fn()
+        except TimeoutError:
+            self.metrics.inc("cache_backend_retries_total", backend=self.backend.name)
+        async with asyncio.timeout(self.settings.op_timeout):
+            return await fn()
 
     def _mark_down(self, op: str, err: BaseException) -> None:
         self.metrics.inc("cache_backend_errors_total", backend=self.backend.name)
@@ -165,14 +192,16 @@ class Cache:
         self._inflight[key] = fut
         try:
             try:
-                self.metrics.inc("cache_loads_total")
-                value = await loader()
+                if self.fleet is not None:
+                    value, stored = await self._load_shared(self.fleet, key, loader, ttl)
+                else:
+                    value, stored = await self._load(loader), False
             except BaseException as err:
                 fut.set_exception(err)
                 fut.exception()  # mark retrieved: waiters may be zero
                 raise
             fut.set_result(value)
-            if self._inflight.get(key) is fut:  # not invalidated while loading: the value is current
+            if not stored and self._inflight.get(key) is fut:  # not invalidated while loading: current
                 await self._call("add", lambda: self.backend.add(key, value, ttl), False)
                 self._fills += 1
         finally:
@@ -180,6 +209,72 @@ class Cache:
             if self._inflight.get(key) is fut:
                 del self._inflight[key]
         return value
+
+    async def _load(self, loader: Callable[[], Awaitable[T]]) -> T:
+        self.metrics.inc("cache_loads_total")
+        return await loader()
+
+    async def _load_shared(
+        self, fleet: FleetPrimitives, key: str, loader: Callable[[], Awaitable[T]], ttl: float
+    ) -> tuple[T, bool]:
+        """Load ``key`` once in the whole fleet; returns the value and whether the cache has it already.
+
+        Each round is one round trip: the cached value, or the flight on the key, or "busy" with the
+        time left on the current filler's lease. A waiter sleeps until the flight lands (woken by the
+        backend) or that lease runs out, then looks again; so a dead filler is replaced within one
+        lease. If the backend fails, this replica loads on its own (fail-open).
+        """
+        lease = self.settings.flight_lease
+        token = uuid.uuid4().hex
+        async with fleet.flight_watch(key) as watch:
+            while True:
+                watch.arm()
+                claim = await self._call("flight", lambda: fleet.flight_claim(key, token, lease), None)
+                if claim is None:
+                    return await self._load(loader), False
+                if claim.kind == "value":
+                    self.metrics.inc("cache_upstream_saved_total")
+                    self.metrics.inc("cache_flight_joins_total")
+                    out: T = claim.value
+                    return out, True
+                if claim.kind == "claimed":
+                    return await self._fly(fleet, key, token, loader, ttl)
+                self.metrics.inc("cache_flight_waits_total")
+                await watch.wait(min(max(claim.lease_left, 0.01) + 0.05, lease))
+
+    async def _fly(
+        self, fleet: FleetPrimitives, key: str, token: str, loader: Callable[[], Awaitable[T]], ttl: float
+    ) -> tuple[T, bool]:
+        """Load under our flight, renewing its lease meanwhile; land it (store + wake) or give it up."""
+        lease = self.settings.flight_lease
+
+        async def renew() -> None:
+            while True:
+                await asyncio.sleep(lease / 3)
+                if await self._call("flight", lambda: fleet.flight_renew(key, token, lease), True) is False:
+                    return  # invalidated or lost: landing will store nothing
+
+        renewer = asyncio.create_task(renew())
+        try:
+            value = await self._load(loader)
+        except BaseException:
+            # wake the waiters, so the next one loads (an error is not shared across replicas)
+            await self._call("flight", lambda: fleet.flight_land(key, token, None, ttl), None)
+            raise
+        finally:
+            renewer.cancel()
+
+        async def land() -> str:
+            stored = await fleet.flight_land(key, token, value, ttl)
+            return "lost" if stored is None else "stored" if stored else "present"
+
+        outcome = await self._call("flight", land, "failed")
+        if outcome == "stored":
+            self._fills += 1
+        # "present": a fresher value got there first; "lost": the flight was invalidated (a write ended
+        # it, so the value may predate the write). Neither may be filled; only an unanswered backend
+        # leaves the fill to the usual set-if-absent.
+        return value, outcome != "failed"
 
     async def list_key(self, store_id: str, kind: str, params: dict[str, Any]) -> str:
         gen = await self._call("get", lambda: self.backend.get(self.gen_key(store_id, kind)), None)
@@ -202,6 +297,8 @@ class Cache:
     async def _delete_or_bump(self, key: str) -> bool:
         if key.endswith(":listgen"):
             await self.backend.incr(key, self.settings.ttl_list + LISTGEN_TTL_MARGIN)
+        elif self.fleet is not None:
+            await self.fleet.flight_drop(key)  # also ends a flight: a load from before the change won't land
         else:
             await self.backend.delete(key)
         return True

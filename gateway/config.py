@@ -56,6 +56,18 @@ class RateLimitSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True
     #: ... refilled at 3 per second
     refill_per_sec: float = 3.0
     enabled: bool = True
+    #: With a shared cache the whole fleet uses one bucket. While the cache does not answer, each
+    #: replica uses this fraction of it on its own (default: 1 / the replicas last seen on the
+    #: bucket, 1/2 before any was seen). Never more than the whole bucket, never unlimited.
+    fallback_share: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.capacity < 1:
+            raise ValueError("capacity must be >= 1")
+        if self.refill_per_sec <= 0:
+            raise ValueError("refill_per_sec must be > 0")
+        if self.fallback_share is not None and not 0 < self.fallback_share <= 1:
+            raise ValueError("fallback_share must be > 0 and <= 1")
 
 
 class StoreSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -117,6 +129,9 @@ class CacheSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     redis_url: str = "redis://127.0.0.1:6379/0"
     #: per-operation timeout for shared backends; a slow Redis counts as a miss (fail-open)
     op_timeout: float = 0.25
+    #: shared backends: the lease of a cross-replica single-flight load, renewed every lease/3 s while
+    #: the load runs; if its replica dies, another takes the load over within this many seconds
+    flight_lease: float = 3.0
     #: LRU bound of the memory backend, in entries ...
     max_entries: int = 10_000
     #: ... and in bytes of stored payload (the JSON of each value); whichever is reached first evicts
@@ -161,7 +176,7 @@ class MutationSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True)
     lock: bool = True
     #: the cross-replica lock's lease. It is renewed every lease/3 s while held (so slow attempts keep
     #: it); it only bounds how long a crashed holder blocks the object.
-    lock_lease: float = 30.0
+    lock_lease: float = 5.0
     #: how long a writer waits for the lock before giving up with CONFLICT
     lock_wait: float = 120.0
     #: with a shared cache: refuse writes (UPSTREAM, retryable) while its lock can't be taken, instead
@@ -433,6 +448,8 @@ def _check(cfg: Config) -> None:
     if m.lock_lease <= 0:
         raise ConfigError(f"{src}: key mutations.lock_lease: expected seconds > 0")
     c = cfg.cache
+    if c.flight_lease <= 0:
+        raise ConfigError(f"{src}: key cache.flight_lease: expected seconds > 0")
     if c.max_entries < 1:
         raise ConfigError(f"{src}: key cache.max_entries: expected an integer >= 1")
     if c.max_bytes < 1024:

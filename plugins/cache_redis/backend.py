@@ -12,6 +12,8 @@ What the adapter adds or avoids, and why:
   across replicas.
 * **real cross-process locks** from ``redis.asyncio.lock.Lock`` (token + lease, Lua compare-and-delete
   release). aiocache's ``RedLock`` only makes waiters in the *same* process wait.
+* **fleet primitives** (:attr:`RedisBackend.fleet`, :mod:`plugins.cache_redis.fleet`): one GCRA
+  rate-limit bucket per name for every replica, and single-flight across replicas.
 * **closing** uses ``client.aclose()``: aiocache's ``close()`` calls redis-py's deprecated ``close``.
   Nothing here ever calls ``clear()`` (``FLUSHDB`` without a namespace), ``KEYS`` or ``FLUSHDB``.
 """
@@ -19,7 +21,6 @@ What the adapter adds or avoids, and why:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from types import TracebackType
@@ -33,6 +34,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import LockError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from plugins.cache_redis.fleet import RedisFleet
 from plugins.cache_redis.serializer import MsgspecJsonSerializer
 
 if TYPE_CHECKING:
@@ -52,7 +54,9 @@ class RedisBackend:
     name = "redis"
     local = False
 
-    def __init__(self, url: str = "redis://127.0.0.1:6379/0", *, op_timeout: float = 0.25) -> None:
+    def __init__(
+        self, url: str = "redis://127.0.0.1:6379/0", *, op_timeout: float = 0.25, prefix: str = "mcpgw"
+    ) -> None:
         kwargs: dict[str, Any] = dict(parse_url(url))
         if "path" in kwargs:
             raise ValueError(f"unsupported Redis URL {url!r}: use redis:// or rediss://, not a unix socket")
@@ -71,10 +75,12 @@ class RedisBackend:
         )
         self._client: Redis = self._cache.client
         self._closed = False
+        #: shared buckets and single-flight for the replicas of this deployment (``prefix``)
+        self.fleet = RedisFleet(self._client, self._cache.serializer, channel=f"{prefix}:flights")
 
     @classmethod
     def from_settings(cls, settings: CacheSettings) -> RedisBackend:
-        return cls(settings.redis_url, op_timeout=settings.op_timeout)
+        return cls(settings.redis_url, op_timeout=settings.op_timeout, prefix=settings.prefix)
 
     @property
     def client(self) -> Redis:
@@ -129,6 +135,7 @@ class RedisBackend:
         if self._closed:
             return
         self._closed = True
+        await self.fleet.close()
         await self._client.aclose()  # closes the pool too (aiocache sets auto_close_connection_pool)
 
 
@@ -178,6 +185,8 @@ class RedisLock:
     async def _renew(self) -> None:
         while True:
             await asyncio.sleep(self.lease / 3)
+            if self._renewer is None:  # released meanwhile (see __aexit__)
+                return
             try:
                 await self._lock.reacquire()  # resets the TTL to the full lease, only if we still own it
             except LockError:
@@ -189,11 +198,13 @@ class RedisLock:
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        if self._renewer is not None:
-            self._renewer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._renewer
-            self._renewer = None
+        renewer, self._renewer = self._renewer, None
+        if renewer is not None:
+            renewer.cancel()
+            # Bounded: a cancellation that lands inside a redis-py call can be swallowed there (seen
+            # with a 0.3 s lease), and the lock must not stay held, renewed forever, because of it.
+            # A renewer still running after the release sees it is done (or finds the token gone).
+            await asyncio.wait({renewer}, timeout=1.0)
         try:
             await self._lock.release()
         except LockError:

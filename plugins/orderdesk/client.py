@@ -25,7 +25,7 @@ from gateway.errors import Conflict, GatewayError, UpstreamError, ValidationFail
 from gateway.errors import OutcomeUnknown as OutcomeUnknown  # re-exported (raised by the transport)
 from plugins.orderdesk import wire
 from plugins.orderdesk.ids import check_id
-from plugins.orderdesk.ratelimit import LeakyBucket
+from plugins.orderdesk.ratelimit import RateLimiter
 from plugins.orderdesk.settings import OrderDeskSettings
 from plugins.orderdesk.transport import (
     JSON,
@@ -72,7 +72,7 @@ class OrderDeskClient:
         session: aiohttp.ClientSession,
         settings: OrderDeskSettings,
         *,
-        limiter: LeakyBucket | None = None,
+        limiter: RateLimiter | None = None,
         sleep: Sleep = asyncio.sleep,
         rng: Callable[[], float] = random.random,
     ) -> None:
@@ -88,7 +88,7 @@ class OrderDeskClient:
         return self._store.name
 
     @property
-    def limiter(self) -> LeakyBucket:
+    def limiter(self) -> RateLimiter:
         return self._http.limiter
 
     # --- store -----------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Per-process OrderDesk resources: one aiohttp session, one client and rate limiter per store."""
+"""Per-process OrderDesk resources: one aiohttp session, one client per store, each store's rate limiter."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import aiohttp
 
 from plugins.orderdesk.client import OrderDeskClient, make_session
-from plugins.orderdesk.ratelimit import LeakyBucket
+from plugins.orderdesk.ratelimit import store_limiter
 from plugins.orderdesk.settings import OrderDeskSettings
 
 if TYPE_CHECKING:
@@ -25,11 +25,8 @@ class OrderDeskRuntime:
 
     async def start(self) -> None:
         self.session = make_session(self.settings)
-        # OrderDesk's bucket is per store: two config entries for one upstream store share one bucket
-        buckets: dict[tuple[str, str], LeakyBucket] = {}
         for store in self.gateway.config.stores:
-            key = (store.base_url, store.store_id)
-            limiter = buckets.setdefault(key, LeakyBucket.from_settings(store.rate_limit))
+            limiter = store_limiter(self.gateway, store)
             self._clients[store.name] = OrderDeskClient(store, self.session, self.settings, limiter=limiter)
 
     async def stop(self) -> None:

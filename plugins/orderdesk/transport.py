@@ -10,9 +10,9 @@ It owns everything below the endpoint methods of :class:`~plugins.orderdesk.clie
   ``"message": "Execution took … seconds"``), so it never reaches a payload or a tool result.
 * **errors** — mapped to :mod:`gateway.errors` codes, keeping OrderDesk's own ``message`` and naming
   the operation: ``"OrderDesk GET /orders/123: Order Not Found"``.
-* **pacing** — a :class:`~plugins.orderdesk.ratelimit.LeakyBucket` before every attempt, fed with
-  ``X-Tokens-Remaining``; a 429 waits ``X-Retry-After`` and retries (for every method: a 429 was
-  not processed).
+* **pacing** — the store's rate limiter (:mod:`plugins.orderdesk.ratelimit`: in-process, or one bucket
+  for the fleet) before every attempt, fed with ``X-Tokens-Remaining``; a 429 holds the bucket off for
+  ``X-Retry-After`` and retries (for every method: a 429 was not processed).
 * **retries** — GET/PUT/DELETE retry 5xx, timeouts, connection errors and unreadable JSON with capped
   exponential backoff and full jitter. A POST is never blindly repeated once it may have been
   processed: it raises :class:`OutcomeUnknown` instead, which :meth:`OrderDeskTransport.post_once`
@@ -48,7 +48,7 @@ from gateway.errors import (
     UpstreamError,
     ValidationFailed,
 )
-from plugins.orderdesk.ratelimit import LeakyBucket
+from plugins.orderdesk.ratelimit import LeakyBucket, RateLimiter
 from plugins.orderdesk.settings import OrderDeskSettings
 
 # Named after the client module, where these log lines have always come from.
@@ -107,7 +107,7 @@ class OrderDeskTransport:
         session: aiohttp.ClientSession,
         settings: OrderDeskSettings,
         *,
-        limiter: LeakyBucket | None = None,
+        limiter: RateLimiter | None = None,
         sleep: Sleep = asyncio.sleep,
         rng: Callable[[], float] = random.random,
     ) -> None:
@@ -116,7 +116,9 @@ class OrderDeskTransport:
         self._settings = settings
         # The default bucket keeps real time even when ``sleep`` is faked: a fake sleep that does
         # not move the clock would make it spin.
-        self._limiter = limiter if limiter is not None else LeakyBucket.from_settings(store.rate_limit)
+        self._limiter: RateLimiter = (
+            limiter if limiter is not None else LeakyBucket.from_settings(store.rate_limit)
+        )
         self.sleep = sleep
         self._rng = rng
         self._base = store.base_url.rstrip("/")
@@ -130,7 +132,7 @@ class OrderDeskTransport:
         return f"OrderDeskTransport(store={self._store.name!r}, store_id={self._store.store_id!r})"
 
     @property
-    def limiter(self) -> LeakyBucket:
+    def limiter(self) -> RateLimiter:
         return self._limiter
 
     async def call(
@@ -206,7 +208,7 @@ class OrderDeskTransport:
                     wait = max(self.backoff(retry), self._refill_interval)
                 # never park the store's bucket longer than we are willing to wait (a hostile or
                 # broken X-Retry-After of hours must not block every later call)
-                self._limiter.penalize(min(wait, self._settings.max_retry_after))
+                await self._limiter.penalize(min(wait, self._settings.max_retry_after))
                 if wait > self._settings.max_retry_after or retry >= self._settings.max_retries:
                     raise RateLimited(
                         f"{op}: rate limited by OrderDesk (HTTP 429); retry in {wait:.1f} s",
@@ -323,7 +325,7 @@ class OrderDeskTransport:
                 time.monotonic() - started,
                 self._store.name,
             )
-        self._observe(headers.get("X-Tokens-Remaining"))
+        await self._observe(headers.get("X-Tokens-Remaining"))
         envelope = _decode(raw)
         if status == 429:
             return _Attempt("rate", retry_after=_retry_after(headers))
@@ -344,13 +346,15 @@ class OrderDeskTransport:
         message = self._message(envelope, f"HTTP {status} {reason}".strip())
         return _Attempt("fatal", error=_http_error(op, status, message))
 
-    def _observe(self, header: str | None) -> None:
+    async def _observe(self, header: str | None) -> None:
         if header is None:
             return
         try:
-            self._limiter.observe(int(float(header)))
-        except ValueError:
+            remaining = int(float(header))
+        except (ValueError, OverflowError):
             log.debug("ignoring unreadable X-Tokens-Remaining header %r", header[:20])
+            return
+        await self._limiter.observe(remaining)
 
     def _message(self, envelope: JSON | None, fallback: str) -> str:
         """OrderDesk's ``message``, trimmed, with the API key masked should it ever be echoed."""

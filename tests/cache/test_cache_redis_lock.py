@@ -185,3 +185,46 @@ async def test_a_held_lock_is_renewed_beyond_its_lease() -> None:
     finally:
         await a.close()
         await b.close()
+
+
+RENEWING_HOLDER = """
+import asyncio, sys
+from gateway.config import MutationSettings
+from plugins.cache_redis.backend import RedisBackend
+
+async def main():
+    backend = RedisBackend("redis://127.0.0.1:6379/0")
+    async with backend.lock(sys.argv[1], MutationSettings().lock_lease, 1.0):
+        print("locked", flush=True)
+        await asyncio.sleep(3600)  # a replica at work, renewing its lease, until it is killed
+
+asyncio.run(main())
+"""
+
+
+async def test_a_killed_holder_blocks_the_key_for_at_most_the_default_lease(
+    pair: tuple[RedisBackend, RedisBackend], key: str
+) -> None:
+    """``kill -9`` of a replica holding an order's lock: another replica gets it within the default
+    lease (5 s), where the old 30 s default blocked the order for half a minute."""
+    from gateway.config import MutationSettings
+
+    lease = MutationSettings().lock_lease
+    a, _ = pair
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-c", RENEWING_HOLDER, key, stdout=PIPE)
+    try:
+        assert proc.stdout is not None
+        assert (await asyncio.wait_for(proc.stdout.readline(), 20)).strip() == b"locked"
+        with pytest.raises(TimeoutError):  # alive: it keeps the lock
+            async with a.lock(key, lease, 0.2):
+                pytest.fail("entered a lock held by a live replica")
+        proc.kill()
+        await proc.wait()
+        t0 = time.monotonic()
+        async with a.lock(key, lease, lease + 2):
+            took = time.monotonic() - t0
+        assert took <= lease + 0.5, took
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()

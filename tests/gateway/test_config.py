@@ -69,6 +69,17 @@ def test_secrets_come_from_env_and_never_show(tmp_path: Path) -> None:
     [
         ('[cache]\nop_timeout = "fast"\n', ENV, "key cache.op_timeout: expected float, got str"),
         ("[mutations]\nattempts = 0\n", ENV, "key mutations.attempts: expected an integer >= 1"),
+        ("[cache]\nflight_lease = 0\n", ENV, "key cache.flight_lease: expected seconds > 0"),
+        (
+            '[[stores]]\nname = "a"\nstore_id = "1"\napi_key = "k"\nrate_limit = { fallback_share = 1.5 }\n',
+            {},
+            "key stores[0].rate_limit: fallback_share must be > 0 and <= 1",
+        ),
+        (
+            '[[stores]]\nname = "a"\nstore_id = "1"\napi_key = "k"\nrate_limit = { capacity = 0 }\n',
+            {},
+            "key stores[0].rate_limit: capacity must be >= 1",
+        ),
         (
             '[[stores]]\nname = "a"\nstore_id = "1"\n',
             {},

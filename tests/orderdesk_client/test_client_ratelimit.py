@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from gateway.config import RateLimitSettings
-from plugins.orderdesk.ratelimit import LeakyBucket
+from gateway.ratelimit import LeakyBucket
 
 T = 1 / 3
 
@@ -53,11 +53,11 @@ async def test_bucket_refills_over_time(vt: Any) -> None:
 
 async def test_observe_only_ever_lowers_the_estimate(vt: Any) -> None:
     b = bucket(vt)
-    b.observe(20)
+    await b.observe(20)
     assert b.available() == pytest.approx(20)
-    b.observe(5)
+    await b.observe(5)
     assert b.available() == pytest.approx(5)
-    b.observe(12)  # the server thinks more are left: ignore, ours is the safer number
+    await b.observe(12)  # the server thinks more are left: ignore, ours is the safer number
     assert b.available() == pytest.approx(5)
     done: list[tuple[int, float]] = []
     await start(b, vt, 6, done)
@@ -70,9 +70,9 @@ async def test_observe_shifts_callers_already_waiting_and_keeps_their_order(vt: 
     done: list[tuple[int, float]] = []
     await start(b, vt, 22, done)  # 20 now, two waiting for 1/3 and 2/3
     assert b.waiting == 2
-    b.observe(0)  # agrees with us once the two unsent reservations are left out: no change
+    await b.observe(0)  # agrees with us once the two unsent reservations are left out: no change
     vt.now = 0.2  # 0.6 of a token refilled locally, but the server still says 0
-    b.observe(0)
+    await b.observe(0)
     await vt.run()
     assert [i for i, _ in done] == list(range(22))
     assert [t for _, t in done[20:]] == pytest.approx([T + 0.2, 2 * T + 0.2])
@@ -82,7 +82,7 @@ async def test_penalize_holds_everyone_including_waiters_until_retry_after(vt: A
     b = bucket(vt)
     done: list[tuple[int, float]] = []
     await start(b, vt, 22, done)
-    b.penalize(5.0)
+    await b.penalize(5.0)
     await vt.run()
     assert [i for i, _ in done] == list(range(22))
     assert [t for _, t in done[20:]] == pytest.approx([5.0, 5.0 + T])
@@ -94,7 +94,7 @@ async def test_penalize_holds_everyone_including_waiters_until_retry_after(vt: A
 
 async def test_penalize_on_a_full_bucket_leaves_one_token_at_retry_time(vt: Any) -> None:
     b = bucket(vt)
-    b.penalize(2.0)
+    await b.penalize(2.0)
     done: list[tuple[int, float]] = []
     await start(b, vt, 2, done)
     await vt.run()
@@ -105,7 +105,7 @@ async def test_shorter_penalty_than_the_queue_changes_nothing_for_waiters(vt: An
     b = bucket(vt)
     done: list[tuple[int, float]] = []
     await start(b, vt, 23, done)
-    b.penalize(0.1)
+    await b.penalize(0.1)
     await vt.run()
     assert [t for _, t in done[20:]] == pytest.approx([T, 2 * T, 3 * T])
 
@@ -128,8 +128,8 @@ async def test_disabled_bucket_never_waits() -> None:
     b = LeakyBucket.from_settings(RateLimitSettings(enabled=False), sleep=no_sleep)
     for _ in range(100):
         await b.acquire()
-    b.penalize(60)
-    b.observe(0)
+    await b.penalize(60)
+    await b.observe(0)
     await b.acquire()
     assert "disabled" in repr(b)
 

@@ -22,7 +22,9 @@ WORKER = Path(__file__).with_name("replica_worker.py")
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
-def write_config(path: Path, sandbox: Any, prefix: str, *, lock: bool, backend: str) -> Path:
+def write_config(
+    path: Path, sandbox: Any, prefix: str, *, lock: bool, backend: str, lock_lease: float = 5.0
+) -> Path:
     path.write_text(
         f"""
 [[stores]]
@@ -46,6 +48,7 @@ lock = {str(lock).lower()}
 backoff = [0.01, 0.02]
 jitter = 0.0
 lock_wait = 20.0
+lock_lease = {lock_lease}
 
 [orderdesk]
 request_timeout = 5.0
@@ -56,17 +59,26 @@ request_timeout = 5.0
 
 
 async def run_replicas(
-    tmp_path: Path, sandbox: Any, order_id: str, *, lock: bool, backend: str = "redis"
+    tmp_path: Path,
+    sandbox: Any,
+    order_id: str,
+    *,
+    lock: bool,
+    backend: str = "redis",
+    updates: int = 10,
+    lock_lease: float = 5.0,
 ) -> list[dict[str, Any]]:
     """Start two replicas sharing one Redis prefix, release them together, return their reports."""
     prefix = f"test-2p-{uuid.uuid4().hex[:12]}"
-    config = write_config(tmp_path / "gateway.toml", sandbox, prefix, lock=lock, backend=backend)
+    config = write_config(
+        tmp_path / "gateway.toml", sandbox, prefix, lock=lock, backend=backend, lock_lease=lock_lease
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GATEWAY_", "ORDERDESK_"))}
     env["REPLICA_TEST_API_KEY"] = sandbox.api_key
     procs: list[asyncio.subprocess.Process] = []
     try:
         for n in range(2):
-            job = {"order_id": order_id, "keys": [f"p{n}k{i}" for i in range(10)], "value": f"from-{n}"}
+            job = {"order_id": order_id, "keys": [f"p{n}k{i}" for i in range(updates)], "value": f"from-{n}"}
             with open(tmp_path / f"replica{n}.err", "wb") as err:
                 procs.append(
                     await asyncio.create_subprocess_exec(
@@ -127,6 +139,27 @@ async def test_two_replicas_sharing_redis_lose_no_update(orderdesk_sandbox: Any,
         if r.path == f"/orders/{oid}"
     ]
     assert methods == ["GET", "PUT"] * 20  # serialised across both processes
+
+
+@pytest.mark.sandbox(latency_ms=250)
+async def test_a_slow_holder_keeps_a_short_lease_lock(orderdesk_sandbox: Any, tmp_path: Path) -> None:
+    """Each attempt (GET + PUT at 250 ms each) outlasts the 0.3 s lease: the renewal (every lease/3)
+    keeps the lock with its holder, so the replicas stay serialised and lose nothing."""
+    oid = str(orderdesk_sandbox.orders()[0]["id"])
+    orderdesk_sandbox.clear_requests()
+    reports = await run_replicas(tmp_path, orderdesk_sandbox, oid, lock=True, updates=3, lock_lease=0.3)
+    for report in reports:
+        assert [r["is_error"] for r in report["results"]] == [False] * 3, report
+    meta = orderdesk_sandbox.order(oid)["order_metadata"]
+    assert all(meta.get(f"p{n}k{i}") == f"from-{n}" for n in range(2) for i in range(3)), sorted(meta)
+    methods = [
+        r.method
+        for r in orderdesk_sandbox.requests(path_prefix=f"/orders/{oid}")
+        if r.path == f"/orders/{oid}"
+    ]
+    assert methods == ["GET", "PUT"] * 6
+    for report in reports:
+        assert all(r["attempts"] == 1 for r in report["results"])  # never two writers at once
 
 
 @pytest.mark.sandbox(latency_ms=20)
