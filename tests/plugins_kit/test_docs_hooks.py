@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import json
 import re
+import shlex
 import tomllib
 import types
 from pathlib import Path
@@ -112,6 +113,34 @@ def test_every_hook_reference_example_is_an_accepted_plugin() -> None:
         gw = Gateway.from_config(None, env={}, overrides=STORE, extra_plugins=[module])
         build_server(gw)
     assert shown == set(HOOKS), f"no example implements {sorted(set(HOOKS) - shown)}"
+
+
+def test_the_register_commands_example_runs_as_shown(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The section's example is installed and its console session replayed through the real CLI."""
+    from gateway.cli import main
+
+    section = _sections(PLUGINS_MD.read_text(encoding="utf-8"))["gateway_register_commands"]
+    [source] = _code_blocks(section, "python")
+    [console] = _code_blocks(section, "console")
+    module = types.ModuleType("docs_register_commands")
+    exec(compile(source, "docs/plugins.md gateway_register_commands", "exec"), module.__dict__)
+    command, *expected = console.strip().splitlines()
+    assert command.startswith("$ mcp-gateway ")
+    assert main(shlex.split(command)[2:], plugins=[module]) == 0
+    assert capsys.readouterr().out.splitlines() == expected
+    # the switch reaches the gateway the command builds: write tools are hidden in read-only mode
+    for var in ("GATEWAY_CONFIG", "GATEWAY_READ_ONLY"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("ORDERDESK_STORE_ID", "1")
+    monkeypatch.setenv("ORDERDESK_API_KEY", "k")
+    assert main(["tools", "--safe"], plugins=[module]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    hidden = [line.split()[0] for line in lines if "(hidden: read-only mode)" in line]
+    assert "orders_update" in hidden and "orders_get" not in hidden
+    assert main(["tools"], plugins=[module]) == 0
+    assert "hidden" not in capsys.readouterr().out
 
 
 def test_toml_snippets_parse() -> None:
