@@ -44,8 +44,6 @@ SCRIPT = textwrap.dedent(
 
 def test_memory_backend_leaves_redis_py_unimported_and_redis_still_works() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GATEWAY_", "ORDERDESK_"))}
-    out = subprocess.run(
-        [sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=60, env=env
-    )
+    out = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=60, env=env)
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines() == ["memory: none", "redis: {'ok': 1}"]
