@@ -14,6 +14,7 @@ import shlex
 import tomllib
 import types
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,6 +22,8 @@ from gateway import hookspecs
 from gateway.app import Gateway
 from gateway.plugins import GatewayPluginManager, _plugin_error, build_plugin_manager
 from gateway.server import build_server
+from gateway.testing import connect
+from plugins.orderdesk.testing import new_order
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 PLUGINS_MD = DOCS / "plugins.md"
@@ -141,6 +144,31 @@ def test_the_register_commands_example_runs_as_shown(
     assert "orders_update" in hidden and "orders_get" not in hidden
     assert main(["tools"], plugins=[module]) == 0
     assert "hidden" not in capsys.readouterr().out
+
+
+async def test_the_list_and_search_example_is_a_cached_tool(
+    gateway_factory: Any, orderdesk_sandbox: Any
+) -> None:
+    [source] = [b for b in _code_blocks(WRITING_MD.read_text(encoding="utf-8"), "python") if "read_list" in b]
+    module = types.ModuleType("docs_orders_by_email")
+    exec(compile(source, "docs/writing-plugins.md orders_by_email", "exec"), module.__dict__)
+    email = orderdesk_sandbox.orders()[0]["email"]
+    theirs = {o["id"] for o in orderdesk_sandbox.orders() if o["email"] == email}
+
+    def searches() -> int:
+        return len(orderdesk_sandbox.requests(method="GET", path_regex=r"^/orders$"))
+
+    async with connect(gateway_factory(plugins=[module])) as client:
+        first = await client.call_tool("orders_by_email", {"email": email})
+        second = await client.call_tool("orders_by_email", {"email": email})
+        assert not first.is_error and first.structured_content == second.structured_content
+        assert {o["id"] for o in first.structured_content["orders"]} == theirs and searches() == 1
+        created = await client.call_tool(
+            "orders_create", {"order": new_order(email=email, source_id="DOC-1")}
+        )
+        third = await client.call_tool("orders_by_email", {"email": email})
+    new_id = created.structured_content["order"]["id"]
+    assert third.structured_content["orders"][0]["id"] == new_id and searches() == 2
 
 
 def test_toml_snippets_parse() -> None:
