@@ -1,4 +1,5 @@
-"""A gateway on the memory backend never imports redis-py; choosing Redis later in the process still works."""
+"""Lean at rest: a gateway on the memory backend never imports redis-py, and imports aiohttp only for its
+first upstream call; choosing Redis later in the same process still works."""
 
 from __future__ import annotations
 
@@ -21,6 +22,9 @@ SCRIPT = textwrap.dedent(
             result = await client.call_tool("gateway_ping", {})
             assert not result.is_error, result
             assert gw.cache is not None and gw.cache.backend.name == "memory"
+            print("at rest: aiohttp", "aiohttp" in sys.modules)
+            result = await client.call_tool("orders_get", {"order_id": "1"})  # nobody listens on :9
+            print("after a call:", result.content[0].text.split(":")[0], "aiohttp", "aiohttp" in sys.modules)
         loaded = sorted(m for m in sys.modules if m == "redis" or m.startswith(("redis.", "aiocache.backends.redis")))
         print("memory:", loaded or "none")
         prefix = f"lean-{uuid.uuid4().hex[:10]}"
@@ -42,8 +46,13 @@ SCRIPT = textwrap.dedent(
 )
 
 
-def test_memory_backend_leaves_redis_py_unimported_and_redis_still_works() -> None:
+def test_at_rest_no_redis_py_nor_aiohttp_and_both_work_when_needed() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GATEWAY_", "ORDERDESK_"))}
     out = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=60, env=env)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.splitlines() == ["memory: none", "redis: {'ok': 1}"]
+    assert out.stdout.splitlines() == [
+        "at rest: aiohttp False",
+        "after a call: UPSTREAM aiohttp True",
+        "memory: none",
+        "redis: {'ok': 1}",
+    ]
