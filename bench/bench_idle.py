@@ -2,9 +2,9 @@
 
     .venv/bin/python bench/bench_idle.py [--quick]
 
-Both run as ``serve``-style processes on Streamable HTTP under uvicorn, with the sandbox in its own
-process: the gateway is ``python -m gateway serve --transport http --config F`` (memory cache backend,
-the default), the floor is a trivial ``MCPServer`` with one tool (the SDK alone). RSS is ``VmRSS`` from
+Both serve Streamable HTTP, with the sandbox in its own process: the gateway is ``python -m gateway
+serve --transport http --config F`` (memory cache backend, the default; Hypercorn), the floor is a
+trivial ``MCPServer`` with one tool under uvicorn (the SDK alone, as its docs run it). RSS is ``VmRSS`` from
 ``/proc/<pid>/status``, 1 s after the server first answers (``/healthz``; the floor's ``/mcp``), before
 any MCP call. The two are measured alternately, ``ROUNDS`` times each (quick: 2), and the medians are
 compared: target ``gateway <= floor + 12 MB``.
@@ -80,12 +80,12 @@ print("imported at rest:", ", ".join(f"{name} {seen}" for name, seen in at_rest.
 """
 LADDER = [
     "mcp.server.mcpserver",
-    "uvicorn",
     "gateway.cli",
     "gateway.app",
     "plugins.cache_memory.plugin",
     "plugins.orderdesk.plugin",
     "gateway.http",
+    "gateway.http_server",
 ]
 
 

@@ -19,7 +19,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mappin
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn
-from urllib.parse import urlsplit
 
 from gateway import __version__
 from gateway.errors import ConfigError, GatewayError
@@ -77,7 +76,7 @@ def listen_error(host: str, port: int, err: OSError) -> CliError:
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
-    """A TCP socket bound to ``host:port`` (with SO_REUSEADDR, as servers bind), or a :class:`CliError` saying why not."""
+    """A TCP socket bound to ``host:port`` (``SO_REUSEADDR``, as servers bind), or a :class:`CliError`."""
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -238,27 +237,18 @@ async def _gateway_options(args: argparse.Namespace) -> AsyncIterator[dict[str, 
         yield overrides
 
 
-def _redact(url: str) -> str:
-    """``url`` without its user and password."""
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        netloc = (f"[{host}]" if ":" in host else host) + (f":{parts.port}" if parts.port else "")
-        return parts._replace(netloc=netloc).geturl() if parts.netloc else url
-    except ValueError:
-        return "(unparsable URL)"
-
-
 async def _check_cache(gw: Gateway) -> None:
     """A shared cache that is misconfigured or down fails here, in one line, before anything serves.
 
     Once serving, a cache outage is served fail-open (from upstream); at start-up it is more likely a
     wrong URL or a Redis that was never started.
     """
+    from gateway.config import mask_url
+
     cfg = gw.config
     if not cfg.cache.enabled:
         return
-    url = _redact(cfg.cache.redis_url)
+    url = mask_url(cfg.cache.redis_url)
     fix = (
         f"check cache.redis_url ({cfg.where('cache.redis_url')}), "
         "or use the in-process cache with GATEWAY_CACHE=memory"

@@ -436,8 +436,8 @@ def _check(cfg: Config) -> None:
             raise ConfigError(
                 f"{where(f'stores[{i}].name')}: expected letters, digits, '_' or '-', got {s.name!r}"
             )
-        for field, value in (("store_id", s.store_id), ("api_key", s.api_key)):
-            if not value:
+        for field, given in (("store_id", s.store_id), ("api_key", s.api_key)):
+            if not given:
                 raise ConfigError(f"{where(f'stores[{i}].{field}')}: must not be empty")
         if not s.base_url.startswith(("http://", "https://")):
             raise ConfigError(
