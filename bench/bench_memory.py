@@ -19,8 +19,8 @@ the sandbox runs in another process. RSS is ``VmRSS`` from ``/proc/<pid>/status`
 
 ``cache.max_entries`` is raised from its default 10,000 to 20,000 so that all 10,000 orders fit next
 to the few other entries (store settings, list keys); ``cache.ttl.order`` is 3600 s so nothing expires
-while reading. Targets: idle <= 80 MB; <= +60 MB for the 10,000 orders (after - warm). --quick changes
-nothing but the sample check.
+while reading. Target: <= +60 MB for the 10,000 orders (after - warm). The idle RSS against the SDK
+alone is bench_idle.py's target. --quick changes nothing but the sample check.
 """
 
 from __future__ import annotations
@@ -30,19 +30,14 @@ import contextlib
 import hashlib
 import hmac
 import json
-import subprocess
 import time
 from typing import Any
 from urllib.parse import urlencode
 
 import aiohttp
 from common import (
-    PY,
-    ROOT,
     GatewayProcess,
     SandboxProcess,
-    clean_env,
-    free_port,
     header,
     machine,
     parse_quick,
@@ -53,39 +48,6 @@ from common import (
     unique_prefix,
     write_config,
 )
-
-#: the SDK floor: a trivial MCPServer (one tool) on Streamable HTTP under uvicorn, nothing else
-FLOOR_SERVER = """
-import sys, uvicorn
-from mcp.server.mcpserver import MCPServer
-server = MCPServer("floor")
-@server.tool()
-async def ping() -> dict:
-    return {"ok": True}
-uvicorn.run(server.streamable_http_app(), host="127.0.0.1", port=int(sys.argv[1]), log_level="warning")
-"""
-#: RSS after each import step of the gateway's dependency stack, in a fresh interpreter
-IMPORT_LADDER = """
-import importlib, sys
-def rss():
-    for line in open("/proc/self/status"):
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-print(f"python {rss():.1f}")
-for name in sys.argv[1:]:
-    importlib.import_module(name)
-    print(f"{name} {rss():.1f}")
-"""
-LADDER = [
-    "mcp.server.mcpserver",
-    "hypercorn.asyncio",
-    "aiohttp",
-    "redis.asyncio",
-    "gateway.cli",
-    "plugins.orderdesk.plugin",
-    "plugins.cache_memory.plugin",
-    "plugins.cache_redis.plugin",
-]
 
 N_ORDERS = 10_000
 TARGET_BYTES = 3000
@@ -181,53 +143,6 @@ async def read_all(clients: list[Any], ids: list[str]) -> int:
     return ok
 
 
-async def floor_rss() -> float:
-    """Idle RSS (MB) of the trivial SDK server, measured like the gateway's (1 s after it answers)."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [PY, "-c", FLOOR_SERVER, str(port)],
-        cwd=ROOT,
-        env=clean_env(),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        async with aiohttp.ClientSession() as s:
-            for _ in range(400):
-                try:
-                    async with s.get(
-                        f"http://127.0.0.1:{port}/mcp", timeout=aiohttp.ClientTimeout(total=1)
-                    ) as r:
-                        await r.read()
-                        break
-                except (TimeoutError, aiohttp.ClientError):
-                    await asyncio.sleep(0.05)
-        await asyncio.sleep(1.0)
-        return rss_mb(proc.pid)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-
-
-def import_ladder() -> list[tuple[str, float]]:
-    out = subprocess.run(
-        [PY, "-c", IMPORT_LADDER, *LADDER],
-        cwd=ROOT,
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    return [
-        (line.rsplit(" ", 1)[0], float(line.rsplit(" ", 1)[1])) for line in out.stdout.splitlines() if line
-    ]
-
-
 async def main() -> None:
     from mcp import Client
 
@@ -275,15 +190,7 @@ async def main() -> None:
         finally:
             remove_file(path)
 
-    floor = await floor_rss()
-    ladder = import_ladder()
     delta = after - warm
-    header("where the idle RSS goes (fresh interpreter, cumulative RSS after each import)")
-    prev = None
-    for name, value in ladder:
-        print(f"  {name:30s} {value:6.1f} MB" + (f"  (+{value - prev:.1f})" if prev is not None else ""))
-        prev = value
-    print(f"  trivial MCPServer on Streamable HTTP (SDK floor), idle: {floor:.1f} MB")
     header("results")
     print(
         f"  orders created upstream in {create_s:.1f} s; read through the gateway (orders_get, "
@@ -295,10 +202,9 @@ async def main() -> None:
         f"(warm-up call ok: {warm_ok})"
     )
     print(
-        f"  RSS idle {idle:.1f} MB (SDK floor {floor:.1f} MB, gateway +{idle - floor:.1f} MB); warm {warm:.1f} MB; after {N_ORDERS} orders {after:.1f} MB "
+        f"  RSS idle {idle:.1f} MB (against the SDK alone: bench_idle.py); warm {warm:.1f} MB; after {N_ORDERS} orders {after:.1f} MB "
         f"(+{delta:.1f} MB = {delta * 1024 * 1024 / N_ORDERS:.0f} B per order); after the check {final:.1f} MB"
     )
-    target("memory_idle", f"{idle:.1f} MB RSS (trivial SDK server: {floor:.1f} MB)", "<= 80 MB", idle <= 80)
     target(
         "memory_10k_orders",
         f"+{delta:.1f} MB for {ok} orders of ~{avg / 1000:.1f} KB ({hits}/{len(sample)} verified cached)",
@@ -307,7 +213,7 @@ async def main() -> None:
     )
     summary(
         "memory",
-        f"idle {idle:.1f} MB (SDK floor {floor:.1f} MB), warm {warm:.1f} MB, +{delta:.1f} MB for {ok} cached ~{avg / 1000:.1f} KB orders",
+        f"idle {idle:.1f} MB, warm {warm:.1f} MB, +{delta:.1f} MB for {ok} cached ~{avg / 1000:.1f} KB orders",
     )
 
 

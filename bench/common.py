@@ -164,7 +164,7 @@ class SandboxProcess:
     """The sandbox in its own process (like the real OrderDesk, the upstream is not in the caller's
     event loop), controlled over HTTP through its ``/_sandbox`` admin endpoints.
 
-    Has the attributes :func:`gateway.testing.sandbox_overrides` reads (``config``, ``base_url``).
+    Has the attributes :func:`plugins.orderdesk.testing.sandbox_overrides` reads (``config``, ``base_url``).
     """
 
     def __init__(
@@ -306,11 +306,11 @@ def _merge(dst: dict[str, Any], src: dict[str, Any]) -> dict[str, Any]:
 
 
 def overrides(sb: Any, prefix: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """``gateway.testing.sandbox_overrides`` plus ``extra`` (dotted keys; dict values merge).
+    """``plugins.orderdesk.testing.sandbox_overrides`` plus ``extra`` (dotted keys; dict values merge).
 
     The store's client-side rate limiter follows the sandbox: on when the sandbox enforces its bucket.
     """
-    from gateway.testing import sandbox_overrides
+    from plugins.orderdesk.testing import sandbox_overrides
 
     return _merge(sandbox_overrides(sb, prefix=prefix), dict(extra or {}))
 

@@ -26,6 +26,7 @@ BENCHES: list[tuple[str, list[str], list[str]]] = [
     ("bench_ratelimit.py", ["--quick"], []),
     ("bench_overhead.py", ["--quick"], []),
     ("bench_contention.py", ["--quick"], []),
+    ("bench_idle.py", ["--quick"], []),
     ("bench_memory.py", ["--quick"], []),
     ("bench_http_load.py", ["--quick"], []),
     ("bench_bulk.py", ["--quick"], []),

@@ -47,7 +47,7 @@ class CacheRegistry:
         name = cfg.cache.backend
         if name not in self.factories:
             raise ConfigError(
-                f"{cfg.source}: key cache.backend: unknown cache backend {name!r}; "
+                f"{cfg.where('cache.backend')}: unknown cache backend {name!r}; "
                 f"available: {', '.join(sorted(self.factories)) or '(none installed)'}"
             )
         return self.factories[name](cfg.cache)

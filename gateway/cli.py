@@ -1,80 +1,204 @@
-"""The ``mcp-gateway`` command line. Every error is one line on stderr, never a traceback."""
+"""The ``mcp-gateway`` command line. Every error is one line on stderr, never a traceback.
+
+Plugins add commands and options through the ``gateway_register_commands`` hook (see :class:`Commands`);
+the OrderDesk plugin adds ``sandbox`` and ``--sandbox`` that way.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
+import inspect
 import json
 import logging
 import os
+import socket
 import sys
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from gateway import __version__
 from gateway.errors import ConfigError, GatewayError
 
+if TYPE_CHECKING:
+    from gateway.app import Gateway
+
 log = logging.getLogger("gateway.cli")
 
-SANDBOX_STORE = {"name": "demo", "store_id": "1001", "api_key": "sandbox-key", "default": True}
+#: what a command's ``run(args)`` returns: the exit status, or an awaitable of it
+Run = Callable[[argparse.Namespace], "int | Awaitable[int]"]
+#: what a gateway option's ``enter(args)`` returns: an async context manager yielding config overrides
+Enter = Callable[[argparse.Namespace], AbstractAsyncContextManager[Mapping[str, Any]]]
 
 
 class CliError(Exception):
     """A user-facing failure: printed as one line, exit status 2."""
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="mcp-gateway", description="A plugin-based MCP gateway for OrderDesk.")
+class _Parser(argparse.ArgumentParser):
+    """argparse, with usage errors on one line (the full usage is one ``--help`` away)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def port_number(text: str) -> int:
+    """An argparse ``type`` for a TCP port to listen on: 1-65535."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number; use 1-65535, e.g. 8765") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port number; use 1-65535, e.g. 8765")
+    return port
+
+
+def listen_error(host: str, port: int, err: OSError) -> CliError:
+    """Why ``host:port`` can't be listened on, and what to do, as one line."""
+    if err.errno == errno.EADDRINUSE:
+        return CliError(
+            f"port {port} on {host} is already in use (an mcp-gateway or sandbox still running?); "
+            "stop that process or choose another port with --port"
+        )
+    if err.errno == errno.EACCES:
+        return CliError(f"no permission to listen on port {port}; choose a port above 1023 with --port")
+    if err.errno == errno.EADDRNOTAVAIL or isinstance(err, socket.gaierror):
+        return CliError(
+            f"cannot listen on {host!r}: not an address of this machine; "
+            "use --host 127.0.0.1 (or 0.0.0.0 for every interface)"
+        )
+    return CliError(
+        f"cannot listen on {host}:{port} ({err.strerror or err}); choose another --host or --port"
+    )
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host:port`` (``SO_REUSEADDR``, as servers bind), or a :class:`CliError`."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError as err:
+        sock.close()
+        raise listen_error(host, port, err) from None
+    return sock
+
+
+@dataclass(frozen=True)
+class GatewayOption:
+    flag: str
+    dest: str
+    enter: Enter
+
+
+class Commands:
+    """``cli`` in ``gateway_register_commands``: how a plugin adds to the command line."""
+
+    def __init__(
+        self, subparsers: argparse._SubParsersAction[Any], gateway_parsers: list[argparse.ArgumentParser]
+    ) -> None:
+        self._subparsers = subparsers
+        self._gateway_parsers = gateway_parsers
+        #: the options added with :meth:`add_gateway_option`, in registration order
+        self.options: list[GatewayOption] = []
+
+    def add_command(
+        self,
+        name: str,
+        run: Run,
+        *,
+        help: str,
+        arguments: Callable[[argparse.ArgumentParser], object] | None = None,
+    ) -> argparse.ArgumentParser:
+        """Add ``mcp-gateway NAME``: ``arguments(parser)`` declares its arguments, ``run(args)`` runs it."""
+        if name in self._subparsers.choices:
+            raise ValueError(f"the command {name!r} exists already")
+        parser: argparse.ArgumentParser = self._subparsers.add_parser(name, help=help, description=help)
+        if arguments is not None:
+            arguments(parser)
+        parser.set_defaults(_run=run)
+        return parser
+
+    def add_gateway_option(self, flag: str, enter: Enter, *, help: str) -> None:
+        """Add the switch ``flag`` to ``serve``, ``tools`` and ``call``; when given, ``enter(args)``
+        wraps the command and yields config overrides (dotted keys) for the gateway it builds."""
+        dest = ""
+        for parser in self._gateway_parsers:
+            dest = parser.add_argument(flag, action="store_true", help=help).dest
+        self.options.append(GatewayOption(flag, dest, enter))
+
+
+def _parser(pm: Any = None) -> tuple[argparse.ArgumentParser, Commands]:
+    """The argument parser: the built-in commands, then what plugins registered through ``pm``."""
+    p = _Parser(prog="mcp-gateway", description="A plugin-based MCP gateway for OrderDesk.")
     p.add_argument("--version", action="version", version=f"mcp-gateway {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
-    def common(sp: argparse.ArgumentParser, sandbox: bool = True) -> None:
+    def config_arg(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--config", metavar="FILE", help="TOML config file (default: $GATEWAY_CONFIG)")
-        if sandbox:
-            sp.add_argument(
-                "--sandbox",
-                action="store_true",
-                help="start the embedded OrderDesk sandbox and use it as the store",
-            )
 
     s = sub.add_parser("serve", help="run the MCP server (stdio or Streamable HTTP)")
-    common(s)
+    config_arg(s)
     s.add_argument("--transport", choices=["stdio", "http"], default="stdio")
     s.add_argument("--host", help="HTTP bind address (default 127.0.0.1)")
-    s.add_argument("--port", type=int, help="HTTP port (default 8765)")
+    s.add_argument("--port", type=port_number, help="HTTP port (default 8765)")
+    s.set_defaults(_run=_serve)
 
     t = sub.add_parser("tools", help="list the tools with their annotations")
-    common(t)
+    config_arg(t)
+    t.set_defaults(_run=_tools)
 
     c = sub.add_parser("call", help="call one tool through an in-process MCP client and print the result")
-    common(c)
+    config_arg(c)
     c.add_argument("tool", help="tool name (canonical orders.get or wire orders_get)")
     c.add_argument("args", nargs="?", default="{}", help="JSON object of arguments")
+    c.set_defaults(_run=_call)
 
     pl = sub.add_parser("plugins", help="list plugins: version, source and hooks")
-    common(pl, sandbox=False)
+    config_arg(pl)
+    pl.set_defaults(_run=_plugins)
 
     cfg = sub.add_parser("config", help="configuration commands")
+    cfg.set_defaults(_run=lambda _args: _usage(cfg))
     cfg_sub = cfg.add_subparsers(dest="config_command", metavar="SUBCOMMAND")
     chk = cfg_sub.add_parser("check", help="validate the config and print effective values (secrets masked)")
-    common(chk, sandbox=False)
-
-    sb = sub.add_parser("sandbox", help="run the OrderDesk sandbox on its own")
-    sb.add_argument("--host", default="127.0.0.1")
-    sb.add_argument("--port", type=int, default=8700)
-    sb.add_argument("--no-rate-limit", action="store_true", help="switch off the leaky bucket")
-    sb.add_argument(
-        "--request-log-size",
-        type=int,
-        metavar="N",
-        help="requests kept for /_sandbox/requests (a ring buffer; default 10000)",
-    )
+    config_arg(chk)
+    chk.set_defaults(_run=_config_check)
 
     st = sub.add_parser("stats", help="print cache and tool metrics from a running HTTP gateway")
     st.add_argument("--url", default="http://127.0.0.1:8765", help="the gateway's base URL")
     st.add_argument("--token", help="bearer token (default: $GATEWAY_HTTP_TOKEN)")
-    return p
+    st.set_defaults(_run=_stats)
+
+    commands = Commands(sub, [s, t, c])
+    if pm is not None:
+        from gateway.hooks import Hooks
+
+        Hooks(pm).register_commands(commands)
+    return p, commands
+
+
+def _usage(parser: argparse.ArgumentParser) -> int:
+    parser.print_help()
+    return 2
+
+
+def _plugin_manager(argv: Sequence[str] | None, extra: Iterable[object]) -> Any:
+    """The plugins whose commands the parser shows: entry points minus the config's disabled ones."""
+    from gateway.app import _disabled_plugins
+    from gateway.plugins import build_plugin_manager
+
+    pre = argparse.ArgumentParser(add_help=False, exit_on_error=False)
+    pre.add_argument("--config")
+    try:
+        path = pre.parse_known_args(list(sys.argv[1:] if argv is None else argv))[0].config
+    except argparse.ArgumentError:
+        path = None
+    disabled = _disabled_plugins(path or os.environ.get("GATEWAY_CONFIG"), None)
+    return build_plugin_manager(disabled=disabled, extra=extra)
 
 
 def _setup_logging(level: str) -> None:
@@ -85,29 +209,83 @@ def _setup_logging(level: str) -> None:
     )
 
 
-def _overrides(sandbox_url: str | None) -> dict[str, Any]:
-    return {"stores": [{**SANDBOX_STORE, "base_url": sandbox_url}]} if sandbox_url else {}
-
-
-def _build(args: argparse.Namespace, sandbox_url: str | None = None) -> Any:
+def _build(args: argparse.Namespace, overrides: Mapping[str, Any] | None = None) -> Gateway:
     from gateway.app import Gateway
 
-    gw = Gateway.from_config(getattr(args, "config", None), overrides=_overrides(sandbox_url))
+    gw = Gateway.from_config(
+        getattr(args, "config", None),
+        overrides=dict(overrides or {}),
+        extra_plugins=getattr(args, "_plugins", ()),
+    )
     _setup_logging(gw.config.gateway.log_level)
-    if args.command in ("serve", "call"):
+    if args.command in ("serve", "call", "config"):
         _ = gw.config.default_store  # no store at all: fail now with the how-to, not on the first call
     return gw
 
 
-@asynccontextmanager
-async def _maybe_sandbox(enabled: bool) -> AsyncIterator[str | None]:
-    if not enabled:
-        yield None
-        return
-    from plugins.orderdesk.sandbox.server import Sandbox
+def _options_given(args: argparse.Namespace) -> list[GatewayOption]:
+    return [o for o in getattr(args, "_options", ()) if getattr(args, o.dest, False)]
 
-    async with Sandbox() as sb:
-        yield sb.base_url
+
+@asynccontextmanager
+async def _gateway_options(args: argparse.Namespace) -> AsyncIterator[dict[str, Any]]:
+    """Enter every plugin option given on the command line (e.g. ``--sandbox``); yield their overrides."""
+    overrides: dict[str, Any] = {}
+    async with AsyncExitStack() as stack:
+        for option in _options_given(args):
+            overrides.update(await stack.enter_async_context(option.enter(args)))
+        yield overrides
+
+
+async def _check_cache(gw: Gateway) -> None:
+    """A shared cache that is misconfigured or down fails here, in one line, before anything serves.
+
+    Once serving, a cache outage is served fail-open (from upstream); at start-up it is more likely a
+    wrong URL or a Redis that was never started.
+    """
+    from gateway.config import mask_url
+
+    cfg = gw.config
+    if not cfg.cache.enabled:
+        return
+    url = mask_url(cfg.cache.redis_url)
+    fix = (
+        f"check cache.redis_url ({cfg.where('cache.redis_url')}), "
+        "or use the in-process cache with GATEWAY_CACHE=memory"
+    )
+    try:
+        backend = gw.caches.create(cfg)
+    except ConfigError:
+        raise
+    except Exception as err:  # the backend refused its settings, e.g. a malformed URL
+        text = str(err).replace(cfg.cache.redis_url, url)
+        raise CliError(f"the {cfg.cache.backend!r} cache can't use its settings: {text}; {fix}") from None
+    try:
+        if backend.local:
+            return
+        try:
+            async with asyncio.timeout(5.0):
+                answered = await backend.ping()
+        except (TimeoutError, OSError):
+            answered = False
+        if not answered:
+            raise CliError(f"the {backend.name!r} cache at {url} does not answer; start it, or {fix}")
+    finally:
+        await backend.close()
+
+
+@asynccontextmanager
+async def _started(gw: Gateway) -> AsyncIterator[None]:
+    """Start the gateway before anything says "serving", so start-up errors are one line here.
+
+    The server's own lifespan then shares this start (``Gateway.startup`` counts its users).
+    """
+    await _check_cache(gw)
+    await gw.startup()
+    try:
+        yield
+    finally:
+        await gw.shutdown()
 
 
 def _resolve_tool(gw: Any, name: str) -> str:
@@ -121,49 +299,62 @@ def _resolve_tool(gw: Any, name: str) -> str:
 
 
 async def _serve(args: argparse.Namespace) -> int:
-    async with _maybe_sandbox(args.sandbox) as url:
-        gw = _build(args, url)
+    if args.transport != "http" and (args.port is not None or args.host is not None):
+        raise CliError("--port and --host need --transport http (stdio has no port); add --transport http")
+    flags = "".join(f" {o.flag}" for o in _options_given(args))
+    async with _gateway_options(args) as overrides:
+        gw = _build(args, overrides)
         if args.transport == "stdio":
             from gateway.server import build_server
 
-            if sys.stdin.isatty():
-                print(
-                    "mcp-gateway is waiting for an MCP client on stdin/stdout.\n"
-                    "  Connect one by adding this command to your client's mcpServers config "
-                    "(see examples/claude_desktop_config.json),\n"
-                    "  or run it over HTTP instead: mcp-gateway serve --transport http"
-                    + (" --sandbox" if args.sandbox else ""),
-                    file=sys.stderr,
-                )
-            await build_server(gw).run_stdio_async()
+            async with _started(gw):
+                if sys.stdin.isatty():
+                    print(
+                        "mcp-gateway is waiting for an MCP client on stdin/stdout.\n"
+                        "  Connect one by adding this command to your client's mcpServers config "
+                        "(see examples/claude_desktop_config.json),\n"
+                        "  or run it over HTTP instead: mcp-gateway serve --transport http" + flags,
+                        file=sys.stderr,
+                    )
+                await build_server(gw).run_stdio_async()
             return 0
         from gateway.http import build_http_app, reload_tokens
         from gateway.http_server import serve
 
         host = args.host or gw.config.http.host
         port = args.port or gw.config.http.port
+        if not 1 <= port <= 65535:
+            raise CliError(f"{gw.config.where('http.port')}: {port} is not a port number; use 1-65535")
         app = build_http_app(gw, host, port)
         shown = f"[{host}]" if ":" in host else host
-        print(
-            f"mcp-gateway {__version__} serving MCP at http://{shown}:{port}{gw.config.http.path}"
-            + (f" (sandbox store at {url})" if url else ""),
-            file=sys.stderr,
-            flush=True,
-        )
-        overrides = _overrides(url)
+        # a port that is taken, not ours to use or on no address of this machine: say so before "serving"
+        bind_socket(host, port).close()
+        reload_overrides = dict(overrides)
 
         async def on_reload() -> None:
-            await reload_tokens(app, gw, getattr(args, "config", None), overrides)
+            await reload_tokens(app, gw, getattr(args, "config", None), reload_overrides)
 
-        await serve(app, gw.config.http, host, port, on_reload=on_reload)
+        async with _started(gw):
+            print(
+                f"mcp-gateway {__version__} serving MCP at http://{shown}:{port}{gw.config.http.path}"
+                + (f" (with{flags})" if flags else ""),
+                file=sys.stderr,
+                flush=True,
+            )
+            try:
+                await serve(app, gw.config.http, host, port, on_reload=on_reload)
+            except OSError as err:  # taken in the moment between the check and the server's own bind
+                if err.errno not in (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL):
+                    raise
+                raise listen_error(host, port, err) from None
         return 0
 
 
 async def _tools(args: argparse.Namespace) -> int:
     from gateway.tools import wire_name
 
-    async with _maybe_sandbox(args.sandbox) as url:
-        gw = _build(args, url)
+    async with _gateway_options(args) as overrides:
+        gw = _build(args, overrides)
         style = gw.config.gateway.tool_names
         for spec in gw.tools:
             hints = [
@@ -194,8 +385,9 @@ async def _call(args: argparse.Namespace) -> int:
         raise CliError(f"ARGS is not valid JSON ({err.msg} at position {err.pos})") from None
     if not isinstance(arguments, dict):
         raise CliError('ARGS must be a JSON object, e.g. \'{"order_id": "1001"}\'')
-    async with _maybe_sandbox(args.sandbox) as url:
-        gw = _build(args, url)
+    async with _gateway_options(args) as overrides:
+        gw = _build(args, overrides)
+        await _check_cache(gw)
         name = _resolve_tool(gw, args.tool)
         async with Client(build_server(gw)) as client:
             result = await client.call_tool(name, arguments)
@@ -226,17 +418,6 @@ def _config_check(args: argparse.Namespace) -> int:
     return 0
 
 
-def _sandbox(args: argparse.Namespace) -> int:
-    from plugins.orderdesk.sandbox.server import run_forever
-
-    if args.request_log_size is not None and args.request_log_size < 1:
-        raise CliError(f"--request-log-size must be >= 1, got {args.request_log_size}")
-    run_forever(
-        args.host, args.port, rate_limit=not args.no_rate_limit, request_log_size=args.request_log_size
-    )
-    return 0
-
-
 async def _stats(args: argparse.Namespace) -> int:
     import aiohttp
 
@@ -257,28 +438,29 @@ async def _stats(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = _parser()
-    args = parser.parse_args(argv)
+async def _awaited(aw: Awaitable[int]) -> int:
+    return await aw
+
+
+def main(argv: Sequence[str] | None = None, *, plugins: Iterable[object] = ()) -> int:
+    """Run ``mcp-gateway``; ``plugins`` are registered next to the installed ones (for tests)."""
+    extra = tuple(plugins)
     try:
-        if args.command == "serve":
-            return asyncio.run(_serve(args))
-        if args.command == "tools":
-            return asyncio.run(_tools(args))
-        if args.command == "call":
-            return asyncio.run(_call(args))
-        if args.command == "plugins":
-            return _plugins(args)
-        if args.command == "config":
-            if args.config_command != "check":
-                parser.parse_args(["config", "--help"])
-            return _config_check(args)
-        if args.command == "sandbox":
-            return _sandbox(args)
-        if args.command == "stats":
-            return asyncio.run(_stats(args))
-        parser.print_help()
+        parser, commands = _parser(_plugin_manager(argv, extra))
+    except (ConfigError, GatewayError) as err:  # a plugin that fails to load, or whose commands clash
+        print(f"mcp-gateway: error: {err}", file=sys.stderr)
         return 2
+    args = parser.parse_args(argv)
+    args._options, args._plugins = commands.options, extra
+    run: Run | None = getattr(args, "_run", None)
+    try:
+        if run is None:
+            parser.print_help()
+            return 2
+        status = run(args)
+        if inspect.isawaitable(status):
+            status = asyncio.run(_awaited(status))
+        return int(status)
     except KeyboardInterrupt:
         return 130
     except (CliError, ConfigError) as err:

@@ -230,9 +230,15 @@ class Config(msgspec.Struct, kw_only=True):
     plugins: dict[str, Any] = msgspec.field(default_factory=dict)
     #: where the file came from (for messages)
     source: str = "<defaults>"
+    #: keys whose value an environment variable set (``"cache.backend": "GATEWAY_CACHE"``), for messages
+    origins: dict[str, str] = msgspec.field(default_factory=dict)
 
     def section(self, name: str) -> Any:
         return self.plugins[name]
+
+    def where(self, key: str) -> str:
+        """Where ``key``'s value came from, to start an error message: the variable or the file and key."""
+        return _where(self.source, key, self.origins)
 
     @property
     def default_store(self) -> StoreSettings:
@@ -307,29 +313,46 @@ def _set_path(doc: dict[str, Any], dotted: str, value: Any) -> None:
     node[leaf] = value
 
 
-def _apply_env(doc: dict[str, Any], env: Mapping[str, str]) -> None:
+def _where(source: str, key: str, origins: Mapping[str, str]) -> str:
+    var = origins.get(key)
+    return f"environment variable {var}" if var else f"{source}: key {key}"
+
+
+#: the single-store variables and the store field each one sets
+STORE_ENV_KEYS = {
+    "ORDERDESK_STORE_ID": "store_id",
+    "ORDERDESK_API_KEY": "api_key",
+    "ORDERDESK_BASE_URL": "base_url",
+}
+
+
+def _apply_env(doc: dict[str, Any], env: Mapping[str, str]) -> dict[str, str]:
+    """Apply the environment to ``doc``; return which key each variable set (for error messages)."""
+    origins: dict[str, str] = {}
     for var, (path, kind) in ENV_KEYS.items():
         if var not in env:
             continue
         raw = env[var]
         value: Any = _parse_bool(var, raw) if kind == "bool" else raw
         _set_path(doc, path, value)
+        origins[path] = var
     # The single-store variables define (or override) the default store.
-    sid, key, url = env.get("ORDERDESK_STORE_ID"), env.get("ORDERDESK_API_KEY"), env.get("ORDERDESK_BASE_URL")
-    if sid or key or url:
+    if any(env.get(var) for var in STORE_ENV_KEYS):
         stores: list[dict[str, Any]] = doc.setdefault("stores", [])
-        target = next((s for s in stores if isinstance(s, dict) and s.get("default")), None)
-        if target is None and stores and isinstance(stores[0], dict):
-            target = stores[0]
-        if target is None:
-            target = {"name": "default", "default": True}
-            stores.insert(0, target)
-        if sid:
-            target["store_id"] = sid
-        if key:
-            target["api_key"] = key
-        if url:
-            target["base_url"] = url
+        index = next((i for i, s in enumerate(stores) if isinstance(s, dict) and s.get("default")), None)
+        if index is None and stores and isinstance(stores[0], dict):
+            index = 0
+        created = index is None
+        if index is None:
+            index = 0
+            stores.insert(0, {"name": "default", "default": True})
+        for var, field in STORE_ENV_KEYS.items():
+            if env.get(var):
+                stores[index][field] = env[var]
+            # a store made from the variables alone: a missing field is a variable to set
+            if env.get(var) or created:
+                origins[f"stores[{index}].{field}"] = var
+    return origins
 
 
 def _dec_hook(type_: type, obj: Any) -> Any:
@@ -354,7 +377,11 @@ def _allowed_values(root: type[Any], path: str) -> list[Any] | None:
 
 
 def _friendly(
-    err: msgspec.ValidationError, source: str, prefix: str = "", root: type[Any] | None = None
+    err: msgspec.ValidationError,
+    source: str,
+    prefix: str = "",
+    root: type[Any] | None = None,
+    origins: Mapping[str, str] | None = None,
 ) -> ConfigError:
     text = str(err)
     m = re.search(r" - at `\$(.*)`$", text)
@@ -366,7 +393,13 @@ def _friendly(
         allowed = _allowed_values(root, path)
         if allowed:
             what += f"; expected one of {', '.join(repr(a) for a in allowed)}"
-    return ConfigError(f"{source}: key {key}: {what[0].lower() + what[1:]}")
+    origins = origins or {}
+    missing = re.fullmatch(r"Object missing required field (\w+)", what)
+    if missing and f"{key}.{missing.group(1)}" in origins:
+        field = missing.group(1)
+        var = origins[f"{key}.{field}"]
+        return ConfigError(f"environment variable {var} is not set: {key} needs {field}; set {var}")
+    return ConfigError(f"{_where(source, key, origins)}: {what[0].lower() + what[1:]}")
 
 
 def validate_section(struct: type[T], raw: Any, source: str, section: str) -> T:
@@ -398,9 +431,11 @@ def load_config(
         except tomllib.TOMLDecodeError as err:
             raise ConfigError(f"{source}: invalid TOML: {err}") from None
         doc = _resolve_secrets(doc, "", source, env)
-    _apply_env(doc, env)
+    origins = _apply_env(doc, env)
     for dotted, value in (overrides or {}).items():
         _set_path(doc, dotted, value)
+        # an override replaces what a variable set under it (e.g. --sandbox replaces the stores)
+        origins = {k: v for k, v in origins.items() if not re.match(rf"{re.escape(dotted)}(\.|\[|$)", k)}
 
     sections = dict(plugin_sections or {})
     plugin_raw = {k: doc.pop(k) for k in list(doc) if k not in HOST_SECTIONS}
@@ -411,69 +446,72 @@ def load_config(
     try:
         cfg = msgspec.convert(doc, Config, dec_hook=_dec_hook, str_keys=True)
     except msgspec.ValidationError as err:
-        raise _friendly(err, source, root=Config) from None
+        raise _friendly(err, source, root=Config, origins=origins) from None
     plugins = {
         name: validate_section(struct, plugin_raw.get(name, {}), source, name)
         for name, struct in sections.items()
     }
-    cfg = msgspec.structs.replace(cfg, plugins=plugins, source=source)
+    cfg = msgspec.structs.replace(cfg, plugins=plugins, source=source, origins=origins)
     _check(cfg)
     return cfg
 
 
 def _check(cfg: Config) -> None:
-    src = cfg.source
+    where = cfg.where
     names = [s.name for s in cfg.stores]
     dupes = {n for n in names if names.count(n) > 1}
     if dupes:
         raise ConfigError(
-            f"{src}: key stores: store name {sorted(dupes)[0]!r} is used twice; names must be unique"
+            f"{where('stores')}: store name {sorted(dupes)[0]!r} is used twice; names must be unique"
         )
     if sum(1 for s in cfg.stores if s.default) > 1:
-        raise ConfigError(f"{src}: key stores: more than one store has default = true; mark exactly one")
+        raise ConfigError(f"{where('stores')}: more than one store has default = true; mark exactly one")
     for i, s in enumerate(cfg.stores):
         if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", s.name):
             raise ConfigError(
-                f"{src}: key stores[{i}].name: expected letters, digits, '_' or '-', got {s.name!r}"
+                f"{where(f'stores[{i}].name')}: expected letters, digits, '_' or '-', got {s.name!r}"
             )
-        if not s.store_id or not s.api_key:
-            raise ConfigError(f"{src}: key stores[{i}]: store_id and api_key must not be empty")
+        for field, given in (("store_id", s.store_id), ("api_key", s.api_key)):
+            if not given:
+                raise ConfigError(f"{where(f'stores[{i}].{field}')}: must not be empty")
         if not s.base_url.startswith(("http://", "https://")):
-            raise ConfigError(f"{src}: key stores[{i}].base_url: expected an http(s) URL, got {s.base_url!r}")
+            raise ConfigError(
+                f"{where(f'stores[{i}].base_url')}: expected an http(s) URL, got {s.base_url!r}"
+            )
     m = cfg.mutations
     if m.attempts < 1:
-        raise ConfigError(f"{src}: key mutations.attempts: expected an integer >= 1, got {m.attempts}")
+        raise ConfigError(f"{where('mutations.attempts')}: expected an integer >= 1, got {m.attempts}")
     if not m.backoff or any(b < 0 for b in m.backoff):
-        raise ConfigError(f"{src}: key mutations.backoff: expected a non-empty list of seconds >= 0")
+        raise ConfigError(f"{where('mutations.backoff')}: expected a non-empty list of seconds >= 0")
     if m.lock_lease <= 0:
-        raise ConfigError(f"{src}: key mutations.lock_lease: expected seconds > 0")
+        raise ConfigError(f"{where('mutations.lock_lease')}: expected seconds > 0")
     c = cfg.cache
     if c.flight_lease <= 0:
-        raise ConfigError(f"{src}: key cache.flight_lease: expected seconds > 0")
+        raise ConfigError(f"{where('cache.flight_lease')}: expected seconds > 0")
     if c.max_entries < 1:
-        raise ConfigError(f"{src}: key cache.max_entries: expected an integer >= 1")
+        raise ConfigError(f"{where('cache.max_entries')}: expected an integer >= 1")
     if c.max_bytes < 1024:
-        raise ConfigError(f"{src}: key cache.max_bytes: expected an integer >= 1024, got {c.max_bytes}")
+        raise ConfigError(f"{where('cache.max_bytes')}: expected an integer >= 1024, got {c.max_bytes}")
     h = cfg.http
     for key, value in (("read_timeout", h.read_timeout), ("session_idle_timeout", h.session_idle_timeout)):
         if not 0 < value < 1e9:
-            raise ConfigError(f"{src}: key http.{key}: expected seconds > 0, got {value}")
+            raise ConfigError(f"{where(f'http.{key}')}: expected seconds > 0, got {value}")
     for key, count in (
         ("max_concurrent_requests", h.max_concurrent_requests),
         ("max_sessions", h.max_sessions),
         ("max_sessions_per_token", h.max_sessions_per_token),
     ):
         if count < 1:
-            raise ConfigError(f"{src}: key http.{key}: expected an integer >= 1, got {count}")
+            raise ConfigError(f"{where(f'http.{key}')}: expected an integer >= 1, got {count}")
     if not re.fullmatch(r"[A-Za-z0-9_.:-]{1,64}", c.prefix):
-        raise ConfigError(f"{src}: key cache.prefix: expected 1-64 of letters, digits, '_.:-'")
+        raise ConfigError(f"{where('cache.prefix')}: expected 1-64 of letters, digits, '_.:-'")
     for i, t in enumerate(cfg.http.tokens):
         if not t.token:
-            raise ConfigError(f"{src}: key http.tokens[{i}].token: must not be empty")
+            raise ConfigError(f"{where(f'http.tokens[{i}].token')}: must not be empty")
         for granted in t.stores:
             if granted != "*" and granted not in names:
                 raise ConfigError(
-                    f"{src}: key http.tokens[{i}].stores: unknown store {granted!r}; known: {names}"
+                    f"{where(f'http.tokens[{i}].stores')}: unknown store {granted!r}; known: {names}"
                 )
 
 

@@ -16,6 +16,7 @@ from gateway.refs import Ref
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
+    from gateway.cli import Commands
     from gateway.plugins import GatewayPluginManager
     from gateway.tools import ToolCall
 
@@ -79,6 +80,9 @@ class Hooks:
     def instructions(self) -> list[str]:
         texts = self.h.gateway_instructions(gateway=self.gateway)
         return [t.strip() for t in reversed(texts) if isinstance(t, str) and t.strip()]
+
+    def register_commands(self, cli: Commands) -> None:
+        self.h.gateway_register_commands(cli=cli)
 
     def register_routes(self, register: Callable[..., None], gateway: Gateway) -> None:
         self.h.gateway_register_routes(register=register, gateway=gateway)

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
     from gateway.app import Gateway
+    from gateway.cli import Commands
     from gateway.refs import Ref
     from gateway.tools import ToolCall
 
@@ -74,6 +75,24 @@ def gateway_instructions(gateway: Gateway) -> str | None:
     Return a short text saying what this plugin's tools are for and how to use them safely, or
     ``None``. Fan-out: the paragraphs are joined in registration order, then the host's own paragraph
     (the ``store`` argument and the error codes) follows. Called once per server build.
+    """
+
+
+@hookspec
+def gateway_register_commands(cli: Commands) -> None:
+    """Add commands and options to the ``mcp-gateway`` command line (llm's ``register_commands``).
+
+    Called once when ``mcp-gateway`` starts, before it parses its arguments; never for a gateway
+    built in code. ``cli`` is a :class:`gateway.cli.Commands`:
+
+    * ``cli.add_command(name, run, help=..., arguments=None)`` adds a subcommand. ``arguments(parser)``
+      declares its arguments on an ``argparse.ArgumentParser``; ``run(args)`` gets the parsed
+      ``argparse.Namespace`` and returns the exit status (or an awaitable of it).
+    * ``cli.add_gateway_option(flag, enter, help=...)`` adds a switch to the commands that build a
+      gateway (``serve``, ``tools``, ``call``). When it is given, ``enter(args)`` is entered around the
+      command: an async context manager yielding config overrides (dotted keys) for that gateway.
+
+    Raise :class:`gateway.cli.CliError` for a user mistake: it is printed as one line, exit status 2.
     """
 
 

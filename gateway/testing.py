@@ -1,17 +1,18 @@
-"""The pytest kit for plugin authors (registered under the ``pytest11`` entry point ``mcp_gateway``).
+"""The pytest kit for plugin authors: opt in with ``pytest_plugins = ["gateway.testing"]``.
+
+It knows no store. A store plugin's kit adds one (``plugins.orderdesk.testing`` runs the OrderDesk
+sandbox) by defining the ``gateway_overrides`` fixture; the project's own tests use both.
 
 Fixtures:
 
-* ``orderdesk_sandbox`` - a running OrderDesk sandbox on a free loopback port (rate limit off unless
-  the test is marked ``@pytest.mark.sandbox(rate_limit_enabled=True, ...)``; the marker's keywords
-  are ``SandboxConfig`` fields). ``orderdesk_sandbox.requests(...)`` is the upstream request log.
-* ``gateway_factory`` - ``gateway_factory(plugins=[...], overrides={...})`` builds a Gateway wired to
-  the sandbox, with a private cache prefix and an audit log in ``tmp_path``.
+* ``gateway_factory`` - ``gateway_factory(plugins=[...], overrides={...}, env={...})`` builds a Gateway
+  with a private cache prefix and an audit log in ``tmp_path``, from the ``gateway_overrides`` fixture
+  (when one is defined) plus ``overrides``.
 * ``gateway_client`` - a connected MCP ``Client`` (in-process) to a gateway built from the test's
   ``@pytest.mark.gateway(plugins=[...], overrides={...}, mode="auto"|"legacy")`` marker.
-* ``connect(gateway, mode=...)`` - an async context manager yielding a connected ``Client``.
 
-The project's own tests use the same fixtures.
+Helpers: ``connect(gateway, mode=...)`` (a connected ``Client``), ``serve_http(gateway)`` (the gateway
+over Streamable HTTP in this event loop), ``free_port()``, ``delete_redis_prefix(url, prefix)``.
 """
 
 from __future__ import annotations
@@ -32,41 +33,20 @@ except ImportError:  # pragma: no cover
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "sandbox(**config): SandboxConfig fields for orderdesk_sandbox")
     config.addinivalue_line(
         "markers", "gateway(plugins, overrides, mode): how gateway_client builds its gateway"
     )
 
 
-def sandbox_overrides(sandbox: Any, *, prefix: str, audit_path: str | None = None) -> dict[str, Any]:
-    """Config overrides that point every configured sandbox store at ``sandbox``, tuned for tests."""
-    stores = []
-    for i, s in enumerate(sandbox.config.stores):
-        stores.append(
-            {
-                "name": "demo" if i == 0 else f"store{i + 1}",
-                "store_id": s.store_id,
-                "api_key": s.api_key,
-                "base_url": sandbox.base_url,
-                "default": i == 0,
-                "rate_limit": {"enabled": bool(sandbox.config.rate_limit_enabled)},
-            }
-        )
-    out: dict[str, Any] = {
-        "stores": stores,
-        "cache.prefix": prefix,
-        "mutations.backoff": [0.01, 0.02, 0.04],
-        "mutations.jitter": 0.0,
-        "orderdesk": {
-            "request_timeout": 3.0,
-            "backoff_base": 0.01,
-            "backoff_cap": 0.05,
-            "create_settle": 0.05,
-        },
-    }
-    if audit_path:
-        out["audit.path"] = audit_path
-    return out
+def merge_overrides(base: dict[str, Any], extra: dict[str, Any] | None) -> dict[str, Any]:
+    """``base`` updated with ``extra``; a dict value merges into a dict value of the same key."""
+    merged = dict(base)
+    for key, value in (extra or {}).items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = {**merged[key], **value}
+        else:
+            merged[key] = value
+    return merged
 
 
 def delete_redis_prefix(url: str, prefix: str) -> int:
@@ -176,24 +156,15 @@ async def _held(cm: contextlib.AbstractAsyncContextManager[Any]) -> AsyncIterato
 
 if pytest_asyncio is not None:
 
-    @pytest_asyncio.fixture
-    async def orderdesk_sandbox(request: pytest.FixtureRequest) -> AsyncIterator[Any]:
-        from plugins.orderdesk.sandbox.config import SandboxConfig
-        from plugins.orderdesk.sandbox.server import Sandbox
-
-        marker = request.node.get_closest_marker("sandbox")
-        kwargs: dict[str, Any] = {"rate_limit_enabled": False}
-        kwargs.update(marker.kwargs if marker else {})
-        multi = kwargs.pop("multi_store", False)
-        config = SandboxConfig.multi_store(**kwargs) if multi else SandboxConfig(**kwargs)
-        async with Sandbox(config) as sandbox:
-            yield sandbox
-
     @pytest.fixture
-    def gateway_factory(orderdesk_sandbox: Any, tmp_path: Path) -> Iterator[Callable[..., Any]]:
-        """Build gateways on the test's sandbox; afterwards delete the Redis keys of those that used Redis."""
+    def gateway_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[..., Any]]:
+        """Build gateways on the ``gateway_overrides`` store; afterwards delete the Redis keys they used."""
         from gateway.app import Gateway
 
+        try:  # a store plugin's kit (or the suite's conftest) says where the store is
+            base: dict[str, Any] = dict(request.getfixturevalue("gateway_overrides"))
+        except pytest.FixtureLookupError:
+            base = {}
         shared: set[tuple[str, str]] = set()
 
         def build(
@@ -202,16 +173,10 @@ if pytest_asyncio is not None:
             env: dict[str, str] | None = None,
             **kw: Any,
         ) -> Any:
-            merged = sandbox_overrides(
-                orderdesk_sandbox,
-                prefix=f"test-{uuid.uuid4().hex[:12]}",
-                audit_path=str(tmp_path / "audit.jsonl"),
+            merged = merge_overrides(
+                {"audit.path": str(tmp_path / "audit.jsonl"), **base},
+                {"cache.prefix": f"test-{uuid.uuid4().hex[:12]}", **(overrides or {})},
             )
-            for key, value in (overrides or {}).items():
-                if isinstance(value, dict) and isinstance(merged.get(key), dict):
-                    merged[key] = {**merged[key], **value}
-                else:
-                    merged[key] = value
             gw = Gateway.from_config(None, env=env or {}, overrides=merged, extra_plugins=plugins, **kw)
             if gw.config.cache.backend == "redis":
                 shared.add((gw.config.cache.redis_url, gw.config.cache.prefix))

@@ -1,4 +1,5 @@
-"""Shared fixtures. The sandbox/gateway fixtures come from the project's own pytest kit (gateway.testing)."""
+"""Shared fixtures. The sandbox/gateway fixtures come from the project's own pytest kits, which a
+suite opts into: the host's generic one (gateway.testing) and the OrderDesk plugin's (sandbox, orders)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from gateway.testing import free_port
+# not imported here: pytest must import the kits itself (to rewrite their asserts)
+pytest_plugins = ["gateway.testing", "plugins.orderdesk.testing"]
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -26,6 +28,8 @@ class OwnRedis:
     """A throwaway redis-server on a free port, for tests that kill or restart Redis."""
 
     def __init__(self) -> None:
+        from gateway.testing import free_port
+
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
 

@@ -26,7 +26,7 @@ import time
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from aiocache import RedisCache
+from aiocache.backends.redis import RedisCache
 from redis.asyncio.connection import parse_url
 from redis.asyncio.lock import Lock
 from redis.asyncio.retry import Retry

@@ -12,8 +12,8 @@ if TYPE_CHECKING:
 
 
 def _create(settings: Any) -> CacheBackend:
-    # Imported on use, so choosing the memory backend never needs this module (aiocache 0.12.3 itself
-    # still imports redis-py when it is installed; 1.0 no longer does).
+    # Imported on use, so choosing the memory backend never imports redis-py (the memory backend also
+    # keeps aiocache 0.12.3's package import from loading it; see plugins/cache_memory/backend.py).
     from plugins.cache_redis.backend import RedisBackend
 
     return RedisBackend.from_settings(settings)

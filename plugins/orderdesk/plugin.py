@@ -18,6 +18,7 @@ from plugins.orderdesk.settings import OrderDeskSettings
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
+    from gateway.cli import Commands
 
 ORDER = "order"
 INVENTORY = "inventory_item"
@@ -27,6 +28,13 @@ KINDS = (ORDER, INVENTORY)
 @hookimpl
 def gateway_register_config(register: Callable[..., None]) -> None:
     register("orderdesk", OrderDeskSettings)
+
+
+@hookimpl
+def gateway_register_commands(cli: Commands) -> None:
+    from plugins.orderdesk.commands import register_commands
+
+    register_commands(cli)
 
 
 @hookimpl

@@ -17,6 +17,7 @@ from mcp import Client
 from gateway.cli import main
 from gateway.testing import free_port
 
+STORE_ENV = {"ORDERDESK_STORE_ID": "1", "ORDERDESK_API_KEY": "k"}
 CLEAN_ENV = {k: v for k, v in os.environ.items() if not k.startswith(("GATEWAY_", "ORDERDESK_"))}
 
 
@@ -223,9 +224,188 @@ async def test_stats_prints_the_metrics_of_a_running_gateway(
     async with serve_http(gw) as base, connect(gw) as client:
         await client.call_tool("orders_get", {"order_id": "200001"})
         await client.call_tool("orders_get", {"order_id": "200001"})
-        assert await _stats(_parser().parse_args(["stats", "--url", base, "--token", "stats-token-1"])) == 0
+        assert (
+            await _stats(_parser()[0].parse_args(["stats", "--url", base, "--token", "stats-token-1"])) == 0
+        )
         out = capsys.readouterr().out
         with pytest.raises(Exception, match="answered HTTP 401"):
-            await _stats(_parser().parse_args(["stats", "--url", base, "--token", "wrong"]))
+            await _stats(_parser()[0].parse_args(["stats", "--url", base, "--token", "wrong"]))
     assert "mcpgw_cache_hits_total 1" in out and "mcpgw_cache_misses_total 1" in out
     assert 'mcpgw_tool_calls_total{outcome="ok",tool="orders.get"} 2' in out
+
+
+# --- mistakes that must end in one line, before anything says "serving" ---------------------------
+
+
+def _one_line(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err and "serving" not in err, err
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["serve", "--port", "99999"], "argument --port: 99999 is not a port number; use 1-65535"),
+        (["serve", "--transport", "http", "--port", "http"], "'http' is not a port number"),
+        (["sandbox", "--port", "0"], "argument --port: 0 is not a port number"),
+        (["serve", "--transport", "nope"], "invalid choice: 'nope'"),
+    ],
+)
+def test_usage_errors_are_one_line(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    line = _one_line(capsys.readouterr().err)
+    assert message in line and line.endswith(f"(see 'mcp-gateway {argv[0]} --help')")
+
+
+def test_port_without_http_transport_says_to_add_it(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["serve", "--sandbox", "--port", "8000"]) == 2
+    assert "--port and --host need --transport http" in _one_line(capsys.readouterr().err)
+
+
+@pytest.fixture
+def taken_port() -> Any:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        yield s.getsockname()[1]
+
+
+@pytest.mark.parametrize("command", ["serve", "sandbox"])
+def test_a_port_in_use_is_one_line_that_says_what_to_do(
+    command: str, taken_port: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["serve", "--transport", "http", "--sandbox"] if command == "serve" else ["sandbox"]
+    assert main([*argv, "--port", str(taken_port)]) == 2
+    line = _one_line(capsys.readouterr().err)
+    assert f"port {taken_port} on 127.0.0.1 is already in use" in line and "--port" in line
+
+
+def test_a_port_in_use_stops_the_serve_process_before_it_claims_to_serve(taken_port: int) -> None:
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gateway",
+            "serve",
+            "--transport",
+            "http",
+            "--sandbox",
+            "--port",
+            str(taken_port),
+        ],
+        env=CLEAN_ENV,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 2 and out.stdout == ""
+    assert "already in use" in _one_line(out.stderr)
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("localhost:6379", "Redis URL must specify one of the following schemes"),
+        ("redis://127.0.0.1:notaport/0", "Port could not be cast to integer"),
+        ("redis://:pa55word@127.0.0.1:{free}/0", "cache at redis://:***@127.0.0.1:{free}/0 does not answer"),
+    ],
+)
+@pytest.mark.parametrize("transport", ["http", "stdio"])
+def test_a_bad_or_unreachable_redis_url_fails_before_serving(
+    url: str,
+    message: str,
+    transport: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    free = str(free_port())
+    monkeypatch.setenv("GATEWAY_CACHE", "redis")
+    monkeypatch.setenv("GATEWAY_REDIS_URL", url.format(free=free))
+    argv = ["serve", "--sandbox"] + (
+        ["--transport", "http", "--port", str(free_port())] if transport == "http" else []
+    )
+    assert main(argv) == 2
+    line = _one_line(capsys.readouterr().err)
+    assert message.format(free=free) in line
+    assert "environment variable GATEWAY_REDIS_URL" in line and "GATEWAY_CACHE=memory" in line
+    assert "pa55word" not in line
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"ORDERDESK_STORE_ID": "1"}, "environment variable ORDERDESK_API_KEY is not set"),
+        (
+            {"ORDERDESK_STORE_ID": "1", "ORDERDESK_API_KEY": "k", "ORDERDESK_BASE_URL": "ftp://x"},
+            "environment variable ORDERDESK_BASE_URL: expected an http(s) URL",
+        ),
+        ({"ORDERDESK_STORE_ID": "1", "ORDERDESK_API_KEY": ""}, "environment variable ORDERDESK_API_KEY"),
+        (
+            {**STORE_ENV, "GATEWAY_CACHE_PREFIX": "has space"},
+            "environment variable GATEWAY_CACHE_PREFIX: expected 1-64",
+        ),
+        (
+            {**STORE_ENV, "GATEWAY_TOOL_NAMES": "dots"},
+            "environment variable GATEWAY_TOOL_NAMES: invalid enum value 'dots'",
+        ),
+        (
+            {**STORE_ENV, "GATEWAY_CACHE": "memcached"},
+            "environment variable GATEWAY_CACHE: unknown cache backend",
+        ),
+    ],
+)
+@pytest.mark.parametrize("command", [["serve"], ["config", "check"]])
+def test_a_config_error_from_the_environment_names_the_variable(
+    env: dict[str, str],
+    message: str,
+    command: list[str],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert main(command) == 2
+    line = _one_line(capsys.readouterr().err)
+    assert message in line and "<defaults>" not in line
+
+
+def test_config_check_flags_a_deployment_without_a_store(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = tmp_path / "gw.toml"
+    cfg.write_text('[cache]\nbackend = "memory"\n')
+    assert main(["config", "check", "--config", str(cfg)]) == 2
+    captured = capsys.readouterr()
+    assert "no OrderDesk store configured" in _one_line(captured.err) and "config OK" not in captured.out
+
+
+def test_a_plugin_command_that_clashes_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    from gateway import hookimpl
+
+    class Clash:
+        @hookimpl
+        def gateway_register_commands(self, cli: Any) -> None:
+            cli.add_command("serve", lambda args: 0, help="a second serve")
+
+    assert main(["--version"], plugins=[Clash()]) == 2
+    line = _one_line(capsys.readouterr().err)
+    assert "plugin 'Clash' failed in hook gateway_register_commands" in line
+
+
+def test_sandbox_and_the_sandbox_switch_come_from_the_orderdesk_plugin(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    cfg = tmp_path / "gw.toml"
+    cfg.write_text('[gateway]\ndisabled_plugins = ["orderdesk"]\n')
+    monkeypatch.setenv("GATEWAY_CONFIG", str(cfg))
+    with pytest.raises(SystemExit):
+        main(["sandbox"])
+    assert "invalid choice: 'sandbox'" in _one_line(capsys.readouterr().err)
+    with pytest.raises(SystemExit):
+        main(["tools", "--sandbox"])
+    assert "unrecognized arguments: --sandbox" in _one_line(capsys.readouterr().err)

@@ -170,15 +170,21 @@ def test_shipped_example_configs_are_valid(name: str) -> None:
     assert gw.config.stores and gw.config.default_store.api_key.reveal() == "x-value"
 
 
-def test_claude_desktop_snippet_is_valid_json() -> None:
+def test_claude_desktop_snippet_is_valid_json_and_the_readme_shows_it() -> None:
     import json
+    import re
 
-    snippet = json.loads((Path(__file__).parents[2] / "examples" / "claude_desktop_config.json").read_text())
-    servers = snippet["mcpServers"]
+    root = Path(__file__).parents[2]
+    text = (root / "examples" / "claude_desktop_config.json").read_text()
+    servers = json.loads(text)["mcpServers"]
     assert servers["orderdesk"]["args"][0] == "serve" and servers["orderdesk-sandbox"]["args"] == [
         "serve",
         "--sandbox",
     ]
+    assert {s["command"] for s in servers.values()} == {"/path/to/.venv/bin/mcp-gateway"}
+    readme = (root / "README.md").read_text()
+    section = readme[readme.index("## Claude Desktop") :]
+    assert re.search(r"```json\n(.*?)```", section, re.S).group(1) == text  # type: ignore[union-attr]
 
 
 def test_cache_ttls_are_a_table_keyed_by_object_kind(tmp_path: Path) -> None:

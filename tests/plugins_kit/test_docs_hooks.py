@@ -10,9 +10,11 @@ from __future__ import annotations
 import ast
 import json
 import re
+import shlex
 import tomllib
 import types
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,6 +22,8 @@ from gateway import hookspecs
 from gateway.app import Gateway
 from gateway.plugins import GatewayPluginManager, _plugin_error, build_plugin_manager
 from gateway.server import build_server
+from gateway.testing import connect
+from plugins.orderdesk.testing import new_order
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 PLUGINS_MD = DOCS / "plugins.md"
@@ -112,6 +116,59 @@ def test_every_hook_reference_example_is_an_accepted_plugin() -> None:
         gw = Gateway.from_config(None, env={}, overrides=STORE, extra_plugins=[module])
         build_server(gw)
     assert shown == set(HOOKS), f"no example implements {sorted(set(HOOKS) - shown)}"
+
+
+def test_the_register_commands_example_runs_as_shown(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The section's example is installed and its console session replayed through the real CLI."""
+    from gateway.cli import main
+
+    section = _sections(PLUGINS_MD.read_text(encoding="utf-8"))["gateway_register_commands"]
+    [source] = _code_blocks(section, "python")
+    [console] = _code_blocks(section, "console")
+    module = types.ModuleType("docs_register_commands")
+    exec(compile(source, "docs/plugins.md gateway_register_commands", "exec"), module.__dict__)
+    command, *expected = console.strip().splitlines()
+    assert command.startswith("$ mcp-gateway ")
+    assert main(shlex.split(command)[2:], plugins=[module]) == 0
+    assert capsys.readouterr().out.splitlines() == expected
+    # the switch reaches the gateway the command builds: write tools are hidden in read-only mode
+    for var in ("GATEWAY_CONFIG", "GATEWAY_READ_ONLY"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("ORDERDESK_STORE_ID", "1")
+    monkeypatch.setenv("ORDERDESK_API_KEY", "k")
+    assert main(["tools", "--safe"], plugins=[module]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    hidden = [line.split()[0] for line in lines if "(hidden: read-only mode)" in line]
+    assert "orders_update" in hidden and "orders_get" not in hidden
+    assert main(["tools"], plugins=[module]) == 0
+    assert "hidden" not in capsys.readouterr().out
+
+
+async def test_the_list_and_search_example_is_a_cached_tool(
+    gateway_factory: Any, orderdesk_sandbox: Any
+) -> None:
+    [source] = [b for b in _code_blocks(WRITING_MD.read_text(encoding="utf-8"), "python") if "read_list" in b]
+    module = types.ModuleType("docs_orders_by_email")
+    exec(compile(source, "docs/writing-plugins.md orders_by_email", "exec"), module.__dict__)
+    email = orderdesk_sandbox.orders()[0]["email"]
+    theirs = {o["id"] for o in orderdesk_sandbox.orders() if o["email"] == email}
+
+    def searches() -> int:
+        return len(orderdesk_sandbox.requests(method="GET", path_regex=r"^/orders$"))
+
+    async with connect(gateway_factory(plugins=[module])) as client:
+        first = await client.call_tool("orders_by_email", {"email": email})
+        second = await client.call_tool("orders_by_email", {"email": email})
+        assert not first.is_error and first.structured_content == second.structured_content
+        assert {o["id"] for o in first.structured_content["orders"]} == theirs and searches() == 1
+        created = await client.call_tool(
+            "orders_create", {"order": new_order(email=email, source_id="DOC-1")}
+        )
+        third = await client.call_tool("orders_by_email", {"email": email})
+    new_id = created.structured_content["order"]["id"]
+    assert third.structured_content["orders"][0]["id"] == new_id and searches() == 2
 
 
 def test_toml_snippets_parse() -> None:

@@ -1,12 +1,16 @@
-"""The pytest kit itself (gateway.testing), used exactly as a plugin author would use it."""
+"""The pytest kits (gateway.testing, plugins.orderdesk.testing), used exactly as a plugin author would."""
 
 from __future__ import annotations
 
+import ast
+from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 import gateway.testing
+import plugins.orderdesk.testing
 from gateway import hookimpl
 from gateway.errors import ValidationFailed
 from gateway.middleware import error_of
@@ -34,10 +38,27 @@ class NoEmailChanges:
 POLICY = NoEmailChanges()
 
 
-def test_the_kit_is_a_pytest11_plugin(pytestconfig: pytest.Config) -> None:
-    assert pytestconfig.pluginmanager.get_plugin("mcp_gateway") is gateway.testing
+def test_the_kits_are_opted_into_not_installed_into_every_pytest_run(pytestconfig: pytest.Config) -> None:
+    pm = pytestconfig.pluginmanager
+    assert pm.get_plugin("gateway.testing") is gateway.testing
+    assert pm.get_plugin("plugins.orderdesk.testing") is plugins.orderdesk.testing
+    assert not [ep for ep in metadata.entry_points(group="pytest11") if ep.value.startswith("gateway")]
     markers = "\n".join(pytestconfig.getini("markers"))
     assert "gateway(" in markers and "sandbox(" in markers
+
+
+def test_nothing_in_the_host_imports_the_orderdesk_plugin() -> None:
+    """Not the kit, not the CLI: the sandbox and --sandbox reach the CLI through a hook."""
+    host = Path(gateway.testing.__file__).parent
+    imports = []
+    for path in sorted(host.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                imports.append((path.name, node.module))
+            elif isinstance(node, ast.Import):
+                imports += [(path.name, alias.name) for alias in node.names]
+    assert len(imports) > 100
+    assert [(f, m) for f, m in imports if m.startswith("plugins")] == []
 
 
 @pytest.mark.gateway(plugins=[POLICY])
@@ -156,13 +177,45 @@ async def test_startup_failure_is_reported(gateway_client):
 """
 
 
-def test_an_author_suite_uses_the_kit_through_the_entry_point(pytester: pytest.Pytester) -> None:
-    pytester.makeini(
-        "[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = function\n"
-        "filterwarnings = error\n"
-    )
+INI = "[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = function\nfilterwarnings = error\n"
+
+
+def test_an_author_suite_opts_into_the_kit_with_pytest_plugins(pytester: pytest.Pytester) -> None:
+    pytester.makeini(INI)
+    pytester.makeconftest('pytest_plugins = ["plugins.orderdesk.testing"]  # loads gateway.testing too\n')
     pytester.makepyfile(test_author=AUTHOR_TESTS)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", timeout=120)
     result.assert_outcomes(passed=1, errors=1)
     result.stdout.fnmatch_lines(["*ERROR at setup of test_startup_failure_is_reported*"])
     result.stdout.fnmatch_lines(["*FailsAtStartup*gateway_startup*"])
+
+
+def test_a_suite_that_does_not_opt_in_gets_no_fixtures_and_the_generic_kit_needs_no_sandbox(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makeini(INI)
+    plain, generic = pytester.mkdir("plain"), pytester.mkdir("generic")
+    (plain / "test_plain.py").write_text(
+        """
+def test_plain(request):
+    assert "gateway_client" not in request.fixturenames
+    assert request.config.pluginmanager.get_plugin("gateway.testing") is None
+"""
+    )
+    (generic / "conftest.py").write_text('pytest_plugins = ["gateway.testing"]\n')
+    (generic / "test_generic.py").write_text(
+        """
+import pytest
+
+
+@pytest.mark.gateway(overrides={"stores": [{"name": "x", "store_id": "1", "api_key": "k"}]})
+async def test_generic(gateway_client, request):
+    res = await gateway_client.call_tool("gateway_ping", {})
+    assert res.structured_content["stores"] == ["x"]
+    assert "orderdesk_sandbox" not in request.fixturenames
+"""
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "plain", timeout=120)
+    result.assert_outcomes(passed=1)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "generic", timeout=120)
+    result.assert_outcomes(passed=1)

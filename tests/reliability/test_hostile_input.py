@@ -27,6 +27,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from third_party_tools import ThirdPartyTool, own_tools
 
 from gateway.errors import ErrorCode
 from gateway.middleware import error_of
@@ -298,14 +299,15 @@ async def test_hostile_arguments_never_crash_or_write_invalid_data(
     orderdesk_sandbox, gateway_factory
 ) -> None:
     sb = orderdesk_sandbox
-    gw = gateway_factory()
+    gw = gateway_factory(plugins=[ThirdPartyTool()])  # a tool plugin installed next to the gateway
     loop = asyncio.get_running_loop()
     problems: list[str] = []
     outcomes: Counter[tuple[str, str]] = Counter()
 
     async with connect(gw) as client:
-        tools = (await client.list_tools()).tools
-        assert len(tools) >= 20
+        listed = (await client.list_tools()).tools
+        tools = [t for t in listed if t.name in own_tools(gw)]  # the third party's tools are its business
+        assert len(tools) >= 20 and len(listed) == len(tools) + 1
         orders = sb.orders()
         inv = await client.call_tool("inventory_list", {"limit": 50})
         assert not inv.is_error

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from third_party_tools import ThirdPartyTool, own_tools
 
 from gateway import cli
 from gateway.middleware import error_of
@@ -112,6 +113,7 @@ async def test_no_tool_error_path_leaks_a_credential(
         caplog.set_level(logging.DEBUG, logger=name)
     audit = tmp_path / "audit-secrets.jsonl"
     gw = gateway_factory(
+        plugins=[ThirdPartyTool()],  # installed next to the gateway: listed, and left alone here
         overrides={
             "stores": [
                 _store_entry(sb, 0, "demo", sb.config.stores[0].api_key, True),
@@ -124,7 +126,7 @@ async def test_no_tool_error_path_leaks_a_credential(
             "audit.path": str(audit),
             "gateway.trace_hooks": True,
             "gateway.log_level": "DEBUG",
-        }
+        },
     )
     orders = sb.orders()
     shipped = next(o for o in orders if o.get("order_shipments"))
@@ -139,7 +141,9 @@ async def test_no_tool_error_path_leaks_a_credential(
     codes: dict[str, Counter[str]] = defaultdict(Counter)
 
     async with connect(gw) as client:
-        tools = sorted(t.name for t in (await client.list_tools()).tools)
+        listed = {t.name for t in (await client.list_tools()).tools}
+        tools = sorted(own_tools(gw))
+        assert "extras_is_frozen" in listed and set(tools) == listed - {"extras_is_frozen"}
         inv = await client.call_tool("inventory_list", {"limit": 1})
         real["inventory"] = str(inv.structured_content["items"][0]["id"])
         bad = dict.fromkeys(real, "../store")

@@ -7,9 +7,10 @@ from collections.abc import Callable
 
 import aiohttp
 import pytest
-from sandbox_helpers import call, new_order
+from sandbox_helpers import call
 
 from plugins.orderdesk.sandbox import Sandbox
+from plugins.orderdesk.testing import new_order
 
 
 async def eventually(check: Callable[[], bool], within: float = 2.0) -> None:

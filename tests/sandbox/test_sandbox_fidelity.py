@@ -8,10 +8,11 @@ from datetime import datetime, timedelta
 
 import aiohttp
 import pytest
-from sandbox_helpers import call, new_order
+from sandbox_helpers import call
 
 from plugins.orderdesk.sandbox import Sandbox, SandboxConfig
 from plugins.orderdesk.sandbox import assumptions as A
+from plugins.orderdesk.testing import new_order
 
 TIMING = re.compile(r"^Execution took \d+\.\d{4} seconds$")
 

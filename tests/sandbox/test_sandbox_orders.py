@@ -7,10 +7,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
-from sandbox_helpers import call, new_order
+from sandbox_helpers import call
 
 from plugins.orderdesk.sandbox import Sandbox, SandboxConfig
 from plugins.orderdesk.sandbox.state import HISTORY_CAP
+from plugins.orderdesk.testing import new_order
 
 
 async def test_create_fills_defaults_and_computes_totals(sbx: Sandbox, http: aiohttp.ClientSession) -> None:

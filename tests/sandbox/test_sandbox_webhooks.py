@@ -14,9 +14,10 @@ from urllib.parse import unquote_to_bytes
 import aiohttp
 import pytest
 from aiohttp import web
-from sandbox_helpers import call, new_order
+from sandbox_helpers import call
 
 from plugins.orderdesk.sandbox import Sandbox, SandboxConfig
+from plugins.orderdesk.testing import new_order
 
 
 class Receiver:
