@@ -21,8 +21,8 @@ from typing import Any
 import msgspec
 from aiocache import SimpleMemoryCache
 
-from plugins.cache_memory.backend import MemoryBackend
-from plugins.cache_redis.backend import RedisBackend
+from odmcp_cache_memory.backend import MemoryBackend
+from odmcp_cache_redis.backend import RedisBackend
 
 KEYS = 50
 

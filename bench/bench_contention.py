@@ -98,7 +98,7 @@ async def count_keys(sb: SandboxProcess, order_id: str, tag: str) -> int:
 async def one_process(sb: SandboxProcess, order_id: str, agents: int, per: int, lock: bool) -> dict[str, Any]:
     from contextlib import AsyncExitStack
 
-    from gateway.testing import connect
+    from odmcp.testing import connect
 
     gw = build_gateway(sb, unique_prefix("contention1"), {"mutations.lock": lock})
     tag = "p1l" if lock else "p1n"

@@ -161,7 +161,7 @@ async def kill_holder(sb: SandboxProcess, fleet: list[GatewayProcess], order_id:
 
 async def cached_read_cost(sb: SandboxProcess, order_id: str, rounds: int, calls: int) -> tuple[float, float]:
     """p50 (ms) of a cached orders_get on Redis: fleet machinery on, off (alternating rounds)."""
-    from gateway.testing import connect
+    from odmcp.testing import connect
 
     prefix = unique_prefix("fleet-inproc")
     gw = build_gateway(sb, prefix, {"cache.backend": "redis"})
@@ -319,7 +319,7 @@ async def main() -> None:
 
 def fleet_keys(prefix: str, sb: SandboxProcess) -> list[str]:
     """The shared bucket's keys of ``prefix`` (the rate limiter names the store by URL and id)."""
-    from gateway.cache import digest
+    from odmcp.cache import digest
 
     bucket = f"{prefix}:bucket:{digest(f'orderdesk|{sb.base_url}|{sb.store_id}')}"
     return [bucket, bucket + ":replicas"]

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/bench_idle.py [--quick]
 
-Both serve Streamable HTTP, with the sandbox in its own process: the gateway is ``python -m gateway
+Both serve Streamable HTTP, with the sandbox in its own process: the gateway is ``python -m odmcp
 serve --transport http --config F`` (memory cache backend, the default; Hypercorn), the floor is a
 trivial ``MCPServer`` with one tool under uvicorn (the SDK alone, as its docs run it). RSS is ``VmRSS`` from
 ``/proc/<pid>/status``, 1 s after the server first answers (``/healthz``; the floor's ``/mcp``), before
@@ -68,8 +68,8 @@ print(f"python {rss():.1f}")
 for name in sys.argv[1:]:
     importlib.import_module(name)
     print(f"{name} {rss():.1f}")
-from gateway.app import Gateway
-from gateway.server import build_server
+from odmcp.app import Gateway
+from odmcp.server import build_server
 store = {"name": "s", "store_id": "1", "api_key": "k", "base_url": "http://127.0.0.1:9/api/v2"}
 build_server(Gateway.from_config(None, env={}, overrides={"stores": [store]}))
 print(f"gateway+server (memory backend) {rss():.1f}")
@@ -80,12 +80,12 @@ print("imported at rest:", ", ".join(f"{name} {seen}" for name, seen in at_rest.
 """
 LADDER = [
     "mcp.server.mcpserver",
-    "gateway.cli",
-    "gateway.app",
-    "plugins.cache_memory.plugin",
-    "plugins.orderdesk.plugin",
-    "gateway.http",
-    "gateway.http_server",
+    "odmcp.cli",
+    "odmcp.app",
+    "odmcp_cache_memory.plugin",
+    "odmcp_orderdesk.plugin",
+    "odmcp.http",
+    "odmcp.http_server",
 ]
 
 

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/bench_memory.py [--quick]
 
-The gateway runs as ``python -m gateway serve --transport http --config F`` (memory cache backend);
+The gateway runs as ``python -m odmcp serve --transport http --config F`` (memory cache backend);
 the sandbox runs in another process. RSS is ``VmRSS`` from ``/proc/<pid>/status``:
 
 1. idle: 1 s after ``/healthz`` first answers, before any MCP call;

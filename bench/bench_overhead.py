@@ -167,7 +167,7 @@ async def main() -> None:
     )
     from mcp import Client, StdioServerParameters
 
-    from gateway.testing import connect
+    from odmcp.testing import connect
 
     results: dict[str, dict[str, float]] = {}
     async with SandboxProcess(rate_limit_enabled=False, seed_orders=seed) as sb:

@@ -27,7 +27,7 @@ REFILL = 3.0
 
 
 async def main() -> None:
-    from gateway.testing import connect
+    from odmcp.testing import connect
 
     args = parse_quick(__doc__.splitlines()[0])
     calls, distinct = (60, 30) if args.quick else (200, 50)

@@ -22,7 +22,7 @@ async def burst(
     sb: SandboxProcess, order_id: str, n: int, extra: dict[str, object]
 ) -> tuple[int, int, float]:
     """(upstream GETs of the order, tool errors, elapsed s) for ``n`` concurrent calls."""
-    from gateway.testing import connect
+    from odmcp.testing import connect
 
     gw = build_gateway(sb, unique_prefix("stampede"), extra)
     async with connect(gw) as client:

@@ -129,8 +129,8 @@ def child_pids(pid: int | None = None) -> list[int]:
 @contextlib.asynccontextmanager
 async def sandbox(**config: Any) -> AsyncIterator[Any]:
     """A running OrderDesk sandbox on a free loopback port (``SandboxConfig`` fields as keywords)."""
-    from plugins.orderdesk.sandbox.config import SandboxConfig
-    from plugins.orderdesk.sandbox.server import Sandbox
+    from odmcp_orderdesk.sandbox.config import SandboxConfig
+    from odmcp_orderdesk.sandbox.server import Sandbox
 
     async with Sandbox(SandboxConfig(**config)) as sb:
         yield sb
@@ -164,7 +164,7 @@ class SandboxProcess:
     """The sandbox in its own process (like the real OrderDesk, the upstream is not in the caller's
     event loop), controlled over HTTP through its ``/_sandbox`` admin endpoints.
 
-    Has the attributes :func:`plugins.orderdesk.testing.sandbox_overrides` reads (``config``, ``base_url``).
+    Has the attributes :func:`odmcp_orderdesk.testing.sandbox_overrides` reads (``config``, ``base_url``).
     """
 
     def __init__(
@@ -176,7 +176,7 @@ class SandboxProcess:
         startup_timeout: float = 30.0,
         request_log_size: int = 200_000,
     ) -> None:
-        from plugins.orderdesk.sandbox.config import SandboxConfig
+        from odmcp_orderdesk.sandbox.config import SandboxConfig
 
         # benchmarks count upstream requests over a whole run: keep more of them than the default
         self.config = SandboxConfig(
@@ -306,17 +306,17 @@ def _merge(dst: dict[str, Any], src: dict[str, Any]) -> dict[str, Any]:
 
 
 def overrides(sb: Any, prefix: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """``plugins.orderdesk.testing.sandbox_overrides`` plus ``extra`` (dotted keys; dict values merge).
+    """``odmcp_orderdesk.testing.sandbox_overrides`` plus ``extra`` (dotted keys; dict values merge).
 
     The store's client-side rate limiter follows the sandbox: on when the sandbox enforces its bucket.
     """
-    from plugins.orderdesk.testing import sandbox_overrides
+    from odmcp_orderdesk.testing import sandbox_overrides
 
     return _merge(sandbox_overrides(sb, prefix=prefix), dict(extra or {}))
 
 
 def build_gateway(sb: Any, prefix: str, extra: dict[str, Any] | None = None) -> Any:
-    from gateway.app import Gateway
+    from odmcp.app import Gateway
 
     return Gateway.from_config(None, env={}, overrides=overrides(sb, prefix, extra))
 
@@ -396,7 +396,7 @@ def clean_env() -> dict[str, str]:
 
 
 def serve_command(config_path: str, transport: str = "http", port: int | None = None) -> list[str]:
-    cmd = [PY, "-m", "gateway", "serve", "--transport", transport, "--config", config_path]
+    cmd = [PY, "-m", "odmcp", "serve", "--transport", transport, "--config", config_path]
     if port is not None:
         cmd += ["--port", str(port)]
     return cmd
@@ -539,8 +539,8 @@ def _serve_sandbox(argv: list[str]) -> None:
     """``python bench/common.py --serve-sandbox --port P ...``: the child side of :class:`SandboxProcess`."""
     import argparse
 
-    from plugins.orderdesk.sandbox.config import SandboxConfig
-    from plugins.orderdesk.sandbox.server import Sandbox
+    from odmcp_orderdesk.sandbox.config import SandboxConfig
+    from odmcp_orderdesk.sandbox.server import Sandbox
 
     p = argparse.ArgumentParser()
     p.add_argument("--serve-sandbox", action="store_true")

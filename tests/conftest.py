@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 
 # not imported here: pytest must import the kits itself (to rewrite their asserts)
-pytest_plugins = ["gateway.testing", "plugins.orderdesk.testing"]
+pytest_plugins = ["odmcp.testing", "odmcp_orderdesk.testing"]
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -28,7 +28,7 @@ class OwnRedis:
     """A throwaway redis-server on a free port, for tests that kill or restart Redis."""
 
     def __init__(self) -> None:
-        from gateway.testing import free_port
+        from odmcp.testing import free_port
 
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None

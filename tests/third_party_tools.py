@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway import hookimpl
-from gateway.tools import wire_name
+from odmcp import hookimpl
+from odmcp.tools import wire_name
 
 #: the plugins whose tools this project ships
-OWN_PLUGINS = ("orderdesk", "gateway.builtins")
+OWN_PLUGINS = ("orderdesk", "odmcp.builtins")
 
 
 class ThirdPartyTool:

@@ -14,12 +14,12 @@ from typing import Any
 
 import pytest
 
-from gateway.cache_backend import CacheBackend
-from gateway.config import CacheSettings
-from plugins.cache_memory import plugin as memory_plugin
-from plugins.cache_memory.backend import MemoryBackend
-from plugins.cache_redis import plugin as redis_plugin
-from plugins.cache_redis.backend import RedisBackend
+from odmcp.cache_backend import CacheBackend
+from odmcp.config import CacheSettings
+from odmcp_cache_memory import plugin as memory_plugin
+from odmcp_cache_memory.backend import MemoryBackend
+from odmcp_cache_redis import plugin as redis_plugin
+from odmcp_cache_redis.backend import RedisBackend
 
 SHARED_REDIS = "redis://127.0.0.1:6379/0"
 

@@ -11,8 +11,8 @@ import textwrap
 SCRIPT = textwrap.dedent(
     """
     import asyncio, sys, uuid
-    from gateway.app import Gateway
-    from gateway.testing import connect
+    from odmcp.app import Gateway
+    from odmcp.testing import connect
 
     STORE = {"name": "main", "store_id": "1", "api_key": "k", "base_url": "http://127.0.0.1:9/api/v2"}
 

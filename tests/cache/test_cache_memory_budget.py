@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from gateway.cache import LISTGEN_TTL_MARGIN, Cache
-from gateway.config import CacheSettings
-from gateway.metrics import Metrics
-from plugins.cache_memory.backend import MemoryBackend
-from plugins.cache_redis.backend import RedisBackend
+from odmcp.cache import LISTGEN_TTL_MARGIN, Cache
+from odmcp.config import CacheSettings
+from odmcp.metrics import Metrics
+from odmcp_cache_memory.backend import MemoryBackend
+from odmcp_cache_redis.backend import RedisBackend
 
 KB = 1024
 
@@ -69,7 +69,7 @@ async def test_expired_entries_are_freed_without_being_read() -> None:
 
 
 async def test_the_plugin_purges_while_the_gateway_runs(gateway_factory, monkeypatch) -> None:
-    from plugins.cache_memory import plugin
+    from odmcp_cache_memory import plugin
 
     monkeypatch.setattr(plugin, "PURGE_INTERVAL", 0.05)
     gw = gateway_factory()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from plugins.cache_memory.backend import MemoryBackend
+from odmcp_cache_memory.backend import MemoryBackend
 
 
 async def test_bound_holds_under_ten_times_max_entries() -> None:

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from plugins.cache_redis.backend import RedisBackend
+from odmcp_cache_redis.backend import RedisBackend
 
 URL = "redis://127.0.0.1:6379/0"
 
@@ -110,7 +110,7 @@ async def test_lease_frees_the_key_after_a_crashed_holder(
     async with b.lock(key, 10.0, 2.0):
         assert 0.15 <= time.monotonic() - t0 < 1.5
         # the crashed holder coming back late must not release b's lock (token compare-and-delete)
-        with caplog.at_level(logging.WARNING, logger="plugins.cache_redis"):
+        with caplog.at_level(logging.WARNING, logger="odmcp_cache_redis"):
             await crashed.__aexit__(None, None, None)
         assert "expired before release" in caplog.text
         assert await b.client.exists(key) == 1
@@ -164,7 +164,7 @@ async def test_a_held_lock_is_renewed_beyond_its_lease() -> None:
     """A slow holder keeps the lock: the lease is renewed while held, and the key dies with a crash."""
     import uuid
 
-    from plugins.cache_redis.backend import RedisBackend
+    from odmcp_cache_redis.backend import RedisBackend
 
     a, b = RedisBackend("redis://127.0.0.1:6379/0"), RedisBackend("redis://127.0.0.1:6379/0")
     key = f"test-renew-{uuid.uuid4().hex}"
@@ -189,8 +189,8 @@ async def test_a_held_lock_is_renewed_beyond_its_lease() -> None:
 
 RENEWING_HOLDER = """
 import asyncio, sys
-from gateway.config import MutationSettings
-from plugins.cache_redis.backend import RedisBackend
+from odmcp.config import MutationSettings
+from odmcp_cache_redis.backend import RedisBackend
 
 async def main():
     backend = RedisBackend("redis://127.0.0.1:6379/0")
@@ -207,7 +207,7 @@ async def test_a_killed_holder_blocks_the_key_for_at_most_the_default_lease(
 ) -> None:
     """``kill -9`` of a replica holding an order's lock: another replica gets it within the default
     lease (5 s), where the old 30 s default blocked the order for half a minute."""
-    from gateway.config import MutationSettings
+    from odmcp.config import MutationSettings
 
     lease = MutationSettings().lock_lease
     a, _ = pair

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from redis.exceptions import RedisError
 
-from plugins.cache_redis.backend import RedisBackend
+from odmcp_cache_redis.backend import RedisBackend
 
 #: an operation against a dead or hung Redis must give up within this (op_timeout is 0.25 s)
 PROMPT = 1.0

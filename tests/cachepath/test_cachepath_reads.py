@@ -8,10 +8,10 @@ from typing import Any
 import httpx2
 import pytest
 
-from gateway.http import build_http_app
-from gateway.middleware import error_of
-from gateway.refs import Ref
-from gateway.testing import connect
+from odmcp.http import build_http_app
+from odmcp.middleware import error_of
+from odmcp.refs import Ref
+from odmcp.testing import connect
 
 #: the shared Redis; a generous op timeout, so a busy machine does not turn these tests into fail-open ones
 REDIS = {"cache.backend": "redis", "cache.redis_url": "redis://127.0.0.1:6379/0", "cache.op_timeout": 2.0}

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from gateway.testing import connect
+from odmcp.testing import connect
 
 #: the most any tool call may take while Redis is down or hung
 BOUND_S = 1.0
@@ -20,7 +20,7 @@ BOUND_S = 1.0
 @pytest.fixture
 def retry_now(monkeypatch: pytest.MonkeyPatch) -> None:
     """Let the cache facade retry a failed backend on the very next operation (no timer to wait for)."""
-    monkeypatch.setattr("gateway.cache.RETRY_INTERVAL", 0.0)
+    monkeypatch.setattr("odmcp.cache.RETRY_INTERVAL", 0.0)
 
 
 class Timed:

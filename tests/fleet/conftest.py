@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from gateway.cache import Cache
-from gateway.config import CacheSettings
-from gateway.metrics import Metrics
-from plugins.cache_redis.backend import RedisBackend
+from odmcp.cache import Cache
+from odmcp.config import CacheSettings
+from odmcp.metrics import Metrics
+from odmcp_cache_redis.backend import RedisBackend
 
 
 @pytest.fixture

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from gateway.cache import RETRY_INTERVAL, Cache
-from gateway.config import RateLimitSettings
-from gateway.fleet import FleetPrimitives
-from gateway.ratelimit import FLEET_SPARE, SharedBucket
+from odmcp.cache import RETRY_INTERVAL, Cache
+from odmcp.config import RateLimitSettings
+from odmcp.fleet import FleetPrimitives
+from odmcp.ratelimit import FLEET_SPARE, SharedBucket
 
 T = 1 / 3
 CAP = 20
@@ -187,7 +187,7 @@ async def test_redis_outage_paces_each_replica_with_its_share_logged_once(
     for x in (a, b, c, a):  # a's second reservation sees all three
         await x.acquire()
     own_redis.kill()
-    with caplog.at_level(logging.WARNING, logger="gateway.ratelimit"):
+    with caplog.at_level(logging.WARNING, logger="odmcp.ratelimit"):
         for _ in range(10):
             await a.acquire()
     assert a.degraded and a.share() == pytest.approx(1 / 3)
@@ -241,7 +241,7 @@ async def test_a_redis_restart_neither_refills_the_bucket_nor_loses_the_pace(
     assert a.degraded
     own_redis.start()
     await asyncio.sleep(RETRY_INTERVAL + 0.1)  # the cache skips a failed backend this long
-    with caplog.at_level(logging.WARNING, logger="gateway.ratelimit"):
+    with caplog.at_level(logging.WARNING, logger="odmcp.ratelimit"):
         await a.acquire()
     assert not a.degraded and "answers again" in caplog.text
     assert step_time.sleeps[-1] > 0  # still paced: the bucket came back as drained as it was
@@ -252,7 +252,7 @@ async def test_a_redis_restart_neither_refills_the_bucket_nor_loses_the_pace(
 async def test_each_upstream_store_gets_one_limiter_of_the_backends_kind(
     gateway_factory: Any, orderdesk_sandbox: Any, backend: str, kind: str
 ) -> None:
-    from plugins.orderdesk.runtime import runtime
+    from odmcp_orderdesk.runtime import runtime
 
     demo = orderdesk_sandbox.config.stores[0]
     same = {"store_id": demo.store_id, "api_key": demo.api_key, "base_url": orderdesk_sandbox.base_url}

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from gateway.testing import connect
+from odmcp.testing import connect
 
 CAPACITY, REFILL = 20, 3.0
 

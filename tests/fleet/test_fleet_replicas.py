@@ -20,7 +20,7 @@ import pytest
 from mcp import Client
 from redis.asyncio import Redis
 
-from gateway.testing import free_port
+from odmcp.testing import free_port
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 ROOT = Path(__file__).resolve().parents[2]
@@ -61,7 +61,7 @@ async def replicas(config: Path, api_key: str, n: int, tmp_path: Path) -> AsyncI
             err = tmp_path / f"replica{i}.err"
             with open(err, "wb") as sink:
                 proc = await asyncio.create_subprocess_exec(
-                    sys.executable, "-m", "gateway", "serve", "--transport", "http",
+                    sys.executable, "-m", "odmcp", "serve", "--transport", "http",
                     "--config", str(config), "--port", str(port),
                     cwd=ROOT, env=env, stdin=asyncio.subprocess.DEVNULL,
                     stdout=asyncio.subprocess.DEVNULL, stderr=sink,

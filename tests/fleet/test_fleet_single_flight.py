@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from gateway.cache import Cache
+from odmcp.cache import Cache
 
 
 class Loader:

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from mcp import Client
 
-from gateway.cli import main
-from gateway.testing import free_port
+from odmcp.cli import main
+from odmcp.testing import free_port
 
 STORE_ENV = {"ORDERDESK_STORE_ID": "1", "ORDERDESK_API_KEY": "k"}
 CLEAN_ENV = {k: v for k, v in os.environ.items() if not k.startswith(("GATEWAY_", "ORDERDESK_"))}
@@ -126,7 +126,7 @@ def test_plugins_lists_version_source_and_hooks(
     monkeypatch.setenv("ORDERDESK_API_KEY", "k")
     assert main(["plugins"]) == 0
     out = capsys.readouterr().out
-    assert "orderdesk 0.1.0 [built-in (mcp-gateway 0.1.0)]" in out
+    assert "orderdesk 0.1.0 [built-in (orderdesk-mcp-gateway 0.1.0)]" in out
     assert "gateway_fetch" in out and "gateway_register_cache_backends" in out
 
 
@@ -152,7 +152,7 @@ def test_help_works_everywhere(sub: list[str], capsys: pytest.CaptureFixture[str
 
 def test_python_dash_m_gateway_is_the_same_command() -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "gateway", "--version"], capture_output=True, text=True, timeout=30
+        [sys.executable, "-m", "odmcp", "--version"], capture_output=True, text=True, timeout=30
     )
     assert out.returncode == 0 and out.stdout.strip() == "mcp-gateway 0.1.0"
 
@@ -161,7 +161,7 @@ async def test_serve_sandbox_over_http_prints_the_url_and_answers() -> None:
     """The README's first command: serve the embedded sandbox over HTTP."""
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gateway", "serve", "--transport", "http", "--sandbox", "--port", str(port)],
+        [sys.executable, "-m", "odmcp", "serve", "--transport", "http", "--sandbox", "--port", str(port)],
         env=CLEAN_ENV,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -194,7 +194,7 @@ def test_stdio_serve_on_a_terminal_says_it_waits_for_a_client() -> None:
 
     leader, follower = pty.openpty()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gateway", "serve", "--sandbox"],
+        [sys.executable, "-m", "odmcp", "serve", "--sandbox"],
         stdin=follower,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -217,8 +217,8 @@ def test_stdio_serve_on_a_terminal_says_it_waits_for_a_client() -> None:
 async def test_stats_prints_the_metrics_of_a_running_gateway(
     gateway_factory: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from gateway.cli import _parser, _stats
-    from gateway.testing import connect, serve_http
+    from odmcp.cli import _parser, _stats
+    from odmcp.testing import connect, serve_http
 
     gw = gateway_factory(overrides={"http.token": "stats-token-1"})
     async with serve_http(gw) as base, connect(gw) as client:
@@ -385,7 +385,7 @@ def test_config_check_flags_a_deployment_without_a_store(
 
 
 def test_a_plugin_command_that_clashes_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
-    from gateway import hookimpl
+    from odmcp import hookimpl
 
     class Clash:
         @hookimpl

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from gateway.app import Gateway
-from gateway.config import Secret, load_config, masked
-from gateway.errors import ConfigError
+from odmcp.app import Gateway
+from odmcp.config import Secret, load_config, masked
+from odmcp.errors import ConfigError
 
 ENV = {"ORDERDESK_STORE_ID": "42", "ORDERDESK_API_KEY": "key-from-env"}
 

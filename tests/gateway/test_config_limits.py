@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.config import load_config
-from gateway.errors import ConfigError
+from odmcp.config import load_config
+from odmcp.errors import ConfigError
 
 
 def test_defaults_bound_everything() -> None:

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from gateway.http_limits import AcceptErrorThrottle, RequestLimits
-from gateway.metrics import Metrics
+from odmcp.http_limits import AcceptErrorThrottle, RequestLimits
+from odmcp.metrics import Metrics
 
 
 class App:
@@ -114,7 +114,7 @@ def test_accept_errors_are_counted_into_one_warning_a_second(caplog: pytest.LogC
         throttle = AcceptErrorThrottle(loop)
         throttle.install()
         err = OSError(24, "Too many open files")
-        with caplog.at_level(logging.WARNING, logger="gateway.http"):
+        with caplog.at_level(logging.WARNING, logger="odmcp.http"):
             for _ in range(500):
                 loop.call_exception_handler({"message": AcceptErrorThrottle.MESSAGE, "exception": err})
             loop.call_exception_handler({"message": "something else"})

@@ -7,11 +7,11 @@ from typing import Any
 import pytest
 from third_party_tools import ThirdPartyTool, own_tools
 
-from gateway import hookimpl
-from gateway.errors import AuthError
-from gateway.middleware import error_of
-from gateway.plugins import describe_plugins
-from gateway.testing import connect
+from odmcp import hookimpl
+from odmcp.errors import AuthError
+from odmcp.middleware import error_of
+from odmcp.plugins import describe_plugins
+from odmcp.testing import connect
 
 WRITE_TOOLS = {
     "orders_update_many",
@@ -186,10 +186,10 @@ async def test_policy_hooks_can_refuse_and_observe_calls(
 def test_built_in_plugins_load_through_the_mcp_gateway_entry_point_group(gateway_factory: Any) -> None:
     plugins = {p["name"]: p for p in describe_plugins(gateway_factory().pm)}
     for name in ("orderdesk", "cache_memory", "cache_redis"):
-        assert plugins[name]["source"].startswith("built-in (mcp-gateway"), plugins[name]
+        assert plugins[name]["source"].startswith("built-in (orderdesk-mcp-gateway"), plugins[name]
         assert plugins[name]["version"] == "0.1.0"
     assert "gateway_fetch" in plugins["orderdesk"]["hooks"]
-    assert plugins["gateway.builtins"]["source"] == "built-in (host)"
+    assert plugins["odmcp.builtins"]["source"] == "built-in (host)"
 
 
 def test_disabled_plugins_are_not_loaded(gateway_factory: Any) -> None:
@@ -234,7 +234,7 @@ async def test_instructions_come_from_the_plugins_then_the_host(gateway_factory:
 async def test_a_declared_tool_gets_the_gateway_and_clients_never_see_that_parameter(
     gateway_factory: Any,
 ) -> None:
-    from gateway.tools import ToolTable
+    from odmcp.tools import ToolTable
 
     table = ToolTable()
 

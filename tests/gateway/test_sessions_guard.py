@@ -5,10 +5,10 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from gateway.config import Secret, TokenSettings
-from gateway.metrics import Metrics
-from gateway.middleware import PRINCIPAL_SCOPE_KEY
-from gateway.sessions import SWEEP_INTERVAL, SessionGuard
+from odmcp.config import Secret, TokenSettings
+from odmcp.metrics import Metrics
+from odmcp.middleware import PRINCIPAL_SCOPE_KEY
+from odmcp.sessions import SWEEP_INTERVAL, SessionGuard
 
 IDS = (f"sid{i}" for i in itertools.count())
 

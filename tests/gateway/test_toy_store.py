@@ -15,14 +15,14 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 
-import plugins.cache_memory.plugin as memory_cache
-from gateway import hookimpl
-from gateway.app import Gateway
-from gateway.errors import Conflict, NotFound, OutcomeUnknown
-from gateway.middleware import error_of
-from gateway.refs import Ref
-from gateway.testing import connect, serve_http
-from gateway.tools import ToolTable
+import odmcp_cache_memory.plugin as memory_cache
+from odmcp import hookimpl
+from odmcp.app import Gateway
+from odmcp.errors import Conflict, NotFound, OutcomeUnknown
+from odmcp.middleware import error_of
+from odmcp.refs import Ref
+from odmcp.testing import connect, serve_http
+from odmcp.tools import ToolTable
 
 TOOLS = ToolTable()
 

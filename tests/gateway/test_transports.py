@@ -16,7 +16,7 @@ from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 
-from gateway.testing import free_port
+from odmcp.testing import free_port
 
 TOKEN = "test-token-5f1c9b"
 
@@ -36,7 +36,7 @@ def gateway_env(sandbox: Any, **extra: str) -> dict[str, str]:
 @pytest.mark.parametrize("mode", ["auto", "legacy"])
 async def test_stdio_subprocess_serves_tools(orderdesk_sandbox: Any, mode: str) -> None:
     params = StdioServerParameters(
-        command=sys.executable, args=["-m", "gateway", "serve"], env=gateway_env(orderdesk_sandbox)
+        command=sys.executable, args=["-m", "odmcp", "serve"], env=gateway_env(orderdesk_sandbox)
     )
     async with Client(params, mode=mode) as client:
         names = {t.name for t in (await client.list_tools()).tools}

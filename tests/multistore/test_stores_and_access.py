@@ -16,9 +16,9 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 
-from gateway.middleware import error_of
-from gateway.testing import connect, serve_http
-from plugins.orderdesk.webhook import sign
+from odmcp.middleware import error_of
+from odmcp.testing import connect, serve_http
+from odmcp_orderdesk.webhook import sign
 
 pytestmark = pytest.mark.sandbox(multi_store=True)
 

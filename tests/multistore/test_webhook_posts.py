@@ -14,12 +14,12 @@ from urllib.parse import urlencode
 import aiohttp
 import pytest
 
-from gateway.middleware import error_of
-from gateway.refs import Ref
-from gateway.testing import connect, serve_http
-from plugins.orderdesk import webhook
-from plugins.orderdesk.sandbox import model as sandbox_model
-from plugins.orderdesk.sandbox.webhooks import sign as orderdesk_sign
+from odmcp.middleware import error_of
+from odmcp.refs import Ref
+from odmcp.testing import connect, serve_http
+from odmcp_orderdesk import webhook
+from odmcp_orderdesk.sandbox import model as sandbox_model
+from odmcp_orderdesk.sandbox.webhooks import sign as orderdesk_sign
 
 KEY = "sandbox-key"
 CACHING = {"orderdesk": {"webhook_caches_order": True}}

@@ -14,10 +14,10 @@ import aioresponses.core as _core
 import pytest
 from aioresponses import aioresponses
 
-from gateway.config import Secret, StoreSettings
-from plugins.orderdesk.client import OrderDeskClient
-from plugins.orderdesk.ratelimit import LeakyBucket
-from plugins.orderdesk.settings import OrderDeskSettings
+from odmcp.config import Secret, StoreSettings
+from odmcp_orderdesk.client import OrderDeskClient
+from odmcp_orderdesk.ratelimit import LeakyBucket
+from odmcp_orderdesk.settings import OrderDeskSettings
 
 # aioresponses 0.7.9 builds ClientResponse without the ``stream_writer`` argument aiohttp 3.14 requires
 # (pnuckowski/aioresponses#289, fix in the open PR #288). No-op on aiohttp versions without it.

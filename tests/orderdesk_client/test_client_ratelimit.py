@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from gateway.config import RateLimitSettings
-from gateway.ratelimit import LeakyBucket
+from odmcp.config import RateLimitSettings
+from odmcp.ratelimit import LeakyBucket
 
 T = 1 / 3
 

@@ -10,11 +10,11 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from gateway.config import Secret, StoreSettings
-from gateway.errors import ValidationFailed
-from plugins.orderdesk.client import OrderDeskClient, make_session
-from plugins.orderdesk.ratelimit import LeakyBucket
-from plugins.orderdesk.settings import OrderDeskSettings
+from odmcp.config import Secret, StoreSettings
+from odmcp.errors import ValidationFailed
+from odmcp_orderdesk.client import OrderDeskClient, make_session
+from odmcp_orderdesk.ratelimit import LeakyBucket
+from odmcp_orderdesk.settings import OrderDeskSettings
 
 UA = OrderDeskSettings().user_agent
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from gateway.errors import (
+from odmcp.errors import (
     AuthError,
     Conflict,
     GatewayError,
@@ -15,8 +15,8 @@ from gateway.errors import (
     UpstreamError,
     ValidationFailed,
 )
-from plugins.orderdesk.client import OrderDeskClient
-from plugins.orderdesk.settings import OrderDeskSettings
+from odmcp_orderdesk.client import OrderDeskClient
+from odmcp_orderdesk.settings import OrderDeskSettings
 
 
 async def test_get_order_unwraps_and_normalises(client: OrderDeskClient, mocked: Any, od: Any) -> None:

@@ -9,9 +9,9 @@ import aiohttp
 import msgspec
 import pytest
 
-from gateway.errors import NotFound, RateLimited, UpstreamError, ValidationFailed
-from plugins.orderdesk.client import OutcomeUnknown
-from plugins.orderdesk.settings import OrderDeskSettings
+from odmcp.errors import NotFound, RateLimited, UpstreamError, ValidationFailed
+from odmcp_orderdesk.client import OutcomeUnknown
+from odmcp_orderdesk.settings import OrderDeskSettings
 
 TOO_MANY = {"status": "error", "message": "Too Many Requests"}
 

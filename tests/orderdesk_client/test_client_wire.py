@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from plugins.orderdesk.wire import (
+from odmcp_orderdesk.wire import (
     normalize_inventory_item,
     normalize_order,
     normalize_order_item,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from plugins.orderdesk.merge import DELETE_MARKER, changed_fields, diff, merge_order
+from odmcp_orderdesk.merge import DELETE_MARKER, changed_fields, diff, merge_order
 
 
 def make_order() -> dict[str, Any]:

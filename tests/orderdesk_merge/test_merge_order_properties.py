@@ -8,8 +8,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from plugins.orderdesk.fields import ITEM_FIELDS, ORDER_FIELDS
-from plugins.orderdesk.merge import (
+from odmcp_orderdesk.fields import ITEM_FIELDS, ORDER_FIELDS
+from odmcp_orderdesk.merge import (
     DELETE_MARKER,
     ITEM_MAP_FIELDS,
     KEYED_ORDER_FIELDS,

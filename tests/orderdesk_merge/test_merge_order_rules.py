@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from gateway.errors import ValidationFailed
-from plugins.orderdesk.merge import DELETE_MARKER, merge_inventory_item, merge_order
+from odmcp.errors import ValidationFailed
+from odmcp_orderdesk.merge import DELETE_MARKER, merge_inventory_item, merge_order
 
 
 def make_order() -> dict[str, Any]:

@@ -7,8 +7,8 @@ from typing import Any
 import msgspec
 import pytest
 
-from gateway.errors import ErrorCode, ValidationFailed
-from plugins.orderdesk import models
+from odmcp.errors import ErrorCode, ValidationFailed
+from odmcp_orderdesk import models
 
 
 def docs_order() -> dict[str, Any]:

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from gateway.errors import ValidationFailed
-from plugins.orderdesk.merge import DELETE_MARKER, merge_order
-from plugins.orderdesk.validate import (
+from odmcp.errors import ValidationFailed
+from odmcp_orderdesk.merge import DELETE_MARKER, merge_order
+from odmcp_orderdesk.validate import (
     CHECKOUT_DATA_MAX_CHARS,
     NOTE_MAX_CHARS,
     ORDER_METADATA_MAX_CHARS,

@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from gateway.errors import ValidationFailed
-from plugins.orderdesk.merge import merge_inventory_item
-from plugins.orderdesk.validate import (
+from odmcp.errors import ValidationFailed
+from odmcp_orderdesk.merge import merge_inventory_item
+from odmcp_orderdesk.validate import (
     NOTE_MAX_CHARS,
     validate_inventory_item,
     validate_note,

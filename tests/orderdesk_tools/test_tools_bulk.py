@@ -12,8 +12,8 @@ from typing import Any
 import anyio
 import pytest
 
-from gateway.middleware import error_of
-from gateway.testing import connect
+from odmcp.middleware import error_of
+from odmcp.testing import connect
 
 
 def _ids(sb: Any, n: int, start: int = 0) -> list[str]:

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from gateway.middleware import error_of
-from gateway.refs import Ref
-from gateway.testing import connect
+from odmcp.middleware import error_of
+from odmcp.refs import Ref
+from odmcp.testing import connect
 
 NEW_ORDER = {
     "email": "jane@example.com",

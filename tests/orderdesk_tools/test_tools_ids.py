@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from gateway.testing import connect
-from plugins.orderdesk.ids import check_id
+from odmcp.testing import connect
+from odmcp_orderdesk.ids import check_id
 
 ORDER = "200001"
 WITH_SHIPMENT = "200002"

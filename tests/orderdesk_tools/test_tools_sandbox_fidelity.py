@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from gateway.testing import connect
-from plugins.orderdesk.runtime import runtime
-from plugins.orderdesk.wire import normalize_order
+from odmcp.testing import connect
+from odmcp_orderdesk.runtime import runtime
+from odmcp_orderdesk.wire import normalize_order
 
 TIMING = "Execution took"
 

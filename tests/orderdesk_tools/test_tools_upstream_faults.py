@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from gateway.middleware import error_of
-from gateway.testing import connect
+from odmcp.middleware import error_of
+from odmcp.testing import connect
 
 NEW_ORDER = {
     "source_id": "fault-create-1",

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from gateway.middleware import error_of
-from gateway.testing import connect
+from odmcp.middleware import error_of
+from odmcp.testing import connect
 
 FAULTS: dict[str, dict[str, Any]] = {
     "apply_then_500": {"after_apply": True, "status": 500},

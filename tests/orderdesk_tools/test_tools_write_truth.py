@@ -7,9 +7,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from gateway import hookimpl
-from gateway.middleware import error_of
-from gateway.testing import connect
+from odmcp import hookimpl
+from odmcp.middleware import error_of
+from odmcp.testing import connect
 
 TUNING = {
     "orderdesk": {"request_timeout": 0.5, "create_settle": 0.05, "max_retries": 2},

@@ -18,12 +18,12 @@ from typing import Any
 
 import pytest
 
-from gateway import hookspecs
-from gateway.app import Gateway
-from gateway.plugins import GatewayPluginManager, _plugin_error, build_plugin_manager
-from gateway.server import build_server
-from gateway.testing import connect
-from plugins.orderdesk.testing import new_order
+from odmcp import hookspecs
+from odmcp.app import Gateway
+from odmcp.plugins import GatewayPluginManager, _plugin_error, build_plugin_manager
+from odmcp.server import build_server
+from odmcp.testing import connect
+from odmcp_orderdesk.testing import new_order
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 PLUGINS_MD = DOCS / "plugins.md"
@@ -122,7 +122,7 @@ def test_the_register_commands_example_runs_as_shown(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The section's example is installed and its console session replayed through the real CLI."""
-    from gateway.cli import main
+    from odmcp.cli import main
 
     section = _sections(PLUGINS_MD.read_text(encoding="utf-8"))["gateway_register_commands"]
     [source] = _code_blocks(section, "python")

@@ -1,4 +1,4 @@
-"""The pytest kits (gateway.testing, plugins.orderdesk.testing), used exactly as a plugin author would."""
+"""The pytest kits (odmcp.testing, odmcp_orderdesk.testing), used exactly as a plugin author would."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-import gateway.testing
-import plugins.orderdesk.testing
-from gateway import hookimpl
-from gateway.errors import ValidationFailed
-from gateway.middleware import error_of
-from gateway.testing import connect
+import odmcp.testing
+import odmcp_orderdesk.testing
+from odmcp import hookimpl
+from odmcp.errors import ValidationFailed
+from odmcp.middleware import error_of
+from odmcp.testing import connect
 
 pytest_plugins = ["pytester"]
 
@@ -40,16 +40,16 @@ POLICY = NoEmailChanges()
 
 def test_the_kits_are_opted_into_not_installed_into_every_pytest_run(pytestconfig: pytest.Config) -> None:
     pm = pytestconfig.pluginmanager
-    assert pm.get_plugin("gateway.testing") is gateway.testing
-    assert pm.get_plugin("plugins.orderdesk.testing") is plugins.orderdesk.testing
-    assert not [ep for ep in metadata.entry_points(group="pytest11") if ep.value.startswith("gateway")]
+    assert pm.get_plugin("odmcp.testing") is odmcp.testing
+    assert pm.get_plugin("odmcp_orderdesk.testing") is odmcp_orderdesk.testing
+    assert not [ep for ep in metadata.entry_points(group="pytest11") if ep.value.startswith("odmcp")]
     markers = "\n".join(pytestconfig.getini("markers"))
     assert "gateway(" in markers and "sandbox(" in markers
 
 
 def test_nothing_in_the_host_imports_the_orderdesk_plugin() -> None:
     """Not the kit, not the CLI: the sandbox and --sandbox reach the CLI through a hook."""
-    host = Path(gateway.testing.__file__).parent
+    host = Path(odmcp.testing.__file__).parent
     imports = []
     for path in sorted(host.glob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
@@ -58,7 +58,22 @@ def test_nothing_in_the_host_imports_the_orderdesk_plugin() -> None:
             elif isinstance(node, ast.Import):
                 imports += [(path.name, alias.name) for alias in node.names]
     assert len(imports) > 100
-    assert [(f, m) for f, m in imports if m.startswith("plugins")] == []
+    assert [(f, m) for f, m in imports if m.startswith(("odmcp_", "plugins"))] == []
+
+
+def test_the_distribution_installs_no_generic_top_level_name() -> None:
+    """No top-level `gateway` or `plugins` module is installed: each folder is a package with its own name."""
+    dist = metadata.distribution("orderdesk-mcp-gateway")
+    top = {name for name in (dist.read_text("top_level.txt") or "").split() if name}
+    assert top == {"odmcp", "odmcp_orderdesk", "odmcp_cache_memory", "odmcp_cache_redis"}
+    # a plugin depends on this distribution, never on the unrelated `mcp-gateway` of the package index
+    assert metadata.requires("mcp-gateway-folder-guard") == ["orderdesk-mcp-gateway"]
+    import odmcp_cache_memory
+    import odmcp_cache_redis
+
+    for package in (odmcp, odmcp_orderdesk, odmcp_cache_memory, odmcp_cache_redis):
+        folder = Path(package.__file__).parent
+        assert folder.name == package.__name__  # the folder a module lives in has its name
 
 
 @pytest.mark.gateway(plugins=[POLICY])
@@ -149,7 +164,7 @@ async def test_connect_yields_a_client_and_runs_the_lifespan(
 
 AUTHOR_TESTS = """
 import pytest
-from gateway import hookimpl
+from odmcp import hookimpl
 
 
 class FailsAtStartup:
@@ -182,7 +197,7 @@ INI = "[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = funct
 
 def test_an_author_suite_opts_into_the_kit_with_pytest_plugins(pytester: pytest.Pytester) -> None:
     pytester.makeini(INI)
-    pytester.makeconftest('pytest_plugins = ["plugins.orderdesk.testing"]  # loads gateway.testing too\n')
+    pytester.makeconftest('pytest_plugins = ["odmcp_orderdesk.testing"]  # loads gateway.testing too\n')
     pytester.makepyfile(test_author=AUTHOR_TESTS)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", timeout=120)
     result.assert_outcomes(passed=1, errors=1)
@@ -199,10 +214,10 @@ def test_a_suite_that_does_not_opt_in_gets_no_fixtures_and_the_generic_kit_needs
         """
 def test_plain(request):
     assert "gateway_client" not in request.fixturenames
-    assert request.config.pluginmanager.get_plugin("gateway.testing") is None
+    assert request.config.pluginmanager.get_plugin("odmcp.testing") is None
 """
     )
-    (generic / "conftest.py").write_text('pytest_plugins = ["gateway.testing"]\n')
+    (generic / "conftest.py").write_text('pytest_plugins = ["odmcp.testing"]\n')
     (generic / "test_generic.py").write_text(
         """
 import pytest

@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from gateway.cli import main
-from gateway.middleware import error_of
-from gateway.plugins import build_plugin_manager, describe_plugins
-from gateway.testing import connect
+from odmcp.cli import main
+from odmcp.middleware import error_of
+from odmcp.plugins import build_plugin_manager, describe_plugins
+from odmcp.testing import connect
 
 GUARDED = {"folder_guard": {"protected_folders": [3]}}
 FG_HOOKS = ["gateway_register_config", "gateway_tool_pre_invoke"]

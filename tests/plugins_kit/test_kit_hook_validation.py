@@ -9,11 +9,11 @@ from typing import Any
 import pluggy
 import pytest
 
-import gateway.plugins as gateway_plugins
-from gateway import hookimpl
-from gateway.app import Gateway
-from gateway.errors import ConfigError
-from gateway.plugins import GatewayPluginManager, build_plugin_manager, describe_plugins
+import odmcp.plugins as gateway_plugins
+from odmcp import hookimpl
+from odmcp.app import Gateway
+from odmcp.errors import ConfigError
+from odmcp.plugins import GatewayPluginManager, build_plugin_manager, describe_plugins
 
 FIRSTRESULT_ASYNC = [
     "gateway_fetch",
@@ -205,7 +205,7 @@ def test_a_wrapper_of_a_firstresult_hook_is_accepted_and_runs() -> None:
             return merged
 
     pm = build_plugin_manager(load_entrypoints=False, extra=[Wrapping()])
-    from gateway.refs import Ref
+    from odmcp.refs import Ref
 
     assert pm.hook.gateway_merge(ref=Ref("s", "page", "1"), current={"a": 1}, changes={"b": 2}) == {
         "a": 1,

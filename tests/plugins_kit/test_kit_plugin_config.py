@@ -8,11 +8,11 @@ from typing import Any
 import msgspec
 import pytest
 
-from gateway import hookimpl
-from gateway.app import Gateway
-from gateway.cli import main
-from gateway.config import Secret, masked
-from gateway.errors import ConfigError
+from odmcp import hookimpl
+from odmcp.app import Gateway
+from odmcp.cli import main
+from odmcp.config import Secret, masked
+from odmcp.errors import ConfigError
 
 STORE_TOML = '[[stores]]\nname = "main"\nstore_id = "1001"\napi_key = "k"\n\n'
 

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from gateway import hookimpl
-from gateway.errors import AuthError
-from gateway.middleware import error_of
-from gateway.testing import connect
+from odmcp import hookimpl
+from odmcp.errors import AuthError
+from odmcp.middleware import error_of
+from odmcp.testing import connect
 
 HINT = "This is a bug in that plugin"
 
@@ -63,7 +63,7 @@ async def test_pre_invoke_crash_is_internal_naming_the_plugin(
         assert not res.is_error, res.content
         assert res.structured_content["order"]["id"] == order_id
         assert not (await client.call_tool("gateway_ping", {})).is_error
-    logged = [r for r in caplog.records if r.name == "gateway.plugins" and r.levelno == logging.ERROR]
+    logged = [r for r in caplog.records if r.name == "odmcp.plugins" and r.levelno == logging.ERROR]
     assert logged and "CrashingPolicy" in logged[0].getMessage()
     assert logged[0].exc_info is not None and "secret detail" in str(logged[0].exc_info[1])
 

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from gateway import hookimpl
-from gateway.plugins import build_plugin_manager
-from gateway.testing import connect
+from odmcp import hookimpl
+from odmcp.plugins import build_plugin_manager
+from odmcp.testing import connect
 
 LINE = re.compile(r"^hook (?P<hook>gateway_\w+): plugin (?P<plugin>\S+) took (?P<ms>\d+\.\d{3}) ms$")
 
@@ -32,7 +32,7 @@ def _traced(caplog: pytest.LogCaptureFixture) -> list[tuple[str, str, float]]:
     out = []
     for rec in caplog.records:
         m = LINE.match(rec.getMessage())
-        if rec.name == "gateway.plugins.trace" and m:
+        if rec.name == "odmcp.plugins.trace" and m:
             out.append((m["hook"], m["plugin"], float(m["ms"])))
     return out
 
@@ -49,7 +49,7 @@ def test_env_var_turns_tracing_on(
     monkeypatch.setenv("GATEWAY_TRACE_HOOKS", value)
     pm = build_plugin_manager(load_entrypoints=False, extra=[Sample()])
     assert pm.trace_hooks
-    with caplog.at_level(logging.DEBUG, logger="gateway.plugins"):
+    with caplog.at_level(logging.DEBUG, logger="odmcp.plugins"):
         assert pm.hook.gateway_merge(ref=None, current={"a": 1}, changes={"b": 2}) == {"a": 1, "b": 2}
     traced = _traced(caplog)
     assert [(h, p) for h, p, _ in traced] == [("gateway_merge", "Sample")]

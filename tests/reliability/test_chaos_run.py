@@ -36,9 +36,9 @@ from typing import Any
 
 import pytest
 
-from gateway.errors import ErrorCode
-from gateway.middleware import error_of
-from gateway.testing import connect
+from odmcp.errors import ErrorCode
+from odmcp.middleware import error_of
+from odmcp.testing import connect
 
 DOCUMENTED = {code.value for code in ErrorCode} - {"INTERNAL"}  # the codes a caller may act on
 MUTATIONS = {

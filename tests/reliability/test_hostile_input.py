@@ -29,10 +29,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from third_party_tools import ThirdPartyTool, own_tools
 
-from gateway.errors import ErrorCode
-from gateway.middleware import error_of
-from gateway.testing import connect
-from plugins.orderdesk.client import ORDER_FILTERS
+from odmcp.errors import ErrorCode
+from odmcp.middleware import error_of
+from odmcp.testing import connect
+from odmcp_orderdesk.client import ORDER_FILTERS
 
 DOCUMENTED = {code.value for code in ErrorCode} - {"INTERNAL"}  # the codes a caller may act on
 WRITE_METHODS = {"POST", "PUT", "DELETE"}

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import aiohttp
 
-from gateway.testing import free_port
+from odmcp.testing import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "tok-" + os.urandom(8).hex()

@@ -24,7 +24,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from gateway.testing import free_port
+from odmcp.testing import free_port
 
 TOKEN = "tok-" + uuid.uuid4().hex
 MAX_BODY = 20_000

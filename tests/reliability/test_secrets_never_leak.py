@@ -21,9 +21,9 @@ from typing import Any
 import pytest
 from third_party_tools import ThirdPartyTool, own_tools
 
-from gateway import cli
-from gateway.middleware import error_of
-from gateway.testing import connect
+from odmcp import cli
+from odmcp.middleware import error_of
+from odmcp.testing import connect
 
 API_KEY_MARK = "sandbox-key"  # every key in this test starts with it: sandbox-key, sandbox-key-2, ...
 BEARER = "bearer-" + uuid.uuid4().hex

@@ -23,7 +23,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 
-from gateway.testing import free_port, serve_http
+from odmcp.testing import free_port, serve_http
 
 ROOT = Path(__file__).resolve().parents[2]
 ALICE, BOB = "tok-alice-0123456789", "tok-bob-0123456789"

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
-from plugins.orderdesk.sandbox import Sandbox, SandboxConfig
+from odmcp_orderdesk.sandbox import Sandbox, SandboxConfig
 
 
 @pytest.fixture

@@ -8,8 +8,8 @@ import time
 import aiohttp
 from sandbox_helpers import call
 
-from plugins.orderdesk.sandbox import Sandbox, SandboxConfig
-from plugins.orderdesk.sandbox import assumptions as A
+from odmcp_orderdesk.sandbox import Sandbox, SandboxConfig
+from odmcp_orderdesk.sandbox import assumptions as A
 
 EXEC_TIME = re.compile(r"^\d+\.\d{4} seconds$")
 

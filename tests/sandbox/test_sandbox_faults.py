@@ -9,8 +9,8 @@ import aiohttp
 import pytest
 from sandbox_helpers import call
 
-from plugins.orderdesk.sandbox import Sandbox
-from plugins.orderdesk.testing import new_order
+from odmcp_orderdesk.sandbox import Sandbox
+from odmcp_orderdesk.testing import new_order
 
 
 async def eventually(check: Callable[[], bool], within: float = 2.0) -> None:

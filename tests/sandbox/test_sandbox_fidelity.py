@@ -10,9 +10,9 @@ import aiohttp
 import pytest
 from sandbox_helpers import call
 
-from plugins.orderdesk.sandbox import Sandbox, SandboxConfig
-from plugins.orderdesk.sandbox import assumptions as A
-from plugins.orderdesk.testing import new_order
+from odmcp_orderdesk.sandbox import Sandbox, SandboxConfig
+from odmcp_orderdesk.sandbox import assumptions as A
+from odmcp_orderdesk.testing import new_order
 
 TIMING = re.compile(r"^Execution took \d+\.\d{4} seconds$")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import aiohttp
 from sandbox_helpers import call
 
-from plugins.orderdesk.sandbox import Sandbox
+from odmcp_orderdesk.sandbox import Sandbox
 
 
 async def test_inventory_list_filters_and_paging(sbx: Sandbox, http: aiohttp.ClientSession) -> None:

@@ -9,9 +9,9 @@ from typing import Any
 import aiohttp
 from sandbox_helpers import call
 
-from plugins.orderdesk.sandbox import Sandbox, SandboxConfig
-from plugins.orderdesk.sandbox.state import HISTORY_CAP
-from plugins.orderdesk.testing import new_order
+from odmcp_orderdesk.sandbox import Sandbox, SandboxConfig
+from odmcp_orderdesk.sandbox.state import HISTORY_CAP
+from odmcp_orderdesk.testing import new_order
 
 
 async def test_create_fills_defaults_and_computes_totals(sbx: Sandbox, http: aiohttp.ClientSession) -> None:

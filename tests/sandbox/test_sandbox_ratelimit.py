@@ -7,8 +7,8 @@ import asyncio
 import aiohttp
 from sandbox_helpers import call
 
-from plugins.orderdesk.sandbox import Sandbox, SandboxConfig
-from plugins.orderdesk.sandbox.ratelimit import LeakyBucket
+from odmcp_orderdesk.sandbox import Sandbox, SandboxConfig
+from odmcp_orderdesk.sandbox.ratelimit import LeakyBucket
 
 
 class FakeClock:

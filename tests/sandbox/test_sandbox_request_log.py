@@ -5,9 +5,9 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
-from gateway.cli import main
-from plugins.orderdesk.sandbox import Sandbox, SandboxConfig
-from plugins.orderdesk.sandbox.recorder import RequestLog
+from odmcp.cli import main
+from odmcp_orderdesk.sandbox import Sandbox, SandboxConfig
+from odmcp_orderdesk.sandbox.recorder import RequestLog
 
 
 async def test_the_log_keeps_only_the_newest_requests_and_counts_them_all() -> None:

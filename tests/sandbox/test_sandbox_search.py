@@ -5,8 +5,8 @@ from __future__ import annotations
 import aiohttp
 from sandbox_helpers import call
 
-from plugins.orderdesk.sandbox import Sandbox
-from plugins.orderdesk.testing import new_order
+from odmcp_orderdesk.sandbox import Sandbox
+from odmcp_orderdesk.testing import new_order
 
 
 async def _list(http: aiohttp.ClientSession, sbx: Sandbox, **params: str) -> tuple[int, dict]:  # type: ignore[type-arg]

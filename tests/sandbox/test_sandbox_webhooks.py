@@ -16,8 +16,8 @@ import pytest
 from aiohttp import web
 from sandbox_helpers import call
 
-from plugins.orderdesk.sandbox import Sandbox, SandboxConfig
-from plugins.orderdesk.testing import new_order
+from odmcp_orderdesk.sandbox import Sandbox, SandboxConfig
+from odmcp_orderdesk.testing import new_order
 
 
 class Receiver:

@@ -16,9 +16,9 @@ from typing import Any
 
 
 async def main(config_path: str, job: dict[str, Any]) -> None:
-    from gateway.app import Gateway
-    from gateway.middleware import error_of
-    from gateway.testing import connect
+    from odmcp.app import Gateway
+    from odmcp.middleware import error_of
+    from odmcp.testing import connect
 
     gw = Gateway.from_config(config_path)
     async with connect(gw) as client:

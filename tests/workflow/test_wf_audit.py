@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from gateway.middleware import error_of
-from gateway.testing import connect
+from odmcp.middleware import error_of
+from odmcp.testing import connect
 
 REQUIRED = {"time", "request_id", "tool", "object_id", "changed_fields", "attempts", "outcome", "duration_ms"}
 

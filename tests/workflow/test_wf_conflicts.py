@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from gateway import hookimpl
-from gateway.config import MutationSettings, load_config
-from gateway.middleware import error_of
-from gateway.testing import connect
+from odmcp import hookimpl
+from odmcp.config import MutationSettings, load_config
+from odmcp.middleware import error_of
+from odmcp.testing import connect
 
 
 def order_log(sandbox: Any, oid: str) -> list[tuple[str, int]]:

@@ -22,7 +22,7 @@ async def update_meta(client: Any, order_id: str, key: str, value: str) -> Any:
 
 @pytest.mark.sandbox(latency_ms=5)
 async def test_twenty_concurrent_updates_keep_every_key(orderdesk_sandbox: Any, gateway_factory: Any) -> None:
-    from gateway.testing import connect
+    from odmcp.testing import connect
 
     oid = first_order_id(orderdesk_sandbox)
     before = orderdesk_sandbox.order(oid)
@@ -65,7 +65,7 @@ async def test_without_the_lock_concurrent_updates_are_lost(
     orderdesk_sandbox: Any, gateway_factory: Any
 ) -> None:
     """The control: the same load with ``mutations.lock = false`` loses updates (PUT replaces the order)."""
-    from gateway.testing import connect
+    from odmcp.testing import connect
 
     oid = first_order_id(orderdesk_sandbox)
     async with connect(gateway_factory(overrides={"mutations.lock": False})) as client:
@@ -79,7 +79,7 @@ async def test_without_the_lock_concurrent_updates_are_lost(
 @pytest.mark.sandbox(latency_ms=100)
 async def test_different_orders_are_updated_in_parallel(orderdesk_sandbox: Any, gateway_factory: Any) -> None:
     """The per-key lock serialises one order only: updates of different orders overlap upstream."""
-    from gateway.testing import connect
+    from odmcp.testing import connect
 
     ids = [str(o["id"]) for o in orderdesk_sandbox.orders()[:4]]
     orderdesk_sandbox.clear_requests()

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from mcp import types
 
-from gateway import hookimpl
-from gateway.audit import AuditError
-from gateway.middleware import error_of
-from gateway.testing import connect
+from odmcp import hookimpl
+from odmcp.audit import AuditError
+from odmcp.middleware import error_of
+from odmcp.testing import connect
 
 
 async def test_an_audit_line_lost_after_the_write_keeps_the_real_result(

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from gateway.testing import delete_redis_prefix
+from odmcp.testing import delete_redis_prefix
 
 WORKER = Path(__file__).with_name("replica_worker.py")
 REDIS_URL = "redis://127.0.0.1:6379/0"

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from mcp.types import ElicitResult
 
-from gateway.middleware import error_of
-from gateway.testing import connect
+from odmcp.middleware import error_of
+from odmcp.testing import connect
 
 #: the shared Redis; a generous op timeout, so a busy machine does not turn these tests into fail-open ones
 REDIS = {"cache.backend": "redis", "cache.redis_url": "redis://127.0.0.1:6379/0", "cache.op_timeout": 2.0}

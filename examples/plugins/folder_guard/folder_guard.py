@@ -15,9 +15,9 @@ from typing import Any
 
 import msgspec
 
-from gateway import hookimpl
-from gateway.errors import AuthError
-from gateway.refs import Ref
+from odmcp import hookimpl
+from odmcp.errors import AuthError
+from odmcp.refs import Ref
 
 __version__ = "0.1.0"
 

@@ -1,0 +1,217 @@
+"""The Gateway object: configuration, plugins, cache, locks, audit and metrics, wired together.
+
+Plugins receive it in hooks (``gateway``) and use :attr:`workflow` for reads and writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import tomllib
+import uuid
+from collections.abc import Awaitable, Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from odmcp.audit import AuditLog
+from odmcp.bulk import BulkRunner
+from odmcp.cache import Cache, digest
+from odmcp.cache_backend import CacheBackend, CacheFactory
+from odmcp.config import Config, RateLimitSettings, StoreSettings, load_config
+from odmcp.errors import ConfigError, ValidationFailed
+from odmcp.hooks import Hooks
+from odmcp.locks import MutationLocks
+from odmcp.metrics import Metrics
+from odmcp.plugins import GatewayPluginManager, build_plugin_manager
+from odmcp.ratelimit import LeakyBucket, RateLimiter, SharedBucket
+from odmcp.tools import ToolRegistry
+from odmcp.workflow import Workflow, current_call
+
+log = logging.getLogger("gateway")
+
+
+class CacheRegistry:
+    """Cache backends registered by plugins; configuration picks one by name (tox's registry pattern)."""
+
+    def __init__(self) -> None:
+        self.factories: dict[str, CacheFactory] = {}
+
+    def register(self, name: str, factory: CacheFactory) -> None:
+        if name in self.factories:
+            raise ValueError(f"cache backend {name!r} registered twice")
+        self.factories[name] = factory
+
+    def create(self, cfg: Config) -> CacheBackend:
+        name = cfg.cache.backend
+        if name not in self.factories:
+            raise ConfigError(
+                f"{cfg.where('cache.backend')}: unknown cache backend {name!r}; "
+                f"available: {', '.join(sorted(self.factories)) or '(none installed)'}"
+            )
+        return self.factories[name](cfg.cache)
+
+
+class Gateway:
+    def __init__(
+        self,
+        config: Config,
+        pm: GatewayPluginManager,
+        *,
+        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+        rng: Callable[[], float] = random.random,
+    ) -> None:
+        self.config = config
+        self.pm = pm
+        self.hooks = Hooks(pm, self)
+        self.metrics = Metrics()
+        self.audit = AuditLog(config.audit.path, config.audit.on_error)
+        self.caches = CacheRegistry()
+        self.hooks.register_cache_backends(self.caches.register)
+        if config.cache.enabled and config.cache.backend not in self.caches.factories:
+            self.caches.create(config)  # raises ConfigError naming the available backends
+        self.cache: Cache | None = None
+        self.locks = MutationLocks(
+            None,
+            config.mutations.lock_lease,
+            config.mutations.lock_wait,
+            enabled=config.mutations.lock,
+            require_shared=config.mutations.require_shared_lock,
+        )
+        self.workflow = Workflow(self, sleep=sleep, rng=rng)
+        self.bulk = BulkRunner(self)
+        self.tools = ToolRegistry()
+        self.hooks.register_tools(self.tools.register, self)
+        self._users = 0
+        self._start_lock = asyncio.Lock()
+        #: free-form per-plugin state (e.g. HTTP clients), keyed by plugin name
+        self.state: dict[str, Any] = {}
+        #: this process among the replicas sharing a cache backend (rate-limit bucket membership)
+        self.replica_id = uuid.uuid4().hex[:12]
+        self._limiters: dict[str, RateLimiter] = {}
+
+    @classmethod
+    def from_config(
+        cls,
+        path: str | None = None,
+        *,
+        env: dict[str, str] | None = None,
+        overrides: dict[str, Any] | None = None,
+        extra_plugins: Iterable[object] = (),
+        load_entrypoints: bool = True,
+        **kw: Any,
+    ) -> Gateway:
+        """Build the plugin manager, read the config (with every plugin's section), build the Gateway."""
+        environ = dict(os.environ if env is None else env)
+        # Blocked before entry points load, so a plugin that fails to import can be disabled.
+        disabled = _disabled_plugins(path or environ.get("GATEWAY_CONFIG"), overrides)
+        pm = build_plugin_manager(load_entrypoints=load_entrypoints, disabled=disabled, extra=extra_plugins)
+        sections = Hooks(pm).register_config()
+        for name in disabled:  # a disabled plugin's section may stay in the file, unvalidated
+            sections.setdefault(name, dict)
+        config = load_config(path, environ, sections, overrides)
+        for name in config.gateway.disabled_plugins:
+            if pm.has_plugin(name):
+                pm.unregister(name=name)
+            pm.set_blocked(name)
+        pm.trace_hooks = pm.trace_hooks or config.gateway.trace_hooks
+        return cls(config, pm, **kw)
+
+    # --- stores ---------------------------------------------------------------------------------
+
+    def store(self, name: str | None) -> StoreSettings:
+        """The configured store called ``name`` (the default store when empty); VALIDATION if unknown."""
+        try:
+            return self.config.store(name)
+        except KeyError:
+            known = ", ".join(s.name for s in self.config.stores)
+            raise ValidationFailed(
+                f"unknown store {name!r}; configured stores: {known}",
+                hint="Call stores_list to see the store names.",
+            ) from None
+
+    def store_id(self, name: str | None) -> str:
+        return self.store(name).store_id
+
+    def visible_stores(self) -> list[StoreSettings]:
+        """The configured stores the caller of the tool being served may use (all of them outside a
+        call, or for a caller without a token). Store-agnostic tools list only these."""
+        call = current_call.get()
+        token = call.token if call is not None else None
+        return [s for s in self.config.stores if token is None or token.allows_store(s.name)]
+
+    # --- rate limits ----------------------------------------------------------------------------
+
+    def rate_limiter(self, name: str, settings: RateLimitSettings) -> RateLimiter:
+        """The rate-limit bucket called ``name`` (one per name; the first caller's settings apply).
+
+        With a shared cache backend that offers fleet primitives (Redis) it is one bucket for every
+        replica with the same ``cache.prefix``; otherwise an in-process bucket. Call it from
+        ``gateway_startup`` on (the cache backend exists by then).
+        """
+        limiter = self._limiters.get(name)
+        if limiter is None:
+            cache = self.cache
+            if cache is not None and cache.fleet is not None and settings.enabled:
+                key = cache.key("bucket", digest(name))
+                limiter = SharedBucket(cache, cache.fleet, key, settings, name=name, member=self.replica_id)
+            else:
+                limiter = LeakyBucket.from_settings(settings)
+            self._limiters[name] = limiter
+        return limiter
+
+    # --- lifecycle ------------------------------------------------------------------------------
+
+    async def startup(self) -> None:
+        """Start once, however many server lifespans (in-process clients) enter."""
+        async with self._start_lock:
+            if self._users:
+                self._users += 1
+                return
+            try:
+                if self.config.cache.enabled:
+                    backend = self.caches.create(self.config)
+                    self.cache = Cache(backend, self.config.cache, self.metrics)
+                    self.locks.cache = self.cache
+                    if not backend.local and not await self.cache._call("ping", backend.ping, False):
+                        log.warning(
+                            "cache backend %r did not answer at start-up; serving fail-open", backend.name
+                        )
+                await self.hooks.startup(self)
+            except BaseException:
+                await self._close()  # a half-started gateway must not leak pools or sessions
+                raise
+            self._users = 1
+
+    async def shutdown(self) -> None:
+        async with self._start_lock:
+            self._users -= 1
+            if self._users > 0:
+                return
+            await self._close()
+
+    async def _close(self) -> None:
+        await self.hooks.shutdown(self)
+        self._limiters.clear()
+        if self.cache is not None:
+            await self.cache.close()
+            self.cache = self.locks.cache = None
+        self.audit.close()
+
+
+def _disabled_plugins(path: str | None, overrides: dict[str, Any] | None) -> list[str]:
+    """``gateway.disabled_plugins`` read ahead of the plugins; load_config reports any error in it."""
+    value: Any = None
+    if path:
+        try:
+            doc = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+            value = doc.get("gateway", {}).get("disabled_plugins")
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, AttributeError):
+            value = None
+    ov = overrides or {}
+    if "gateway.disabled_plugins" in ov:
+        value = ov["gateway.disabled_plugins"]
+    elif isinstance(ov.get("gateway"), dict) and "disabled_plugins" in ov["gateway"]:
+        value = ov["gateway"]["disabled_plugins"]
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []

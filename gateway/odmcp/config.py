@@ -1,0 +1,552 @@
+"""Configuration: a TOML file plus environment overrides, validated with msgspec.
+
+Precedence (lowest first): defaults, the file (``--config FILE`` or ``GATEWAY_CONFIG``), environment.
+Secrets may be written as ``{"$env" = "NAME"}`` anywhere in the file; they are resolved at load time
+and held in :class:`Secret`, whose ``str``/``repr`` never show the value.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import msgspec
+
+from odmcp.errors import ConfigError
+
+DEFAULT_BASE_URL = "https://app.orderdesk.me/api/v2"
+T = TypeVar("T")
+
+
+class Secret:
+    """A credential. Use :meth:`reveal` at the one place it is sent; everything else sees ``***``."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+
+class RateLimitSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    #: bucket size; OrderDesk allows 20 requests ...
+    capacity: int = 20
+    #: ... refilled at 3 per second
+    refill_per_sec: float = 3.0
+    enabled: bool = True
+    #: With a shared cache the whole fleet uses one bucket. While the cache does not answer, each
+    #: replica uses this fraction of it on its own (default: 1 / the replicas last seen on the
+    #: bucket, 1/2 before any was seen). Never more than the whole bucket, never unlimited.
+    fallback_share: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.capacity < 1:
+            raise ValueError("capacity must be >= 1")
+        if self.refill_per_sec <= 0:
+            raise ValueError("refill_per_sec must be > 0")
+        if self.fallback_share is not None and not 0 < self.fallback_share <= 1:
+            raise ValueError("fallback_share must be > 0 and <= 1")
+
+
+class StoreSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    name: str
+    store_id: str
+    api_key: Secret
+    base_url: str = DEFAULT_BASE_URL
+    default: bool = False
+    rate_limit: RateLimitSettings = msgspec.field(default_factory=RateLimitSettings)
+
+
+class TokenSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    name: str
+    token: Secret
+    #: store names this token may use; ``["*"]`` means all
+    stores: list[str] = msgspec.field(default_factory=lambda: ["*"])
+    read_only: bool = False
+
+    def allows_store(self, store: str) -> bool:
+        return "*" in self.stores or store in self.stores
+
+
+class HttpSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    host: str = "127.0.0.1"
+    port: int = 8765
+    path: str = "/mcp"
+    #: one shared bearer token (``GATEWAY_HTTP_TOKEN``); see ``tokens`` for per-caller tokens
+    token: Secret | None = None
+    tokens: list[TokenSettings] = msgspec.field(default_factory=list)
+    #: Host headers accepted besides the bind address (DNS-rebinding protection stays on)
+    allowed_hosts: list[str] = msgspec.field(default_factory=list)
+    allowed_origins: list[str] = msgspec.field(default_factory=list)
+    max_body_bytes: int = 1_000_000
+    #: ``json_response=True`` answers legacy clients with plain JSON instead of SSE
+    json_response: bool = False
+    #: shared key(s) that seal multi-round elicitation state, so replicas can continue each other's calls
+    request_state_keys: list[Secret] = msgspec.field(default_factory=list)
+    #: seconds a connection has to send a complete request: the headers within this of connecting (or of
+    #: the previous response, which makes it the keep-alive timeout too), then the body within this again
+    read_timeout: float = 10.0
+    #: requests served at once (not counting legacy sessions' GET streams); more get 503 + Retry-After
+    max_concurrent_requests: int = 256
+    #: a legacy (2025-11-25) session with no request in flight for this long is closed
+    session_idle_timeout: float = 600.0
+    #: legacy sessions open at once, all callers together
+    max_sessions: int = 1000
+    #: legacy sessions open at once per token (all callers share one principal when no token is set)
+    max_sessions_per_token: int = 100
+
+
+DEFAULT_TTL = 30.0
+DEFAULT_LIST_TTL = 10.0
+
+
+class CacheSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    backend: str = "memory"
+    #: every key starts with this prefix (give each deployment or test its own)
+    prefix: str = "mcpgw"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    #: per-operation timeout for shared backends; a slow Redis counts as a miss (fail-open)
+    op_timeout: float = 0.25
+    #: shared backends: the lease of a cross-replica single-flight load, renewed every lease/3 s while
+    #: the load runs; if its replica dies, another takes the load over within this many seconds
+    flight_lease: float = 3.0
+    #: LRU bound of the memory backend, in entries ...
+    max_entries: int = 10_000
+    #: ... and in bytes of stored payload (the JSON of each value); whichever is reached first evicts
+    max_bytes: int = 64 * 1024 * 1024
+    #: seconds a cached value stays fresh, by object kind (``[cache.ttl] order = 30``, any kind a plugin
+    #: caches), plus ``list`` for list and search pages and ``default`` for kinds not named
+    ttl: dict[str, float] = msgspec.field(default_factory=dict)
+    idempotency_ttl: float = 86_400.0
+    enabled: bool = True
+
+    def __post_init__(self) -> None:
+        for kind, seconds in self.ttl.items():
+            if not 0 <= seconds < float("inf"):
+                raise ValueError(f"ttl.{kind} must be a number of seconds >= 0")
+
+    def ttl_for(self, kind: str, default: float | None = None) -> float:
+        """Seconds ``kind`` stays cached: ``[cache.ttl]``, else the plugin's ``default``, else 30 s."""
+        if kind in self.ttl:
+            return self.ttl[kind]
+        if default is not None:
+            return default
+        return self.ttl.get("default", DEFAULT_TTL)
+
+    @property
+    def ttl_list(self) -> float:
+        return self.ttl.get("list", DEFAULT_LIST_TTL)
+
+
+class MutationSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    #: total tries of fetch -> merge -> upload before CONFLICT is returned
+    attempts: int = 5
+    #: sleep before retry n (seconds); the last value repeats if attempts exceed the list
+    backoff: list[float] = msgspec.field(default_factory=lambda: [0.5, 1.0, 2.0, 4.0, 8.0])
+    #: +/- fraction of random jitter on each backoff
+    jitter: float = 0.2
+    #: re-read the object right before the upload and treat any change of its content as a conflict
+    precondition: bool = False
+    #: after a write that timed out or lost its connection, wait this long before the re-read that
+    #: decides whether it was applied (the request may still be in flight upstream)
+    reconcile_settle: float = 1.0
+    #: serialise mutations of one object (per process, and across replicas on a shared cache)
+    lock: bool = True
+    #: the cross-replica lock's lease. It is renewed every lease/3 s while held (so slow attempts keep
+    #: it); it only bounds how long a crashed holder blocks the object.
+    lock_lease: float = 5.0
+    #: how long a writer waits for the lock before giving up with CONFLICT
+    lock_wait: float = 120.0
+    #: with a shared cache: refuse writes (UPSTREAM, retryable) while its lock can't be taken, instead
+    #: of going on with the in-process lock only (which can lose updates across replicas)
+    require_shared_lock: bool = False
+
+
+class AuditSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    #: a file path, ``"-"`` for stderr, or empty to disable
+    path: str = ""
+    #: ``"fail_closed"`` refuses the mutation when the line can't be written; ``"warn"`` logs and goes on
+    on_error: Literal["fail_closed", "warn"] = "fail_closed"
+
+
+class GatewaySettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    name: str = "orderdesk-gateway"
+    tool_names: Literal["underscore", "dotted"] = "underscore"
+    read_only: bool = False
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING"
+    #: plugins (by name) not to load, e.g. ``["cache_redis"]``
+    disabled_plugins: list[str] = msgspec.field(default_factory=list)
+    trace_hooks: bool = False
+
+
+class BulkSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    #: targets of one bulk call worked on at the same time
+    concurrency: int = 4
+    #: rate-limit tokens a bulk job leaves for interactive calls (more than ``concurrency``)
+    reserve: int = 5
+    #: the longest gap between two progress notifications (seconds)
+    progress_interval: float = 1.5
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.concurrency <= 32:
+            raise ValueError("concurrency must be from 1 to 32")
+        if self.reserve < 0:
+            raise ValueError("reserve must be >= 0")
+        if self.progress_interval <= 0:
+            raise ValueError("progress_interval must be > 0 seconds")
+
+
+class Config(msgspec.Struct, kw_only=True):
+    gateway: GatewaySettings = msgspec.field(default_factory=GatewaySettings)
+    http: HttpSettings = msgspec.field(default_factory=HttpSettings)
+    cache: CacheSettings = msgspec.field(default_factory=CacheSettings)
+    mutations: MutationSettings = msgspec.field(default_factory=MutationSettings)
+    audit: AuditSettings = msgspec.field(default_factory=AuditSettings)
+    bulk: BulkSettings = msgspec.field(default_factory=BulkSettings)
+    stores: list[StoreSettings] = msgspec.field(default_factory=list)
+    #: plugin sections, validated by each plugin's registered Struct
+    plugins: dict[str, Any] = msgspec.field(default_factory=dict)
+    #: where the file came from (for messages)
+    source: str = "<defaults>"
+    #: keys whose value an environment variable set (``"cache.backend": "GATEWAY_CACHE"``), for messages
+    origins: dict[str, str] = msgspec.field(default_factory=dict)
+
+    def section(self, name: str) -> Any:
+        return self.plugins[name]
+
+    def where(self, key: str) -> str:
+        """Where ``key``'s value came from, to start an error message: the variable or the file and key."""
+        return _where(self.source, key, self.origins)
+
+    @property
+    def default_store(self) -> StoreSettings:
+        for s in self.stores:
+            if s.default:
+                return s
+        if not self.stores:
+            raise ConfigError(
+                "no OrderDesk store configured: set ORDERDESK_STORE_ID and ORDERDESK_API_KEY, "
+                "add a [[stores]] entry, or run with --sandbox"
+            )
+        return self.stores[0]
+
+    def store(self, name: str | None) -> StoreSettings:
+        if not name:
+            return self.default_store
+        for s in self.stores:
+            if s.name == name:
+                return s
+        raise KeyError(name)
+
+
+HOST_SECTIONS = {"gateway", "http", "cache", "mutations", "audit", "bulk", "stores"}
+
+# Environment variable -> (dotted key path, kind). Kind drives parsing and the message on error.
+ENV_KEYS: dict[str, tuple[str, str]] = {
+    "GATEWAY_CACHE": ("cache.backend", "str"),
+    "GATEWAY_REDIS_URL": ("cache.redis_url", "str"),
+    "GATEWAY_CACHE_PREFIX": ("cache.prefix", "str"),
+    "GATEWAY_TOOL_NAMES": ("gateway.tool_names", "str"),
+    "GATEWAY_READ_ONLY": ("gateway.read_only", "bool"),
+    "GATEWAY_AUDIT_LOG": ("audit.path", "str"),
+    "GATEWAY_HTTP_TOKEN": ("http.token", "secret"),
+    "GATEWAY_LOG_LEVEL": ("gateway.log_level", "str"),
+    "GATEWAY_TRACE_HOOKS": ("gateway.trace_hooks", "bool"),
+}
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def _parse_bool(name: str, raw: str) -> bool:
+    v = raw.strip().lower()
+    if v in _TRUE:
+        return True
+    if v in _FALSE:
+        return False
+    raise ConfigError(f"environment variable {name}={raw!r}: expected one of 1/0, true/false, yes/no, on/off")
+
+
+def _resolve_secrets(node: Any, where: str, source: str, env: Mapping[str, str]) -> Any:
+    """Replace ``{"$env": "NAME"}`` tables by the variable's value (any field, secret or not)."""
+    if isinstance(node, dict):
+        if set(node) == {"$env"}:
+            var = node["$env"]
+            if not isinstance(var, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", var):
+                raise ConfigError(f"{source}: key {where}: $env expects an environment variable name")
+            if var not in env:
+                raise ConfigError(f"{source}: key {where}: environment variable {var} is not set")
+            # a plain str: a Secret field wraps it on validation, any other field keeps it as text
+            return str(env[var])
+        return {k: _resolve_secrets(v, f"{where}.{k}" if where else k, source, env) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_resolve_secrets(v, f"{where}[{i}]", source, env) for i, v in enumerate(node)]
+    return node
+
+
+def _set_path(doc: dict[str, Any], dotted: str, value: Any) -> None:
+    *heads, leaf = dotted.split(".")
+    node = doc
+    for part in heads:
+        node = node.setdefault(part, {})
+    node[leaf] = value
+
+
+def _where(source: str, key: str, origins: Mapping[str, str]) -> str:
+    var = origins.get(key)
+    return f"environment variable {var}" if var else f"{source}: key {key}"
+
+
+#: the single-store variables and the store field each one sets
+STORE_ENV_KEYS = {
+    "ORDERDESK_STORE_ID": "store_id",
+    "ORDERDESK_API_KEY": "api_key",
+    "ORDERDESK_BASE_URL": "base_url",
+}
+
+
+def _apply_env(doc: dict[str, Any], env: Mapping[str, str]) -> dict[str, str]:
+    """Apply the environment to ``doc``; return which key each variable set (for error messages)."""
+    origins: dict[str, str] = {}
+    for var, (path, kind) in ENV_KEYS.items():
+        if var not in env:
+            continue
+        raw = env[var]
+        value: Any = _parse_bool(var, raw) if kind == "bool" else raw
+        _set_path(doc, path, value)
+        origins[path] = var
+    # The single-store variables define (or override) the default store.
+    if any(env.get(var) for var in STORE_ENV_KEYS):
+        stores: list[dict[str, Any]] = doc.setdefault("stores", [])
+        index = next((i for i, s in enumerate(stores) if isinstance(s, dict) and s.get("default")), None)
+        if index is None and stores and isinstance(stores[0], dict):
+            index = 0
+        created = index is None
+        if index is None:
+            index = 0
+            stores.insert(0, {"name": "default", "default": True})
+        for var, field in STORE_ENV_KEYS.items():
+            if env.get(var):
+                stores[index][field] = env[var]
+            # a store made from the variables alone: a missing field is a variable to set
+            if env.get(var) or created:
+                origins[f"stores[{index}].{field}"] = var
+    return origins
+
+
+def _dec_hook(type_: type, obj: Any) -> Any:
+    if type_ is Secret:
+        if isinstance(obj, str):
+            return Secret(str(obj))
+        raise msgspec.ValidationError(f"Expected `str`, got `{type(obj).__name__}`")
+    raise NotImplementedError
+
+
+def _allowed_values(root: type[Any], path: str) -> list[Any] | None:
+    """The Literal choices of the field at ``path`` (``.gateway.tool_names``), for enum errors."""
+    node: Any = root
+    for part in [p for p in re.split(r"\.|\[\d+\]", path) if p]:
+        hints = typing.get_type_hints(node) if isinstance(node, type) else {}
+        node = hints.get(part)
+        while typing.get_origin(node) in (list, types.UnionType, typing.Union):
+            node = next(a for a in typing.get_args(node) if a is not type(None))
+    if typing.get_origin(node) is typing.Literal:
+        return list(typing.get_args(node))
+    return None
+
+
+def _friendly(
+    err: msgspec.ValidationError,
+    source: str,
+    prefix: str = "",
+    root: type[Any] | None = None,
+    origins: Mapping[str, str] | None = None,
+) -> ConfigError:
+    text = str(err)
+    m = re.search(r" - at `\$(.*)`$", text)
+    path = m.group(1) if m else ""
+    key = (prefix + path).lstrip(".") or "(top level)"
+    key = re.sub(r"\.?\[(\d+)\]", r"[\1]", key)
+    what = (text[: m.start()] if m else text).replace("`", "")
+    if what.startswith("Invalid enum value") and root is not None:
+        allowed = _allowed_values(root, path)
+        if allowed:
+            what += f"; expected one of {', '.join(repr(a) for a in allowed)}"
+    origins = origins or {}
+    missing = re.fullmatch(r"Object missing required field (\w+)", what)
+    if missing and f"{key}.{missing.group(1)}" in origins:
+        field = missing.group(1)
+        var = origins[f"{key}.{field}"]
+        return ConfigError(f"environment variable {var} is not set: {key} needs {field}; set {var}")
+    return ConfigError(f"{_where(source, key, origins)}: {what[0].lower() + what[1:]}")
+
+
+def validate_section(struct: type[T], raw: Any, source: str, section: str) -> T:
+    """Validate one section (used for plugin sections too); errors name the file and the key."""
+    try:
+        return msgspec.convert(raw, struct, dec_hook=_dec_hook, str_keys=True)
+    except msgspec.ValidationError as err:
+        raise _friendly(err, source, section, struct) from None
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    plugin_sections: Mapping[str, type[Any]] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Config:
+    """Read, merge and validate. ``overrides`` are dotted keys applied last (CLI flags use them)."""
+    env = os.environ if env is None else env
+    path = path or env.get("GATEWAY_CONFIG") or None
+    doc: dict[str, Any] = {}
+    source = "<defaults>"
+    if path:
+        p = Path(path)
+        source = str(p)
+        try:
+            doc = tomllib.loads(p.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"{source}: config file not found") from None
+        except tomllib.TOMLDecodeError as err:
+            raise ConfigError(f"{source}: invalid TOML: {err}") from None
+        doc = _resolve_secrets(doc, "", source, env)
+    origins = _apply_env(doc, env)
+    for dotted, value in (overrides or {}).items():
+        _set_path(doc, dotted, value)
+        # an override replaces what a variable set under it (e.g. --sandbox replaces the stores)
+        origins = {k: v for k, v in origins.items() if not re.match(rf"{re.escape(dotted)}(\.|\[|$)", k)}
+
+    sections = dict(plugin_sections or {})
+    plugin_raw = {k: doc.pop(k) for k in list(doc) if k not in HOST_SECTIONS}
+    unknown = sorted(set(plugin_raw) - set(sections))
+    if unknown:
+        known = sorted(HOST_SECTIONS | set(sections))
+        raise ConfigError(f"{source}: unknown section [{unknown[0]}]; known sections: {', '.join(known)}")
+    try:
+        cfg = msgspec.convert(doc, Config, dec_hook=_dec_hook, str_keys=True)
+    except msgspec.ValidationError as err:
+        raise _friendly(err, source, root=Config, origins=origins) from None
+    plugins = {
+        name: validate_section(struct, plugin_raw.get(name, {}), source, name)
+        for name, struct in sections.items()
+    }
+    cfg = msgspec.structs.replace(cfg, plugins=plugins, source=source, origins=origins)
+    _check(cfg)
+    return cfg
+
+
+def _check(cfg: Config) -> None:
+    where = cfg.where
+    names = [s.name for s in cfg.stores]
+    dupes = {n for n in names if names.count(n) > 1}
+    if dupes:
+        raise ConfigError(
+            f"{where('stores')}: store name {sorted(dupes)[0]!r} is used twice; names must be unique"
+        )
+    if sum(1 for s in cfg.stores if s.default) > 1:
+        raise ConfigError(f"{where('stores')}: more than one store has default = true; mark exactly one")
+    for i, s in enumerate(cfg.stores):
+        if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", s.name):
+            raise ConfigError(
+                f"{where(f'stores[{i}].name')}: expected letters, digits, '_' or '-', got {s.name!r}"
+            )
+        for field, given in (("store_id", s.store_id), ("api_key", s.api_key)):
+            if not given:
+                raise ConfigError(f"{where(f'stores[{i}].{field}')}: must not be empty")
+        if not s.base_url.startswith(("http://", "https://")):
+            raise ConfigError(
+                f"{where(f'stores[{i}].base_url')}: expected an http(s) URL, got {s.base_url!r}"
+            )
+    m = cfg.mutations
+    if m.attempts < 1:
+        raise ConfigError(f"{where('mutations.attempts')}: expected an integer >= 1, got {m.attempts}")
+    if not m.backoff or any(b < 0 for b in m.backoff):
+        raise ConfigError(f"{where('mutations.backoff')}: expected a non-empty list of seconds >= 0")
+    if m.lock_lease <= 0:
+        raise ConfigError(f"{where('mutations.lock_lease')}: expected seconds > 0")
+    c = cfg.cache
+    if c.flight_lease <= 0:
+        raise ConfigError(f"{where('cache.flight_lease')}: expected seconds > 0")
+    if c.max_entries < 1:
+        raise ConfigError(f"{where('cache.max_entries')}: expected an integer >= 1")
+    if c.max_bytes < 1024:
+        raise ConfigError(f"{where('cache.max_bytes')}: expected an integer >= 1024, got {c.max_bytes}")
+    h = cfg.http
+    for key, value in (("read_timeout", h.read_timeout), ("session_idle_timeout", h.session_idle_timeout)):
+        if not 0 < value < 1e9:
+            raise ConfigError(f"{where(f'http.{key}')}: expected seconds > 0, got {value}")
+    for key, count in (
+        ("max_concurrent_requests", h.max_concurrent_requests),
+        ("max_sessions", h.max_sessions),
+        ("max_sessions_per_token", h.max_sessions_per_token),
+    ):
+        if count < 1:
+            raise ConfigError(f"{where(f'http.{key}')}: expected an integer >= 1, got {count}")
+    if not re.fullmatch(r"[A-Za-z0-9_.:-]{1,64}", c.prefix):
+        raise ConfigError(f"{where('cache.prefix')}: expected 1-64 of letters, digits, '_.:-'")
+    for i, t in enumerate(cfg.http.tokens):
+        if not t.token:
+            raise ConfigError(f"{where(f'http.tokens[{i}].token')}: must not be empty")
+        for granted in t.stores:
+            if granted != "*" and granted not in names:
+                raise ConfigError(
+                    f"{where(f'http.tokens[{i}].stores')}: unknown store {granted!r}; known: {names}"
+                )
+
+
+#: the user info of ``scheme://user:password@host`` (also ``redis://:password@host``)
+_URL_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/?#@\s]+)@")
+
+
+def _hide_password(match: re.Match[str]) -> str:
+    user, colon, _password = match["userinfo"].partition(":")
+    # without a colon the one part may well be a password (``redis://s3cret@host``): hide it all
+    return f"{match['scheme']}{user}:***@" if colon else f"{match['scheme']}***@"
+
+
+def mask_url(text: str) -> str:
+    """``redis://:s3cret@host:6379/0`` -> ``redis://:***@host:6379/0``; text without user info is kept."""
+    return _URL_USERINFO.sub(_hide_password, text)
+
+
+def masked(cfg: Config) -> dict[str, Any]:
+    """The effective config as plain data for ``config check``: every secret and every password in a
+    URL (a Redis URL's, typically) is shown as ``***``."""
+
+    def enc(obj: Any) -> Any:
+        if isinstance(obj, Secret):
+            return "***"
+        return f"<{type(obj).__name__}>"  # a plugin's own type: never print what it might hold
+
+    def clean(node: Any) -> Any:
+        if isinstance(node, str):
+            return mask_url(node)
+        if isinstance(node, dict):
+            return {k: clean(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [clean(v) for v in node]
+        return node
+
+    out: dict[str, Any] = clean(msgspec.to_builtins(cfg, enc_hook=enc))
+    return out

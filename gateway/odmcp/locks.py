@@ -1,0 +1,79 @@
+"""Per-key locks: an asyncio lock per key in this process, plus the cache backend's lock across replicas."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from odmcp.cache import Cache, LockTimeout
+from odmcp.errors import Conflict, UpstreamError
+
+
+class KeyedLocks:
+    """One asyncio.Lock per key, created on demand and dropped when nobody holds or waits for it."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    @contextlib.asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        lock, users = self._locks.get(key, (None, 0))
+        if lock is None:
+            lock = asyncio.Lock()
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users <= 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
+    def __len__(self) -> int:
+        return len(self._locks)
+
+
+class MutationLocks:
+    """Serialise writers of one object: in-process first, then across replicas via the cache backend."""
+
+    def __init__(
+        self,
+        cache: Cache | None,
+        lease: float,
+        wait: float,
+        enabled: bool = True,
+        require_shared: bool = False,
+    ) -> None:
+        self.local = KeyedLocks()
+        self.cache = cache
+        self.lease = lease
+        self.wait = wait
+        self.enabled = enabled
+        self.require_shared = require_shared
+
+    @contextlib.asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        if not self.enabled:
+            yield
+            return
+        async with self.local.hold(key):
+            if self.cache is None:
+                yield
+                return
+            try:
+                async with self.cache.distributed_lock(key, self.lease, self.wait) as held:
+                    if not held and self.require_shared and not self.cache.backend.local:
+                        raise UpstreamError(
+                            "the shared lock is unavailable (the cache backend does not answer); "
+                            "nothing was written",
+                            hint="Retry when the cache is back (mutations.require_shared_lock is on).",
+                        )
+                    yield
+            except LockTimeout:
+                raise Conflict(
+                    f"another writer held this object for more than {self.wait:g} s",
+                    hint="Another replica is still changing this object; retry in a moment.",
+                ) from None

@@ -1,0 +1,212 @@
+"""The one adapter between the SDK's (provisional) middleware API and the gateway's policy layer.
+
+Everything that must happen around *every* tool call lives here: read-only refusals, per-token
+grants, argument checks (:mod:`odmcp.arguments`), plugin policy hooks, error normalisation, metrics
+and the audit line. It also closes the published input schemas (``additionalProperties: false``).
+If the SDK's middleware signature changes in a 2.x release, this file is the only one to touch.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from typing import TYPE_CHECKING, Any
+
+import anyio
+from mcp.types import CallToolResult, TextContent
+from pydantic import BaseModel
+
+from odmcp.arguments import ArgumentCheck, close_schema
+from odmcp.errors import AuthError, ErrorCode, GatewayError, InternalError, ReadOnlyError
+from odmcp.tools import ToolCall, ToolSpec, published
+from odmcp.workflow import current_call
+
+if TYPE_CHECKING:
+    from odmcp.app import Gateway
+
+log = logging.getLogger("gateway.calls")
+
+#: the ASGI scope key where the HTTP auth layer leaves the caller's token settings
+PRINCIPAL_SCOPE_KEY = "mcpgw.principal"
+
+
+#: the ``_meta`` key of an error result that carries the machine-readable error
+ERROR_META_KEY = "mcp-gateway/error"
+
+
+def error_result(err: GatewayError) -> CallToolResult:
+    """THE function that turns a GatewayError into an MCP tool result (isError + machine code).
+
+    The text is one line, ``CODE: what was wrong — what to do`` (``NOT_FOUND: order 7 not found —
+    Check the id ...``), for the model; the same error as data is in
+    ``_meta["mcp-gateway/error"]``. It is deliberately *not* ``structuredContent``: clients built on
+    the TypeScript SDK (Claude Desktop, VS Code, the Inspector) validate structuredContent against the
+    tool's output schema even on errors, and an error object never matches a result schema.
+    """
+    return CallToolResult(
+        content=[TextContent(type="text", text=str(err))],
+        is_error=True,
+        _meta={ERROR_META_KEY: err.to_dict()},
+    )
+
+
+def error_of(result: Any) -> dict[str, Any] | None:
+    """The machine-readable error of a tool result (a ``CallToolResult`` or its wire dict), or None."""
+    meta = result.get("_meta") if isinstance(result, dict) else getattr(result, "meta", None)
+    found = (meta or {}).get(ERROR_META_KEY)
+    return found if isinstance(found, dict) else None
+
+
+def _principal(ctx: Any) -> Any:
+    request = getattr(ctx, "request", None)
+    scope = getattr(request, "scope", None)
+    if isinstance(scope, dict):
+        return scope.get(PRINCIPAL_SCOPE_KEY)
+    return None
+
+
+def _input_required(result: Any) -> bool:
+    if isinstance(result, dict):
+        return result.get("resultType") == "input_required"
+    return type(result).__name__ == "InputRequiredResult"
+
+
+class ToolCallMiddleware:
+    def __init__(self, gw: Gateway, by_wire: dict[str, ToolSpec]) -> None:
+        self.gw = gw
+        self.by_wire = by_wire
+        #: built on a tool's first call (building all of them would cost ~5 ms per tool per server)
+        self._checks: dict[str, ArgumentCheck] = {}
+
+    async def __call__(self, ctx: Any, call_next: Any) -> Any:
+        if ctx.method == "tools/list":
+            return self._close_schemas(await call_next(ctx))
+        if ctx.method != "tools/call":
+            return await call_next(ctx)
+        params = ctx.params or {}
+        wname = str(params.get("name", ""))
+        spec = self.by_wire.get(wname)
+        if spec is None:  # unknown tool: the SDK answers "Unknown tool"
+            return await call_next(ctx)
+        args = params.get("arguments")
+        token = _principal(ctx)
+        call = ToolCall(
+            name=spec.name,
+            arguments=args if isinstance(args, dict) else {},
+            principal=getattr(token, "name", None),
+            request_id=str(ctx.request_id) if ctx.request_id is not None else uuid.uuid4().hex[:12],
+            spec=spec,
+            token=token,
+        )
+        reset = current_call.set(call)
+        t0 = time.perf_counter()
+        try:
+            try:
+                self._authorize(call, spec, token)
+            except GatewayError as err:
+                return await self._deny(call, err, t0)
+            bad = self._check(wname, spec)(call.arguments)
+            if bad is not None:  # nothing runs (and nothing goes upstream) with arguments the tool can't take
+                return await self._finish(call, "error", bad, t0, error_result(bad))
+            try:
+                await self.gw.hooks.pre_invoke(call)
+            except GatewayError as err:
+                return await self._deny(call, err, t0)
+            except Exception as crash:  # a policy plugin crashed: refuse, don't run the tool
+                gerr = InternalError(f"policy check failed ({type(crash).__name__})")
+                return await self._finish(call, "denied", gerr, t0, error_result(gerr))
+            try:
+                raw = await call_next(ctx)
+            except Exception:
+                failed = InternalError(f"{spec.name} failed unexpectedly")
+                await self._finish(call, "error", failed, t0, None)
+                raise
+            except BaseException:  # the client cancelled: what ran is audited all the same
+                with anyio.CancelScope(shield=True):
+                    await self._finish(call, "cancelled", None, t0, None)
+                raise
+            if _input_required(raw):
+                # one round of a multi-round call (e.g. the delete confirmation): nothing ran yet
+                self.gw.metrics.inc("tool_calls_total", tool=call.name, outcome="pending")
+                return raw
+            result, failure = self._normalise(raw)
+            return await self._finish(call, "error" if failure else "ok", failure, t0, result)
+        finally:
+            current_call.reset(reset)
+
+    def _check(self, wname: str, spec: ToolSpec) -> ArgumentCheck:
+        check = self._checks.get(wname)
+        if check is None:
+            check = self._checks[wname] = ArgumentCheck(published(spec.fn))
+        return check
+
+    async def _deny(self, call: ToolCall, err: GatewayError, t0: float) -> Any:
+        self.gw.metrics.inc("policy_denials_total", tool=call.name, code=str(err.code))
+        return await self._finish(call, "denied", err, t0, error_result(err))
+
+    def _close_schemas(self, result: Any) -> Any:
+        """Say in every gateway tool's input schema that undeclared arguments are refused."""
+        tools = result.get("tools") if isinstance(result, dict) else None
+        for tool in tools or []:
+            schema = tool.get("inputSchema") if isinstance(tool, dict) else None
+            if tool.get("name") in self.by_wire and isinstance(schema, dict):
+                close_schema(schema)
+        return result
+
+    def _authorize(self, call: ToolCall, spec: ToolSpec, token: Any) -> None:
+        if spec.writes and self.gw.config.gateway.read_only:
+            raise ReadOnlyError(f"{spec.name} changes data and the gateway is in read-only mode")
+        if token is None:
+            return
+        if not spec.store_scoped:
+            return self._check_writes(spec, token)  # e.g. stores.list filters by the token itself
+        store = call.arguments.get("store")
+        store_name = store if isinstance(store, str) and store else None
+        store_name = store_name or (self.gw.config.default_store.name if self.gw.config.stores else "")
+        if store_name and not token.allows_store(store_name):
+            raise AuthError(
+                f"token {token.name!r} may not use store {store_name!r}",
+                hint=f"This token is limited to: {', '.join(token.stores)}.",
+            )
+        self._check_writes(spec, token)
+
+    @staticmethod
+    def _check_writes(spec: ToolSpec, token: Any) -> None:
+        if spec.writes and token.read_only:
+            raise AuthError(
+                f"token {token.name!r} is read-only and may not call {spec.name}",
+                hint="Use a token with write access for changes.",
+            )
+
+    @staticmethod
+    def _normalise(result: Any) -> tuple[Any, GatewayError | None]:
+        """Make every error result carry a machine code.
+
+        Argument errors never get here (:mod:`odmcp.arguments` refused them first), so an error the
+        SDK reports without a code is a failure of the gateway itself.
+        """
+        if isinstance(result, BaseModel):
+            is_error = bool(getattr(result, "is_error", False))
+        elif isinstance(result, dict):
+            is_error = bool(result.get("isError"))
+        else:
+            return result, None
+        if not is_error:
+            return result, None
+        coded = error_of(result)
+        if coded is not None:
+            err = GatewayError(str(coded.get("message", "")))
+            err.code = ErrorCode(coded.get("code", "INTERNAL"))
+            return result, err
+        gerr = InternalError("the tool failed unexpectedly")
+        return error_result(gerr), gerr
+
+    async def _finish(
+        self, call: ToolCall, outcome: str, err: GatewayError | None, t0: float, result: Any
+    ) -> Any:
+        """Hand the finished call to ``gateway_tool_post_invoke``: the host's own impl (builtins) writes
+        the metrics and the audit line, like any plugin would."""
+        elapsed_ms = (time.perf_counter() - t0) * 1000
+        await self.gw.hooks.post_invoke(call, outcome, err, elapsed_ms)
+        return result

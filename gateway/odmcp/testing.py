@@ -1,0 +1,197 @@
+"""The pytest kit for plugin authors: opt in with ``pytest_plugins = ["odmcp.testing"]``.
+
+It knows no store. A store plugin's kit adds one (``odmcp_orderdesk.testing`` runs the OrderDesk
+sandbox) by defining the ``gateway_overrides`` fixture; the project's own tests use both.
+
+Fixtures:
+
+* ``gateway_factory`` - ``gateway_factory(plugins=[...], overrides={...}, env={...})`` builds a Gateway
+  with a private cache prefix and an audit log in ``tmp_path``, from the ``gateway_overrides`` fixture
+  (when one is defined) plus ``overrides``.
+* ``gateway_client`` - a connected MCP ``Client`` (in-process) to a gateway built from the test's
+  ``@pytest.mark.gateway(plugins=[...], overrides={...}, mode="auto"|"legacy")`` marker.
+
+Helpers: ``connect(gateway, mode=...)`` (a connected ``Client``), ``serve_http(gateway)`` (the gateway
+over Streamable HTTP in this event loop), ``free_port()``, ``delete_redis_prefix(url, prefix)``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+try:  # the kit needs pytest-asyncio; without it the plugin stays inert instead of breaking pytest
+    import pytest_asyncio
+except ImportError:  # pragma: no cover
+    pytest_asyncio = None  # type: ignore[assignment]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "gateway(plugins, overrides, mode): how gateway_client builds its gateway"
+    )
+
+
+def merge_overrides(base: dict[str, Any], extra: dict[str, Any] | None) -> dict[str, Any]:
+    """``base`` updated with ``extra``; a dict value merges into a dict value of the same key."""
+    merged = dict(base)
+    for key, value in (extra or {}).items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = {**merged[key], **value}
+        else:
+            merged[key] = value
+    return merged
+
+
+def delete_redis_prefix(url: str, prefix: str) -> int:
+    """Delete every key under ``prefix:`` (a test's own, unique prefix) in the Redis at ``url``.
+
+    For test teardown only: it walks the prefix with ``SCAN MATCH`` (never ``KEYS`` or ``FLUSHDB``).
+    A Redis that is gone (a test's own, already stopped) is ignored. Returns how many keys went.
+    """
+    import redis
+
+    client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=1)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+        return int(client.delete(*keys)) if keys else 0
+    except (redis.RedisError, OSError):
+        return 0
+    finally:
+        client.close()
+
+
+@contextlib.asynccontextmanager
+async def connect(gateway: Any, mode: str = "auto", **client_kw: Any) -> AsyncIterator[Any]:
+    """A connected in-process MCP ``Client`` for ``gateway`` (``mode``: ``"auto"`` or ``"legacy"``)."""
+    from mcp import Client
+
+    from odmcp.server import build_server
+
+    async with Client(build_server(gateway), mode=mode, **client_kw) as client:
+        yield client
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1 (for servers a test starts)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.asynccontextmanager
+async def serve_http(gateway: Any, port: int = 0) -> AsyncIterator[str]:
+    """Serve ``gateway`` over Streamable HTTP (as ``serve --transport http``) in this event loop."""
+    from odmcp.http import build_http_app
+    from odmcp.http_server import serve
+
+    port = port or free_port()
+    app = build_http_app(gateway, "127.0.0.1", port)
+    stop = asyncio.Event()
+    task = asyncio.create_task(
+        serve(app, gateway.config.http, "127.0.0.1", port, shutdown=stop, signals=False)
+    )
+    try:
+        while True:  # up once the port answers and the lifespan has started
+            if task.done():
+                task.result()
+                raise RuntimeError("the HTTP server stopped before it started")
+            try:
+                _reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            except OSError:
+                await asyncio.sleep(0.01)
+                continue
+            writer.close()
+            await writer.wait_closed()
+            break
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop.set()
+        await task
+
+
+@contextlib.asynccontextmanager
+async def _held(cm: contextlib.AbstractAsyncContextManager[Any]) -> AsyncIterator[Any]:
+    """Enter and exit ``cm`` in one background task.
+
+    pytest-asyncio runs an async fixture's setup and teardown in two different tasks, and the MCP
+    client's anyio task group must be exited by the task that entered it.
+    """
+    loop = asyncio.get_running_loop()
+    entered: asyncio.Future[Any] = loop.create_future()
+    release = asyncio.Event()
+
+    async def hold() -> None:
+        try:
+            async with cm as value:
+                entered.set_result(value)
+                await release.wait()
+        except BaseException as err:
+            if not entered.done():
+                entered.set_exception(err)
+                return
+            raise
+
+    task = asyncio.create_task(hold())
+    try:
+        value = await entered
+    except BaseException:
+        release.set()
+        await task
+        raise
+    try:
+        yield value
+    finally:
+        release.set()
+        await task
+
+
+if pytest_asyncio is not None:
+
+    @pytest.fixture
+    def gateway_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[..., Any]]:
+        """Build gateways on the ``gateway_overrides`` store; afterwards delete the Redis keys they used."""
+        from odmcp.app import Gateway
+
+        try:  # a store plugin's kit (or the suite's conftest) says where the store is
+            base: dict[str, Any] = dict(request.getfixturevalue("gateway_overrides"))
+        except pytest.FixtureLookupError:
+            base = {}
+        shared: set[tuple[str, str]] = set()
+
+        def build(
+            plugins: Iterable[object] = (),
+            overrides: dict[str, Any] | None = None,
+            env: dict[str, str] | None = None,
+            **kw: Any,
+        ) -> Any:
+            merged = merge_overrides(
+                {"audit.path": str(tmp_path / "audit.jsonl"), **base},
+                {"cache.prefix": f"test-{uuid.uuid4().hex[:12]}", **(overrides or {})},
+            )
+            gw = Gateway.from_config(None, env=env or {}, overrides=merged, extra_plugins=plugins, **kw)
+            if gw.config.cache.backend == "redis":
+                shared.add((gw.config.cache.redis_url, gw.config.cache.prefix))
+            return gw
+
+        yield build
+        for url, prefix in shared:
+            delete_redis_prefix(url, prefix)
+
+    @pytest_asyncio.fixture
+    async def gateway_client(
+        request: pytest.FixtureRequest, gateway_factory: Callable[..., Any]
+    ) -> AsyncIterator[Any]:
+        marker = request.node.get_closest_marker("gateway")
+        kw = dict(marker.kwargs) if marker else {}
+        mode = kw.pop("mode", "auto")
+        async with _held(connect(gateway_factory(**kw), mode=mode)) as client:
+            yield client

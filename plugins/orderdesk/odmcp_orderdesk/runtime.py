@@ -1,0 +1,66 @@
+"""Per-process OrderDesk resources: one aiohttp session, one client and rate limiter per store.
+
+They are made on first use, not at start-up: a gateway at rest, not yet asked for OrderDesk data, has
+not imported aiohttp (about 8 MB of RSS; see bench/bench_idle.py). The first call pays the import
+once (about 0.1 s).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from odmcp.errors import InternalError
+from odmcp_orderdesk.ratelimit import store_limiter
+from odmcp_orderdesk.settings import OrderDeskSettings
+
+if TYPE_CHECKING:
+    import aiohttp
+
+    from odmcp.app import Gateway
+    from odmcp_orderdesk.client import OrderDeskClient
+
+STATE_KEY = "orderdesk"
+
+
+class OrderDeskRuntime:
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+        self.settings: OrderDeskSettings = gateway.config.section("orderdesk")
+        self.session: aiohttp.ClientSession | None = None
+        self._clients: dict[str, OrderDeskClient] = {}
+        self._stopped = False
+
+    async def start(self) -> None:
+        """Nothing to open yet: the first :meth:`client` call opens the session."""
+        self._stopped = False
+
+    def _open(self) -> None:
+        """The session and every store's client (called inside the event loop, by a tool or route)."""
+        from odmcp_orderdesk.client import OrderDeskClient, make_session
+
+        self.session = make_session(self.settings)
+        for store in self.gateway.config.stores:
+            # one bucket per upstream store (shared by config entries naming it, and by every replica)
+            limiter = store_limiter(self.gateway, store)
+            self._clients[store.name] = OrderDeskClient(store, self.session, self.settings, limiter=limiter)
+
+    async def stop(self) -> None:
+        self._stopped = True
+        if self.session is not None:
+            await self.session.close()
+            self.session = None
+        self._clients.clear()
+
+    def client(self, store: str | None) -> OrderDeskClient:
+        """The client of the named store (the default store when empty); VALIDATION if unknown."""
+        name = self.gateway.store(store).name
+        if self.session is None:
+            if self._stopped:
+                raise InternalError("the OrderDesk plugin was shut down; no more upstream calls")
+            self._open()
+        return self._clients[name]
+
+
+def runtime(gateway: Gateway) -> OrderDeskRuntime:
+    rt: OrderDeskRuntime = gateway.state[STATE_KEY]
+    return rt

@@ -1,0 +1,62 @@
+"""The ``[orderdesk]`` config section: how the HTTP client talks to OrderDesk.
+
+Per-store values (store id, API key, base URL, rate-limit bucket) live in ``[[stores]]``
+(:class:`odmcp.config.StoreSettings`); this section holds what is shared by every store's client.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+
+class OrderDeskSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    #: Seconds allowed to open a TCP/TLS connection. Short, because a connect that never happened
+    #: is safe to retry for every method, so failing fast costs little.
+    connect_timeout: float = 5.0
+    #: Total seconds for one attempt (connect, send, wait, read the body). Retries get a fresh budget.
+    request_timeout: float = 20.0
+    #: Retries after the first attempt (so ``max_retries + 1`` attempts at most) for 429s and, on
+    #: GET/PUT/DELETE, for 5xx, timeouts, connection errors and unreadable JSON.
+    max_retries: int = 4
+    #: Seconds; retry ``n`` (from 0) sleeps ``min(backoff_cap, backoff_base * 2**n) * random()``
+    #: ("full jitter", so many clients that failed together do not retry together).
+    backoff_base: float = 0.25
+    #: Upper bound, in seconds, of one backoff sleep before jitter.
+    backoff_cap: float = 8.0
+    #: Longest 429 ``X-Retry-After`` (seconds) the client sleeps through. A longer wait is returned
+    #: to the caller as RATE_LIMITED at once: blocking a tool call for minutes helps no one.
+    max_retry_after: float = 30.0
+    #: Seconds one logical request may take in all: rate-limit waits, every attempt and backoff.
+    #: A tool call never waits on OrderDesk for longer (then UPSTREAM; for a create, "outcome unknown").
+    deadline: float = 60.0
+    #: Seconds to let OrderDesk finish a create whose answer was lost before looking for the order
+    #: (by source_id) instead of sending it again.
+    create_settle: float = 1.0
+    #: Sent on every request; OrderDesk asks integrations for a unique, identifying User-Agent.
+    user_agent: str = "mcp-gateway-orderdesk/0.1 (+https://github.com/mcp-gateway)"
+    #: Size of the shared connection pool (all stores together, one pool per process).
+    max_connections: int = 20
+    #: store the order posted to /webhooks/orderdesk as the fresh cached value (saves the next GET),
+    #: but only over a strictly older cached copy; any other post only invalidates. Off by default:
+    #: invalidating only is always correct, whatever order the posts arrive in
+    webhook_caches_order: bool = False
+
+    def __post_init__(self) -> None:
+        # msgspec turns these ValueErrors into ValidationErrors, so the config loader reports the
+        # file and key like any other type error.
+        if self.connect_timeout <= 0 or self.request_timeout <= 0:
+            raise ValueError("connect_timeout and request_timeout must be > 0 seconds")
+        if self.max_retries < 0:
+            raise ValueError("max_retries must be >= 0")
+        if self.backoff_base < 0 or self.backoff_cap < self.backoff_base:
+            raise ValueError("backoff_base must be >= 0 and backoff_cap >= backoff_base")
+        if self.max_retry_after < 0:
+            raise ValueError("max_retry_after must be >= 0 seconds")
+        if self.deadline <= 0:
+            raise ValueError("deadline must be > 0 seconds")
+        if self.create_settle < 0:
+            raise ValueError("create_settle must be >= 0 seconds")
+        if self.max_connections < 1:
+            raise ValueError("max_connections must be >= 1")
+        if not self.user_agent.strip():
+            raise ValueError("user_agent must not be empty")

@@ -1,0 +1,260 @@
+"""order_items.* and shipments.* tools. Each write invalidates the order it touched."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any
+
+from pydantic import Field
+
+from odmcp.refs import Ref
+from odmcp.tools import ToolTable
+from odmcp.workflow import current_call
+from odmcp_orderdesk import merge, validate
+from odmcp_orderdesk.ids import check_id
+from odmcp_orderdesk.reconcile import item_matches, same_value
+from odmcp_orderdesk.runtime import runtime
+from odmcp_orderdesk.tools.common import (
+    DeleteResult,
+    ItemId,
+    ListResult,
+    MessageResult,
+    OrderId,
+    ShipmentId,
+    StoreArg,
+)
+
+if TYPE_CHECKING:
+    from odmcp.app import Gateway
+
+ItemArg = Annotated[
+    dict[str, Any],
+    Field(
+        description="Item fields: name, code (SKU), price, quantity, weight, "
+        "delivery_type, category_code, variation_list {k: v}, metadata {k: v}."
+    ),
+]
+ShipmentArg = Annotated[
+    dict[str, Any],
+    Field(
+        description="Shipment fields: tracking_number (required; 'n/a' if "
+        "none), carrier_code (UPS, USPS, FedEx...), shipment_method, weight, "
+        "cost, status, tracking_url."
+    ),
+]
+
+
+def _message(result: Any, default: str) -> str:
+    """OrderDesk answers item and shipment writes with ``{"message": ...}`` only."""
+    return str(result.get("message") or default) if isinstance(result, dict) else default
+
+
+def _reconciled() -> bool:
+    call = current_call.get()
+    return bool(call is not None and call.reconciled)
+
+
+def _fields_match(sent: dict[str, Any], now: dict[str, Any], asked: dict[str, Any]) -> bool:
+    """The fields the caller asked to change have the values that were sent (numbers loosely)."""
+    return bool(sent) and all(same_value(sent.get(k), now.get(k)) for k in asked if k != "id")
+
+
+TOOLS = ToolTable()
+
+
+def _order_ref(gateway: Gateway, store: str | None, order_id: str) -> Ref:
+    return Ref(gateway.store(store).name, "order", check_id("order_id", order_id))
+
+
+@TOOLS.tool("order_items.add", title="Add an order item", read_only=False, object_arg="order_id")
+async def order_items_add(
+    gateway: Gateway, order_id: OrderId, item: ItemArg, store: StoreArg = None
+) -> MessageResult:
+    """Add one item to an order; OrderDesk recalculates the totals. Costs 2 requests (the order is
+    read first, so an unclear answer can be checked). Errors: NOT_FOUND, VALIDATION, OUTCOME_UNKNOWN."""
+    validate.validate_order_item(item, creating=True)
+    r = _order_ref(gateway, store, order_id)
+    client = runtime(gateway).client(r.store)
+    before = await gateway.hooks.fetch(r)  # NOT_FOUND before any write; the ids that exist now
+    known = {str(i.get("id")) for i in before.get("order_items") or [] if isinstance(i, dict)}
+
+    async def added_after_all() -> dict[str, Any] | None:
+        current = await gateway.hooks.fetch(r)
+        for it in current.get("order_items") or []:
+            if isinstance(it, dict) and str(it.get("id")) not in known and item_matches(item, it):
+                return {"message": "Order Item Added", "item": it}
+        return None
+
+    msg = await gateway.workflow.write(
+        r,
+        lambda: client.add_order_item(r.id, item),
+        reconcile=added_after_all,
+        how_to_check=f"call orders_get for order {r.id} and look for the item in order_items",
+    )
+    return MessageResult(message=_message(msg, "Order Item Added"), reconciled=_reconciled())
+
+
+@TOOLS.tool(
+    "order_items.update",
+    title="Update an order item",
+    read_only=False,
+    destructive=True,
+    idempotent=True,
+    object_arg="order_id",
+)
+async def order_items_update(
+    gateway: Gateway, order_id: OrderId, item_id: ItemId, item: ItemArg, store: StoreArg = None
+) -> MessageResult:
+    """Change one item of an order. Only the fields you give change: the current item is fetched,
+    merged with yours and sent complete. Errors: NOT_FOUND (order or item), VALIDATION."""
+    validate.validate_order_item(item, creating=False)
+    r = _order_ref(gateway, store, order_id)
+    iid = check_id("item_id", item_id)
+    client = runtime(gateway).client(r.store)
+    sent: dict[str, Any] = {}
+
+    async def op() -> Any:
+        current = await client.get_order_item(r.id, iid)
+        merged = merge.merge_item(current, item)
+        validate.validate_order_item(merged, creating=False)
+        sent.update(merged)
+        return await client.update_order_item(r.id, iid, merged)
+
+    async def updated_after_all() -> dict[str, Any] | None:
+        now = await client.get_order_item(r.id, iid)
+        return {"message": "Order Item Updated"} if _fields_match(sent, now, item) else None
+
+    msg = await gateway.workflow.write(
+        r,
+        op,
+        reconcile=updated_after_all,
+        how_to_check=f"call orders_get for order {r.id} and check item {iid}",
+    )
+    return MessageResult(message=_message(msg, "Order Item Updated"), reconciled=_reconciled())
+
+
+@TOOLS.tool(
+    "order_items.delete",
+    title="Delete an order item",
+    read_only=False,
+    destructive=True,
+    idempotent=True,
+    object_arg="order_id",
+)
+async def order_items_delete(
+    gateway: Gateway, order_id: OrderId, item_id: ItemId, store: StoreArg = None
+) -> DeleteResult:
+    """Remove one item from an order; OrderDesk recalculates the totals. Errors: NOT_FOUND."""
+    r = _order_ref(gateway, store, order_id)
+    iid = check_id("item_id", item_id)
+    client = runtime(gateway).client(r.store)
+
+    async def gone() -> dict[str, Any] | None:
+        items = (await gateway.hooks.fetch(r)).get("order_items") or []
+        present = any(isinstance(i, dict) and str(i.get("id")) == iid for i in items)
+        return None if present else {"message": "Order Item Deleted"}
+
+    await gateway.workflow.write(
+        r,
+        lambda: client.delete_order_item(r.id, iid),
+        reconcile=gone,
+        how_to_check=f"call orders_get for order {r.id} and check item {iid} is gone",
+    )
+    return DeleteResult(deleted=True, id=iid)
+
+
+@TOOLS.tool("shipments.list", title="List an order's shipments", read_only=True, object_arg="order_id")
+async def shipments_list(gateway: Gateway, order_id: OrderId, store: StoreArg = None) -> ListResult:
+    """List an order's shipments (tracking numbers, carriers, dates). Errors: NOT_FOUND."""
+    r = _order_ref(gateway, store, order_id)
+    items = await runtime(gateway).client(r.store).list_shipments(r.id)
+    return ListResult(items=items, total_records=len(items), records_returned=len(items))
+
+
+@TOOLS.tool("shipments.add", title="Add a shipment", read_only=False, object_arg="order_id")
+async def shipments_add(
+    gateway: Gateway, order_id: OrderId, shipment: ShipmentArg, store: StoreArg = None
+) -> MessageResult:
+    """Add a shipment (tracking number) to an order; several shipments mean partial fulfilment.
+    OrderDesk refuses a duplicate tracking number. Errors: VALIDATION, NOT_FOUND."""
+    validate.validate_shipment(shipment)
+    r = _order_ref(gateway, store, order_id)
+    client = runtime(gateway).client(r.store)
+    # An unclear POST is settled by the client (it looks the tracking number up); what stays unclear
+    # is reported as OUTCOME_UNKNOWN with how to check.
+    msg = await gateway.workflow.write(
+        r,
+        lambda: client.add_shipment(r.id, shipment),
+        how_to_check=f"call shipments_list for order {r.id} and look for the tracking number",
+    )
+    reconciled = isinstance(msg, dict) and bool(msg.get("confirmed_by_lookup"))
+    return MessageResult(message=_message(msg, "Shipment Added"), reconciled=reconciled)
+
+
+@TOOLS.tool(
+    "shipments.update",
+    title="Update a shipment",
+    read_only=False,
+    destructive=True,
+    idempotent=True,
+    object_arg="order_id",
+)
+async def shipments_update(
+    gateway: Gateway,
+    order_id: OrderId,
+    shipment_id: ShipmentId,
+    shipment: ShipmentArg,
+    store: StoreArg = None,
+) -> MessageResult:
+    """Change a shipment's fields (only those given change). Errors: NOT_FOUND, VALIDATION."""
+    r = _order_ref(gateway, store, order_id)
+    sid = check_id("shipment_id", shipment_id)
+    client = runtime(gateway).client(r.store)
+    sent: dict[str, Any] = {}
+
+    async def op() -> Any:
+        current = await client.get_shipment(r.id, sid)
+        merged = merge.merge_shipment(current, shipment)
+        validate.validate_shipment(merged, creating=False)
+        sent.update(merged)
+        return await client.update_shipment(r.id, sid, merged)
+
+    async def updated_after_all() -> dict[str, Any] | None:
+        now = await client.get_shipment(r.id, sid)
+        return {"message": "Shipment Updated"} if _fields_match(sent, now, shipment) else None
+
+    msg = await gateway.workflow.write(
+        r,
+        op,
+        reconcile=updated_after_all,
+        how_to_check=f"call shipments_list for order {r.id} and check shipment {sid}",
+    )
+    return MessageResult(message=_message(msg, "Shipment Updated"), reconciled=_reconciled())
+
+
+@TOOLS.tool(
+    "shipments.delete",
+    title="Delete a shipment",
+    read_only=False,
+    destructive=True,
+    idempotent=True,
+    object_arg="order_id",
+)
+async def shipments_delete(
+    gateway: Gateway, order_id: OrderId, shipment_id: ShipmentId, store: StoreArg = None
+) -> DeleteResult:
+    """Delete a shipment from an order. Errors: NOT_FOUND."""
+    r = _order_ref(gateway, store, order_id)
+    sid = check_id("shipment_id", shipment_id)
+    client = runtime(gateway).client(r.store)
+
+    async def gone() -> dict[str, Any] | None:
+        present = any(str(s.get("id")) == sid for s in await client.list_shipments(r.id))
+        return None if present else {"message": "Shipment Deleted"}
+
+    await gateway.workflow.write(
+        r,
+        lambda: client.delete_shipment(r.id, sid),
+        reconcile=gone,
+        how_to_check=f"call shipments_list for order {r.id} and check shipment {sid} is gone",
+    )
+    return DeleteResult(deleted=True, id=sid)

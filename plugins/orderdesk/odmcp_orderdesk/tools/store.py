@@ -1,0 +1,53 @@
+"""store.get and stores.list: settings and folders, never a credential.
+
+The client already strips credentials from ``GET /store`` (``wire.sanitize_store``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel
+
+from odmcp.tools import ToolTable
+from odmcp_orderdesk.folders import store_settings
+from odmcp_orderdesk.tools.common import StoreArg
+
+if TYPE_CHECKING:
+    from odmcp.app import Gateway
+
+
+class StoreResult(BaseModel):
+    store: dict[str, Any]
+
+
+class StoresResult(BaseModel):
+    stores: list[dict[str, Any]]
+
+
+TOOLS = ToolTable()
+
+
+@TOOLS.tool("store.get", title="Get store settings and folders", read_only=True)
+async def store_get(gateway: Gateway, store: StoreArg = None) -> StoreResult:
+    """Get the store's settings and its folders (a map of folder id to name; use the ids with
+    orders_list and orders_move). API keys and mail credentials are never included. Errors: AUTH."""
+    name = gateway.store(store).name
+    return StoreResult(store=await store_settings(gateway, name))
+
+
+@TOOLS.tool("stores.list", title="List the configured stores", read_only=True, store_scoped=False)
+async def stores_list(
+    gateway: Gateway,
+) -> StoresResult:
+    """List the stores you may use: name, whether it is the default, and its folders.
+    Use a name as the `store` argument of any other tool. Never includes credentials."""
+    out = []
+    for s in gateway.visible_stores():  # a caller only sees the stores its token grants
+        entry: dict[str, Any] = {"name": s.name, "default": s is gateway.config.default_store}
+        try:
+            entry["folders"] = (await store_settings(gateway, s.name)).get("folders", {})
+        except Exception as err:  # one unreachable store must not hide the others
+            entry["error"] = str(getattr(err, "code", "UPSTREAM"))
+        out.append(entry)
+    return StoresResult(stores=out)
