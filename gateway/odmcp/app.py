@@ -29,7 +29,7 @@ from odmcp.ratelimit import LeakyBucket, RateLimiter, SharedBucket
 from odmcp.tools import ToolRegistry
 from odmcp.workflow import Workflow, current_call
 
-log = logging.getLogger("gateway")
+log = logging.getLogger("odmcp")
 
 
 class CacheRegistry:

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from odmcp.app import Gateway
     from odmcp.tools import ToolCall
 
-log = logging.getLogger("gateway.calls")
+log = logging.getLogger("odmcp.calls")
 
 
 @hookimpl(trylast=True)

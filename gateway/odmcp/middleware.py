@@ -25,7 +25,7 @@ from odmcp.workflow import current_call
 if TYPE_CHECKING:
     from odmcp.app import Gateway
 
-log = logging.getLogger("gateway.calls")
+log = logging.getLogger("odmcp.calls")
 
 #: the ASGI scope key where the HTTP auth layer leaves the caller's token settings
 PRINCIPAL_SCOPE_KEY = "mcpgw.principal"

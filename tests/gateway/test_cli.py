@@ -290,7 +290,7 @@ def test_a_port_in_use_stops_the_serve_process_before_it_claims_to_serve(taken_p
         [
             sys.executable,
             "-m",
-            "gateway",
+            "odmcp",
             "serve",
             "--transport",
             "http",

@@ -54,7 +54,7 @@ async def http_gateway(orderdesk_sandbox: Any, tmp_path: Path) -> AsyncIterator[
         [
             sys.executable,
             "-m",
-            "gateway",
+            "odmcp",
             "serve",
             "--transport",
             "http",

@@ -75,7 +75,7 @@ default = true
             [
                 sys.executable,
                 "-m",
-                "gateway",
+                "odmcp",
                 "serve",
                 "--transport",
                 "http",

@@ -94,7 +94,7 @@ async def serve(tmp_path: Path, base_url: str) -> AsyncIterator[Server]:
             [
                 sys.executable,
                 "-m",
-                "gateway",
+                "odmcp",
                 "serve",
                 "--transport",
                 "http",
@@ -260,7 +260,7 @@ def test_non_loopback_bind_without_token_exits_with_one_clear_line(tmp_path, hos
         [
             sys.executable,
             "-m",
-            "gateway",
+            "odmcp",
             "serve",
             "--transport",
             "http",

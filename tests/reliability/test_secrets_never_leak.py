@@ -29,7 +29,19 @@ API_KEY_MARK = "sandbox-key"  # every key in this test starts with it: sandbox-k
 BEARER = "bearer-" + uuid.uuid4().hex
 NAMED_TOKEN = "named-" + uuid.uuid4().hex
 WRONG_KEY = "sandbox-key-wrong-" + uuid.uuid4().hex[:8]
-LOGGERS = ["", "gateway", "plugins", "mcp", "aiohttp", "redis", "asyncio", "httpx", "uvicorn"]
+LOGGERS = [
+    "",
+    "odmcp",
+    "odmcp_orderdesk",
+    "odmcp_cache_memory",
+    "odmcp_cache_redis",
+    "mcp",
+    "aiohttp",
+    "redis",
+    "asyncio",
+    "httpx",
+    "uvicorn",
+]
 #: tools that answer without upstream errors by design (ping; stores_list reports per-store errors inline)
 ALWAYS_OK = {"gateway_ping", "stores_list"}
 #: bulk tools report upstream failures per target inside a normal result (their text is still checked)

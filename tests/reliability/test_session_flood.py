@@ -141,7 +141,7 @@ async def test_removing_a_token_from_the_config_ends_its_sessions(orderdesk_sand
             [
                 sys.executable,
                 "-m",
-                "gateway",
+                "odmcp",
                 "serve",
                 "--transport",
                 "http",

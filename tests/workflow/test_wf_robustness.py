@@ -29,7 +29,7 @@ async def test_an_audit_line_lost_after_the_write_keeps_the_real_result(
 
     async with connect(gw) as client:
         monkeypatch.setattr(gw.audit, "write", broken)
-        with caplog.at_level(logging.ERROR, logger="gateway.calls"):
+        with caplog.at_level(logging.ERROR, logger="odmcp.calls"):
             result = await client.call_tool(
                 "orders_update", {"order_id": "200001", "changes": {"email": "a@b.co"}}
             )
