@@ -22,6 +22,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 #: (script, extra args in quick mode, extra args in full mode); cheapest first
 BENCHES: list[tuple[str, list[str], list[str]]] = [
+    ("bench_tokens.py", ["--quick"], []),
     ("bench_stampede.py", ["--quick"], []),
     ("bench_ratelimit.py", ["--quick"], []),
     ("bench_overhead.py", ["--quick"], []),

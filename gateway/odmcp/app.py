@@ -26,7 +26,7 @@ from odmcp.locks import MutationLocks
 from odmcp.metrics import Metrics
 from odmcp.plugins import GatewayPluginManager, build_plugin_manager
 from odmcp.ratelimit import LeakyBucket, RateLimiter, SharedBucket
-from odmcp.tools import ToolRegistry
+from odmcp.tools import ToolRegistry, ToolSpec
 from odmcp.workflow import Workflow, current_call
 
 log = logging.getLogger("odmcp")
@@ -83,6 +83,8 @@ class Gateway:
         self.bulk = BulkRunner(self)
         self.tools = ToolRegistry()
         self.hooks.register_tools(self.tools.register, self)
+        #: the toolsets served (``gateway.toolsets``); an unknown name fails here, at start-up
+        self.toolsets = self.tools.chosen(config.gateway.toolsets, config.source)
         self._users = 0
         self._start_lock = asyncio.Lock()
         #: free-form per-plugin state (e.g. HTTP clients), keyed by plugin name
@@ -117,6 +119,10 @@ class Gateway:
             pm.set_blocked(name)
         pm.trace_hooks = pm.trace_hooks or config.gateway.trace_hooks
         return cls(config, pm, **kw)
+
+    def served_tools(self) -> list[ToolSpec]:
+        """The registered tools of the chosen toolsets (tools without a toolset are always served)."""
+        return [t for t in self.tools if t.toolset is None or t.toolset in self.toolsets]
 
     # --- stores ---------------------------------------------------------------------------------
 

@@ -13,6 +13,8 @@ exactly what the SDK would pass to the tool.
 from __future__ import annotations
 
 import difflib
+import json
+import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -41,37 +43,88 @@ def closest(name: str, choices: Iterable[str]) -> str | None:
 
 
 def _shown(value: Any) -> str:
-    text = repr(value)
+    """The received value as JSON (what the model sent), cut short."""
+    try:
+        text = json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):
+        text = repr(value)
     return text if len(text) <= _SHOWN_CHARS else text[: _SHOWN_CHARS - 3] + "..."
 
 
-def _location(loc: Iterable[Any]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+#: pydantic's words for JSON types, in the JSON words of the schema the model reads
+_JSON_WORDS = (
+    ("a valid dictionary", "an object"),
+    ("a valid list", "an array"),
+    ("a valid string", "a string"),
+    ("a valid integer", "an integer"),
+    ("a valid number", "a number"),
+    ("a valid boolean", "true or false"),
+)
+#: the subject pydantic starts a message with ("Input should be ...", "String should match ...")
+_SUBJECT = re.compile(r"^(Input|String|List|Dictionary|Value|Object|Tuple|Set|Decimal|Date) (?=should)")
+
+
+def _where(error: Mapping[str, Any], arguments: Any) -> str:
+    """The argument path of an error as the model wrote it (``shipments[0].weight``).
+
+    pydantic also puts the member of a union it tried into the location (``list[str]``, a model's
+    class name); a part that names no key of what the model sent is such a tag and is left out.
+    """
+    loc = list(error.get("loc", ()))
+    out, node = "", arguments
+    for i, part in enumerate(loc):
+        if isinstance(part, int) and isinstance(node, list):
+            out += f"[{part}]"
+            node = node[part] if 0 <= part < len(node) else None
+        elif isinstance(node, dict) and (
+            part in node or (i == len(loc) - 1 and error.get("type") == "missing")
+        ):
+            out += f".{part}" if out else str(part)
+            node = node.get(part)
     return out
 
 
-def describe(exc: ValidationError) -> ValidationFailed:
-    """pydantic's argument errors as one VALIDATION line; ``details["field"]`` names the first argument."""
-    parts: list[str] = []
-    fields: list[str] = []
+def _expected(error: Mapping[str, Any]) -> str:
+    """What pydantic expected, without its elaborations (``should be an integer``)."""
+    msg = str(error.get("msg", "is invalid"))
+    if msg.startswith("Value error, "):  # a validator's own message
+        return msg.removeprefix("Value error, ")
+    if error.get("type") == "extra_forbidden":
+        return "is not an accepted field"
+    msg = _SUBJECT.sub("", msg)
+    for cut in (", unable to", ", got ", " after validation"):
+        msg = msg.split(cut, 1)[0]
+    for pydantic_word, json_word in _JSON_WORDS:
+        msg = msg.replace(pydantic_word, json_word)
+    return msg[:1].lower() + msg[1:]
+
+
+def describe(exc: ValidationError, arguments: Any = None) -> ValidationFailed:
+    """pydantic's argument errors as one VALIDATION line, one clause per argument in error:
+    ``argument 'limit' should be an integer, got "two"``. The errors pydantic reports for each
+    member of a union are one clause (``should be 'summary' or 'full' or an array``).
+    ``details["field"]`` names the first argument."""
+    expected: dict[str, list[str]] = {}
+    received: dict[str, Any] = {}
     for error in exc.errors(include_url=False):
-        where = _location(error.get("loc", ())) or "arguments"
-        fields.append(where)
+        where = _where(error, arguments) or "arguments"
         if error.get("type") == "missing":
-            parts.append(f"argument {where!r} is required")
+            expected.setdefault(where, []).append("is required")
             continue
-        msg = str(error.get("msg", "is invalid"))
-        got = f"got {_shown(error.get('input'))}"
-        if msg.startswith("Input should"):  # "Input should be a valid integer, ..."
-            parts.append(f"argument {where!r}{msg.removeprefix('Input')}, {got}")
-        else:
-            parts.append(f"argument {where!r}: {msg[:1].lower() + msg[1:]}, {got}")
-    details = {"field": fields[0]} if fields else {}
+        said = _expected(error)
+        if said not in expected.setdefault(where, []):
+            expected[where].append(said)
+        received.setdefault(where, error.get("input"))
+    parts = []
+    for where, wanted in expected.items():
+        text = f"argument {where!r} " + " or ".join(
+            s if i == 0 else s.removeprefix("should be ") for i, s in enumerate(wanted)
+        )
+        parts.append(text + (f", got {_shown(received[where])}" if where in received else ""))
+    details = {"field": next(iter(expected))} if expected else {}
     return ValidationFailed(
         "; ".join(parts) or "invalid arguments",
-        hint="Fix the named argument (the tool's input schema says what it accepts) and call again; "
+        hint="Fix the named argument (the input schema says what it takes) and call again; "
         "nothing was written.",
         **details,
     )
@@ -105,7 +158,7 @@ class ArgumentCheck:
         try:
             self._validate(dict(arguments))
         except ValidationError as exc:
-            return describe(exc)
+            return describe(exc, dict(arguments))
         return None
 
 

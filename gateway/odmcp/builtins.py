@@ -117,9 +117,7 @@ def gateway_tool_post_invoke(
 @hookimpl
 def gateway_register_tools(register: Callable[..., None], gateway: Gateway) -> None:
     async def ping() -> dict[str, Any]:
-        """Check that the gateway answers. Returns its version and the store names you may use.
-
-        Costs no upstream request; use it to test a connection."""
+        """Check the gateway answers; returns its version and your store names. Cost: 0 requests."""
         call = current_call.get()
         token = call.token if call is not None else None
         # like stores_list: a caller only learns the names of the stores its token grants

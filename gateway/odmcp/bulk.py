@@ -88,18 +88,25 @@ def single(name: str, run: Callable[[], Awaitable[Done]]) -> Target:
     return Target([name], one)
 
 
-class BulkReport(BaseModel):
-    """The per-target report of a bulk call (a partial failure is a normal result, not an error)."""
+#: the shape of one entry of a bulk report (in the output schema, instead of prose)
+_RESULT_ENTRY: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "target": {"type": "string"},
+        "outcome": {"type": "string"},
+        "message": {"type": "string"},
+    },
+}
 
-    total: int = Field(description="Targets in the call.")
-    totals: dict[str, int] = Field(description="How many targets ended in each outcome.")
-    results: list[dict[str, Any]] = Field(
-        description="One entry per target, in call order: target, outcome (ok, unchanged, dry_run or "
-        "an error code), message, changed_fields."
-    )
-    replayed: bool = Field(
-        default=False, description="True when this is the stored report of an earlier call with this key."
-    )
+
+class BulkReport(BaseModel):
+    # The per-target report of a bulk call (a partial failure is a normal result, not an error):
+    # ``outcome`` is ok, unchanged, dry_run or an error code. Kept short: every bulk tool's output
+    # schema in every tools/list carries this model's schema.
+    total: int
+    totals: dict[str, int]
+    results: list[dict[str, Any]] = Field(json_schema_extra={"items": _RESULT_ENTRY})
+    replayed: bool = False
 
 
 ProgressFn = Callable[[float, float | None, str | None], Awaitable[None]]

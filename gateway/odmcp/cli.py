@@ -292,7 +292,7 @@ def _resolve_tool(gw: Any, name: str) -> str:
     from odmcp.tools import wire_name
 
     style = gw.config.gateway.tool_names
-    for spec in gw.tools:
+    for spec in gw.served_tools():
         if name in (spec.name, wire_name(spec.name, style), wire_name(spec.name, "underscore")):
             return wire_name(spec.name, style)
     raise CliError(f"unknown tool {name!r}; run 'mcp-gateway tools' to list them")
@@ -356,7 +356,10 @@ async def _tools(args: argparse.Namespace) -> int:
     async with _gateway_options(args) as overrides:
         gw = _build(args, overrides)
         style = gw.config.gateway.tool_names
-        for spec in gw.tools:
+        chosen = gw.config.gateway.toolsets
+        print(f"toolsets: {', '.join(gw.tools.toolsets())} (served: {', '.join(chosen)})")
+        served = {spec.name for spec in gw.served_tools()}
+        for spec in sorted(gw.tools, key=lambda t: (t.toolset or "", t.name)):
             hints = [
                 h
                 for h, on in (
@@ -367,9 +370,16 @@ async def _tools(args: argparse.Namespace) -> int:
                 )
                 if on
             ]
-            summary = spec.description.strip().splitlines()[0]
-            hidden = " (hidden: read-only mode)" if spec.writes and gw.config.gateway.read_only else ""
-            print(f"{wire_name(spec.name, style):28} [{', '.join(hints) or 'write'}] {summary}{hidden}")
+            summary = spec.description.splitlines()[0].split(". ", 1)[0].rstrip(".")
+            hidden = ""
+            if spec.name not in served:
+                hidden = " (off: not in gateway.toolsets)"
+            elif spec.writes and gw.config.gateway.read_only:
+                hidden = " (hidden: read-only mode)"
+            print(
+                f"{wire_name(spec.name, style):24} {spec.toolset or '(always)':10} "
+                f"[{', '.join(hints) or 'write'}] {summary}{hidden}"
+            )
     return 0
 
 

@@ -199,6 +199,9 @@ class GatewaySettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     #: plugins (by name) not to load, e.g. ``["cache_redis"]``
     disabled_plugins: list[str] = msgspec.field(default_factory=list)
     trace_hooks: bool = False
+    #: tool families to serve (``orders``, ``items``, ``shipments``, ``inventory``, ``store``, ``bulk``,
+    #: or ``all``); names are checked against the registered tools at start-up
+    toolsets: list[str] = msgspec.field(default_factory=lambda: ["all"])
 
 
 class BulkSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -274,6 +277,7 @@ ENV_KEYS: dict[str, tuple[str, str]] = {
     "GATEWAY_HTTP_TOKEN": ("http.token", "secret"),
     "GATEWAY_LOG_LEVEL": ("gateway.log_level", "str"),
     "GATEWAY_TRACE_HOOKS": ("gateway.trace_hooks", "bool"),
+    "GATEWAY_TOOLSETS": ("gateway.toolsets", "list"),
 }
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -334,6 +338,8 @@ def _apply_env(doc: dict[str, Any], env: Mapping[str, str]) -> dict[str, str]:
             continue
         raw = env[var]
         value: Any = _parse_bool(var, raw) if kind == "bool" else raw
+        if kind == "list":  # comma-separated: GATEWAY_TOOLSETS=orders,store
+            value = [part.strip() for part in raw.split(",") if part.strip()]
         _set_path(doc, path, value)
         origins[path] = var
     # The single-store variables define (or override) the default store.

@@ -2,7 +2,8 @@
 
 Everything that must happen around *every* tool call lives here: read-only refusals, per-token
 grants, argument checks (:mod:`odmcp.arguments`), plugin policy hooks, error normalisation, metrics
-and the audit line. It also closes the published input schemas (``additionalProperties: false``).
+and the audit line. It also answers ``tools/list`` with the list the caller may call, in compact
+schemas (:mod:`odmcp.toollist`).
 If the SDK's middleware signature changes in a 2.x release, this file is the only one to touch.
 """
 
@@ -17,9 +18,17 @@ import anyio
 from mcp.types import CallToolResult, TextContent
 from pydantic import BaseModel
 
-from odmcp.arguments import ArgumentCheck, close_schema
-from odmcp.errors import AuthError, ErrorCode, GatewayError, InternalError, ReadOnlyError
-from odmcp.tools import ToolCall, ToolSpec, published
+from odmcp.arguments import ArgumentCheck, closest
+from odmcp.errors import (
+    AuthError,
+    ErrorCode,
+    GatewayError,
+    InternalError,
+    ReadOnlyError,
+    ValidationFailed,
+)
+from odmcp.toollist import tools_for
+from odmcp.tools import ToolCall, ToolSpec, published, wire_name
 from odmcp.workflow import current_call
 
 if TYPE_CHECKING:
@@ -78,17 +87,21 @@ class ToolCallMiddleware:
         self.by_wire = by_wire
         #: built on a tool's first call (building all of them would cost ~5 ms per tool per server)
         self._checks: dict[str, ArgumentCheck] = {}
+        #: the tool list per kind of caller (read-only or not, which stores), built on first request
+        self._lists: dict[Any, list[dict[str, Any]]] = {}
 
     async def __call__(self, ctx: Any, call_next: Any) -> Any:
         if ctx.method == "tools/list":
-            return self._close_schemas(await call_next(ctx))
+            return self._tool_list(
+                await call_next(ctx), _principal(ctx), getattr(ctx, "protocol_version", "")
+            )
         if ctx.method != "tools/call":
             return await call_next(ctx)
         params = ctx.params or {}
         wname = str(params.get("name", ""))
         spec = self.by_wire.get(wname)
-        if spec is None:  # unknown tool: the SDK answers "Unknown tool"
-            return await call_next(ctx)
+        if spec is None:  # not served (unknown, or its toolset is off): one coded line like any error
+            return error_result(self._not_served(wname))
         args = params.get("arguments")
         token = _principal(ctx)
         call = ToolCall(
@@ -135,6 +148,20 @@ class ToolCallMiddleware:
         finally:
             current_call.reset(reset)
 
+    def _not_served(self, wname: str) -> ValidationFailed:
+        style = self.gw.config.gateway.tool_names
+        off = next((t for t in self.gw.tools if wire_name(t.name, style) == wname), None)
+        if off is not None:
+            return ValidationFailed(
+                f"tool {wname!r} is not served here: its toolset {off.toolset!r} is not in gateway.toolsets",
+                hint="Use the tools tools/list shows (an operator can add the toolset); nothing was run.",
+            )
+        guess = closest(wname, self.by_wire)
+        return ValidationFailed(
+            f"unknown tool {wname!r}" + (f"; did you mean {guess!r}?" if guess else ""),
+            hint="Call one of the tools tools/list shows; nothing was run.",
+        )
+
     def _check(self, wname: str, spec: ToolSpec) -> ArgumentCheck:
         check = self._checks.get(wname)
         if check is None:
@@ -145,14 +172,17 @@ class ToolCallMiddleware:
         self.gw.metrics.inc("policy_denials_total", tool=call.name, code=str(err.code))
         return await self._finish(call, "denied", err, t0, error_result(err))
 
-    def _close_schemas(self, result: Any) -> Any:
-        """Say in every gateway tool's input schema that undeclared arguments are refused."""
+    def _tool_list(self, result: Any, token: Any, protocol: str) -> Any:
+        """The SDK's ``tools/list`` answer with only the tools this caller may call, compacted (built
+        once per kind of caller and protocol version: an era may spell a tool differently)."""
         tools = result.get("tools") if isinstance(result, dict) else None
-        for tool in tools or []:
-            schema = tool.get("inputSchema") if isinstance(tool, dict) else None
-            if tool.get("name") in self.by_wire and isinstance(schema, dict):
-                close_schema(schema)
-        return result
+        if not isinstance(tools, list):
+            return result
+        kind = (protocol, None if token is None else (bool(token.read_only), tuple(token.stores)))
+        shown = self._lists.get(kind)
+        if shown is None:
+            shown = self._lists[kind] = tools_for(tools, self.by_wire, self.gw.config, token)
+        return {**result, "tools": shown}
 
     def _authorize(self, call: ToolCall, spec: ToolSpec, token: Any) -> None:
         if spec.writes and self.gw.config.gateway.read_only:

@@ -27,10 +27,12 @@ def instructions(gw: Gateway) -> str:
     """The server's instructions: each plugin's paragraph (``gateway_instructions``), then the host's."""
     codes = ", ".join(c.value for c in ErrorCode if c is not ErrorCode.INTERNAL)
     host = (
-        "Every tool takes an optional `store` (a configured store name; see stores_list). "
-        f"Errors carry a code ({codes}) and say what to do next. A `retryable` error may be retried as is; "
-        "OUTCOME_UNKNOWN means a write may or may not have happened: read the object again before "
-        "repeating it."
+        "Tools that act on a store take `store` (a store name, see stores_list) when you may use more "
+        "than one; without it they use the default store. "
+        f"An error is one line, CODE: what was wrong — what to do ({codes}). Any tool may answer "
+        "VALIDATION (bad arguments; nothing was written), and RATE_LIMITED or UPSTREAM when the store's "
+        "service is busy or down. A `retryable` error may be retried as is; OUTCOME_UNKNOWN means a "
+        "write may or may not have happened: read the object again before repeating it."
     )
     return "\n".join([*gw.hooks.instructions(), host])
 
@@ -72,7 +74,7 @@ def _handler(spec: ToolSpec, gw: Gateway) -> Any:
 def build_server(gw: Gateway) -> MCPServer[Any]:
     style = gw.config.gateway.tool_names
     read_only = gw.config.gateway.read_only
-    by_wire = {wire_name(spec.name, style): spec for spec in gw.tools}
+    by_wire = {wire_name(spec.name, style): spec for spec in gw.served_tools()}
 
     @contextlib.asynccontextmanager
     async def lifespan(_server: MCPServer[Any]) -> AsyncIterator[Gateway]:
@@ -91,8 +93,9 @@ def build_server(gw: Gateway) -> MCPServer[Any]:
         middleware=[ToolCallMiddleware(gw, by_wire)],
         request_state_security=RequestStateSecurity(keys=keys) if keys else None,
         log_level=gw.config.gateway.log_level,
-        # the tool list only changes with a restart: let 2026-07-28 clients keep it for 5 minutes
-        cache_hints={"tools/list": CacheHint(ttl_ms=300_000, scope="public")},
+        # the tool list only changes with a restart: let 2026-07-28 clients keep it for 5 minutes;
+        # private: each caller's list depends on its token (gateway.toollist)
+        cache_hints={"tools/list": CacheHint(ttl_ms=300_000, scope="private")},
     )
     for wname, spec in by_wire.items():
         if read_only and spec.writes:

@@ -11,8 +11,14 @@ from typing import Any, Literal
 
 from mcp.types import ToolAnnotations
 
+from odmcp.arguments import closest
+from odmcp.errors import ConfigError
+
 NameStyle = Literal["underscore", "dotted"]
 _CANONICAL = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
+_TOOLSET = re.compile(r"^[a-z][a-z0-9_]{0,30}$")
+#: the ``gateway.toolsets`` entry that selects every toolset
+ALL_TOOLSETS = "all"
 
 
 def wire_name(canonical: str, style: NameStyle) -> str:
@@ -38,6 +44,8 @@ class ToolSpec:
     store_scoped: bool = True
     #: the argument that names the object a call acts on (audit lines of calls refused early)
     object_arg: str | None = None
+    #: the tool family ``gateway.toolsets`` selects it by (``orders``, ``bulk``...); None: always served
+    toolset: str | None = None
 
     def object_id(self, arguments: dict[str, Any]) -> str | None:
         """The object a call names, from its declared ``object_arg`` (None when it names none)."""
@@ -102,15 +110,20 @@ class ToolRegistry:
         open_world: bool = True,
         store_scoped: bool = True,
         object_arg: str | None = None,
+        toolset: str | None = None,
         plugin: str = "?",
     ) -> None:
         if not _CANONICAL.match(name) or len(name) > 40:
             raise ValueError(
                 f"tool name {name!r} must be dotted lowercase (like 'orders.get'), at most 40 chars"
             )
+        if toolset is not None and (not _TOOLSET.match(toolset) or toolset == ALL_TOOLSETS):
+            raise ValueError(
+                f"tool {name!r}: toolset {toolset!r} must be a lowercase word (like 'orders'), not 'all'"
+            )
         if name in self._tools:
             raise ValueError(f"tool {name!r} registered twice (by {self._tools[name].plugin} and {plugin})")
-        doc = inspect.cleandoc(description or fn.__doc__ or "")
+        doc = _one_paragraph_per_line(inspect.cleandoc(description or fn.__doc__ or ""))
         if not doc:
             raise ValueError(f"tool {name!r} needs a description an LLM can act on")
         self._tools[name] = ToolSpec(
@@ -125,6 +138,7 @@ class ToolRegistry:
             plugin=plugin,
             store_scoped=store_scoped,
             object_arg=object_arg,
+            toolset=toolset,
         )
 
     def __iter__(self):  # type: ignore[no-untyped-def]
@@ -136,6 +150,35 @@ class ToolRegistry:
     def get(self, name: str) -> ToolSpec | None:
         return self._tools.get(name)
 
+    def toolsets(self) -> list[str]:
+        """The toolsets the registered tools declare, sorted."""
+        return sorted({t.toolset for t in self._tools.values() if t.toolset is not None})
+
+    def chosen(self, names: list[str], source: str = "<config>") -> frozenset[str]:
+        """The toolsets ``names`` selects (``all``: every one); an unknown name is a ConfigError
+        naming the closest toolset and listing them all."""
+        known = self.toolsets()
+        if not names:
+            raise ConfigError(
+                f"{source}: key gateway.toolsets: empty; list toolsets or 'all' "
+                f"(toolsets: {', '.join([ALL_TOOLSETS, *known])})"
+            )
+        for name in names:
+            if name != ALL_TOOLSETS and name not in known:
+                guess = closest(name, known)
+                raise ConfigError(
+                    f"{source}: key gateway.toolsets: unknown toolset {name!r}"
+                    + (f"; did you mean {guess!r}?" if guess else "")
+                    + f" (toolsets: {', '.join([ALL_TOOLSETS, *known])})"
+                )
+        return frozenset(known) if ALL_TOOLSETS in names else frozenset(names)
+
+
+def _one_paragraph_per_line(text: str) -> str:
+    """Docstring line breaks are layout, not meaning: each paragraph becomes one line (a JSON
+    ``\\n`` costs the model two bytes where a space costs one)."""
+    return "\n".join(" ".join(p.split()) for p in text.split("\n\n") if p.strip())
+
 
 @dataclass
 class ToolTable:
@@ -143,14 +186,17 @@ class ToolTable:
     ``TOOLS.register_into(register)`` from the plugin's ``gateway_register_tools``.
 
     A tool function may take ``gateway`` as a parameter; the host passes the ``Gateway`` (it is not
-    part of the tool's input schema). The keyword arguments are those of :meth:`ToolRegistry.register`.
+    part of the tool's input schema). The keyword arguments are those of :meth:`ToolRegistry.register`;
+    ``toolset`` defaults to the table's.
     """
 
+    #: the toolset of every tool declared here that does not name its own
+    toolset: str | None = None
     entries: list[tuple[Callable[..., Any], dict[str, Any]]] = field(default_factory=list)
 
     def tool(self, name: str, **meta: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         def declare(fn: Callable[..., Any]) -> Callable[..., Any]:
-            self.entries.append((fn, {"name": name, **meta}))
+            self.entries.append((fn, {"name": name, "toolset": self.toolset, **meta}))
             return fn
 
         return declare

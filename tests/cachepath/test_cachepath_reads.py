@@ -123,7 +123,7 @@ async def test_update_and_delete_refresh_lists(
         await client.call_tool(
             "orders_update", {"order_id": a, "changes": {"order_metadata": {"listed": "yes"}}}
         )
-        updated = await client.call_tool("orders_list", {"limit": 500})
+        updated = await client.call_tool("orders_list", {"limit": 500, "fields": "full"})
         await client.call_tool("orders_delete", {"order_id": b, "confirm": True})
         deleted = await client.call_tool("orders_list", {"limit": 500})
     by_id = {o["id"]: o for o in updated.structured_content["orders"]}

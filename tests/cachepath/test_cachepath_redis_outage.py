@@ -105,7 +105,7 @@ async def test_hung_redis_keeps_the_stale_entry_and_the_invalidation_is_replayed
 
         resume()
         after = await call("orders_get", {"order_id": a})
-        listed = await call("orders_list", {"limit": 500})
+        listed = await call("orders_list", {"limit": 500, "fields": ["id", "order_metadata"]})
         again = await call("orders_get", {"order_id": a})
     assert "hung" not in (before.structured_content["order"]["order_metadata"] or {})
     assert during.structured_content["order"]["order_metadata"]["hung"] == "written"

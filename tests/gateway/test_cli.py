@@ -181,7 +181,7 @@ async def test_serve_sandbox_over_http_prints_the_url_and_answers() -> None:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.1)
-        assert not result.is_error and result.structured_content["records_returned"] == 3
+        assert not result.is_error and len(result.structured_content["orders"]) == 3
     finally:
         proc.terminate()
         proc.wait(10)

@@ -108,10 +108,10 @@ async def test_list_filters_and_pagination(gateway_factory: Any) -> None:
         page2 = ok(await c.call_tool("orders_list", {"limit": 10, "offset": page1["next_offset"]}))
         folder = ok(await c.call_tool("orders_list", {"folder_id": 2, "limit": 500}))
         last = ok(await c.call_tool("orders_list", {"limit": 500}))
-    assert page1["records_returned"] == 10 and page1["next_offset"] == 10 and page1["total_records"] == 36
+    assert len(page1["orders"]) == 10 and page1["next_offset"] == 10 and page1["total_records"] == 36
     assert not {o["id"] for o in page1["orders"]} & {o["id"] for o in page2["orders"]}
     assert folder["orders"] and all(o["folder_id"] == 2 for o in folder["orders"])
-    assert last["next_offset"] is None and last["records_returned"] == 36
+    assert last["next_offset"] is None and len(last["orders"]) == 36
 
 
 async def test_move_and_history_note(gateway_factory: Any, orderdesk_sandbox: Any) -> None:
@@ -202,7 +202,7 @@ async def test_inventory_tools(gateway_factory: Any) -> None:
         unconfirmed = await c.call_tool("inventory_delete", {"item_id": iid})
         ok(await c.call_tool("inventory_delete", {"item_id": iid, "confirm": True}))
         gone = await c.call_tool("inventory_get", {"item_id": iid})
-    assert listed["records_returned"] == 5 and listed["next_offset"] == 5
+    assert len(listed["items"]) == 5 and listed["next_offset"] == 5
     assert got["item"]["code"] == "MUG-1"
     assert upd["item"]["stock"] == 7 and upd["item"]["location"] == "A1"  # full PUT kept the rest
     assert [i["code"] for i in by_code["items"]] == ["MUG-1"]

@@ -252,6 +252,9 @@ def args_for(
     tool: Any, by_name: dict[str, st.SearchStrategy[Any]], *, deep: bool
 ) -> st.SearchStrategy[dict[str, Any]]:
     props = list((tool.input_schema or {}).get("properties", {}))
+    if "store" not in props and tool.name not in ("gateway_ping", "stores_list"):
+        # a single-store gateway doesn't offer `store` (there is nothing to choose); tools still take it
+        props.append("store")
     inventory = tool.name.startswith("inventory_")
     fields: dict[str, st.SearchStrategy[Any]] = {}
     for name in props:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from odmcp.errors import ValidationFailed
+from odmcp.errors import GatewayError, ValidationFailed
 from odmcp_orderdesk.runtime import runtime
 
 if TYPE_CHECKING:
@@ -22,6 +22,16 @@ async def store_settings(gateway: Gateway, store: str, *, fresh: bool = False) -
         return await client.get_store()
     ttl = gateway.config.cache.ttl_for("store", STORE_TTL)
     return await gateway.workflow.read_keyed(store, "store", client.get_store, ttl)
+
+
+async def folder_names(gateway: Gateway, store: str) -> dict[str, str]:
+    """Folder id (text) -> name, from the cached settings; empty when they can't be read (a summary
+    then says ``folder_name: null`` rather than failing the whole list)."""
+    try:
+        folders = (await store_settings(gateway, store)).get("folders")
+    except GatewayError:
+        return {}
+    return {str(k): str(v) for k, v in folders.items()} if isinstance(folders, dict) else {}
 
 
 async def resolve_folder(

@@ -49,7 +49,9 @@ def gateway_instructions() -> str:
     return (
         "Tools for reading and changing orders in OrderDesk, an order-management service. Updates are "
         "safe: orders_update fetches the full order, merges only your changes and uploads it, retrying on "
-        "conflict, so fields you don't mention are kept. Use dry_run=true to preview a change."
+        "conflict, so fields you don't mention are kept. Use dry_run=true to preview a change. Lists "
+        "return a summary per object; pass fields='full' or field names for more. A tool's cost is "
+        "in OrderDesk requests: a store allows a burst of 20, then 3 per second."
     )
 
 

@@ -372,7 +372,7 @@ class OrderDeskTransport:
         message = self._message(envelope, "OrderDesk reported an error")
         text = f"{op}: {message}"
         if "not found" in message.lower():
-            return NotFound(text, http_status=200)
+            return NotFound(text, hint=not_found_hint(op), http_status=200)
         if _AUTH_WORDS.search(message):
             return AuthError(text, http_status=200)
         return ValidationFailed(text, http_status=200)
@@ -381,12 +381,29 @@ class OrderDeskTransport:
 # --- pure helpers ------------------------------------------------------------------------------
 
 
+#: which tool shows the valid ids, by the path of the request that found nothing
+_WHERE_IDS_ARE = (
+    ("/inventory-items", "inventory_list shows the ones that exist"),
+    ("/shipments", "shipments_list shows an order's shipments"),
+    ("/order-items", "orders_get shows an order's items"),
+    ("/orders", "orders_list shows the ones that exist"),
+)
+
+
+def not_found_hint(op: str) -> str:
+    """What to do about a NOT_FOUND from ``op`` (``OrderDesk GET /inventory-items/7``): the tool
+    that shows the ids that do exist."""
+    path = op.split(" ", 2)[-1]
+    where = next((w for p, w in _WHERE_IDS_ARE if p in path), "the list tools show the ones that exist")
+    return f"Check the id ({where}) and try again."
+
+
 def _http_error(op: str, status: int, message: str) -> GatewayError:
     text = f"{op}: {message}"
     if status in (401, 403):
         return AuthError(text, http_status=status)
     if status == 404:
-        return NotFound(text, http_status=status)
+        return NotFound(text, hint=not_found_hint(op), http_status=status)
     if status == 409:
         return Conflict(text, http_status=status)
     if 400 <= status < 500:

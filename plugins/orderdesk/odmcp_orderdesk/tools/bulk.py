@@ -21,57 +21,45 @@ from odmcp_orderdesk import merge, validate
 from odmcp_orderdesk.ids import check_id
 from odmcp_orderdesk.reconcile import same_value
 from odmcp_orderdesk.runtime import runtime
-from odmcp_orderdesk.tools.common import IdText, StoreArg
+from odmcp_orderdesk.tools.common import IdempotencyKey, IdText, StoreArg, Text, capped
 from odmcp_orderdesk.tools.orders import entry_code
 from odmcp_orderdesk.writes import add_note, resolve_changes, update_order
 
 if TYPE_CHECKING:
     from odmcp.app import Gateway
 
-TOOLS = ToolTable()
+TOOLS = ToolTable(toolset="bulk")
 ORDER = "order"
 INVENTORY = "inventory_item"
 #: entries per POST /batch-shipments and PUT /batch-inventory-items
 BATCH = 100
 
-IdList = Annotated[
-    list[Annotated[str, IdText]],
-    Field(min_length=1, max_length=MAX_TARGETS, description="Order ids (at most 500)."),
-]
-IdempotencyKey = Annotated[
-    str | None,
-    Field(
-        min_length=8,
-        max_length=128,
-        description="Any unique string per intended job: repeating the call with the same key and "
-        "arguments returns the first report and never writes twice (finished targets are not redone).",
-    ),
-]
+IdList = Annotated[list[Annotated[str, IdText]], Field(min_length=1, max_length=MAX_TARGETS)]
 
 
 class OrderChange(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    order_id: Annotated[str, IdText] = Field(description="Order id.")
-    changes: dict[str, Any] = Field(description="Fields to change, as for orders_update.")
+    order_id: Annotated[str, IdText]
+    changes: dict[str, Any] = Field(description="As for orders_update.")
 
 
 class ShipmentEntry(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    order_id: Annotated[str, IdText] = Field(description="Order id.")
-    tracking_number: str = Field(min_length=1, max_length=100)
-    carrier_code: str | None = Field(default=None, max_length=50)
-    shipment_method: str | None = Field(default=None, max_length=100)
+    order_id: Annotated[str, IdText]
+    tracking_number: Annotated[str, Field(min_length=1), capped(100)]
+    carrier_code: Text | None = None
+    shipment_method: Text | None = None
     weight: float | None = None
     cost: float | None = None
-    status: str | None = Field(default=None, max_length=50)
-    tracking_url: str | None = Field(default=None, max_length=500)
+    status: Text | None = None
+    tracking_url: Annotated[str | None, capped(500)] = None
 
 
 class InventoryChange(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    id: Annotated[str | None, IdText] = Field(default=None, description="Inventory item id...")
-    code: str | None = Field(default=None, max_length=100, description="...or its SKU.")
-    changes: dict[str, Any] = Field(description="Fields to change, as for inventory_update.")
+    id: Annotated[str | None, IdText] = None
+    code: Annotated[Text | None, Field(description="SKU, instead of id.")] = None
+    changes: dict[str, Any] = Field(description="As for inventory_update.")
 
 
 def _ids(values: list[Any], field: str) -> list[str]:
@@ -115,23 +103,17 @@ async def orders_update_many(
     gateway: Gateway,
     ctx: Context,
     order_ids: IdList | None = None,
-    changes: Annotated[
-        dict[str, Any] | None, Field(description="The same changes for every order in order_ids.")
-    ] = None,
+    changes: Annotated[dict[str, Any] | None, Field(description="For every order in order_ids.")] = None,
     updates: Annotated[
-        list[OrderChange] | None,
-        Field(max_length=MAX_TARGETS, description="Or: a list of {order_id, changes}, one per order."),
+        list[OrderChange] | None, Field(max_length=MAX_TARGETS, description="Or changes per order.")
     ] = None,
-    dry_run: Annotated[bool, Field(description="true: return each order's diff; write nothing.")] = False,
+    dry_run: Annotated[bool, Field(description="Return each diff; write nothing.")] = False,
     idempotency_key: IdempotencyKey = None,
     store: StoreArg = None,
 ) -> BulkReport:
-    """Apply changes to up to 500 orders in one call: either the same `changes` for `order_ids`, or
-    `updates` with changes per order. Each order gets the safe update of orders_update (fetch, merge,
-    upload only if something changed); costs 2 requests per changed order, paced to the rate limit.
-    Every target is validated first: one invalid entry writes nothing. The result lists every order
-    with its outcome (ok, unchanged, dry_run, or an error code such as NOT_FOUND, CONFLICT,
-    OUTCOME_UNKNOWN) and totals; a partial failure is not an error. Errors: VALIDATION (nothing written)."""
+    """Update up to 500 orders as orders_update does, all checked first; reports each order (ok,
+    unchanged, dry_run or an error code). Cost: 2 requests per changed order, paced. Errors:
+    VALIDATION (nothing written)."""
     if (order_ids is None) == (updates is None) or (order_ids is not None) != (changes is not None):
         raise ValidationFailed(
             "give either order_ids with changes, or updates",
@@ -173,7 +155,7 @@ async def orders_update_many(
 
 @TOOLS.tool(
     "orders.add_note_many",
-    title="Add a history note to many orders",
+    title="Add a note to many orders",
     read_only=False,
     destructive=False,
     idempotent=False,
@@ -183,14 +165,12 @@ async def orders_add_note_many(
     gateway: Gateway,
     ctx: Context,
     order_ids: IdList,
-    note: Annotated[str, Field(min_length=1, max_length=1800, description="Text of the history entry.")],
+    note: Annotated[str, Field(min_length=1, max_length=1800)],
     idempotency_key: IdempotencyKey = None,
     store: StoreArg = None,
 ) -> BulkReport:
-    """Append the same history note to up to 500 orders (as orders_add_note: 2-3 requests per order,
-    paced to the rate limit). Pass an idempotency_key: a repeat with it never adds a note twice. The
-    result lists every order with its outcome (ok, or an error code such as NOT_FOUND or
-    OUTCOME_UNKNOWN) and totals. Errors: VALIDATION (nothing written)."""
+    """Add the same history note to up to 500 orders, as orders_add_note does; reports each order.
+    Cost: 2-3 requests per order, paced. Errors: VALIDATION (nothing written)."""
     validate.validate_note(note)
     name = gateway.store(store).name
     ids = _ids(list(order_ids), "order_ids")
@@ -224,17 +204,12 @@ async def orders_add_note_many(
 async def shipments_add_many(
     gateway: Gateway,
     ctx: Context,
-    shipments: Annotated[
-        list[ShipmentEntry],
-        Field(min_length=1, max_length=MAX_TARGETS, description="Shipments, each with its order_id."),
-    ],
+    shipments: Annotated[list[ShipmentEntry], Field(min_length=1, max_length=MAX_TARGETS)],
     idempotency_key: IdempotencyKey = None,
     store: StoreArg = None,
 ) -> BulkReport:
-    """Add up to 500 shipments (tracking numbers) in one call, through OrderDesk's batch endpoint: one
-    request per 100 shipments. OrderDesk refuses a tracking number an order already has. The result
-    lists every shipment as order_id:tracking_number with its outcome (ok, or an error code such as
-    NOT_FOUND, VALIDATION or OUTCOME_UNKNOWN) and totals. Errors: VALIDATION (nothing written)."""
+    """Add up to 500 shipments to their orders; reports each as order_id:tracking_number. Cost: 1
+    request per 100. Errors: VALIDATION (nothing written)."""
     name = gateway.store(store).name
     entries: dict[str, dict[str, Any]] = {}
     for i, s in enumerate(shipments):
@@ -315,18 +290,13 @@ async def shipments_add_many(
 async def inventory_update_many(
     gateway: Gateway,
     ctx: Context,
-    updates: Annotated[
-        list[InventoryChange],
-        Field(min_length=1, max_length=MAX_TARGETS, description="A list of {id or code, changes}."),
-    ],
+    updates: Annotated[list[InventoryChange], Field(min_length=1, max_length=MAX_TARGETS)],
     idempotency_key: IdempotencyKey = None,
     store: StoreArg = None,
 ) -> BulkReport:
-    """Change up to 500 inventory items (stock, price, ...) in one call. Items named by SKU are read
-    100 per request, merged with your changes (OrderDesk blanks fields left out) and written through
-    the batch endpoint, 100 per request; unchanged items are not sent. The result lists every item (by
-    id or code) with its outcome (ok, unchanged, or an error code such as NOT_FOUND) and totals.
-    Errors: VALIDATION (nothing written)."""
+    """Update up to 500 inventory items as inventory_update does (unchanged ones are not sent);
+    reports each. Cost: 2 requests per 100 (+1 per item given by id). Errors: VALIDATION (nothing
+    written)."""
     name = gateway.store(store).name
     wanted: dict[str, tuple[str, str, dict[str, Any]]] = {}
     for i, u in enumerate(updates):

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field
+
+from odmcp_orderdesk.summary import INVENTORY_SUMMARY, ORDER_SUMMARY, SHIPMENT_SUMMARY
 
 
 def _digits_text(value: Any) -> Any:
@@ -15,53 +18,111 @@ def _digits_text(value: Any) -> Any:
 #: an id as the schema says (a string of digits), also accepted as a JSON integer
 IdText = BeforeValidator(_digits_text)
 
+
+def capped(limit: int) -> Any:
+    """A bound that only guards against abuse: enforced, but not published (a cap no real value comes
+    near is noise in every tools/list; ``Field(max_length=...)`` would publish it)."""
+
+    def check(value: Any) -> Any:
+        if isinstance(value, str | list) and len(value) > limit:
+            unit = "characters" if isinstance(value, str) else "items"
+            raise ValueError(f"should have at most {limit} {unit}")
+        if isinstance(value, int) and value > limit:
+            raise ValueError(f"should be at most {limit}")
+        return value
+
+    return AfterValidator(check)
+
+
+#: free text that is short in real life (a name, an email, a source id)
+Text = Annotated[str, capped(254)]
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2})?Z?)?$")
+
+
+def _date(value: str | None) -> str | None:
+    if value is not None and not _DATE.fullmatch(value):
+        raise ValueError("should be a UTC date 'YYYY-MM-DD' or 'YYYY-MM-DD HH:MM:SS'")
+    return value
+
+
+#: a UTC date filter (the tool's description says the format)
+DateArg = Annotated[str | None, AfterValidator(_date)]
+
 StoreArg = Annotated[
     str | None,
-    Field(description="Store name (see stores_list). Omit to use the default store.", max_length=64),
+    capped(64),
+    Field(description="Store name."),
 ]
 ID_RE = r"^[0-9]{1,20}$"
 
 
-def _id_arg(description: str) -> Any:
-    # the explicit json_schema_extra keeps the pattern in the published schema (a before-validator
-    # hides field constraints from pydantic's schema generation; validation still applies them)
-    return Field(description=description, pattern=ID_RE, json_schema_extra={"pattern": ID_RE})
-
-
-OrderId = Annotated[str, IdText, _id_arg("OrderDesk order id, digits only, e.g. '1001'.")]
-ItemId = Annotated[str, IdText, _id_arg("Order item id, digits only.")]
-ShipmentId = Annotated[str, IdText, _id_arg("Shipment id, digits only.")]
-InventoryId = Annotated[str, IdText, _id_arg("Inventory item id, digits only.")]
+#: an id argument: its pattern says "digits" (the explicit json_schema_extra keeps the pattern in the
+#: published schema: a before-validator hides field constraints from pydantic's schema generation;
+#: validation still applies them)
+_ID_ARG = Field(pattern=ID_RE, json_schema_extra={"pattern": ID_RE})
+OrderId = Annotated[str, IdText, _ID_ARG]
+ItemId = Annotated[str, IdText, _ID_ARG]
+ShipmentId = Annotated[str, IdText, _ID_ARG]
+InventoryId = Annotated[str, IdText, _ID_ARG]
+#: an idempotency key (orders_create and the bulk tools)
+IdempotencyKey = Annotated[
+    str | None,
+    capped(128),
+    Field(min_length=8, description="A repeat with this key never writes twice."),
+]
+#: an offset into a list (the cap only guards against abuse)
+Offset = Annotated[int, Field(ge=0), capped(10_000_000)]
 #: a generous cap on any one object argument (OrderDesk's own limits are far smaller per field)
 MAX_OBJECT_KEYS = 200
 
 
+def _summary_items(names: tuple[str, ...], typed: dict[str, Any]) -> dict[str, Any]:
+    """The output schema of a list of summaries (or of the fields asked for): property names, and
+    types only where every object has them in that type (the rest come from OrderDesk as sent)."""
+    return {"items": {"type": "object", "properties": {n: typed.get(n, {}) for n in names}}}
+
+
+_NULLABLE_TEXT = {"type": ["string", "null"]}
+
+
 class OrderResult(BaseModel):
-    order: dict[str, Any] = Field(description="The full order as OrderDesk holds it.")
+    order: dict[str, Any]
 
 
 class OrderListResult(BaseModel):
-    orders: list[dict[str, Any]]
+    orders: list[dict[str, Any]] = Field(
+        json_schema_extra=_summary_items(
+            ORDER_SUMMARY,
+            {
+                "folder_name": _NULLABLE_TEXT,
+                "customer_name": _NULLABLE_TEXT,
+                "item_count": {"type": "integer"},
+                "tracked": {"type": "boolean"},
+            },
+        )
+    )
     total_records: int
-    records_returned: int
-    offset: int
-    limit: int
-    next_offset: int | None = Field(description="Pass as offset to get the next page; null on the last page.")
+    next_offset: int | None
+
+
+class InventoryListResult(BaseModel):
+    items: list[dict[str, Any]] = Field(json_schema_extra=_summary_items(INVENTORY_SUMMARY, {}))
+    total_records: int
+    next_offset: int | None
+
+
+class ShipmentListResult(BaseModel):
+    items: list[dict[str, Any]] = Field(json_schema_extra=_summary_items(SHIPMENT_SUMMARY, {}))
 
 
 class UpdateResult(BaseModel):
-    order: dict[str, Any] = Field(
-        description="The order after the update (or as it would be, for a dry run)."
-    )
-    attempts: int = Field(description="Fetch-merge-upload attempts used (conflicts are retried).")
-    changed_fields: list[str] = Field(description="Dotted paths of the fields that changed.")
+    order: dict[str, Any]
+    attempts: int
+    changed_fields: list[str]
     dry_run: bool = False
-    changes: list[dict[str, Any]] = Field(
-        default_factory=list, description="Field-level diff: path, before, after."
-    )
-    reconciled: bool = Field(
-        default=False, description="OrderDesk's answer was unclear; a re-read confirmed the change."
-    )
+    changes: list[dict[str, Any]] = Field(default_factory=list)  # a dry run's diff
+    #: the answer was unclear and a re-read confirmed the change
+    reconciled: bool = False
     message: str = ""
 
 
@@ -72,17 +133,9 @@ class DeleteResult(BaseModel):
 
 class MessageResult(BaseModel):
     message: str
-    results: list[dict[str, Any]] = Field(default_factory=list)
-    order: dict[str, Any] | None = None
-    reconciled: bool = Field(
-        default=False, description="OrderDesk's answer was unclear; a re-read confirmed the change."
-    )
+    #: the answer was unclear and a re-read confirmed the change
+    reconciled: bool = False
 
 
-class ListResult(BaseModel):
-    items: list[dict[str, Any]]
-    total_records: int
-    records_returned: int
-    offset: int = 0
-    limit: int = 0
-    next_offset: int | None = None
+class NoteResult(MessageResult):
+    order: dict[str, Any] = Field(description="With its order_history.")

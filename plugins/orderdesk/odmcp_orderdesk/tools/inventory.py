@@ -12,7 +12,22 @@ from odmcp.tools import ToolTable
 from odmcp_orderdesk import validate
 from odmcp_orderdesk.ids import check_id
 from odmcp_orderdesk.runtime import runtime
-from odmcp_orderdesk.tools.common import DeleteResult, InventoryId, ListResult, StoreArg
+from odmcp_orderdesk.summary import (
+    Fields,
+    check_inventory_fields,
+    inventory_summary,
+    pick,
+    summaries_of,
+    with_summaries,
+)
+from odmcp_orderdesk.tools.common import (
+    DeleteResult,
+    InventoryId,
+    InventoryListResult,
+    Offset,
+    StoreArg,
+    capped,
+)
 
 if TYPE_CHECKING:
     from odmcp.app import Gateway
@@ -30,7 +45,7 @@ class InventoryUpdateResult(BaseModel):
     changed_fields: list[str]
 
 
-TOOLS = ToolTable()
+TOOLS = ToolTable(toolset="inventory")
 
 
 def _ref(gateway: Gateway, store: str | None, item_id: str) -> Ref:
@@ -41,37 +56,40 @@ def _ref(gateway: Gateway, store: str | None, item_id: str) -> Ref:
 async def inventory_list(
     gateway: Gateway,
     store: StoreArg = None,
-    code: Annotated[
-        str | None, Field(max_length=1000, description="Comma-separated SKUs to look up.")
-    ] = None,
+    code: Annotated[str | None, capped(1000), Field(description="Comma-separated SKUs.")] = None,
     limit: Annotated[int, Field(ge=1, le=500)] = 50,
-    offset: Annotated[int, Field(ge=0, le=10_000_000)] = 0,
-) -> ListResult:
-    """List inventory items (SKU, name, price, stock, location), optionally only the given SKUs.
-    Pass next_offset as offset for the next page. Errors: VALIDATION."""
+    offset: Offset = 0,
+    fields: Fields = "summary",
+) -> InventoryListResult:
+    """List inventory items (or given SKUs): summaries, total_records, next_offset. Cost: 1 request,
+    0 if cached. Errors: VALIDATION."""
+    check_inventory_fields(fields)
     name = gateway.store(store).name
     client = runtime(gateway).client(name)
     params = {"limit": limit, "offset": offset, "code": code}
-    page = await gateway.workflow.read_list(
-        name, INVENTORY, params, lambda: client.list_inventory(limit=limit, offset=offset, code=code)
-    )
+
+    async def load() -> dict[str, Any]:
+        page = await client.list_inventory(limit=limit, offset=offset, code=code)
+        return with_summaries(page, "inventory_items", inventory_summary)
+
+    page = await gateway.workflow.read_list(name, INVENTORY, params, load)
     items = list(page["inventory_items"])
     total = int(page.get("total_records", len(items)))
     nxt = offset + len(items) if len(items) == limit and offset + len(items) < total else None
-    return ListResult(
-        items=items,
-        total_records=total,
-        records_returned=len(items),
-        offset=offset,
-        limit=limit,
-        next_offset=nxt,
-    )
+    if fields != "full":
+        summaries = summaries_of(page, "inventory_items", inventory_summary)
+        items = [pick(i, s, fields) for i, s in zip(items, summaries, strict=True)]
+    return InventoryListResult(items=items, total_records=total, next_offset=nxt)
 
 
 @TOOLS.tool("inventory.get", title="Get an inventory item", read_only=True, object_arg="item_id")
-async def inventory_get(gateway: Gateway, item_id: InventoryId, store: StoreArg = None) -> InventoryResult:
-    """Get one inventory item by id. Errors: NOT_FOUND, VALIDATION."""
-    return InventoryResult(item=await gateway.workflow.read(_ref(gateway, store, item_id)))
+async def inventory_get(
+    gateway: Gateway, item_id: InventoryId, fields: Fields = "full", store: StoreArg = None
+) -> InventoryResult:
+    """Get one inventory item. Cost: 1 request, 0 if cached. Errors: NOT_FOUND, VALIDATION."""
+    check_inventory_fields(fields)
+    item = await gateway.workflow.read(_ref(gateway, store, item_id))
+    return InventoryResult(item=item if fields == "full" else pick(item, inventory_summary(item), fields))
 
 
 @TOOLS.tool("inventory.create", title="Create an inventory item", read_only=False)
@@ -80,14 +98,12 @@ async def inventory_create(
     item: Annotated[
         dict[str, Any],
         Field(
-            description="name and code (unique SKU) are required; price, cost, "
-            "weight, stock, location, metadata are optional."
+            description="name, code (unique SKU); optional price, cost, weight, stock, location, metadata."
         ),
     ],
     store: StoreArg = None,
 ) -> InventoryResult:
-    """Create an inventory item and return it with its new id. The SKU (code) must be unique.
-    Errors: VALIDATION."""
+    """Create an inventory item; returns it with its id. Cost: 2 requests. Errors: VALIDATION."""
     validate.validate_inventory_item(item, creating=True)
     return InventoryResult(
         item=await gateway.workflow.create(Ref(gateway.store(store).name, INVENTORY), item)
@@ -105,11 +121,11 @@ async def inventory_create(
 async def inventory_update(
     gateway: Gateway,
     item_id: InventoryId,
-    changes: Annotated[dict[str, Any], Field(description="Only the fields to change; null removes one.")],
+    changes: Annotated[dict[str, Any], Field(description="Only what changes; null removes.")],
     store: StoreArg = None,
 ) -> InventoryUpdateResult:
-    """Change an inventory item safely: the full item is fetched, merged with your changes and sent
-    complete (OrderDesk blanks fields left out of an update). Errors: NOT_FOUND, VALIDATION, CONFLICT."""
+    """Change an inventory item safely: fetch, merge your changes, send it whole (OrderDesk blanks
+    what is left out). Cost: 3 requests. Errors: NOT_FOUND, VALIDATION, CONFLICT."""
     if not isinstance(changes, dict):
         raise ValidationFailed("changes must be an object")
     validate.validate_inventory_changes(changes)
@@ -130,7 +146,7 @@ async def inventory_update(
 async def inventory_delete(
     gateway: Gateway, item_id: InventoryId, confirm: bool = False, store: StoreArg = None
 ) -> DeleteResult:
-    """Delete an inventory item. Requires confirm=true after the user agreed.
+    """Delete an inventory item; needs confirm=true once the user agreed. Cost: 1 request.
     Errors: CONFIRMATION_REQUIRED, NOT_FOUND."""
     r = _ref(gateway, store, item_id)
     if not confirm:

@@ -13,13 +13,14 @@ from odmcp_orderdesk import merge, validate
 from odmcp_orderdesk.ids import check_id
 from odmcp_orderdesk.reconcile import item_matches, same_value
 from odmcp_orderdesk.runtime import runtime
+from odmcp_orderdesk.summary import Fields, check_shipment_fields, pick, shipment_summary
 from odmcp_orderdesk.tools.common import (
     DeleteResult,
     ItemId,
-    ListResult,
     MessageResult,
     OrderId,
     ShipmentId,
+    ShipmentListResult,
     StoreArg,
 )
 
@@ -29,16 +30,15 @@ if TYPE_CHECKING:
 ItemArg = Annotated[
     dict[str, Any],
     Field(
-        description="Item fields: name, code (SKU), price, quantity, weight, "
-        "delivery_type, category_code, variation_list {k: v}, metadata {k: v}."
+        description="name, code, price, quantity, weight, delivery_type, category_code, "
+        "variation_list, metadata."
     ),
 ]
 ShipmentArg = Annotated[
     dict[str, Any],
     Field(
-        description="Shipment fields: tracking_number (required; 'n/a' if "
-        "none), carrier_code (UPS, USPS, FedEx...), shipment_method, weight, "
-        "cost, status, tracking_url."
+        description="tracking_number ('n/a' if none), carrier_code, shipment_method, weight, cost, "
+        "status, tracking_url."
     ),
 ]
 
@@ -58,7 +58,7 @@ def _fields_match(sent: dict[str, Any], now: dict[str, Any], asked: dict[str, An
     return bool(sent) and all(same_value(sent.get(k), now.get(k)) for k in asked if k != "id")
 
 
-TOOLS = ToolTable()
+TOOLS = ToolTable(toolset="items")
 
 
 def _order_ref(gateway: Gateway, store: str | None, order_id: str) -> Ref:
@@ -69,8 +69,8 @@ def _order_ref(gateway: Gateway, store: str | None, order_id: str) -> Ref:
 async def order_items_add(
     gateway: Gateway, order_id: OrderId, item: ItemArg, store: StoreArg = None
 ) -> MessageResult:
-    """Add one item to an order; OrderDesk recalculates the totals. Costs 2 requests (the order is
-    read first, so an unclear answer can be checked). Errors: NOT_FOUND, VALIDATION, OUTCOME_UNKNOWN."""
+    """Add an item to an order; totals are recalculated. Cost: 2 requests. Errors: NOT_FOUND,
+    VALIDATION, OUTCOME_UNKNOWN."""
     validate.validate_order_item(item, creating=True)
     r = _order_ref(gateway, store, order_id)
     client = runtime(gateway).client(r.store)
@@ -104,8 +104,8 @@ async def order_items_add(
 async def order_items_update(
     gateway: Gateway, order_id: OrderId, item_id: ItemId, item: ItemArg, store: StoreArg = None
 ) -> MessageResult:
-    """Change one item of an order. Only the fields you give change: the current item is fetched,
-    merged with yours and sent complete. Errors: NOT_FOUND (order or item), VALIDATION."""
+    """Change the given fields of an order item (the rest are kept). Cost: 2 requests.
+    Errors: NOT_FOUND, VALIDATION."""
     validate.validate_order_item(item, creating=False)
     r = _order_ref(gateway, store, order_id)
     iid = check_id("item_id", item_id)
@@ -143,7 +143,7 @@ async def order_items_update(
 async def order_items_delete(
     gateway: Gateway, order_id: OrderId, item_id: ItemId, store: StoreArg = None
 ) -> DeleteResult:
-    """Remove one item from an order; OrderDesk recalculates the totals. Errors: NOT_FOUND."""
+    """Remove an item from an order; totals are recalculated. Cost: 1 request. Errors: NOT_FOUND."""
     r = _order_ref(gateway, store, order_id)
     iid = check_id("item_id", item_id)
     client = runtime(gateway).client(r.store)
@@ -162,20 +162,33 @@ async def order_items_delete(
     return DeleteResult(deleted=True, id=iid)
 
 
-@TOOLS.tool("shipments.list", title="List an order's shipments", read_only=True, object_arg="order_id")
-async def shipments_list(gateway: Gateway, order_id: OrderId, store: StoreArg = None) -> ListResult:
-    """List an order's shipments (tracking numbers, carriers, dates). Errors: NOT_FOUND."""
+@TOOLS.tool(
+    "shipments.list",
+    title="List shipments",
+    read_only=True,
+    object_arg="order_id",
+    toolset="shipments",
+)
+async def shipments_list(
+    gateway: Gateway, order_id: OrderId, fields: Fields = "summary", store: StoreArg = None
+) -> ShipmentListResult:
+    """List an order's shipments, a summary each. Cost: 1 request. Errors: NOT_FOUND, VALIDATION."""
+    check_shipment_fields(fields)
     r = _order_ref(gateway, store, order_id)
-    items = await runtime(gateway).client(r.store).list_shipments(r.id)
-    return ListResult(items=items, total_records=len(items), records_returned=len(items))
+    shipments = await runtime(gateway).client(r.store).list_shipments(r.id)
+    if fields != "full":
+        shipments = [pick(s, shipment_summary(s), fields) for s in shipments]
+    return ShipmentListResult(items=shipments)
 
 
-@TOOLS.tool("shipments.add", title="Add a shipment", read_only=False, object_arg="order_id")
+@TOOLS.tool(
+    "shipments.add", title="Add a shipment", read_only=False, object_arg="order_id", toolset="shipments"
+)
 async def shipments_add(
     gateway: Gateway, order_id: OrderId, shipment: ShipmentArg, store: StoreArg = None
 ) -> MessageResult:
-    """Add a shipment (tracking number) to an order; several shipments mean partial fulfilment.
-    OrderDesk refuses a duplicate tracking number. Errors: VALIDATION, NOT_FOUND."""
+    """Add a shipment (tracking number) to an order; several mean partial fulfilment. A duplicate
+    tracking number is refused. Cost: 1 request. Errors: VALIDATION, NOT_FOUND."""
     validate.validate_shipment(shipment)
     r = _order_ref(gateway, store, order_id)
     client = runtime(gateway).client(r.store)
@@ -192,6 +205,7 @@ async def shipments_add(
 
 @TOOLS.tool(
     "shipments.update",
+    toolset="shipments",
     title="Update a shipment",
     read_only=False,
     destructive=True,
@@ -205,7 +219,7 @@ async def shipments_update(
     shipment: ShipmentArg,
     store: StoreArg = None,
 ) -> MessageResult:
-    """Change a shipment's fields (only those given change). Errors: NOT_FOUND, VALIDATION."""
+    """Change the given fields of a shipment. Cost: 2 requests. Errors: NOT_FOUND, VALIDATION."""
     r = _order_ref(gateway, store, order_id)
     sid = check_id("shipment_id", shipment_id)
     client = runtime(gateway).client(r.store)
@@ -233,6 +247,7 @@ async def shipments_update(
 
 @TOOLS.tool(
     "shipments.delete",
+    toolset="shipments",
     title="Delete a shipment",
     read_only=False,
     destructive=True,
@@ -242,7 +257,7 @@ async def shipments_update(
 async def shipments_delete(
     gateway: Gateway, order_id: OrderId, shipment_id: ShipmentId, store: StoreArg = None
 ) -> DeleteResult:
-    """Delete a shipment from an order. Errors: NOT_FOUND."""
+    """Delete a shipment from an order. Cost: 1 request. Errors: NOT_FOUND."""
     r = _order_ref(gateway, store, order_id)
     sid = check_id("shipment_id", shipment_id)
     client = runtime(gateway).client(r.store)

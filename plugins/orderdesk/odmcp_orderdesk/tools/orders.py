@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from mcp.server.mcpserver import AcceptedElicitation, Context, Elicit, ElicitationResult, Resolve
 from mcp_types.version import is_version_at_least
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field
 
 from odmcp.bulk import MAX_TARGETS, BulkReport, Done, Target
 from odmcp.errors import ConfirmationRequired, ValidationFailed
@@ -15,17 +15,29 @@ from odmcp.refs import Ref
 from odmcp.tools import ToolTable
 from odmcp.workflow import MutationResult, current_call
 from odmcp_orderdesk import validate
-from odmcp_orderdesk.folders import resolve_folder
+from odmcp_orderdesk.folders import folder_names, resolve_folder
 from odmcp_orderdesk.ids import ID_PATTERN, check_id
 from odmcp_orderdesk.runtime import runtime
+from odmcp_orderdesk.summary import (
+    Fields,
+    check_order_fields,
+    order_summary,
+    pick,
+    summaries_of,
+    with_summaries,
+)
 from odmcp_orderdesk.tools.common import (
+    DateArg,
     DeleteResult,
+    IdempotencyKey,
     IdText,
-    MessageResult,
+    NoteResult,
+    Offset,
     OrderId,
     OrderListResult,
     OrderResult,
     StoreArg,
+    Text,
     UpdateResult,
 )
 from odmcp_orderdesk.writes import add_note, move_orders, resolve_changes, update_order
@@ -41,17 +53,6 @@ MOVE_BATCH = 100
 def entry_code(message: str) -> str:
     """The error code of a failed per-entry result of a batch endpoint, from its message."""
     return "NOT_FOUND" if "not found" in message.lower() else "VALIDATION"
-
-
-DateArg = Annotated[
-    str | None,
-    Field(
-        description="UTC date 'YYYY-MM-DD' or 'YYYY-MM-DD HH:MM:SS'.",
-        max_length=32,
-        pattern=r"^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2})?Z?)?$",
-    ),
-]
-ShortText = Annotated[str | None, Field(max_length=200)]
 
 
 class Confirm(BaseModel):
@@ -92,7 +93,12 @@ def _update_message(result: MutationResult, dry_run: bool) -> str:
     return "Updated."
 
 
-TOOLS = ToolTable()
+TOOLS = ToolTable(toolset="orders")
+
+
+def _lower(value: Any) -> Any:
+    """``ASC`` is accepted as ``asc`` (OrderDesk's own spelling is upper case)."""
+    return value.lower() if isinstance(value, str) else value
 
 
 def _ref(gateway: Gateway, store: str | None, order_id: str = "") -> Ref:
@@ -103,57 +109,56 @@ def _ref(gateway: Gateway, store: str | None, order_id: str = "") -> Ref:
 async def orders_get(
     gateway: Gateway,
     order_id: OrderId,
-    include_history: Annotated[
-        bool,
-        Field(description="Also return order_history (the notes log); costs one more request."),
-    ] = False,
+    include_history: Annotated[bool, Field(description="Add order_history (+1 request).")] = False,
+    fields: Fields = "full",
     store: StoreArg = None,
 ) -> OrderResult:
-    """Get one order with every field: addresses, items (with their ids), totals, notes, shipments,
-    checkout_data and order_metadata.
-
-    Served from a short-lived cache when fresh. Errors: NOT_FOUND if no order has this id in the
-    store; VALIDATION for a malformed id; RATE_LIMITED/UPSTREAM when OrderDesk is busy or down."""
+    """Get one order in full: addresses, items (with ids), totals, notes, shipments, metadata.
+    Cost: 1 request, 0 if cached. Errors: NOT_FOUND, VALIDATION."""
+    check_order_fields(fields)
     r = _ref(gateway, store, order_id)
     order = await gateway.workflow.read(r)
     if include_history:
         history = await runtime(gateway).client(r.store).get_order_history(order)
         order = {**order, "order_history": history}
-    return OrderResult(order=order)
+    if fields == "full":
+        return OrderResult(order=order)
+    summary = order_summary(order, await folder_names(gateway, r.store))
+    return OrderResult(order=_with_history(pick(order, summary, fields), order, include_history))
+
+
+def _with_history(picked: dict[str, Any], order: dict[str, Any], include_history: bool) -> dict[str, Any]:
+    """``include_history`` asks for order_history whatever ``fields`` selects."""
+    if include_history and "order_history" in order:
+        picked["order_history"] = order["order_history"]
+    return picked
 
 
 @TOOLS.tool("orders.list", title="Search orders", read_only=True)
 async def orders_list(
     gateway: Gateway,
     store: StoreArg = None,
-    folder_id: Annotated[int | None, Field(ge=0, description="Only orders in this folder id.")] = None,
-    folder_name: Annotated[
-        str | None, Field(max_length=100, description="Only orders in this folder (exact name).")
-    ] = None,
-    source_id: Annotated[
-        str | None, Field(max_length=100, description="The cart/marketplace order id.")
-    ] = None,
-    source_name: ShortText = None,
-    email: Annotated[str | None, Field(max_length=254)] = None,
-    customer_id: ShortText = None,
+    folder_id: Annotated[int | None, Field(ge=0)] = None,
+    folder_name: Annotated[Text | None, Field(description="Exact folder name.")] = None,
+    source_id: Annotated[Text | None, Field(description="Cart/marketplace order id.")] = None,
+    source_name: Text | None = None,
+    email: Text | None = None,
+    customer_id: Text | None = None,
     search_start_date: DateArg = None,
     search_end_date: DateArg = None,
     modified_start_date: DateArg = None,
     modified_end_date: DateArg = None,
-    order_by: Annotated[
-        str | None, Field(pattern=r"^[a-z_]{1,40}$", description="Field to sort by; default date_added.")
-    ] = None,
-    order: Literal["asc", "desc", "ASC", "DESC"] | None = None,
-    limit: Annotated[int, Field(ge=1, le=500, description="Page size, 1-500.")] = 50,
-    offset: Annotated[int, Field(ge=0, le=10_000_000)] = 0,
-    include_history: Annotated[
-        bool, Field(description="Also return each order's order_history (slower upstream).")
-    ] = False,
+    order_by: Annotated[str | None, Field(pattern=r"^[a-z_]{1,40}$", description="e.g. date_added.")] = None,
+    order: Annotated[Literal["asc", "desc"] | None, BeforeValidator(_lower)] = None,
+    limit: Annotated[int, Field(ge=1, le=500)] = 50,
+    offset: Offset = 0,
+    include_history: Annotated[bool, Field(description="Add each order's order_history.")] = False,
+    fields: Fields = "summary",
 ) -> OrderListResult:
-    """Search orders. All filters are optional and combine with AND; dates are UTC and
-    search_* filter on the order date, modified_* on the last change. Returns one page of full orders
-    plus total_records; pass next_offset as offset for the next page (null means last page).
-    Prefer a date range or folder filter over listing everything. Errors: VALIDATION for bad filters."""
+    """Search orders (filters AND-ed; dates UTC 'YYYY-MM-DD[ HH:MM:SS]', search_*: order date,
+    modified_*: last change). Returns summaries, total_records, next_offset (null: last page).
+    Cost: 1 request, 0 if cached. Errors: VALIDATION."""
+    check_order_fields(fields)
     filters: dict[str, Any] = {
         "folder_id": folder_id,
         "folder_name": folder_name,
@@ -166,7 +171,7 @@ async def orders_list(
         "modified_start_date": modified_start_date,
         "modified_end_date": modified_end_date,
         "order_by": order_by,
-        "order": order,  # the client checks and upper-cases it
+        "order": order,  # the client upper-cases it
         "limit": limit,
         "offset": offset,
         "get_order_history": True if include_history else None,
@@ -174,18 +179,26 @@ async def orders_list(
     filters = {k: v for k, v in filters.items() if v is not None}
     name = gateway.store(store).name
     client = runtime(gateway).client(name)
-    page = await gateway.workflow.read_list(name, ORDER, filters, lambda: client.list_orders(**filters))
-    returned = int(page.get("records_returned", len(page["orders"])))
+
+    async def load() -> dict[str, Any]:
+        page = await client.list_orders(**filters)
+        folders = await folder_names(gateway, name)
+        return with_summaries(page, "orders", lambda o: order_summary(o, folders))
+
+    page = await gateway.workflow.read_list(name, ORDER, filters, load)
+    orders = page["orders"]
+    returned = int(page.get("records_returned", len(orders)))
     total = int(page.get("total_records", returned))
     nxt = offset + returned if returned == limit and offset + returned < total else None
-    return OrderListResult(
-        orders=page["orders"],
-        total_records=total,
-        records_returned=returned,
-        offset=offset,
-        limit=limit,
-        next_offset=nxt,
-    )
+    if fields == "full":
+        shown = orders
+    else:
+        summaries = summaries_of(page, "orders", lambda o: order_summary(o, {}))
+        shown = [
+            _with_history(pick(o, s, fields), o, include_history)
+            for o, s in zip(orders, summaries, strict=True)
+        ]
+    return OrderListResult(orders=shown, total_records=total, next_offset=nxt)
 
 
 @TOOLS.tool("orders.create", title="Create an order", read_only=False, destructive=False, idempotent=False)
@@ -194,29 +207,16 @@ async def orders_create(
     order: Annotated[
         dict[str, Any],
         Field(
-            description="The new order: order_items (at least one, each with "
-            "name/code, price, quantity) and a shipping or customer address with "
-            "first_name+last_name or company. Optional: email, source_id, "
-            "checkout_data, order_metadata, folder_id, shipping_method, totals "
-            "for shipping/handling/tax."
+            description="order_items (name/code, price, quantity each), shipping or customer "
+            "(first_name+last_name or company); optional: email, source_id, folder_id, shipping_method, "
+            "checkout_data, order_metadata."
         ),
     ],
-    idempotency_key: Annotated[
-        str | None,
-        Field(
-            min_length=8,
-            max_length=128,
-            description="Any unique string "
-            "per intended order; resending the same key and body returns "
-            "the first result instead of creating a duplicate.",
-        ),
-    ] = None,
+    idempotency_key: IdempotencyKey = None,
     store: StoreArg = None,
 ) -> OrderResult:
-    """Create an order. OrderDesk computes the totals, fills the missing one of shipping/customer from
-    the other, puts it in the first folder unless folder_id is given, and rejects duplicates (same
-    source_id and source_name). Always pass an idempotency_key so a retry never creates a second order.
-    Errors: VALIDATION names the bad field (nothing is created); CONFLICT never happens here."""
+    """Create an order (first folder unless folder_id); OrderDesk computes totals and refuses a
+    duplicate source_id+source_name. Pass idempotency_key. Cost: 1 request. Errors: VALIDATION."""
     body = validate.validate_new_order(order)
     r = _ref(gateway, store)
     if idempotency_key and not body.get("source_id"):
@@ -242,24 +242,17 @@ async def orders_update(
     changes: Annotated[
         dict[str, Any],
         Field(
-            description="Only the fields to change. Addresses (shipping, "
-            "customer, return_address) and checkout_data/order_metadata merge "
-            "key by key; null removes a field or key. order_items: an entry "
-            "with id updates that item, without id adds one, "
-            '{"id": ..., "_delete": true} removes one; items you don\'t '
-            "mention are kept. folder_id moves the order (runs folder rules)."
+            description="Only what changes. Addresses, checkout_data, order_metadata merge by key; "
+            'null removes. order_items: with id updates, without adds, {"id":..,"_delete":true} '
+            "removes. folder_id moves (runs folder rules)."
         ),
     ],
-    dry_run: Annotated[
-        bool, Field(description="true: return the diff that would be uploaded; write nothing.")
-    ] = False,
+    dry_run: Annotated[bool, Field(description="Return the diff; write nothing.")] = False,
     store: StoreArg = None,
 ) -> UpdateResult:
-    """Change an order safely: fetches the full order, merges only your changes, uploads the complete
-    order (OrderDesk replaces the whole order on update, so nothing you didn't mention is lost) and
-    retries with backoff if another writer changed it meanwhile. Totals, ids, dates and shipments are
-    read-only here (use order_items_*/shipments_* tools). Errors: VALIDATION names the field;
-    NOT_FOUND; CONFLICT after all retries (re-read the order and retry)."""
+    """Change an order safely: fetch, merge your changes, upload it whole, retry on a concurrent
+    change. Totals, ids, dates, shipments are read-only. Cost: 2 requests (+1 to move). Errors:
+    VALIDATION, NOT_FOUND, CONFLICT, OUTCOME_UNKNOWN."""
     if not isinstance(changes, dict):
         raise ValidationFailed("changes must be an object")
     changes = validate.validate_order_changes(changes)
@@ -290,18 +283,11 @@ async def orders_delete(
     order_id: OrderId,
     ctx: Context,
     answer: Annotated[ElicitationResult[Confirm], Resolve(_ask_delete)],
-    confirm: Annotated[
-        bool,
-        Field(
-            description="Set true only after the user explicitly agreed (used "
-            "when the client can't show a confirmation prompt)."
-        ),
-    ] = False,
+    confirm: Annotated[bool, Field(description="true only after the user agreed.")] = False,
     store: StoreArg = None,
 ) -> DeleteResult:
-    """Delete an order permanently. The user must confirm: the client shows a prompt when it
-    supports elicitation; otherwise ask the user yourself and call again with confirm=true.
-    Errors: CONFIRMATION_REQUIRED (nothing deleted), NOT_FOUND, VALIDATION."""
+    """Delete an order for good once the user confirms (a prompt, or ask and pass confirm=true).
+    Cost: 1 request. Errors: CONFIRMATION_REQUIRED (nothing deleted), NOT_FOUND."""
     r = _ref(gateway, store, order_id)
     if not (isinstance(answer, AcceptedElicitation) and answer.data.confirm):
         declined = not isinstance(answer, AcceptedElicitation)
@@ -326,22 +312,13 @@ async def orders_delete(
 async def orders_move(
     gateway: Gateway,
     ctx: Context,
-    order_ids: Annotated[
-        list[Annotated[str, IdText]],
-        Field(min_length=1, max_length=MAX_TARGETS, description="Order ids to move (at most 500)."),
-    ],
-    folder_id: Annotated[
-        int | None, Field(ge=0, description="Destination folder id (see store_get).")
-    ] = None,
-    folder_name: Annotated[
-        str | None, Field(max_length=100, description="Destination folder name, exact.")
-    ] = None,
+    order_ids: Annotated[list[Annotated[str, IdText]], Field(min_length=1, max_length=MAX_TARGETS)],
+    folder_id: Annotated[int | None, Field(ge=0)] = None,
+    folder_name: Annotated[Text | None, Field(description="Or the exact name.")] = None,
     store: StoreArg = None,
 ) -> BulkReport:
-    """Move orders to another folder, 100 per request. This runs the destination folder's rules in
-    OrderDesk (which may send emails or start fulfilment) and writes an order-history entry, so a repeat
-    is not harmless. Give exactly one of folder_id or folder_name. The result reports every order
-    (ok, or its error code); progress is reported for long lists. Errors: VALIDATION (nothing moved)."""
+    """Move orders to a folder; runs its rules (emails, fulfilment) and logs history, so a repeat is
+    not harmless. Reports each order. Cost: 1 request per 100. Errors: VALIDATION (nothing moved)."""
     if (folder_id is None) == (folder_name is None):
         raise ValidationFailed("give exactly one of folder_id or folder_name")
     ids = list(dict.fromkeys(check_id(f"order_ids[{i}]", v) for i, v in enumerate(order_ids)))
@@ -374,7 +351,7 @@ async def orders_move(
 
 @TOOLS.tool(
     "orders.add_note",
-    title="Add an order history note",
+    title="Add a history note",
     read_only=False,
     destructive=False,
     idempotent=False,
@@ -383,13 +360,11 @@ async def orders_move(
 async def orders_add_note(
     gateway: Gateway,
     order_id: OrderId,
-    note: Annotated[str, Field(min_length=1, max_length=1800, description="Text of the history entry.")],
+    note: Annotated[str, Field(min_length=1, max_length=1800)],
     store: StoreArg = None,
-) -> MessageResult:
-    """Append an entry to the order's history (OrderDesk's audit trail, shown in its UI). History is
-    append-only and capped at 250 entries per order. This is not the editable order_notes field.
-    Costs 2-3 requests (the history is read first, so an unclear answer can be checked).
-    Errors: NOT_FOUND, VALIDATION, OUTCOME_UNKNOWN (check with orders_get include_history)."""
+) -> NoteResult:
+    """Add a note to the order's history (append-only, max 250 entries; not order_notes). Cost: 2-3
+    requests. Errors: NOT_FOUND, VALIDATION, OUTCOME_UNKNOWN."""
     validate.validate_note(note)
     order = await add_note(gateway, _ref(gateway, store, order_id), note)
-    return MessageResult(message="History note added", order=order, reconciled=_reconciled())
+    return NoteResult(message="History note added", order=order, reconciled=_reconciled())

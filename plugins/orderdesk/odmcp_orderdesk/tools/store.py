@@ -25,23 +25,23 @@ class StoresResult(BaseModel):
     stores: list[dict[str, Any]]
 
 
-TOOLS = ToolTable()
+TOOLS = ToolTable(toolset="store")
 
 
-@TOOLS.tool("store.get", title="Get store settings and folders", read_only=True)
+@TOOLS.tool("store.get", title="Get store settings", read_only=True)
 async def store_get(gateway: Gateway, store: StoreArg = None) -> StoreResult:
-    """Get the store's settings and its folders (a map of folder id to name; use the ids with
-    orders_list and orders_move). API keys and mail credentials are never included. Errors: AUTH."""
+    """Get the store's settings and folders (id: name), never its credentials. Cost: 1 request, 0 if
+    cached. Errors: AUTH."""
     name = gateway.store(store).name
     return StoreResult(store=await store_settings(gateway, name))
 
 
-@TOOLS.tool("stores.list", title="List the configured stores", read_only=True, store_scoped=False)
+@TOOLS.tool("stores.list", title="List stores", read_only=True, store_scoped=False)
 async def stores_list(
     gateway: Gateway,
 ) -> StoresResult:
-    """List the stores you may use: name, whether it is the default, and its folders.
-    Use a name as the `store` argument of any other tool. Never includes credentials."""
+    """List the stores you may use: name, default or not, folders. Cost: 1 request per store, 0 if
+    cached. Errors: none (a failing store shows its code)."""
     out = []
     for s in gateway.visible_stores():  # a caller only sees the stores its token grants
         entry: dict[str, Any] = {"name": s.name, "default": s is gateway.config.default_store}

@@ -1,0 +1,133 @@
+"""The tool list each caller sees (``tools/list``): only the tools it may call, in compact schemas.
+
+The SDK derives every tool's schemas from its Python signature. They are correct, and a model reads
+all of them at the start of every conversation, so repetition costs every caller every time. The
+middleware hands the SDK's list to :func:`tools_for` (once per kind of caller, then memoised):
+
+* **Only what the caller may call**: write tools are left out in read-only mode and for a read-only
+  token; tools that act on a store are left out for a token that may use none. Calls are still
+  checked in full (:mod:`odmcp.middleware`); this only stops advertising what would be refused.
+* **One ``store`` schema**: every ``store`` argument becomes the same short schema, the names the
+  caller may use as an ``enum`` and the default store as ``default``; what ``store`` is, is said once,
+  in the server instructions. A caller whose only store is the default store is not offered the
+  argument at all: there is nothing to choose (a call that sends it is still accepted).
+* **No noise**: titles pydantic derives from parameter names, ``anyOf [T, null]`` of an optional
+  argument (null means "omitted"), ``default: null`` and ``additionalProperties: true`` (JSON
+  Schema's defaults), defaults and ``required`` in output schemas (they say what a result looks
+  like, not what a client must check), the annotations' copy of the tool title and the hints that
+  say nothing (:func:`hints`). Output schemas keep their nulls (as ``type: [T,
+  "null"]``): a client validates results against them.
+* **Output schemas where they inform a choice**: a read tool's output schema tells the model what it
+  will get (a list's summary shape, what ``fields`` can ask for); a write tool publishes none: its
+  description says what it returns and the result (``structuredContent`` as always) says it again.
+* **Closed inputs**: ``additionalProperties: false``, which the argument check enforces.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from odmcp.arguments import close_schema
+from odmcp.config import Config
+from odmcp.tools import ToolSpec
+
+_NULL = {"type": "null"}
+
+
+def store_schema(names: list[str], default: str | None) -> dict[str, Any]:
+    """The ``store`` argument as a caller sees it: its store names, the default store if it may use it."""
+    out: dict[str, Any] = {"type": "string", "enum": names}
+    if default in names:
+        out["default"] = default
+    return out
+
+
+def compact(schema: Any, *, inputs: bool) -> Any:
+    """``schema`` without what JSON Schema or the context already says (see the module docstring)."""
+    if isinstance(schema, list):
+        return [compact(s, inputs=inputs) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    node = schema
+    variants = node.get("anyOf")
+    if isinstance(variants, list) and len(variants) == 2 and _NULL in variants:
+        other = compact(variants[0] if variants[1] == _NULL else variants[1], inputs=inputs)
+        if inputs and "default" in node and node["default"] is None:
+            # an optional argument: omitting it is what null means
+            node = {k: v for k, v in node.items() if k not in ("anyOf", "default")} | other
+        elif set(other) == {"type"} and isinstance(other["type"], str):
+            # a nullable result field: the same, in one type list
+            node = {k: v for k, v in node.items() if k != "anyOf"} | {"type": [other["type"], "null"]}
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key == "title" or (key == "default" and (value is None or not inputs)):
+            continue  # a result's default says nothing about the result
+        if key == "required" and not inputs:
+            continue  # the model reads a result's shape; checking it is the client's business
+        if key == "additionalProperties" and value is True:
+            continue
+        if key in ("properties", "$defs") and isinstance(value, dict):
+            out[key] = {name: compact(sub, inputs=inputs) for name, sub in value.items()}
+        else:
+            out[key] = compact(value, inputs=inputs)
+    return out
+
+
+def hints(spec: ToolSpec, listed: Mapping[str, Any]) -> dict[str, Any]:
+    """The hints that mean something: ``readOnlyHint`` always; ``destructiveHint`` (explicit even when
+    false: clients take an omitted one as true) and ``idempotentHint`` for a tool that writes (the
+    spec gives them no meaning otherwise); ``openWorldHint`` only when false (true is its default)."""
+    dropped = ("title", "destructiveHint", "idempotentHint", "openWorldHint")
+    out = {k: v for k, v in listed.items() if k not in dropped}
+    if spec.writes:
+        out["destructiveHint"] = spec.destructive
+        out["idempotentHint"] = spec.idempotent
+    if not spec.open_world:
+        out["openWorldHint"] = False
+    return out
+
+
+def caller_stores(config: Config, token: Any) -> list[str]:
+    """The names of the stores ``token`` may use (all of them without a token)."""
+    return [s.name for s in config.stores if token is None or token.allows_store(s.name)]
+
+
+def may_call(spec: ToolSpec, config: Config, token: Any, stores: list[str]) -> bool:
+    """Whether a caller with ``token`` (None: no token) would be allowed to call ``spec`` at all."""
+    if spec.writes and (config.gateway.read_only or getattr(token, "read_only", False)):
+        return False
+    return not (spec.store_scoped and token is not None and not stores)
+
+
+def tools_for(
+    listed: list[dict[str, Any]], by_wire: Mapping[str, ToolSpec], config: Config, token: Any
+) -> list[dict[str, Any]]:
+    """The SDK's wire list of tools as the caller with ``token`` sees it."""
+    stores = caller_stores(config, token)
+    default = config.default_store.name if config.stores else None
+    out = []
+    for tool in listed:
+        spec = by_wire.get(str(tool.get("name")))
+        if spec is None:  # not a gateway tool: leave it as the SDK made it
+            out.append(tool)
+            continue
+        if not may_call(spec, config, token, stores):
+            continue
+        shown = {k: v for k, v in tool.items() if k not in ("inputSchema", "outputSchema", "annotations")}
+        schema = compact(tool.get("inputSchema") or {}, inputs=True)
+        properties = schema.get("properties")
+        if spec.store_scoped and isinstance(properties, dict) and "store" in properties:
+            if stores == [default]:  # one store to choose from, and omitting store means it
+                del properties["store"]
+            else:
+                properties["store"] = store_schema(stores, default)
+        close_schema(schema)
+        shown["inputSchema"] = schema
+        if tool.get("outputSchema") is not None and not spec.writes:
+            shown["outputSchema"] = compact(tool["outputSchema"], inputs=False)
+        listed_hints = tool.get("annotations")
+        if isinstance(listed_hints, dict):
+            shown["annotations"] = hints(spec, listed_hints)
+        out.append(shown)
+    return out
