@@ -14,13 +14,12 @@ import types
 import typing
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
 import msgspec
 
 from odmcp.errors import ConfigError
 
-DEFAULT_BASE_URL = "https://app.orderdesk.me/api/v2"
 T = TypeVar("T")
 
 
@@ -71,12 +70,25 @@ class RateLimitSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True
 
 
 class StoreSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """One ``[[stores]]`` entry, as far as the host needs it.
+
+    A store plugin registers a subclass with its own fields (credentials, endpoint) as
+    ``register("stores", Subclass)`` from ``gateway_register_config``; its ``ENV`` class attribute maps
+    environment variables to fields of the default store (e.g. a store id and an API key).
+    """
+
+    #: environment variable -> field of the default store (set by the store plugin's subclass)
+    ENV: ClassVar[dict[str, str]] = {}
+
     name: str
+    #: the upstream's own id of the store: cache keys, locks and audit lines carry it
     store_id: str
-    api_key: Secret
-    base_url: str = DEFAULT_BASE_URL
     default: bool = False
     rate_limit: RateLimitSettings = msgspec.field(default_factory=RateLimitSettings)
+
+    def problems(self) -> list[tuple[str, str]]:
+        """``(field, what is wrong)`` for the store plugin's own fields; checked at start-up."""
+        return []
 
 
 class TokenSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -235,6 +247,8 @@ class Config(msgspec.Struct, kw_only=True):
     source: str = "<defaults>"
     #: keys whose value an environment variable set (``"cache.backend": "GATEWAY_CACHE"``), for messages
     origins: dict[str, str] = msgspec.field(default_factory=dict)
+    #: the variables that define the default store (the registered store type's ``ENV``), for messages
+    store_env: list[str] = msgspec.field(default_factory=list)
 
     def section(self, name: str) -> Any:
         return self.plugins[name]
@@ -249,9 +263,9 @@ class Config(msgspec.Struct, kw_only=True):
             if s.default:
                 return s
         if not self.stores:
+            env = " and ".join(self.store_env)
             raise ConfigError(
-                "no OrderDesk store configured: set ORDERDESK_STORE_ID and ORDERDESK_API_KEY, "
-                "add a [[stores]] entry, or run with --sandbox"
+                "no store configured: " + (f"set {env}, or " if env else "") + "add a [[stores]] entry"
             )
         return self.stores[0]
 
@@ -322,16 +336,11 @@ def _where(source: str, key: str, origins: Mapping[str, str]) -> str:
     return f"environment variable {var}" if var else f"{source}: key {key}"
 
 
-#: the single-store variables and the store field each one sets
-STORE_ENV_KEYS = {
-    "ORDERDESK_STORE_ID": "store_id",
-    "ORDERDESK_API_KEY": "api_key",
-    "ORDERDESK_BASE_URL": "base_url",
-}
+def _apply_env(doc: dict[str, Any], env: Mapping[str, str], store_env: Mapping[str, str]) -> dict[str, str]:
+    """Apply the environment to ``doc``; return which key each variable set (for error messages).
 
-
-def _apply_env(doc: dict[str, Any], env: Mapping[str, str]) -> dict[str, str]:
-    """Apply the environment to ``doc``; return which key each variable set (for error messages)."""
+    ``store_env`` maps the store plugin's variables to fields of the default store.
+    """
     origins: dict[str, str] = {}
     for var, (path, kind) in ENV_KEYS.items():
         if var not in env:
@@ -343,7 +352,7 @@ def _apply_env(doc: dict[str, Any], env: Mapping[str, str]) -> dict[str, str]:
         _set_path(doc, path, value)
         origins[path] = var
     # The single-store variables define (or override) the default store.
-    if any(env.get(var) for var in STORE_ENV_KEYS):
+    if any(env.get(var) for var in store_env):
         stores: list[dict[str, Any]] = doc.setdefault("stores", [])
         index = next((i for i, s in enumerate(stores) if isinstance(s, dict) and s.get("default")), None)
         if index is None and stores and isinstance(stores[0], dict):
@@ -352,7 +361,7 @@ def _apply_env(doc: dict[str, Any], env: Mapping[str, str]) -> dict[str, str]:
         if index is None:
             index = 0
             stores.insert(0, {"name": "default", "default": True})
-        for var, field in STORE_ENV_KEYS.items():
+        for var, field in store_env.items():
             if env.get(var):
                 stores[index][field] = env[var]
             # a store made from the variables alone: a missing field is a variable to set
@@ -437,29 +446,50 @@ def load_config(
         except tomllib.TOMLDecodeError as err:
             raise ConfigError(f"{source}: invalid TOML: {err}") from None
         doc = _resolve_secrets(doc, "", source, env)
-    origins = _apply_env(doc, env)
+    sections = dict(plugin_sections or {})
+    store_type: type[StoreSettings] = sections.pop("stores", StoreSettings)
+    origins = _apply_env(doc, env, store_type.ENV)
     for dotted, value in (overrides or {}).items():
         _set_path(doc, dotted, value)
         # an override replaces what a variable set under it (e.g. --sandbox replaces the stores)
         origins = {k: v for k, v in origins.items() if not re.match(rf"{re.escape(dotted)}(\.|\[|$)", k)}
 
-    sections = dict(plugin_sections or {})
     plugin_raw = {k: doc.pop(k) for k in list(doc) if k not in HOST_SECTIONS}
     unknown = sorted(set(plugin_raw) - set(sections))
     if unknown:
         known = sorted(HOST_SECTIONS | set(sections))
         raise ConfigError(f"{source}: unknown section [{unknown[0]}]; known sections: {', '.join(known)}")
+    # the stores are validated with the store plugin's own type (the host's fields and its own)
+    stores_doc = {"stores": doc.pop("stores")} if "stores" in doc else {}
+    entries: Any = list[store_type]  # type: ignore[valid-type]
+    stores_type: Any = msgspec.defstruct(
+        "Stores", [("stores", entries, msgspec.field(default_factory=list))], kw_only=True
+    )
     try:
         cfg = msgspec.convert(doc, Config, dec_hook=_dec_hook, str_keys=True)
+        stores = msgspec.convert(stores_doc, stores_type, dec_hook=_dec_hook, str_keys=True).stores
     except msgspec.ValidationError as err:
         raise _friendly(err, source, root=Config, origins=origins) from None
     plugins = {
         name: validate_section(struct, plugin_raw.get(name, {}), source, name)
         for name, struct in sections.items()
     }
-    cfg = msgspec.structs.replace(cfg, plugins=plugins, source=source, origins=origins)
+    cfg = msgspec.structs.replace(
+        cfg,
+        stores=stores,
+        plugins=plugins,
+        source=source,
+        origins=origins,
+        store_env=_required_env(store_type),
+    )
     _check(cfg)
     return cfg
+
+
+def _required_env(store_type: type[StoreSettings]) -> list[str]:
+    """The variables that must be set to define a store from the environment alone."""
+    required = {f.name for f in msgspec.structs.fields(store_type) if f.required}
+    return [var for var, field in store_type.ENV.items() if field in required]
 
 
 def _check(cfg: Config) -> None:
@@ -477,13 +507,10 @@ def _check(cfg: Config) -> None:
             raise ConfigError(
                 f"{where(f'stores[{i}].name')}: expected letters, digits, '_' or '-', got {s.name!r}"
             )
-        for field, given in (("store_id", s.store_id), ("api_key", s.api_key)):
-            if not given:
-                raise ConfigError(f"{where(f'stores[{i}].{field}')}: must not be empty")
-        if not s.base_url.startswith(("http://", "https://")):
-            raise ConfigError(
-                f"{where(f'stores[{i}].base_url')}: expected an http(s) URL, got {s.base_url!r}"
-            )
+        if not s.store_id:
+            raise ConfigError(f"{where(f'stores[{i}].store_id')}: must not be empty")
+        for field, problem in s.problems():
+            raise ConfigError(f"{where(f'stores[{i}].{field}')}: {problem}")
     m = cfg.mutations
     if m.attempts < 1:
         raise ConfigError(f"{where('mutations.attempts')}: expected an integer >= 1, got {m.attempts}")

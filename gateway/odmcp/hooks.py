@@ -11,6 +11,7 @@ import logging
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from odmcp.config import StoreSettings
 from odmcp.errors import GatewayError, InternalError
 from odmcp.refs import Ref
 
@@ -60,6 +61,8 @@ class Hooks:
         def register(section: str, struct: type[Any]) -> None:
             if section in sections:
                 raise ValueError(f"config section [{section}] registered twice")
+            if section == "stores" and not (isinstance(struct, type) and issubclass(struct, StoreSettings)):
+                raise ValueError("the [[stores]] type must subclass odmcp.config.StoreSettings")
             sections[section] = struct
 
         self.h.gateway_register_config(register=register)

@@ -44,6 +44,11 @@ def gateway_register_config(register: Callable[..., None]) -> None:
     Called once at start-up, before the config file is validated. ``section`` is a top-level TOML
     table (for example ``"orderdesk"``); ``StructType`` is a ``msgspec.Struct`` subclass that
     validates it. The validated instance is available as ``gateway.config.section(section)``.
+
+    A store plugin also registers what a ``[[stores]]`` entry holds: ``register("stores", Sub)`` with
+    ``Sub`` a subclass of :class:`odmcp.config.StoreSettings` adding its own fields (credentials, an
+    endpoint); ``Sub.ENV`` maps environment variables to fields of the default store, and
+    ``Sub.problems()`` reports what is wrong with those fields at start-up.
     """
 
 

@@ -53,8 +53,8 @@ def test_call_tool_error_exits_non_zero(capsys: pytest.CaptureFixture[str]) -> N
         (["call", "orders_get", "[1]", "--sandbox"], "ARGS must be a JSON object"),
         (["call", "no_such_tool", "{}", "--sandbox"], "unknown tool 'no_such_tool'"),
         (["config", "check", "--config", "/nonexistent.toml"], "config file not found"),
-        (["call", "orders_get", "{}"], "no OrderDesk store configured"),
-        (["serve"], "no OrderDesk store configured"),
+        (["call", "orders_get", "{}"], "no store configured: set ORDERDESK_STORE_ID and ORDERDESK_API_KEY"),
+        (["serve"], "no store configured: set ORDERDESK_STORE_ID and ORDERDESK_API_KEY"),
     ],
 )
 def test_errors_are_one_clear_line(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -381,7 +381,10 @@ def test_config_check_flags_a_deployment_without_a_store(
     cfg.write_text('[cache]\nbackend = "memory"\n')
     assert main(["config", "check", "--config", str(cfg)]) == 2
     captured = capsys.readouterr()
-    assert "no OrderDesk store configured" in _one_line(captured.err) and "config OK" not in captured.out
+    assert (
+        "no store configured: set ORDERDESK_STORE_ID and ORDERDESK_API_KEY" in _one_line(captured.err)
+        and "config OK" not in captured.out
+    )
 
 
 def test_a_plugin_command_that_clashes_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:

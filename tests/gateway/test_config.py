@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from odmcp.app import Gateway
-from odmcp.config import Secret, load_config, masked
+from odmcp.config import Secret, masked
+from odmcp.config import load_config as host_load_config
 from odmcp.errors import ConfigError
+from odmcp_orderdesk.settings import OrderDeskStore
 
 ENV = {"ORDERDESK_STORE_ID": "42", "ORDERDESK_API_KEY": "key-from-env"}
+
+
+def load_config(path: str | None, env: dict[str, str], sections: Any = None, overrides: Any = None) -> Any:
+    """The host's loader with the OrderDesk plugin's store type registered, as the gateway does it."""
+    return host_load_config(path, env, {"stores": OrderDeskStore, **(sections or {})}, overrides)
 
 
 def write(tmp_path: Path, text: str) -> str:
@@ -195,3 +203,18 @@ def test_cache_ttls_are_a_table_keyed_by_object_kind(tmp_path: Path) -> None:
     assert cache.ttl_for("store", 300.0) == 300.0 and cache.ttl_for("inventory_item") == 30.0
     with pytest.raises(ConfigError, match="ttl.order"):
         load_config(write(tmp_path, "[cache.ttl]\norder = -1\n"), ENV)
+
+
+def test_the_host_knows_no_store_fields_until_a_store_plugin_registers_them(tmp_path: Path) -> None:
+    # without a store plugin a [[stores]] entry has only the host's fields, and no variable defines one
+    bare = host_load_config(write(tmp_path, '[[stores]]\nname = "s"\nstore_id = "1"\n'), ENV)
+    assert bare.stores[0].store_id == "1" and not hasattr(bare.stores[0], "api_key")
+    assert bare.store_env == [] and len(host_load_config(None, ENV).stores) == 0
+    with pytest.raises(ConfigError, match="api_key"):
+        host_load_config(write(tmp_path, '[[stores]]\nname = "s"\nstore_id = "1"\napi_key = "k"\n'), {})
+    # with it, ORDERDESK_* define the default store and the messages name them
+    cfg = load_config(None, ENV)
+    assert cfg.default_store.api_key.reveal() == "key-from-env"
+    assert cfg.store_env == ["ORDERDESK_STORE_ID", "ORDERDESK_API_KEY"]  # the base URL has a default
+    with pytest.raises(ConfigError, match="set ORDERDESK_STORE_ID and ORDERDESK_API_KEY"):
+        _ = load_config(None, {}).default_store

@@ -95,7 +95,7 @@ def build(toy: ToyStore, tmp_path: Path, **overrides: Any) -> Gateway:
         None,
         env={},
         overrides={
-            "stores": [{"name": "wiki", "store_id": "w1", "api_key": "unused-key", "default": True}],
+            "stores": [{"name": "wiki", "store_id": "w1", "default": True}],  # the host's fields only
             "cache.prefix": "toy",
             "audit.path": str(tmp_path / "audit.jsonl"),
             "mutations.backoff": [0.01],
@@ -160,10 +160,7 @@ async def test_token_grants_apply_to_a_store_the_host_does_not_know(
         {"name": "reader", "token": "tok-reader-1234", "read_only": True},
         {"name": "other", "token": "tok-other-12345", "stores": ["wiki2"]},
     ]
-    stores = [
-        {"name": "wiki", "store_id": "w1", "api_key": "unused-key", "default": True},
-        {"name": "wiki2", "store_id": "w2", "api_key": "unused-key2"},
-    ]
+    stores = [{"name": "wiki", "store_id": "w1", "default": True}, {"name": "wiki2", "store_id": "w2"}]
     gw = build(toy, tmp_path, **{"http.tokens": tokens, "stores": stores})
     async with serve_http(gw) as base, as_caller(base, token) as c:
         read = await c.call_tool("pages_get", {"page_id": "1"})

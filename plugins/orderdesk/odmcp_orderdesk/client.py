@@ -20,13 +20,12 @@ from typing import Any
 
 import aiohttp
 
-from odmcp.config import StoreSettings
 from odmcp.errors import Conflict, GatewayError, UpstreamError, ValidationFailed
 from odmcp.errors import OutcomeUnknown as OutcomeUnknown  # re-exported (raised by the transport)
 from odmcp_orderdesk import wire
 from odmcp_orderdesk.ids import check_id
 from odmcp_orderdesk.ratelimit import RateLimiter
-from odmcp_orderdesk.settings import OrderDeskSettings
+from odmcp_orderdesk.settings import OrderDeskSettings, OrderDeskStore
 from odmcp_orderdesk.transport import (
     JSON,
     OrderDeskTransport,
@@ -68,7 +67,7 @@ class OrderDeskClient:
 
     def __init__(
         self,
-        store: StoreSettings,
+        store: OrderDeskStore,
         session: aiohttp.ClientSession,
         settings: OrderDeskSettings,
         *,

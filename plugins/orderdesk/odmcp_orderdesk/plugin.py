@@ -14,7 +14,7 @@ from odmcp.refs import Ref
 from odmcp_orderdesk import merge, validate
 from odmcp_orderdesk.reconcile import reconcile_order
 from odmcp_orderdesk.runtime import STATE_KEY, OrderDeskRuntime, runtime
-from odmcp_orderdesk.settings import OrderDeskSettings
+from odmcp_orderdesk.settings import OrderDeskSettings, OrderDeskStore
 
 if TYPE_CHECKING:
     from odmcp.app import Gateway
@@ -28,6 +28,7 @@ KINDS = (ORDER, INVENTORY)
 @hookimpl
 def gateway_register_config(register: Callable[..., None]) -> None:
     register("orderdesk", OrderDeskSettings)
+    register("stores", OrderDeskStore)
 
 
 @hookimpl

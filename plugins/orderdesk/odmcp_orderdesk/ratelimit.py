@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from odmcp.config import StoreSettings
 from odmcp.ratelimit import LeakyBucket, RateLimiter
+from odmcp_orderdesk.settings import OrderDeskStore
 
 if TYPE_CHECKING:
     from odmcp.app import Gateway
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 __all__ = ["LeakyBucket", "RateLimiter", "store_limiter"]
 
 
-def store_limiter(gateway: Gateway, store: StoreSettings) -> RateLimiter:
+def store_limiter(gateway: Gateway, store: OrderDeskStore) -> RateLimiter:
     """The bucket of ``store``'s upstream store: OrderDesk meters per store id, whatever the config
     entry is called, so two entries for one store share it (and so does every replica on Redis)."""
     return gateway.rate_limiter(f"orderdesk|{store.base_url.rstrip('/')}|{store.store_id}", store.rate_limit)

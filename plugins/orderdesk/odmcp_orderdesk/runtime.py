@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from odmcp.errors import InternalError
 from odmcp_orderdesk.ratelimit import store_limiter
-from odmcp_orderdesk.settings import OrderDeskSettings
+from odmcp_orderdesk.settings import OrderDeskSettings, orderdesk_store
 
 if TYPE_CHECKING:
     import aiohttp
@@ -41,8 +41,11 @@ class OrderDeskRuntime:
         self.session = make_session(self.settings)
         for store in self.gateway.config.stores:
             # one bucket per upstream store (shared by config entries naming it, and by every replica)
-            limiter = store_limiter(self.gateway, store)
-            self._clients[store.name] = OrderDeskClient(store, self.session, self.settings, limiter=limiter)
+            od_store = orderdesk_store(store)
+            limiter = store_limiter(self.gateway, od_store)
+            self._clients[store.name] = OrderDeskClient(
+                od_store, self.session, self.settings, limiter=limiter
+            )
 
     async def stop(self) -> None:
         self._stopped = True

@@ -1,12 +1,46 @@
-"""The ``[orderdesk]`` config section: how the HTTP client talks to OrderDesk.
-
-Per-store values (store id, API key, base URL, rate-limit bucket) live in ``[[stores]]``
-(:class:`odmcp.config.StoreSettings`); this section holds what is shared by every store's client.
+"""OrderDesk's configuration: what a ``[[stores]]`` entry holds for an OrderDesk store
+(:class:`OrderDeskStore`: the host's fields plus the API key and base URL, and the ``ORDERDESK_*``
+variables that define the default store), and the ``[orderdesk]`` section: how the HTTP client talks
+to OrderDesk, shared by every store's client.
 """
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import msgspec
+
+from odmcp.config import Secret, StoreSettings
+
+DEFAULT_BASE_URL = "https://app.orderdesk.me/api/v2"
+
+
+class OrderDeskStore(StoreSettings, forbid_unknown_fields=True, kw_only=True):
+    """One OrderDesk store: ``store_id`` is OrderDesk's store id; its API key and API base URL."""
+
+    ENV: ClassVar[dict[str, str]] = {
+        "ORDERDESK_STORE_ID": "store_id",
+        "ORDERDESK_API_KEY": "api_key",
+        "ORDERDESK_BASE_URL": "base_url",
+    }
+
+    api_key: Secret
+    base_url: str = DEFAULT_BASE_URL
+
+    def problems(self) -> list[tuple[str, str]]:
+        out = []
+        if not self.api_key:
+            out.append(("api_key", "must not be empty"))
+        if not self.base_url.startswith(("http://", "https://")):
+            out.append(("base_url", f"expected an http(s) URL, got {self.base_url!r}"))
+        return out
+
+
+def orderdesk_store(store: StoreSettings) -> OrderDeskStore:
+    """``store`` as the OrderDesk store it is (this plugin registers the type of every ``[[stores]]``)."""
+    if not isinstance(store, OrderDeskStore):
+        raise TypeError(f"store {store.name!r} is not an OrderDesk store ({type(store).__name__})")
+    return store
 
 
 class OrderDeskSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

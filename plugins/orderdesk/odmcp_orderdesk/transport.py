@@ -37,7 +37,6 @@ import aiohttp
 import msgspec
 
 from odmcp.bulk import bulk_reserve
-from odmcp.config import StoreSettings
 from odmcp.errors import (
     AuthError,
     Conflict,
@@ -49,7 +48,7 @@ from odmcp.errors import (
     ValidationFailed,
 )
 from odmcp_orderdesk.ratelimit import LeakyBucket, RateLimiter
-from odmcp_orderdesk.settings import OrderDeskSettings
+from odmcp_orderdesk.settings import OrderDeskSettings, OrderDeskStore
 
 # Named after the client module, where these log lines have always come from.
 log = logging.getLogger("odmcp_orderdesk.client")
@@ -103,7 +102,7 @@ class OrderDeskTransport:
 
     def __init__(
         self,
-        store: StoreSettings,
+        store: OrderDeskStore,
         session: aiohttp.ClientSession,
         settings: OrderDeskSettings,
         *,

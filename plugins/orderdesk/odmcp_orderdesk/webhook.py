@@ -35,6 +35,7 @@ from starlette.responses import JSONResponse, Response
 from odmcp.errors import GatewayError
 from odmcp.refs import Ref
 from odmcp_orderdesk.ids import ID_PATTERN
+from odmcp_orderdesk.settings import orderdesk_store
 from odmcp_orderdesk.wire import normalize_order
 
 if TYPE_CHECKING:
@@ -116,7 +117,10 @@ def webhook_handler(gateway: Gateway) -> Callable[[Request], Awaitable[Response]
         store_id = request.headers.get("x-order-desk-store-id", "")
         presented = request.headers.get("x-order-desk-hash", "")
         store = next((s for s in gateway.config.stores if s.store_id == store_id), None)
-        if not _verified(order_json, store.api_key.reveal() if store else None, presented) or store is None:
+        if (
+            not _verified(order_json, orderdesk_store(store).api_key.reveal() if store else None, presented)
+            or store is None
+        ):
             log.warning("webhook: rejected a post with a bad signature or unknown store id")
             return answer(403, "Unauthorized Request", "bad_signature")
         try:
