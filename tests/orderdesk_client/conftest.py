@@ -14,10 +14,10 @@ import aioresponses.core as _core
 import pytest
 from aioresponses import aioresponses
 
-from odmcp.config import Secret, StoreSettings
+from odmcp.config import Secret
 from odmcp_orderdesk.client import OrderDeskClient
 from odmcp_orderdesk.ratelimit import LeakyBucket
-from odmcp_orderdesk.settings import OrderDeskSettings
+from odmcp_orderdesk.settings import OrderDeskSettings, OrderDeskStore
 
 # aioresponses 0.7.9 builds ClientResponse without the ``stream_writer`` argument aiohttp 3.14 requires
 # (pnuckowski/aioresponses#289, fix in the open PR #288). No-op on aiohttp versions without it.
@@ -88,8 +88,8 @@ class VirtualTime:
 
 
 @pytest.fixture
-def store() -> StoreSettings:
-    return StoreSettings(name="main", store_id=STORE_ID, api_key=Secret(API_KEY), base_url=BASE + "/")
+def store() -> OrderDeskStore:
+    return OrderDeskStore(name="main", store_id=STORE_ID, api_key=Secret(API_KEY), base_url=BASE + "/")
 
 
 @pytest.fixture
@@ -114,7 +114,7 @@ MakeClient = Callable[..., OrderDeskClient]
 
 
 @pytest.fixture
-def make_client(store: StoreSettings, session: aiohttp.ClientSession, fake_time: FakeTime) -> MakeClient:
+def make_client(store: OrderDeskStore, session: aiohttp.ClientSession, fake_time: FakeTime) -> MakeClient:
     """A client whose sleeps and limiter run on ``fake_time``; ``rng`` defaults to 1 (no jitter)."""
 
     def make(

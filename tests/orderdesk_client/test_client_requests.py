@@ -10,11 +10,11 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from odmcp.config import Secret, StoreSettings
+from odmcp.config import Secret
 from odmcp.errors import ValidationFailed
 from odmcp_orderdesk.client import OrderDeskClient, make_session
 from odmcp_orderdesk.ratelimit import LeakyBucket
-from odmcp_orderdesk.settings import OrderDeskSettings
+from odmcp_orderdesk.settings import OrderDeskSettings, OrderDeskStore
 
 UA = OrderDeskSettings().user_agent
 
@@ -156,7 +156,7 @@ async def test_real_wire_get_has_no_content_headers_and_post_is_json() -> None:
     app.router.add_route("*", "/api/v2/{tail:.*}", handler)
     async with TestServer(app, host="127.0.0.1") as server:
         base = str(server.make_url("/api/v2"))
-        store = StoreSettings(name="s", store_id="11", api_key=Secret("wire-key"), base_url=base)
+        store = OrderDeskStore(name="s", store_id="11", api_key=Secret("wire-key"), base_url=base)
         settings = OrderDeskSettings()
         async with make_session(settings) as session:
             client = OrderDeskClient(store, session, settings, limiter=LeakyBucket(enabled=False))
