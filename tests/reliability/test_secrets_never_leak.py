@@ -134,7 +134,7 @@ async def test_no_tool_error_path_leaks_a_credential(
             ],
             "http.token": BEARER,
             "http.tokens": [{"name": "ops", "token": NAMED_TOKEN}],
-            "orderdesk": {"request_timeout": 0.4, "max_retries": 0},
+            "orderdesk": {"request_timeout": 0.2, "max_retries": 0},
             "cache.enabled": False,
             "audit.path": str(audit),
             "gateway.trace_hooks": True,

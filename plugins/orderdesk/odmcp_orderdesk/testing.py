@@ -54,6 +54,8 @@ def sandbox_overrides(
     out: dict[str, Any] = {
         "stores": stores,
         "mutations.backoff": [0.01, 0.02, 0.04],
+        # the sandbox never applies a request after its client has gone: no need to wait for one
+        "mutations.reconcile_settle": 0.05,
         "mutations.jitter": 0.0,
         "orderdesk": {
             "request_timeout": 3.0,
