@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import Field
@@ -61,6 +62,32 @@ def _fields_match(sent: dict[str, Any], now: dict[str, Any], asked: dict[str, An
 TOOLS = ToolTable(toolset="items")
 
 
+async def _update_part(
+    gateway: Gateway,
+    ref: Ref,
+    asked: dict[str, Any],
+    *,
+    read: Callable[[], Awaitable[dict[str, Any]]],
+    merged: Callable[[dict[str, Any]], dict[str, Any]],
+    write: Callable[[dict[str, Any]], Awaitable[Any]],
+    done: str,
+    how_to_check: str,
+) -> Any:
+    """Read a part of an order (an item, a shipment), merge ``asked`` into it, send it whole; after an
+    unclear answer a re-read decides whether the asked fields carry the values sent."""
+    sent: dict[str, Any] = {}
+
+    async def op() -> Any:
+        body = merged(await read())
+        sent.update(body)
+        return await write(body)
+
+    async def updated_after_all() -> dict[str, Any] | None:
+        return {"message": done} if _fields_match(sent, await read(), asked) else None
+
+    return await gateway.workflow.write(ref, op, reconcile=updated_after_all, how_to_check=how_to_check)
+
+
 def _order_ref(gateway: Gateway, store: str | None, order_id: str) -> Ref:
     return Ref(gateway.store(store).name, "order", check_id("order_id", order_id))
 
@@ -110,23 +137,20 @@ async def order_items_update(
     r = _order_ref(gateway, store, order_id)
     iid = check_id("item_id", item_id)
     client = runtime(gateway).client(r.store)
-    sent: dict[str, Any] = {}
 
-    async def op() -> Any:
-        current = await client.get_order_item(r.id, iid)
+    def checked(current: dict[str, Any]) -> dict[str, Any]:
         merged = merge.merge_item(current, item)
         validate.validate_order_item(merged, creating=False)
-        sent.update(merged)
-        return await client.update_order_item(r.id, iid, merged)
+        return merged
 
-    async def updated_after_all() -> dict[str, Any] | None:
-        now = await client.get_order_item(r.id, iid)
-        return {"message": "Order Item Updated"} if _fields_match(sent, now, item) else None
-
-    msg = await gateway.workflow.write(
+    msg = await _update_part(
+        gateway,
         r,
-        op,
-        reconcile=updated_after_all,
+        item,
+        read=lambda: client.get_order_item(r.id, iid),
+        merged=checked,
+        write=lambda body: client.update_order_item(r.id, iid, body),
+        done="Order Item Updated",
         how_to_check=f"call orders_get for order {r.id} and check item {iid}",
     )
     return MessageResult(message=_message(msg, "Order Item Updated"), reconciled=_reconciled())
@@ -223,23 +247,20 @@ async def shipments_update(
     r = _order_ref(gateway, store, order_id)
     sid = check_id("shipment_id", shipment_id)
     client = runtime(gateway).client(r.store)
-    sent: dict[str, Any] = {}
 
-    async def op() -> Any:
-        current = await client.get_shipment(r.id, sid)
+    def checked(current: dict[str, Any]) -> dict[str, Any]:
         merged = merge.merge_shipment(current, shipment)
         validate.validate_shipment(merged, creating=False)
-        sent.update(merged)
-        return await client.update_shipment(r.id, sid, merged)
+        return merged
 
-    async def updated_after_all() -> dict[str, Any] | None:
-        now = await client.get_shipment(r.id, sid)
-        return {"message": "Shipment Updated"} if _fields_match(sent, now, shipment) else None
-
-    msg = await gateway.workflow.write(
+    msg = await _update_part(
+        gateway,
         r,
-        op,
-        reconcile=updated_after_all,
+        shipment,
+        read=lambda: client.get_shipment(r.id, sid),
+        merged=checked,
+        write=lambda body: client.update_shipment(r.id, sid, body),
+        done="Shipment Updated",
         how_to_check=f"call shipments_list for order {r.id} and check shipment {sid}",
     )
     return MessageResult(message=_message(msg, "Shipment Updated"), reconciled=_reconciled())
