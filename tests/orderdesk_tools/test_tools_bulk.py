@@ -245,3 +245,27 @@ async def test_unclear_answers_in_a_job_are_reconciled_never_applied_twice(
     assert any(e.get("reconciled") for e in report["results"])
     for oid in ids:  # every order has the item exactly once
         assert [i["name"] for i in orderdesk_sandbox.order(oid)["order_items"]].count("BULK-ITEM") == 1
+
+
+async def test_a_repeat_after_an_interrupted_job_redoes_nothing_already_done(
+    gateway_factory: Any, orderdesk_sandbox: Any
+) -> None:
+    ids = _ids(orderdesk_sandbox, 16)
+    args = {
+        "order_ids": ids,
+        "changes": {"order_metadata": {"resume": "1"}},
+        "idempotency_key": "resume-job-01",
+    }
+    orderdesk_sandbox.add_fault(method="PUT", path=r"^/orders/\d+$", delay_ms=150)  # a slow upstream
+    async with connect(gateway_factory(overrides={"bulk.concurrency": 2})) as c:
+        with anyio.move_on_after(0.7):  # the connection drops in the middle of the job
+            await c.call_tool("orders_update_many", args)
+        await asyncio.sleep(0.6)  # the writes in flight finish
+        first = {
+            oid for oid in ids if (orderdesk_sandbox.order(oid).get("order_metadata") or {}).get("resume")
+        }
+        assert 0 < len(first) < len(ids)
+        again = await c.call_tool("orders_update_many", args)
+    assert again.structured_content["totals"] == {"ok": 16}
+    puts = [r.path for r in orderdesk_sandbox.requests(method="PUT")]
+    assert all(puts.count(f"/orders/{oid}") == 1 for oid in ids)  # each order written once in all
