@@ -19,8 +19,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +121,83 @@ async def serve_http(gateway: Any, port: int = 0) -> AsyncIterator[str]:
     finally:
         stop.set()
         await task
+
+
+@dataclass
+class ServeProcess:
+    """A ``mcp-gateway serve --transport http`` subprocess (see :func:`serve_process`)."""
+
+    proc: subprocess.Popen[bytes]
+    port: int
+    stderr_path: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stderr(self) -> str:
+        return self.stderr_path.read_text(errors="replace")
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU the process has used (Linux ``/proc``)."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _spawn(
+    cmd: list[str], env: dict[str, str], err_path: Path, preexec_fn: Callable[[], Any] | None
+) -> subprocess.Popen[bytes]:
+    with open(err_path, "wb") as err:
+        return subprocess.Popen(
+            cmd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            preexec_fn=preexec_fn,  # tests set resource limits in the child
+        )
+
+
+@contextlib.asynccontextmanager
+async def serve_process(
+    config: Path,
+    *,
+    env: dict[str, str] | None = None,
+    args: Iterable[str] = (),
+    preexec_fn: Callable[[], Any] | None = None,
+    startup: float = 20.0,
+) -> AsyncIterator[ServeProcess]:
+    """Run ``serve --transport http --config CONFIG`` on a free loopback port, as an operator would, until
+    ``/healthz`` answers; stop it afterwards. ``env`` is added to the environment without ``GATEWAY_*``
+    and ``ORDERDESK_*``; its stderr is kept next to the config (``ServeProcess.stderr()``)."""
+    import aiohttp
+
+    port = free_port()
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("GATEWAY_", "ORDERDESK_"))}
+    environ.update(env or {})
+    err_path = config.with_suffix(".stderr")
+    cmd = [sys.executable, "-m", "odmcp", "serve", "--transport", "http", "--port", str(port)]
+    proc = _spawn([*cmd, "--config", str(config), *args], environ, err_path, preexec_fn)
+    server = ServeProcess(proc, port, err_path)
+    try:
+        deadline = time.monotonic() + startup
+        async with aiohttp.ClientSession() as http:
+            while True:
+                assert proc.poll() is None, f"serve exited early: {server.stderr()}"
+                with contextlib.suppress(aiohttp.ClientError):
+                    async with http.get(server.url + "/healthz") as r:
+                        if r.status == 200:
+                            break
+                assert time.monotonic() < deadline, f"serve did not come up: {server.stderr()}"
+                await asyncio.sleep(0.05)
+        yield server
+    finally:
+        proc.terminate()
+        try:
+            await asyncio.to_thread(proc.wait, 10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            await asyncio.to_thread(proc.wait, 5)
 
 
 @contextlib.asynccontextmanager

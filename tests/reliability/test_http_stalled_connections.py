@@ -12,40 +12,17 @@ import asyncio
 import contextlib
 import os
 import resource
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
 
-from odmcp.testing import free_port
+from odmcp.testing import ServeProcess, serve_process
 
-ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "tok-" + os.urandom(8).hex()
 READ_TIMEOUT = 2.0
 FD_LIMIT = 256
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-@dataclass
-class Gateway:
-    proc: subprocess.Popen[bytes]
-    port: int
-    stderr_path: Path
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def stderr(self) -> str:
-        return self.stderr_path.read_text(errors="replace")
-
-    def cpu_seconds(self) -> float:
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime + stime
 
 
 def _limit_descriptors() -> None:
@@ -53,8 +30,7 @@ def _limit_descriptors() -> None:
 
 
 @contextlib.asynccontextmanager
-async def gateway(tmp_path: Path, base_url: str) -> AsyncIterator[Gateway]:
-    port = free_port()
+async def gateway(tmp_path: Path, base_url: str) -> AsyncIterator[ServeProcess]:
     cfg = tmp_path / "gw.toml"
     cfg.write_text(f"""
 [http]
@@ -67,50 +43,9 @@ api_key = "sandbox-key"
 base_url = "{base_url}"
 default = true
 """)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("GATEWAY_", "ORDERDESK_"))}
-    env["GATEWAY_HTTP_TOKEN"] = TOKEN
-    err_path = tmp_path / "serve.stderr"
-    with open(err_path, "wb") as err:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "odmcp",
-                "serve",
-                "--transport",
-                "http",
-                "--port",
-                str(port),
-                "--config",
-                str(cfg),
-            ],
-            cwd=ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=err,
-            preexec_fn=_limit_descriptors,
-        )
-    gw = Gateway(proc, port, err_path)
-    try:
-        deadline = time.monotonic() + 20
-        async with aiohttp.ClientSession() as http:
-            while True:
-                assert proc.poll() is None, gw.stderr()
-                with contextlib.suppress(aiohttp.ClientError):
-                    async with http.get(gw.url + "/healthz") as r:
-                        if r.status == 200:
-                            break
-                assert time.monotonic() < deadline, gw.stderr()
-                await asyncio.sleep(0.05)
+    env = {"GATEWAY_HTTP_TOKEN": TOKEN}
+    async with serve_process(cfg, env=env, preexec_fn=_limit_descriptors) as gw:
         yield gw
-    finally:
-        proc.terminate()
-        try:
-            await asyncio.to_thread(proc.wait, 10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            await asyncio.to_thread(proc.wait, 5)
 
 
 async def stall(

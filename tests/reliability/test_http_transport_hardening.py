@@ -14,17 +14,15 @@ import json
 import os
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
-from odmcp.testing import free_port
+from odmcp.testing import ServeProcess, free_port, serve_process
 
 TOKEN = "tok-" + uuid.uuid4().hex
 MAX_BODY = 20_000
@@ -70,67 +68,11 @@ enabled = false
     return path
 
 
-@dataclass
-class Server:
-    proc: subprocess.Popen[bytes]
-    port: int
-    stderr_path: Path
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def stderr(self) -> str:
-        return self.stderr_path.read_text(errors="replace")
-
-
 @contextlib.asynccontextmanager
-async def serve(tmp_path: Path, base_url: str) -> AsyncIterator[Server]:
-    port = free_port()
+async def serve(tmp_path: Path, base_url: str) -> AsyncIterator[ServeProcess]:
     cfg = _config(tmp_path / "cfg.toml", base_url, tmp_path / "audit.jsonl")
-    err_path = tmp_path / "serve.stderr"
-    with open(err_path, "wb") as err:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "odmcp",
-                "serve",
-                "--transport",
-                "http",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--config",
-                str(cfg),
-            ],
-            cwd=ROOT,
-            env=_env(GATEWAY_HTTP_TOKEN=TOKEN),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=err,
-        )
-    server = Server(proc, port, err_path)
-    try:
-        deadline = time.monotonic() + 20
-        async with aiohttp.ClientSession() as http:
-            while True:
-                assert proc.poll() is None, f"serve exited early: {server.stderr()}"
-                with contextlib.suppress(aiohttp.ClientError):
-                    async with http.get(server.url + "/healthz") as r:
-                        if r.status == 200:
-                            break
-                assert time.monotonic() < deadline, f"serve did not come up: {server.stderr()}"
-                await asyncio.sleep(0.05)
+    async with serve_process(cfg, env={"GATEWAY_HTTP_TOKEN": TOKEN}, args=["--host", "127.0.0.1"]) as server:
         yield server
-    finally:
-        proc.terminate()
-        try:
-            await asyncio.to_thread(proc.wait, 10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            await asyncio.to_thread(proc.wait, 5)
 
 
 async def _post(http: aiohttp.ClientSession, url: str, body: Any = INIT, **headers: str) -> tuple[int, str]:
@@ -139,7 +81,7 @@ async def _post(http: aiohttp.ClientSession, url: str, body: Any = INIT, **heade
         return r.status, await r.text()
 
 
-async def _mcp_call(server: Server, tool: str, args: dict[str, Any]) -> Any:
+async def _mcp_call(server: ServeProcess, tool: str, args: dict[str, Any]) -> Any:
     from mcp import Client
     from mcp.client.streamable_http import streamable_http_client
     from mcp.shared._httpx_utils import create_mcp_http_client

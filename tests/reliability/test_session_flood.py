@@ -9,11 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import signal
-import subprocess
-import sys
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -23,7 +19,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 
-from odmcp.testing import free_port, serve_http
+from odmcp.testing import serve_http, serve_process
 
 ROOT = Path(__file__).resolve().parents[2]
 ALICE, BOB = "tok-alice-0123456789", "tok-bob-0123456789"
@@ -132,73 +128,34 @@ def _config(path: Path, base_url: str, tokens: list[dict[str, str]]) -> None:
 
 async def test_removing_a_token_from_the_config_ends_its_sessions(orderdesk_sandbox, tmp_path) -> None:
     """``serve`` re-reads the tokens on SIGHUP: a removed token is refused and its sessions end."""
-    cfg, port = tmp_path / "gw.toml", free_port()
+    cfg = tmp_path / "gw.toml"
     _config(cfg, orderdesk_sandbox.base_url, TOKENS)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("GATEWAY_", "ORDERDESK_"))}
-    err_path = tmp_path / "serve.stderr"
-    with open(err_path, "wb") as err:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "odmcp",
-                "serve",
-                "--transport",
-                "http",
-                "--port",
-                str(port),
-                "--config",
-                str(cfg),
-            ],
-            cwd=ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=err,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        async with aiohttp.ClientSession() as http:
-            deadline = time.monotonic() + 20
-            while True:
-                assert proc.poll() is None, err_path.read_text()
-                with contextlib.suppress(aiohttp.ClientError):
-                    async with http.get(base + "/healthz") as r:
-                        if r.status == 200:
-                            break
-                assert time.monotonic() < deadline, err_path.read_text()
-                await asyncio.sleep(0.05)
-            alice = [(await initialize(http, base, ALICE))[1] for _ in range(3)]
-            bob = (await initialize(http, base, BOB))[1]
-            assert None not in alice and bob is not None
-            assert (await initialize(http, base, ALICE))[0] == 429
+    async with serve_process(cfg) as server, aiohttp.ClientSession() as http:
+        base, proc = server.url, server.proc
+        alice = [(await initialize(http, base, ALICE))[1] for _ in range(3)]
+        bob = (await initialize(http, base, BOB))[1]
+        assert None not in alice and bob is not None
+        assert (await initialize(http, base, ALICE))[0] == 429
 
-            async def reload(tokens: list[dict[str, str]]) -> None:
-                _config(cfg, orderdesk_sandbox.base_url, tokens)
-                proc.send_signal(signal.SIGHUP)
-                await asyncio.sleep(0.5)
-
-            await reload(TOKENS[1:])  # alice removed
-            assert (await initialize(http, base, ALICE))[0] == 401
-            assert await in_session(http, base, ALICE, alice[0]) == 401
-            assert await in_session(http, base, BOB, bob) == 200  # bob's session goes on
-
-            await reload(TOKENS)  # alice is back: her old sessions did end, and her slots are free
-            assert [await in_session(http, base, ALICE, sid) for sid in alice] == [404, 404, 404]
-            assert [(await initialize(http, base, ALICE))[0] for _ in range(4)] == [200, 200, 200, 429]
-
-            (tmp_path / "gw.toml").write_text("[http\n")  # a broken file changes nothing
+        async def reload(tokens: list[dict[str, str]]) -> None:
+            _config(cfg, orderdesk_sandbox.base_url, tokens)
             proc.send_signal(signal.SIGHUP)
             await asyncio.sleep(0.5)
-            assert await in_session(http, base, BOB, bob) == 200
-    finally:
-        proc.terminate()
-        try:
-            await asyncio.to_thread(proc.wait, 10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            await asyncio.to_thread(proc.wait, 5)
-    stderr = err_path.read_text()
+
+        await reload(TOKENS[1:])  # alice removed
+        assert (await initialize(http, base, ALICE))[0] == 401
+        assert await in_session(http, base, ALICE, alice[0]) == 401
+        assert await in_session(http, base, BOB, bob) == 200  # bob's session goes on
+
+        await reload(TOKENS)  # alice is back: her old sessions did end, and her slots are free
+        assert [await in_session(http, base, ALICE, sid) for sid in alice] == [404, 404, 404]
+        assert [(await initialize(http, base, ALICE))[0] for _ in range(4)] == [200, 200, 200, 429]
+
+        cfg.write_text("[http\n")  # a broken file changes nothing
+        proc.send_signal(signal.SIGHUP)
+        await asyncio.sleep(0.5)
+        assert await in_session(http, base, BOB, bob) == 200
+    stderr = server.stderr()
     assert "config reloaded: 1 token(s) accepted, 3 session(s) ended" in stderr, stderr
     assert "config reload failed, tokens unchanged" in stderr and "Traceback" not in stderr
     assert ALICE not in stderr and BOB not in stderr
