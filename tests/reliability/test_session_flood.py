@@ -21,7 +21,6 @@ from mcp.shared._httpx_utils import create_mcp_http_client
 
 from odmcp.testing import serve_http, serve_process
 
-ROOT = Path(__file__).resolve().parents[2]
 ALICE, BOB = "tok-alice-0123456789", "tok-bob-0123456789"
 TOKENS = [{"name": "alice", "token": ALICE}, {"name": "bob", "token": BOB}]
 INIT = {
