@@ -269,3 +269,54 @@ async def test_a_repeat_after_an_interrupted_job_redoes_nothing_already_done(
     assert again.structured_content["totals"] == {"ok": 16}
     puts = [r.path for r in orderdesk_sandbox.requests(method="PUT")]
     assert all(puts.count(f"/orders/{oid}") == 1 for oid in ids)  # each order written once in all
+
+
+FAULTS = {
+    "apply_then_500": {"after_apply": True, "status": 500},
+    "apply_then_drop": {"after_apply": True, "drop": True},
+    "apply_then_timeout": {"after_apply": True, "delay_ms": 1500},
+}
+
+
+@pytest.mark.parametrize("fault", list(FAULTS))
+async def test_batch_and_note_jobs_with_an_unclear_answer_write_once_and_say_so(
+    fault: str, gateway_factory: Any, orderdesk_sandbox: Any
+) -> None:
+    ids = _ids(orderdesk_sandbox, 3, 20)
+    inv = orderdesk_sandbox.state.stores[orderdesk_sandbox.store_id].inventory
+    item = inv[sorted(inv)[4]]
+    ships = [{"order_id": oid, "tracking_number": f"U-{fault}-{oid}"} for oid in ids]
+    overrides = {"orderdesk": {"request_timeout": 0.5, "max_retries": 1}}
+    async with connect(gateway_factory(overrides=overrides)) as c:
+        for path in (r"^/batch-shipments$", r"^/batch-inventory-items$", r"^/orders/\d+/order-history$"):
+            orderdesk_sandbox.add_fault(method="*", path=path, times=1, **FAULTS[fault])
+        shipped = await c.call_tool("shipments_add_many", {"shipments": ships})
+        stocked = await c.call_tool(
+            "inventory_update_many", {"updates": [{"id": str(item["id"]), "changes": {"stock": 71}}]}
+        )
+        noted = await c.call_tool("orders_add_note_many", {"order_ids": ids, "note": f"note {fault}"})
+        # the tools' words: every target applied (confirmed by a re-read where the answer was unclear)
+        assert shipped.structured_content["totals"] == {"ok": 3}, shipped.content[0].text
+        assert stocked.structured_content["totals"] == {"ok": 1}, stocked.content[0].text
+        assert noted.structured_content["totals"] == {"ok": 3}, noted.content[0].text
+        # the next reads show upstream truth
+        listed = await c.call_tool("shipments_list", {"order_id": ids[0], "fields": "full"})
+        got = await c.call_tool("inventory_get", {"item_id": str(item["id"])})
+        history = await c.call_tool("orders_get", {"order_id": ids[1], "include_history": True})
+    fired = {
+        r.path.split("/")[1] if "batch" in r.path else "history"
+        for r in orderdesk_sandbox.requests()
+        if r.fault
+    }
+    assert fired == {"batch-shipments", "batch-inventory-items", "history"}, fired  # every fault hit
+    # upstream: each applied exactly once
+    for oid in ids:
+        order = orderdesk_sandbox.order(oid, with_history=True)
+        assert [s["tracking_number"] for s in order["order_shipments"]].count(f"U-{fault}-{oid}") == 1
+        assert [h["note"] for h in order["order_history"]].count(f"note {fault}") == 1
+    assert int(float(inv[item["id"]]["stock"])) == 71
+    assert f"U-{fault}-{ids[0]}" in json.dumps(listed.structured_content)
+    assert int(float(got.structured_content["item"]["stock"])) == 71
+    assert [h["note"] for h in history.structured_content["order"]["order_history"]].count(
+        f"note {fault}"
+    ) == 1
