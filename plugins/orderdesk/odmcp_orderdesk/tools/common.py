@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, Field
 
+from odmcp.workflow import current_call
 from odmcp_orderdesk.summary import INVENTORY_SUMMARY, ORDER_SUMMARY, SHIPMENT_SUMMARY
 
 
@@ -139,3 +140,9 @@ class MessageResult(BaseModel):
 
 class NoteResult(MessageResult):
     order: dict[str, Any] = Field(description="With its order_history.")
+
+
+def reconciled() -> bool:
+    """Whether the write of the call being served was confirmed by a re-read after an unclear answer."""
+    call = current_call.get()
+    return bool(call is not None and call.reconciled)

@@ -9,7 +9,6 @@ from pydantic import Field
 
 from odmcp.refs import Ref
 from odmcp.tools import ToolTable
-from odmcp.workflow import current_call
 from odmcp_orderdesk import merge, validate
 from odmcp_orderdesk.ids import check_id
 from odmcp_orderdesk.reconcile import item_matches, same_value
@@ -23,6 +22,7 @@ from odmcp_orderdesk.tools.common import (
     ShipmentId,
     ShipmentListResult,
     StoreArg,
+    reconciled,
 )
 
 if TYPE_CHECKING:
@@ -47,11 +47,6 @@ ShipmentArg = Annotated[
 def _message(result: Any, default: str) -> str:
     """OrderDesk answers item and shipment writes with ``{"message": ...}`` only."""
     return str(result.get("message") or default) if isinstance(result, dict) else default
-
-
-def _reconciled() -> bool:
-    call = current_call.get()
-    return bool(call is not None and call.reconciled)
 
 
 def _fields_match(sent: dict[str, Any], now: dict[str, Any], asked: dict[str, Any]) -> bool:
@@ -117,7 +112,7 @@ async def order_items_add(
         reconcile=added_after_all,
         how_to_check=f"call orders_get for order {r.id} and look for the item in order_items",
     )
-    return MessageResult(message=_message(msg, "Order Item Added"), reconciled=_reconciled())
+    return MessageResult(message=_message(msg, "Order Item Added"), reconciled=reconciled())
 
 
 @TOOLS.tool(
@@ -153,7 +148,7 @@ async def order_items_update(
         done="Order Item Updated",
         how_to_check=f"call orders_get for order {r.id} and check item {iid}",
     )
-    return MessageResult(message=_message(msg, "Order Item Updated"), reconciled=_reconciled())
+    return MessageResult(message=_message(msg, "Order Item Updated"), reconciled=reconciled())
 
 
 @TOOLS.tool(
@@ -263,7 +258,7 @@ async def shipments_update(
         done="Shipment Updated",
         how_to_check=f"call shipments_list for order {r.id} and check shipment {sid}",
     )
-    return MessageResult(message=_message(msg, "Shipment Updated"), reconciled=_reconciled())
+    return MessageResult(message=_message(msg, "Shipment Updated"), reconciled=reconciled())
 
 
 @TOOLS.tool(

@@ -13,7 +13,7 @@ from odmcp.bulk import MAX_TARGETS, BulkReport, Done, Target
 from odmcp.errors import ConfirmationRequired, ValidationFailed
 from odmcp.refs import Ref
 from odmcp.tools import ToolTable
-from odmcp.workflow import MutationResult, current_call
+from odmcp.workflow import MutationResult
 from odmcp_orderdesk import validate
 from odmcp_orderdesk.folders import folder_names, resolve_folder
 from odmcp_orderdesk.ids import ID_PATTERN, check_id
@@ -39,6 +39,7 @@ from odmcp_orderdesk.tools.common import (
     StoreArg,
     Text,
     UpdateResult,
+    reconciled,
 )
 from odmcp_orderdesk.writes import add_note, move_orders, resolve_changes, update_order
 
@@ -76,11 +77,6 @@ def _ask_delete(order_id: str, ctx: Context, confirm: bool = False) -> Elicit[Co
     if _can_elicit(ctx):
         return Elicit(f"Delete OrderDesk order {order_id}? This cannot be undone.", Confirm)
     return Confirm(confirm=confirm)
-
-
-def _reconciled() -> bool:
-    call = current_call.get()
-    return bool(call is not None and call.reconciled)
 
 
 def _update_message(result: MutationResult, dry_run: bool) -> str:
@@ -367,4 +363,4 @@ async def orders_add_note(
     requests. Errors: NOT_FOUND, VALIDATION, OUTCOME_UNKNOWN."""
     validate.validate_note(note)
     order = await add_note(gateway, _ref(gateway, store, order_id), note)
-    return NoteResult(message="History note added", order=order, reconciled=_reconciled())
+    return NoteResult(message="History note added", order=order, reconciled=reconciled())
