@@ -230,7 +230,8 @@ class BulkRunner:
                 results = await target.run(left)
             except GatewayError as err:
                 text = f"{err.message} — {err.hint}" if err.hint else err.message
-                results = {n: Done(str(err.code), text) for n in left}
+                # per target, as the error result of a single call would say it: can it be retried?
+                results = {n: Done(str(err.code), text, extra={"retryable": err.retryable}) for n in left}
             except Exception as crash:
                 log.exception("bulk %s: targets %s crashed", label, left[:5])
                 results = {n: Done("INTERNAL", f"failed unexpectedly ({type(crash).__name__})") for n in left}
