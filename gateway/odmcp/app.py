@@ -22,12 +22,14 @@ from odmcp.cache_backend import CacheBackend, CacheFactory
 from odmcp.config import Config, RateLimitSettings, StoreSettings, load_config
 from odmcp.errors import ConfigError, ValidationFailed
 from odmcp.hooks import Hooks
+from odmcp.journal import JournalBackend
 from odmcp.locks import MutationLocks
 from odmcp.metrics import Metrics
 from odmcp.plugins import GatewayPluginManager, build_plugin_manager
 from odmcp.ratelimit import LeakyBucket, RateLimiter, SharedBucket
-from odmcp.tools import ToolRegistry, ToolSpec
-from odmcp.workflow import Workflow, current_call
+from odmcp.route import WriteRoute
+from odmcp.tools import ToolCall, ToolRegistry, ToolSpec, current_call
+from odmcp.workflow import Workflow
 
 log = logging.getLogger("odmcp")
 
@@ -80,6 +82,10 @@ class Gateway:
             require_shared=config.mutations.require_shared_lock,
         )
         self.workflow = Workflow(self, sleep=sleep, rng=rng)
+        #: the one write route every write goes through (odmcp.route)
+        self.route = WriteRoute(self)
+        #: the durable journal (idempotency and write intents); opened at start-up
+        self.journal: JournalBackend | None = None
         self.bulk = BulkRunner(self)
         self.tools = ToolRegistry()
         self.hooks.register_tools(self.tools.register, self)
@@ -140,10 +146,10 @@ class Gateway:
     def store_id(self, name: str | None) -> str:
         return self.store(name).store_id
 
-    def visible_stores(self) -> list[StoreSettings]:
-        """The configured stores the caller of the tool being served may use (all of them outside a
-        call, or for a caller without a token). Store-agnostic tools list only these."""
-        call = current_call.get()
+    def visible_stores(self, call: ToolCall | None = None) -> list[StoreSettings]:
+        """The configured stores ``call``'s caller may use (all of them outside a call, or for a caller
+        without a token). Store-agnostic tools list only these."""
+        call = call if call is not None else current_call.get()
         token = call.token if call is not None else None
         return [s for s in self.config.stores if token is None or token.allows_store(s.name)]
 

@@ -21,7 +21,7 @@ from typing import IO, Any
 
 import msgspec
 
-from odmcp.errors import InternalError
+from odmcp.errors import GatewayError, InternalError
 
 log = logging.getLogger("odmcp.audit")
 _encoder = msgspec.json.Encoder()
@@ -85,3 +85,20 @@ class AuditLog:
             if self._fh is not None and self.path != "-":
                 self._fh.close()
             self._fh = None
+
+    def write_safely(self, record: dict[str, Any]) -> None:
+        """:meth:`write` after the tool ran: a failing sink is logged, never raised.
+
+        The sink was checked before the write (``check_writable``); failing now would report an
+        applied write as refused and invite a duplicate retry. Keep the real result, shout in the log.
+        """
+        try:
+            self.write(record)
+        except GatewayError as err:
+            log.error(
+                "audit line lost for %s (request %s, outcome %s): %s",
+                record.get("tool"),
+                record.get("request_id"),
+                record.get("outcome"),
+                err.message,
+            )

@@ -9,10 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 from odmcp import __version__
 from odmcp.diff import diff
-from odmcp.errors import GatewayError
 from odmcp.plugins import hookimpl
 from odmcp.refs import Ref
-from odmcp.workflow import current_call
 
 if TYPE_CHECKING:
     from odmcp.app import Gateway
@@ -86,42 +84,69 @@ def gateway_tool_post_invoke(
     gateway.metrics.inc("tool_calls_total", tool=call.name, outcome=outcome)
     if call.spec is None or not call.spec.writes:
         return
+    gateway.audit.write_safely(audit_record(call, outcome, error, elapsed_ms))
+
+
+def audit_record(call: ToolCall, outcome: str, error: Exception | None, elapsed_ms: float) -> dict[str, Any]:
+    """The audit line of a call to a tool that writes, built from what the write route returned.
+
+    ``outcome`` says what was written, not only how the call ended: ``ok`` when every target was
+    applied (or already so), ``partial`` when some were, ``error`` when none was, ``unknown`` when
+    an outcome stays unclear; ``cancelled: true`` marks a caller that went away (the writes it had
+    started were settled all the same). ``writes`` lists each target of a bulk call.
+    """
+    assert call.spec is not None
     code = getattr(error, "code", None)
-    record = {
+    writes = [w for w in call.writes if w.state != "dry_run"]
+    states = [w.state for w in writes]
+    if writes:
+        done = sum(s in ("applied", "already") for s in states)
+        summary = (
+            "ok"
+            if done == len(states)
+            else "unknown"
+            if "unknown" in states and not done
+            else ("partial" if done else "error")
+        )
+    else:
+        summary = outcome
+    record: dict[str, Any] = {
         "request_id": call.request_id,
         "principal": call.principal,
         "tool": call.name,
-        "store": call.store or call.arguments.get("store") or None,
-        "object_id": call.object_id or call.spec.object_id(call.arguments),
-        "changed_fields": call.changed_fields,
-        "attempts": call.attempts,
-        "reconciled": call.reconciled or None,
-        "outcome": outcome if code is None else f"{outcome}:{code}",
+        "store": writes[0].ref.store if writes else call.arguments.get("store") or None,
+        "object_id": ",".join(dict.fromkeys(w.ref.id for w in writes if w.ref.id))
+        or call.spec.object_id(call.arguments),
+        "changed_fields": sorted({f for w in call.writes for f in w.fields}),
+        "attempts": max((w.attempts for w in writes), default=0),
+        "reconciled": any(w.reconciled for w in writes) or None,
+        "outcome": summary if code is None else f"{summary}:{code}",
+        "cancelled": outcome == "cancelled" or None,
         "dry_run": bool(call.arguments.get("dry_run")) or None,
         "duration_ms": round(elapsed_ms, 2),
     }
-    try:
-        gateway.audit.write({k: v for k, v in record.items() if v is not None})
-    except GatewayError as audit_err:
-        # The sink was checked before the write; failing now would report an applied write as
-        # refused and invite a duplicate retry. Keep the real result, shout in the log.
-        log.error(
-            "audit line lost for %s (request %s, outcome %s): %s",
-            call.name,
-            call.request_id,
-            record["outcome"],
-            audit_err.message,
-        )
+    if len(writes) > 1:
+        record["writes"] = [
+            {
+                "target": w.target,
+                "state": w.state,
+                **({"code": str(w.error.code)} if w.error is not None else {}),
+                **({"attempts": w.attempts} if w.attempts != 1 else {}),
+                **({"reconciled": True} if w.reconciled else {}),
+            }
+            for w in writes
+        ]
+    elif writes and writes[0].error is not None and code is None:
+        record["outcome"] = f"{summary}:{writes[0].error.code}"
+    return {k: v for k, v in record.items() if v is not None}
 
 
 @hookimpl
 def gateway_register_tools(register: Callable[..., None], gateway: Gateway) -> None:
-    async def ping() -> dict[str, Any]:
+    async def ping(call: ToolCall) -> dict[str, Any]:
         """Check the gateway answers; returns its version and your store names. Cost: 0 requests."""
-        call = current_call.get()
-        token = call.token if call is not None else None
         # like stores_list: a caller only learns the names of the stores its token grants
-        names = [s.name for s in gateway.config.stores if token is None or token.allows_store(s.name)]
+        names = [s.name for s in gateway.visible_stores(call)]
         return {"ok": True, "version": __version__, "stores": names}
 
     register(

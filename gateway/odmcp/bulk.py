@@ -1,91 +1,62 @@
-"""Bulk jobs: many targets in one tool call, paced, with progress, cancellation and a per-target report.
+"""Bulk jobs: many targets in one tool call, through the same write route as single writes.
 
 A store plugin's bulk tool validates every target first (nothing is written when one is invalid),
-then hands the host a list of :class:`Target`\\ s: the names it covers (one, or a batch sent in one
-upstream request) and an async ``run`` that performs the safe write through the workflow and
-returns a :class:`Done` per name. The host:
+then hands the host a :class:`BulkJob`: its :class:`~odmcp.route.WriteOp`\\ s (each covers one target,
+or a batch sent in one upstream request) and the canonical arguments its key is bound to. The host:
 
-* runs them ``bulk.concurrency`` at a time, with :data:`bulk_reserve` set so the store's rate limiter
-  leaves that many tokens for interactive calls (a bulk job never starves a single get);
-* reports MCP progress (done/total and a short message) after every 10 targets and at least every
-  ``bulk.progress_interval`` seconds;
-* on cancellation starts nothing new, lets the writes in flight finish (their locks, invalidation
-  and audit facts stay consistent), logs what was done and re-raises;
-* with an ``idempotency_key``, records every finished target, so a repeat of the same call returns
-  the first report and a repeat after an interrupted call redoes nothing already done;
-* never lets one failure stop the rest: each target's error becomes its outcome (its code).
+* runs the ops ``bulk.concurrency`` at a time through :meth:`odmcp.route.WriteRoute.run`, with
+  ``bulk.reserve`` rate-limit tokens left for interactive calls (a bulk job never starves a single get);
+* reports MCP progress (done/total) after every 10 targets and at least every ``bulk.progress_interval``
+  seconds;
+* on cancellation starts nothing new; the writes in flight settle (the route never lets a cancel hide
+  a write), and the audit line says which targets were written;
+* with an ``idempotency_key``, keeps the job in the durable journal (scoped per caller, store and
+  tool): the same key and arguments return the first report, even after a restart; a repeat after an
+  interruption skips targets already applied, re-runs those whose failure was retryable (and says so),
+  and reconciles targets left with an intent and no outcome against their recorded snapshot before
+  deciding to send; no target is ever written twice;
+* never lets one failure stop the rest; a job in which no target succeeded is an error.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import logging
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import anyio
 from pydantic import BaseModel, Field
 
 from odmcp.cache import digest
-from odmcp.errors import GatewayError, ValidationFailed
-from odmcp.workflow import current_call
+from odmcp.errors import Conflict, ErrorCode, GatewayError, ValidationFailed
+from odmcp.journal import ChangeQuery, JobRecord, WriteRecord
+from odmcp.route import TargetOutcome, WriteOp
 
 if TYPE_CHECKING:
     from odmcp.app import Gateway
+    from odmcp.tools import ToolCall
 
 log = logging.getLogger("odmcp.bulk")
-
-#: while a bulk job runs a target: how many rate-limit tokens its requests must leave for others
-bulk_reserve: contextvars.ContextVar[int] = contextvars.ContextVar("bulk_reserve", default=0)
 
 #: the longest list of targets one call may carry
 MAX_TARGETS = 500
 
 
 @dataclass
-class Done:
-    """What one target came to. ``outcome`` is ``ok``, ``unchanged``, ``dry_run`` or an error code."""
+class BulkJob:
+    """One bulk call: its ops and what its idempotency key is bound to."""
 
-    outcome: str = "ok"
-    message: str = ""
-    changed_fields: list[str] = field(default_factory=list)
-    reconciled: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def as_dict(self, target: str) -> dict[str, Any]:
-        out: dict[str, Any] = {"target": target, "outcome": self.outcome}
-        if self.message:
-            out["message"] = self.message
-        if self.changed_fields:
-            out["changed_fields"] = self.changed_fields
-        if self.reconciled:
-            out["reconciled"] = True
-        return {**out, **self.extra}
-
-
-@dataclass
-class Target:
-    """One unit of work covering ``names`` (one name, or a batch sent in one upstream request).
-
-    ``run(names)`` gets the names still to do (a repeat after an interruption skips finished ones) and
-    returns a :class:`Done` per name.
-    """
-
-    names: list[str]
-    run: Callable[[list[str]], Awaitable[dict[str, Done]]]
-
-
-def single(name: str, run: Callable[[], Awaitable[Done]]) -> Target:
-    """A target of one name."""
-
-    async def one(_names: list[str]) -> dict[str, Done]:
-        return {name: await run()}
-
-    return Target([name], one)
+    ops: list[WriteOp]
+    store: str
+    label: str
+    #: the call's arguments in canonical form (ids canonical, order-insensitive lists sorted)
+    arguments: Any = None
+    idempotency_key: str | None = None
+    dry_run: bool = False
 
 
 #: the shape of one entry of a bulk report (in the output schema, instead of prose)
@@ -100,9 +71,8 @@ _RESULT_ENTRY: dict[str, Any] = {
 
 
 class BulkReport(BaseModel):
-    # The per-target report of a bulk call (a partial failure is a normal result, not an error):
-    # ``outcome`` is ok, unchanged, dry_run or an error code. Kept short: every bulk tool's output
-    # schema in every tools/list carries this model's schema.
+    # The per-target report of a bulk call: ``outcome`` is ok, unchanged, dry_run or an error code
+    # (then ``retryable`` and ``hint``). Kept short: every bulk tool's output schema carries it.
     total: int
     totals: dict[str, int]
     results: list[dict[str, Any]] = Field(json_schema_extra={"items": _RESULT_ENTRY})
@@ -110,6 +80,52 @@ class BulkReport(BaseModel):
 
 
 ProgressFn = Callable[[float, float | None, str | None], Awaitable[None]]
+
+
+def report_entry(o: TargetOutcome) -> dict[str, Any]:
+    """One target's line of a bulk report."""
+    out: dict[str, Any] = {"target": o.target}
+    if o.state == "applied":
+        out["outcome"] = "ok"
+    elif o.state == "already":
+        out.update(outcome="unchanged", message=o.message or "already so; nothing was sent")
+    elif o.state == "dry_run":
+        out.update(outcome="dry_run", message="nothing was sent", changes=o.changes)
+    else:
+        err = o.error
+        assert err is not None
+        out.update(outcome=str(err.code), message=err.message, retryable=err.retryable)
+        if err.hint:
+            out["hint"] = err.hint
+    if o.fields and o.state in ("applied", "dry_run"):
+        out["changed_fields"] = o.fields
+    made = o.value.get("id") if o.ok and isinstance(o.value, dict) else None
+    if made and str(made) != o.target:  # a created object's id
+        out["id"] = str(made)
+    if o.reconciled:
+        out["reconciled"] = True
+    return out
+
+
+def _entry_of_record(rec: WriteRecord) -> dict[str, Any]:
+    """A target's report line from its journaled outcome (a repeat of a keyed job)."""
+    out: dict[str, Any] = {"target": rec.target}
+    if rec.state == "applied":
+        out["outcome"] = "ok"
+        if rec.before:
+            out["changed_fields"] = sorted(rec.before)
+    elif rec.state == "already":
+        out.update(outcome="unchanged", message="already so; nothing was sent")
+    else:
+        err = rec.error or {}
+        out.update(outcome=str(err.get("code", "OUTCOME_UNKNOWN")), message=str(err.get("message", "")))
+        out["retryable"] = bool(err.get("retryable"))
+    if rec.extra.get("id") and rec.extra["id"] != rec.target:
+        out["id"] = rec.extra["id"]
+    if rec.reconciled:
+        out["reconciled"] = True
+    out["replayed"] = True
+    return out
 
 
 class _Progress:
@@ -131,9 +147,9 @@ class _Progress:
         except Exception:  # a client that went away must not fail the job
             log.debug("progress notification failed", exc_info=True)
 
-    async def step(self, note: str) -> None:
-        self.done += 1
-        if self.done % self.every == 0 or time.monotonic() - self.last >= self.interval:
+    async def step(self, n: int, note: str) -> None:
+        before, self.done = self.done, self.done + n
+        if self.done // self.every > before // self.every or time.monotonic() - self.last >= self.interval:
             await self.send(note)
 
     async def heartbeat(self) -> None:
@@ -144,26 +160,15 @@ class _Progress:
 
 
 class BulkRunner:
-    """Runs one bulk call's targets for ``gw`` (see the module doc)."""
+    """Runs one bulk call's ops for ``gw`` (see the module doc)."""
 
     def __init__(self, gw: Gateway) -> None:
         self.gw = gw
 
-    async def run(
-        self,
-        targets: list[Target],
-        *,
-        store: str,
-        tool: str,
-        label: str,
-        progress: ProgressFn | None = None,
-        idempotency_key: str | None = None,
-        body: Any = None,
-    ) -> BulkReport:
-        if not targets:
+    async def run(self, job: BulkJob, call: ToolCall, progress: ProgressFn | None = None) -> BulkReport:
+        names = [n for op in job.ops for n in op.targets]
+        if not names:
             raise ValidationFailed("no targets", hint="Give at least one target.")
-        call = current_call.get()
-        names = [n for t in targets for n in t.names]
         if len(names) > MAX_TARGETS:
             raise ValidationFailed(
                 f"{len(names)} targets; at most {MAX_TARGETS} per call", hint="Split the list into calls."
@@ -174,101 +179,141 @@ class BulkRunner:
                 f"target {dupes[0]} is listed more than once",
                 hint="Give each target once (merge its changes); nothing was written.",
             )
-        if call is not None:
-            call.store, call.object_id = store, ",".join(names)
-        if not idempotency_key:
-            return self._report(names, await self._run(targets, names, {}, label, progress, None))
-        cache = self.gw.cache
-        store_id = self.gw.store_id(store)
-        key = f"{store_id}:bulk:{tool}:{digest(idempotency_key)}"
-        async with self.gw.locks.hold(key):  # one run per key at a time, on every replica
-            rec = await cache.get(cache.key(key)) if cache is not None else None
-            body_digest = digest(body)
-            if rec is not None and rec.get("body") != body_digest:
-                raise ValidationFailed(
-                    "idempotency_key was already used with different arguments",
-                    hint="Use a new idempotency_key for a different job, or resend the same arguments.",
+        if not job.idempotency_key or job.dry_run or self.gw.journal is None:
+            outcomes = await self._run(job, job.ops, call, progress, len(names), None, {})
+            return self._report(names, {n: report_entry(o) for n, o in outcomes.items()})
+        return await self._keyed(job, call, progress, names)
+
+    async def _keyed(
+        self, job: BulkJob, call: ToolCall, progress: ProgressFn | None, names: list[str]
+    ) -> BulkReport:
+        journal = self.gw.journal
+        assert journal is not None and job.idempotency_key
+        key = job_key(call, job.store, job.idempotency_key)
+        fingerprint = digest(job.arguments)
+        try:
+            async with self.gw.locks.hold(f"job:{key}"):  # one run per key at a time, on every replica
+                rec = await journal.get_job(key)
+                if rec is not None and rec.fingerprint != fingerprint:
+                    raise ValidationFailed(
+                        "idempotency_key was already used with different arguments",
+                        hint="Use a new idempotency_key for a different job, or resend the same arguments; "
+                        "nothing was written.",
+                    )
+                last = _latest(await journal.query(ChangeQuery(job=key, limit=10 * MAX_TARGETS)))
+                reused = {n: r for n, r in last.items() if n in names and _settled(r)}
+                retried = [
+                    n for n, r in last.items() if n in names and r.state == "failed" and not _settled(r)
+                ]
+                if rec is not None and rec.status == "finished" and not retried:
+                    report = BulkReport.model_validate(rec.result)
+                    report.replayed = True
+                    return report
+                now = time.time()
+                await journal.put_job(
+                    JobRecord(key=key, fingerprint=fingerprint, status="running", created=now, updated=now)
                 )
-            done: dict[str, dict[str, Any]] = dict(rec.get("done", {})) if rec else {}
-            if rec is not None and rec.get("finished"):
-                report = self._report(names, done)
-                report.replayed = True
+                resume = {n: r for n, r in last.items() if n in names and r.state in ("intent", "unknown")}
+                ops = [op.only([n for n in op.targets if n not in reused]) for op in job.ops]
+                outcomes = await self._run(
+                    job,
+                    [op for op in ops if op.targets],
+                    call,
+                    progress,
+                    len(names),
+                    key,
+                    resume,
+                    done_already=len(reused),
+                )
+                entries = {n: _entry_of_record(r) for n, r in reused.items()}
+                for n, o in outcomes.items():
+                    entries[n] = report_entry(o)
+                    if n in retried:
+                        entries[n]["retried"] = True
+                report = self._report(names, entries)
+                await journal.put_job(
+                    JobRecord(
+                        key=key,
+                        fingerprint=fingerprint,
+                        status="finished",
+                        result=report.model_dump(mode="json"),
+                        created=now,
+                        updated=time.time(),
+                    )
+                )
                 return report
-
-            async def record(finished: bool) -> None:
-                if cache is not None:
-                    value = {"body": body_digest, "done": done, "finished": finished}
-                    await cache.put(cache.key(key), value, self.gw.config.cache.idempotency_ttl)
-
-            results = await self._run(targets, names, done, label, progress, record)
-            await record(True)
-            return self._report(names, results)
+        except Conflict as err:
+            if err.code is not Conflict.code or "another writer" not in err.message:
+                raise
+            raise Conflict(
+                "a call with this idempotency_key is still in progress",
+                hint="Wait for it to finish, then repeat the call with the same key to get its report.",
+            ) from None
 
     async def _run(
         self,
-        targets: list[Target],
-        names: list[str],
-        done: dict[str, dict[str, Any]],
-        label: str,
+        job: BulkJob,
+        ops: list[WriteOp],
+        call: ToolCall,
         progress: ProgressFn | None,
-        record: Callable[[bool], Awaitable[None]] | None,
-    ) -> dict[str, dict[str, Any]]:
+        total: int,
+        key: str | None,
+        resume: dict[str, WriteRecord],
+        done_already: int = 0,
+    ) -> dict[str, TargetOutcome]:
         settings = self.gw.config.bulk
-        todo = [(t, left) for t in targets if (left := [n for n in t.names if n not in done])]
-        meter = _Progress(progress, len(names), label, settings.progress_interval)
-        meter.done = len(names) - sum(len(left) for _, left in todo)
+        meter = _Progress(progress, total, job.label, settings.progress_interval)
+        meter.done = done_already
+        outcomes: dict[str, TargetOutcome] = {}
+        queue = list(reversed(ops))
         stopping = False
-        queue = list(reversed(todo))
 
-        parent = current_call.get()
-
-        async def one(target: Target, left: list[str]) -> None:
-            # each target records its own audit facts (attempts, reconciled) on a child of the call
-            child = replace(parent, changed_fields=[], attempts=0, reconciled=False) if parent else None
-            tokens = (bulk_reserve.set(settings.reserve), current_call.set(child))
+        async def one(op: WriteOp) -> None:
             try:
-                results = await target.run(left)
-            except GatewayError as err:
-                text = f"{err.message} — {err.hint}" if err.hint else err.message
-                # per target, as the error result of a single call would say it: can it be retried?
-                results = {n: Done(str(err.code), text, extra={"retryable": err.retryable}) for n in left}
-            except Exception as crash:
-                log.exception("bulk %s: targets %s crashed", label, left[:5])
-                results = {n: Done("INTERNAL", f"failed unexpectedly ({type(crash).__name__})") for n in left}
-            finally:
-                current_call.reset(tokens[1])
-                bulk_reserve.reset(tokens[0])
-            for n in left:
-                result = results.get(n) or Done("INTERNAL", "the plugin reported no outcome for it")
-                result.reconciled = result.reconciled or bool(
-                    child and child.reconciled and result.outcome == "ok"
+                result = await self.gw.route.run(
+                    op,
+                    call,
+                    dry_run=job.dry_run,
+                    reserve=settings.reserve,
+                    job=key,
+                    resume={n: r for n, r in resume.items() if n in op.targets},
                 )
-                done[n] = result.as_dict(n)
-                if parent is not None:
-                    parent.changed_fields = sorted({*parent.changed_fields, *result.changed_fields})
-                await meter.step(f"{n}: {result.outcome}")
-            if record is not None:
-                await record(False)
+            except GatewayError as err:  # a refusal of the whole op (e.g. the journal is down)
+                result = None
+                for n, ref in op.targets.items():
+                    outcomes[n] = TargetOutcome(n, ref, "failed", error=err, message=err.message)
+            if result is not None:
+                outcomes.update(result.targets)
+            last = next(reversed(op.targets))
+            await meter.step(len(op.targets), f"{last}: {report_entry(outcomes[last])['outcome']}")
 
         async def worker() -> None:
             while queue and not stopping:
-                await one(*queue.pop())
+                await one(queue.pop())
 
-        workers = [asyncio.create_task(worker()) for _ in range(min(settings.concurrency, len(todo)) or 1)]
+        workers = [asyncio.create_task(worker()) for _ in range(min(settings.concurrency, len(ops)) or 1)]
         beat = asyncio.create_task(meter.heartbeat())
         try:
             await asyncio.wait(workers)
-        except BaseException:  # cancelled: start nothing new, let the writes in flight finish
+        except BaseException:  # cancelled: start nothing new; what is in flight settles (the route)
             stopping = True
             with anyio.CancelScope(shield=True):
                 await asyncio.wait(workers)
+                for op in ops:  # the audit line names what was never started
+                    for n, ref in op.targets.items():
+                        if n not in outcomes:
+                            call.writes.append(
+                                TargetOutcome(n, ref, "not_applied", message="not started: the call was cancelled")
+                            )
+                written = sorted(n for n, o in outcomes.items() if o.state == "applied")
                 log.warning(
-                    "bulk %s cancelled: %d of %d targets done (%s), %d not started",
-                    label,
-                    len(done),
-                    len(names),
-                    dict(Counter(d["outcome"] for d in done.values())),
-                    len(names) - len(done),
+                    "bulk %s cancelled: %d of %d targets done (%s); written: %s; %d not started",
+                    job.label,
+                    len(outcomes),
+                    total,
+                    dict(Counter(o.state for o in outcomes.values())),
+                    ", ".join(written[:20]) + (" ..." if len(written) > 20 else ""),
+                    total - len(outcomes) - done_already,
                 )
             raise
         finally:
@@ -276,13 +321,54 @@ class BulkRunner:
         for w in workers:
             w.result()  # a crash outside a target is a bug: let it surface
         await meter.send("finished")
-        return done
+        return outcomes
 
     @staticmethod
-    def _report(names: list[str], done: dict[str, dict[str, Any]]) -> BulkReport:
-        results = [done[n] for n in names if n in done]
-        return BulkReport(
-            total=len(names),
-            totals=dict(Counter(r["outcome"] for r in results)),
-            results=results,
+    def _report(names: list[str], entries: dict[str, dict[str, Any]]) -> BulkReport:
+        results = [entries[n] for n in names if n in entries]
+        report = BulkReport(
+            total=len(names), totals=dict(Counter(r["outcome"] for r in results)), results=results
         )
+        if results and not any(r["outcome"] in ("ok", "unchanged", "dry_run") for r in results):
+            raise all_failed(report)
+        return report
+
+
+def all_failed(report: BulkReport) -> GatewayError:
+    """The error of a job in which no target succeeded; its per-target report is in the details."""
+    codes = Counter(r["outcome"] for r in report.results)
+    first = report.results[0]
+    shown = "; ".join(f"{r['target']}: {r.get('message', r['outcome'])}" for r in report.results[:3])
+    more = f" (and {len(report.results) - 3} more)" if len(report.results) > 3 else ""
+    retryable = all(r.get("retryable") for r in report.results)
+    default = "Retry later; nothing was written." if retryable else "Fix the targets named and call again."
+    err = GatewayError(
+        f"no target succeeded ({', '.join(f'{n} {c}' for c, n in codes.items())}): {shown}{more}",
+        hint=str(first.get("hint") or default),
+        report=report.model_dump(mode="json"),
+    )
+    err.code = (
+        ErrorCode(first["outcome"]) if first["outcome"] in ErrorCode.__members__ else ErrorCode.UPSTREAM
+    )
+    err.retryable = retryable
+    return err
+
+
+def job_key(call: ToolCall, store: str, idempotency_key: str) -> str:
+    """The journal key of a keyed call: per caller, store and tool."""
+    return digest(["job", call.principal or "", store, call.name, idempotency_key])
+
+
+def _latest(records: list[WriteRecord]) -> dict[str, WriteRecord]:
+    """The newest record per target (records come newest first)."""
+    out: dict[str, WriteRecord] = {}
+    for r in records:
+        out.setdefault(r.target, r)
+    return out
+
+
+def _settled(rec: WriteRecord) -> bool:
+    """A journaled outcome a repeat keeps as it is: applied, already so, or a failure not worth retrying."""
+    if rec.state in ("applied", "already"):
+        return True
+    return rec.state == "failed" and not (rec.error or {}).get("retryable")

@@ -184,6 +184,9 @@ class MutationSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True)
     #: after a write that timed out or lost its connection, wait this long before the re-read that
     #: decides whether it was applied (the request may still be in flight upstream)
     reconcile_settle: float = 1.0
+    #: the longest a write request may take, from the fencing check to its answer (connect, send,
+    #: wait and the store client's retries); must be at least the store plugin's own request deadline
+    write_deadline: float = 60.0
     #: serialise mutations of one object (per process, and across replicas on a shared cache)
     lock: bool = True
     #: the cross-replica lock's lease. It is renewed every lease/3 s while held (so slow attempts keep

@@ -25,6 +25,7 @@ class ErrorCode(StrEnum):
     READ_ONLY = "READ_ONLY"
     CONFIRMATION_REQUIRED = "CONFIRMATION_REQUIRED"
     OUTCOME_UNKNOWN = "OUTCOME_UNKNOWN"
+    UNAVAILABLE = "UNAVAILABLE"
     INTERNAL = "INTERNAL"
 
 
@@ -72,6 +73,20 @@ class Conflict(GatewayError):
     default_hint = (
         "The object kept changing underneath us. Fetch it again, check the changes still apply, retry."
     )
+
+
+class LeaseLost(Conflict):
+    """The lock's lease on an object lapsed before a write went out; the write was not sent."""
+
+    default_hint = "Nothing was written; retry in a moment."
+
+
+class Unavailable(GatewayError):
+    """Something the gateway needs to write safely (the shared lock, the journal) does not answer."""
+
+    code = ErrorCode.UNAVAILABLE
+    retryable = True
+    default_hint = "Nothing was written; retry in a few seconds."
 
 
 class RateLimited(GatewayError):

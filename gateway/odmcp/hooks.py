@@ -111,8 +111,8 @@ class Hooks:
             hint="Check that the store plugin is installed and enabled (mcp-gateway plugins).",
         )
 
-    async def fetch(self, ref: Ref) -> dict[str, Any]:
-        aw = self.h.gateway_fetch(ref=ref, gateway=self.gateway)
+    async def fetch(self, ref: Ref, *, reserve: int = 0) -> dict[str, Any]:
+        aw = self.h.gateway_fetch(ref=ref, gateway=self.gateway, reserve=reserve)
         if aw is None:
             raise self._declined("gateway_fetch", ref)
         result: dict[str, Any] = await aw
@@ -134,8 +134,10 @@ class Hooks:
         result: list[dict[str, Any]] = changes
         return result
 
-    async def upload(self, ref: Ref, obj: dict[str, Any], fetched: dict[str, Any]) -> dict[str, Any]:
-        aw = self.h.gateway_upload(ref=ref, obj=obj, fetched=fetched, gateway=self.gateway)
+    async def upload(
+        self, ref: Ref, obj: dict[str, Any], fetched: dict[str, Any], *, reserve: int = 0
+    ) -> dict[str, Any]:
+        aw = self.h.gateway_upload(ref=ref, obj=obj, fetched=fetched, gateway=self.gateway, reserve=reserve)
         if aw is None:
             raise self._declined("gateway_upload", ref)
         result: dict[str, Any] = await aw
@@ -147,20 +149,20 @@ class Hooks:
         verdict = self.h.gateway_reconcile(
             ref=ref, before=before, intended=intended, current=current, gateway=self.gateway
         )
-        if verdict not in ("applied", "not_applied", "unknown"):
+        if verdict not in ("applied", "already", "not_applied", "unknown"):
             raise InternalError(f"gateway_reconcile returned {verdict!r} for {ref}")
         result: str = verdict
         return result
 
-    async def create(self, ref: Ref, body: dict[str, Any]) -> dict[str, Any]:
-        aw = self.h.gateway_create(ref=ref, body=body, gateway=self.gateway)
+    async def create(self, ref: Ref, body: dict[str, Any], *, reserve: int = 0) -> dict[str, Any]:
+        aw = self.h.gateway_create(ref=ref, body=body, gateway=self.gateway, reserve=reserve)
         if aw is None:
             raise self._declined("gateway_create", ref)
         result: dict[str, Any] = await aw
         return result
 
-    async def delete(self, ref: Ref) -> None:
-        aw = self.h.gateway_delete(ref=ref, gateway=self.gateway)
+    async def delete(self, ref: Ref, *, reserve: int = 0) -> None:
+        aw = self.h.gateway_delete(ref=ref, gateway=self.gateway, reserve=reserve)
         if aw is None:
             raise self._declined("gateway_delete", ref)
         await aw

@@ -129,8 +129,12 @@ def gateway_shutdown(gateway: Gateway) -> Awaitable[None] | None:
 
 
 @hookspec(firstresult=True)
-def gateway_fetch(ref: Ref, gateway: Gateway) -> Awaitable[dict[str, Any]] | None:
+def gateway_fetch(ref: Ref, gateway: Gateway, reserve: int) -> Awaitable[dict[str, Any]] | None:
     """Get the full current object named by ``ref`` from its source of truth (never from a cache).
+
+    ``reserve`` is how many rate-limit tokens the request must leave for interactive calls (a bulk
+    job's reads and writes pass its reserve; 0 otherwise). The write route reads its snapshots and
+    re-reads through this hook, inside the object's lock.
 
     Return ``None`` to decline (this plugin does not serve ``ref.kind``/``ref.store``) or an
     awaitable resolving to the complete object as a plain dict, with every field the upstream sent.
@@ -160,9 +164,13 @@ def gateway_diff(ref: Ref, before: dict[str, Any], after: dict[str, Any]) -> lis
 
 @hookspec(firstresult=True)
 def gateway_upload(
-    ref: Ref, obj: dict[str, Any], fetched: dict[str, Any], gateway: Gateway
+    ref: Ref, obj: dict[str, Any], fetched: dict[str, Any], gateway: Gateway, reserve: int
 ) -> Awaitable[dict[str, Any]] | None:
-    """Store the full object ``obj`` (the merge result); ``fetched`` is what ``gateway_fetch`` returned.
+    """Store the full object ``obj`` (the merge result); ``fetched`` is the snapshot it was merged into.
+
+    Send it once: never repeat a request whose answer was unclear; raise
+    :class:`odmcp.errors.OutcomeUnknown` instead (``answered=True`` after a 5xx), and the write route
+    re-reads and reconciles. ``reserve`` as for ``gateway_fetch``.
 
     Return ``None`` to decline, or an awaitable resolving to the stored object as the upstream now
     has it. Raise :class:`odmcp.errors.Conflict` when the upstream reports that ``fetched`` is
@@ -178,9 +186,12 @@ def gateway_reconcile(
 
     Called after ``gateway_upload`` raised :class:`odmcp.errors.OutcomeUnknown` (a timeout, a dropped
     connection or a 5xx after the body was sent). ``before`` is what was fetched, ``intended`` the
-    merged object that was uploaded, ``current`` a fresh ``gateway_fetch``. Synchronous. Return
-    ``"applied"`` (current shows the change), ``"not_applied"`` (current shows none of it),
-    ``"unknown"`` (part of it, or something else changed the same fields), or ``None`` to decline.
+    merged object that was uploaded, ``current`` a fresh ``gateway_fetch``; ``before`` was read inside
+    the object's lock, so what changed since is this upload or a writer outside the gateway.
+    Synchronous. Return ``"applied"`` (current shows the change), ``"already"`` (current shows the
+    intended values but also another writer's change, so it can't be told whether this upload set
+    them), ``"not_applied"`` (current shows none of it), ``"unknown"`` (part of it, or something
+    else changed the same fields), or ``None`` to decline.
     The host's default (``trylast``) compares ``gateway_diff`` results field by field; store plugins
     override it where an upload creates things the diff can't match (e.g. new list entries that get
     an id upstream). Never guess "not_applied": the host may then upload again.
@@ -199,19 +210,24 @@ def gateway_invalidate(ref: Ref, lists: bool, gateway: Gateway) -> Awaitable[Non
 
 
 @hookspec(firstresult=True)
-def gateway_create(ref: Ref, body: dict[str, Any], gateway: Gateway) -> Awaitable[dict[str, Any]] | None:
+def gateway_create(
+    ref: Ref, body: dict[str, Any], gateway: Gateway, reserve: int
+) -> Awaitable[dict[str, Any]] | None:
     """Create a new object of ``ref.kind`` in ``ref.store`` (``ref.id`` is empty) from ``body``.
 
     Return ``None`` to decline, or an awaitable resolving to the created object. The impl must not
-    create a duplicate when it retries after an ambiguous failure.
+    create a duplicate when it retries after an ambiguous failure. (Store plugins that can find a new
+    object by a natural key declare their own create operation for the write route instead.)
     """
 
 
 @hookspec(firstresult=True)
-def gateway_delete(ref: Ref, gateway: Gateway) -> Awaitable[Any] | None:
+def gateway_delete(ref: Ref, gateway: Gateway, reserve: int) -> Awaitable[Any] | None:
     """Delete the object named by ``ref``. Return ``None`` to decline, or an awaitable (result ignored).
 
-    The awaitable raises :class:`odmcp.errors.NotFound` when the object does not exist.
+    Send it once (an unclear answer raises :class:`odmcp.errors.OutcomeUnknown`; the write route
+    re-reads: gone means deleted). The awaitable raises :class:`odmcp.errors.NotFound` when the object
+    does not exist.
     """
 
 

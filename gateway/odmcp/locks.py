@@ -36,6 +36,20 @@ class KeyedLocks:
         return len(self._locks)
 
 
+class Lease:
+    """What holding a mutation lock gives the write route: a fencing check before each request."""
+
+    def __init__(self, key: str, shared: bool) -> None:
+        self.key = key
+        self.shared = shared
+
+    async def guard(self, deadline: float) -> None:
+        """Right before a write request goes out: raise ``LeaseLost`` if the lease is no longer ours."""
+
+    async def settled(self) -> None:
+        """The request sent after :meth:`guard` has finished."""
+
+
 class MutationLocks:
     """Serialise writers of one object: in-process first, then across replicas via the cache backend."""
 
@@ -55,13 +69,13 @@ class MutationLocks:
         self.require_shared = require_shared
 
     @contextlib.asynccontextmanager
-    async def hold(self, key: str) -> AsyncIterator[None]:
+    async def hold(self, key: str) -> AsyncIterator[Lease]:
         if not self.enabled:
-            yield
+            yield Lease(key, False)
             return
         async with self.local.hold(key):
             if self.cache is None:
-                yield
+                yield Lease(key, False)
                 return
             try:
                 async with self.cache.distributed_lock(key, self.lease, self.wait) as held:
@@ -71,7 +85,7 @@ class MutationLocks:
                             "nothing was written",
                             hint="Retry when the cache is back (mutations.require_shared_lock is on).",
                         )
-                    yield
+                    yield Lease(key, held)
             except LockTimeout:
                 raise Conflict(
                     f"another writer held this object for more than {self.wait:g} s",

@@ -28,8 +28,7 @@ from odmcp.errors import (
     ValidationFailed,
 )
 from odmcp.toollist import tools_for
-from odmcp.tools import ToolCall, ToolSpec, published, wire_name
-from odmcp.workflow import current_call
+from odmcp.tools import ToolCall, ToolSpec, current_call, published, wire_name
 
 if TYPE_CHECKING:
     from odmcp.app import Gateway

@@ -6,6 +6,7 @@ import contextlib
 import functools
 import inspect
 import logging
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -18,7 +19,7 @@ from odmcp import __version__
 from odmcp.app import Gateway
 from odmcp.errors import ErrorCode, GatewayError, InternalError
 from odmcp.middleware import ToolCallMiddleware, error_result
-from odmcp.tools import ToolSpec, publish, wire_name
+from odmcp.tools import ToolCall, ToolSpec, current_call, publish, wire_name
 
 log = logging.getLogger("odmcp.server")
 
@@ -41,16 +42,19 @@ def _handler(spec: ToolSpec, gw: Gateway) -> Any:
     """Wrap a plugin's tool so a GatewayError becomes a coded isError result, and crashes are clean.
 
     ``functools.wraps`` keeps the signature, so the SDK derives the same input and output schemas. A
-    tool function may take a ``gateway`` parameter: the host passes the ``Gateway`` and leaves the
-    parameter out of the published signature (it is not an argument a client can send).
+    tool function may take a ``gateway`` parameter (the host passes the ``Gateway``) and a ``call``
+    parameter (the :class:`~odmcp.tools.ToolCall` being served: its caller, and where the write route
+    records what it did); both are left out of the published signature (a client can't send them).
     """
-    sig = inspect.signature(spec.fn)
-    takes_gateway = "gateway" in sig.parameters
+    params = inspect.signature(spec.fn).parameters
+    takes_gateway, takes_call = "gateway" in params, "call" in params
 
     @functools.wraps(spec.fn)
-    async def call(*args: Any, **kwargs: Any) -> Any:
+    async def run(*args: Any, **kwargs: Any) -> Any:
         if takes_gateway:
             kwargs["gateway"] = gw
+        if takes_call:
+            kwargs["call"] = current_call.get() or ToolCall(spec.name, {}, None, uuid.uuid4().hex[:12], spec)
         try:
             result = await spec.fn(*args, **kwargs)
             if isinstance(result, BaseModel):
@@ -66,9 +70,9 @@ def _handler(spec: ToolSpec, gw: Gateway) -> Any:
             log.exception("tool %s (plugin %s) raised %s", spec.name, spec.plugin, type(err).__name__)
             return error_result(InternalError(f"{spec.name} failed unexpectedly ({type(err).__name__})"))
 
-    if takes_gateway:
-        publish(call, spec.fn)
-    return call
+    if takes_gateway or takes_call:
+        publish(run, spec.fn)
+    return run
 
 
 def build_server(gw: Gateway) -> MCPServer[Any]:

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import inspect
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from mcp.types import ToolAnnotations
 
 from odmcp.arguments import closest
 from odmcp.errors import ConfigError
+
+if TYPE_CHECKING:
+    from odmcp.route import TargetOutcome
 
 NameStyle = Literal["underscore", "dotted"]
 _CANONICAL = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
@@ -82,13 +86,14 @@ class ToolCall:
     spec: ToolSpec | None = None
     #: the caller's token settings (HTTP with tokens), else None; ``allows_store(name)``, ``read_only``
     token: Any = None
-    #: filled in by the workflow for the audit line
-    store: str | None = None
-    object_id: str | None = None
-    changed_fields: list[str] = field(default_factory=list)
-    attempts: int = 0
-    #: the write's answer was unclear and a re-read showed it applied
-    reconciled: bool = False
+    #: what the write route did for this call, one entry per target (the audit line reads it)
+    writes: list[TargetOutcome] = field(default_factory=list)
+
+
+#: the tool call being served. Set by the middleware adapter; read only where the SDK stands between
+#: the two (the handler that passes it to the tool as its ``call`` parameter, the tool list). Results
+#: never travel through it: the write route returns them as values.
+current_call: contextvars.ContextVar[ToolCall | None] = contextvars.ContextVar("current_call", default=None)
 
 
 class ToolRegistry:
@@ -206,6 +211,10 @@ class ToolTable:
             register(fn, **meta)
 
 
+#: parameters of a tool function the host fills in (never part of its input schema)
+HOST_PARAMETERS = frozenset({"gateway", "call"})
+
+
 def publish(wrapper: Callable[..., Any], fn: Callable[..., Any]) -> Callable[..., Any]:
     """Give ``wrapper`` (around ``fn``) the signature clients see: ``fn``'s without its ``gateway``
     parameter, annotations resolved in ``fn``'s module (``Gateway`` itself is often imported for type
@@ -215,17 +224,17 @@ def publish(wrapper: Callable[..., Any], fn: Callable[..., Any]) -> Callable[...
         parameters=[
             p.replace(annotation=_resolve(p.annotation, fn))
             for name, p in sig.parameters.items()
-            if name != "gateway"
+            if name not in HOST_PARAMETERS
         ],
         return_annotation=_resolve(sig.return_annotation, fn),
     )
-    wrapper.__annotations__ = {k: v for k, v in fn.__annotations__.items() if k != "gateway"}
+    wrapper.__annotations__ = {k: v for k, v in fn.__annotations__.items() if k not in HOST_PARAMETERS}
     return wrapper
 
 
 def published(fn: Callable[..., Any]) -> Callable[..., Any]:
     """``fn`` as clients see it (for schema and argument checks), without calling it."""
-    if "gateway" not in inspect.signature(fn).parameters:
+    if not HOST_PARAMETERS & set(inspect.signature(fn).parameters):
         return fn
 
     @functools.wraps(fn)

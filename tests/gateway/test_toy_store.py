@@ -16,13 +16,20 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 
 import odmcp_cache_memory.plugin as memory_cache
-from odmcp import hookimpl
-from odmcp.app import Gateway
-from odmcp.errors import Conflict, NotFound, OutcomeUnknown
+from odmcp.api import (
+    Conflict,
+    Gateway,
+    NotFound,
+    OutcomeUnknown,
+    Ref,
+    ToolCall,
+    ToolTable,
+    UpdateObject,
+    connect,
+    hookimpl,
+    serve_http,
+)
 from odmcp.middleware import error_of
-from odmcp.refs import Ref
-from odmcp.testing import connect, serve_http
-from odmcp.tools import ToolTable
 
 TOOLS = ToolTable()
 
@@ -35,11 +42,12 @@ async def pages_get(gateway: Any, page_id: str, store: str | None = None) -> dic
 
 @TOOLS.tool("pages.update", title="Update a page", read_only=False, destructive=True, object_arg="page_id")
 async def pages_update(
-    gateway: Any, page_id: str, changes: dict[str, Any], store: str | None = None
+    gateway: Any, call: ToolCall, page_id: str, changes: dict[str, Any], store: str | None = None
 ) -> dict[str, Any]:
     """Change a page safely (fetch, merge, upload, retried on conflict). Errors: NOT_FOUND, CONFLICT."""
-    result = await gateway.workflow.mutate(Ref(gateway.store(store).name, "page", page_id), changes)
-    return {"page": result.obj, "attempts": result.attempts, "reconciled": result.reconciled}
+    op = UpdateObject(gateway, Ref(gateway.store(store).name, "page", page_id), changes)
+    result = (await gateway.route.run(op, call)).only()
+    return {"page": result.value, "attempts": result.attempts, "reconciled": result.reconciled}
 
 
 class ToyStore:

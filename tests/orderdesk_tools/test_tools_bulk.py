@@ -159,7 +159,9 @@ async def test_a_cancelled_job_starts_nothing_new_and_leaves_every_order_consist
         assert not after.is_error and time.monotonic() - t0 < 2
     lines = [json.loads(x) for x in (tmp_path / "audit.jsonl").read_text().splitlines()]
     cancelled = [ln for ln in lines if ln["tool"] == "orders.update_many"]
-    assert len(cancelled) == 1 and cancelled[0]["outcome"] == "cancelled"
+    # the audit line says what the cancelled job wrote, target by target
+    assert len(cancelled) == 1 and cancelled[0]["cancelled"] is True and cancelled[0]["outcome"] == "partial"
+    assert {w["target"] for w in cancelled[0]["writes"] if w["state"] == "applied"} == done
 
 
 @pytest.mark.sandbox(rate_limit_enabled=True)

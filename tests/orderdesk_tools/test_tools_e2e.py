@@ -181,7 +181,7 @@ async def test_shipment_tools(gateway_factory: Any) -> None:
         again = ok(await c.call_tool("shipments_list", {"order_id": oid}))
         ok(await c.call_tool("shipments_delete", {"order_id": oid, "shipment_id": sid}))
         empty = ok(await c.call_tool("shipments_list", {"order_id": oid}))
-    assert code(dup) == "VALIDATION" and "Shipment Not Added" in dup.content[0].text
+    assert code(dup) == "VALIDATION" and "already has a shipment with tracking number" in dup.content[0].text
     assert again["items"][0]["carrier_code"] == "FedEx" and again["items"][0]["tracking_number"] == "1Z999"
     assert empty["items"] == []
 

@@ -68,7 +68,7 @@ async def test_one_line_per_mutation_and_no_credentials(
     assert (
         ok["object_id"] == oid and ok["changed_fields"] == ["order_metadata.audited"] and ok["attempts"] == 1
     )
-    assert not_found["object_id"] == "987654321" and not_found["attempts"] == 1
+    assert not_found["object_id"] == "987654321" and not_found["attempts"] == 0  # nothing was sent
     assert invalid["object_id"] == oid
     assert dry["dry_run"] is True and dry["changed_fields"] == ["email"]
     assert unconfirmed["object_id"] == other

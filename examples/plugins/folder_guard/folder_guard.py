@@ -15,9 +15,7 @@ from typing import Any
 
 import msgspec
 
-from odmcp import hookimpl
-from odmcp.errors import AuthError
-from odmcp.refs import Ref
+from odmcp.api import AuthError, Ref, hookimpl
 
 __version__ = "0.1.0"
 

@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 if TYPE_CHECKING:
-    from odmcp.config import CacheSettings
+    from odmcp.api import CacheSettings
 
 
 def _import_aiocache_without_redis() -> None:

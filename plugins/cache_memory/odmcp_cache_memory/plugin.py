@@ -11,11 +11,11 @@ import contextlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from odmcp import hookimpl
+from odmcp.api import hookimpl
 from odmcp_cache_memory.backend import MemoryBackend
 
 if TYPE_CHECKING:
-    from odmcp.app import Gateway
+    from odmcp.api import Gateway
 
 PURGE_INTERVAL = 5.0
 _TASK = "cache_memory.purge"

@@ -40,7 +40,7 @@ from odmcp_cache_redis.serializer import MsgspecJsonSerializer
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
-    from odmcp.config import CacheSettings
+    from odmcp.api import CacheSettings
 
 log = logging.getLogger("odmcp_cache_redis")
 

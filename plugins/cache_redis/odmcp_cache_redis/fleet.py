@@ -30,8 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import RedisError
 
-from odmcp.fleet import Claim, Reservation
-from odmcp.ratelimit import MEMBER_WINDOW
+from odmcp.api import MEMBER_WINDOW, Claim, Reservation
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -311,7 +310,7 @@ class FlightNotices:
                         w.wake()
             finally:
                 with contextlib.suppress(Exception):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                    await pubsub.aclose()
             await asyncio.sleep(RESUBSCRIBE_DELAY)
 
     async def close(self) -> None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from odmcp import hookimpl
+from odmcp.api import hookimpl
 
 if TYPE_CHECKING:
-    from odmcp.cache_backend import CacheBackend
+    from odmcp.api import CacheBackend
 
 
 def _create(settings: Any) -> CacheBackend:

@@ -4,24 +4,24 @@ The endpoint methods live here; headers, envelope, error mapping, pacing and ret
 :class:`~odmcp_orderdesk.transport.OrderDeskTransport`. Payloads come back normalised by
 :mod:`odmcp_orderdesk.wire`.
 
-A POST is never blindly repeated once it may have been processed: ``create_order`` looks the order
-up by ``source_id`` first (see there); the other POSTs check what they can and otherwise raise
-:class:`OutcomeUnknown`.
+Every write is sent once: an unclear answer (a 5xx, a timeout, a drop) raises :class:`OutcomeUnknown`,
+and the host's write route re-reads and reconciles (:mod:`odmcp_orderdesk.operations`). Reads are
+retried by the transport.
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import random
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import aiohttp
 
-from odmcp.errors import Conflict, GatewayError, UpstreamError, ValidationFailed
-from odmcp.errors import OutcomeUnknown as OutcomeUnknown  # re-exported (raised by the transport)
+from odmcp.api import OutcomeUnknown as OutcomeUnknown  # re-exported (raised by the transport)
+from odmcp.api import UpstreamError, ValidationFailed
 from odmcp_orderdesk import wire
 from odmcp_orderdesk.ids import check_id
 from odmcp_orderdesk.ratelimit import RateLimiter
@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 
 #: OrderDesk's default ``source_name`` for orders created without one.
 DEFAULT_SOURCE_NAME = "Order Desk"
-#: Prefix of the ``source_id`` generated for creates that bring none (see ``create_order``).
+#: Prefix of the ``source_id`` generated for creates that bring none (see ``operations.CreateOrder``).
 GENERATED_SOURCE_ID_PREFIX = "mcpgw-"
 MAX_PAGE_SIZE = 500
 #: OrderDesk caps a history note at 2,000 characters including date and user name.
@@ -82,6 +82,30 @@ class OrderDeskClient:
     def __repr__(self) -> str:
         return f"OrderDeskClient(store={self._store.name!r}, store_id={self._store.store_id!r})"
 
+    #: rate-limit tokens each request of this client must leave for others (see :meth:`paced`)
+    _reserve = 0
+
+    def paced(self, reserve: int) -> OrderDeskClient:
+        """This client, its requests leaving ``reserve`` rate-limit tokens for others (bulk jobs)."""
+        if reserve == self._reserve:
+            return self
+        view = copy.copy(self)
+        view._reserve = reserve
+        return view
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        query: Mapping[str, Any] | None = None,
+        body: Any = None,
+        *,
+        replay_safe: bool | None = None,
+    ) -> JSON:
+        return await self._http.call(
+            method, path, query=query, body=body, replay_safe=replay_safe, reserve=self._reserve
+        )
+
     @property
     def store_name(self) -> str:
         return self._store.name
@@ -94,11 +118,11 @@ class OrderDeskClient:
 
     async def test(self) -> JSON:
         """``GET /test``: checks the credentials; ``{"message": "Connection Successful", ...}``."""
-        return unwrap(await self._http.call("GET", "/test"))
+        return unwrap(await self._call("GET", "/test"))
 
     async def get_store(self) -> JSON:
         """Store settings and the ``folders`` map (folder-id string -> name), credentials removed."""
-        env = await self._http.call("GET", "/store")
+        env = await self._call("GET", "/store")
         return wire.sanitize_store(take(env, "store", "GET /store"))
 
     # --- orders ----------------------------------------------------------------------------
@@ -125,7 +149,7 @@ class OrderDeskClient:
             if order not in ("ASC", "DESC"):
                 raise ValidationFailed(f"order must be ASC or DESC, got {params['order']!r}")
             params["order"] = order
-        env = await self._http.call("GET", "/orders", query=params)
+        env = await self._call("GET", "/orders", query=params)
         orders = [wire.normalize_order(o, copy=False) for o in dicts(env.get("orders"))]
         return {
             "orders": orders,
@@ -137,65 +161,23 @@ class OrderDeskClient:
 
     async def get_order(self, order_id: str | int) -> JSON:
         oid = check_id("order_id", order_id)
-        env = await self._http.call("GET", f"/orders/{oid}")
+        env = await self._call("GET", f"/orders/{oid}")
         return wire.normalize_order(take(env, "order", f"GET /orders/{oid}"), copy=False)
 
     async def create_order(self, order: Mapping[str, Any]) -> JSON:
-        """``POST /orders`` -> the created order; safe to call again after an unclear failure.
+        """``POST /orders`` -> the created order; sent once (an unclear answer raises OutcomeUnknown).
 
-        A create is never blindly re-sent. If the body has no ``source_id``, one is generated
-        (``"mcpgw-" + 16 hex digits``) *before* the first attempt, so the order can always be found
-        again. After a timeout, dropped connection or 5xx the client looks the order up by
-        ``source_id`` + ``source_name`` (after ``create_settle`` seconds) and returns it if it exists;
-        only if it does not is the POST repeated, at most once. If the repeat is rejected (OrderDesk
-        refuses duplicates), one more lookup decides whether the first attempt had succeeded after all.
+        The body must carry a ``source_id`` (the write route's create operation sees to it), so the
+        order can always be found again with :meth:`find_order`.
         """
         body = wire.to_wire_order(dict(order), for_create=True)
-        source_id = body.get("source_id")
-        derived = isinstance(source_id, str) and source_id.startswith(GENERATED_SOURCE_ID_PREFIX)
-        if source_id is None or (isinstance(source_id, str) and not source_id.strip()):
-            source_id = body["source_id"] = GENERATED_SOURCE_ID_PREFIX + uuid.uuid4().hex[:16]
-        source_id = str(source_id)
-        source_name = str(body.get("source_name") or DEFAULT_SOURCE_NAME)
-        retry = 0
-        while True:
-            try:
-                env = await self._http.call("POST", "/orders", body=body)
-            except OutcomeUnknown as exc:
-                # give OrderDesk time to finish the first POST before concluding it never arrived
-                await self._http.sleep(self._settings.create_settle + self._http.backoff(retry))
-                found = await self._confirm_order(exc, source_id, source_name)
-                if found is not None:
-                    log.info(
-                        "OrderDesk POST /orders: found order %s after an unclear response", found.get("id")
-                    )
-                    return found
-                if retry >= min(1, self._settings.max_retries):  # re-send a create at most once
-                    raise OutcomeUnknown(
-                        f"{exc.message}; no order with source_id {source_id!r} was found yet, so look it "
-                        "up again before creating it anew",
-                        hint=f"Call orders_list with source_id {source_id!r} in a few seconds; create the "
-                        "order again (same idempotency_key) only if it is not there.",
-                        source_id=source_id,
-                    ) from None
-                retry += 1
-                continue
-            except (ValidationFailed, Conflict) as exc:
-                if retry == 0 and not (derived and "duplicate" in exc.message.lower()):
-                    raise
-                # A repeat was refused, perhaps as a duplicate of the first attempt after all. A
-                # gateway-made source_id (from an idempotency key) is only ever sent for this one
-                # intended order, so a duplicate of it IS that order, even from an earlier call.
-                found = await self._confirm_order(exc, source_id, source_name)
-                if found is not None:
-                    return found
-                raise
-            if not isinstance(env.get("order"), dict):
-                found = await self._find_order(source_id, source_name)
-                if found is None:
-                    raise UpstreamError("OrderDesk POST /orders: the response carries no order")
-                return found
-            return wire.normalize_order(env["order"], copy=False)
+        env = await self._call("POST", "/orders", body=body)
+        if not isinstance(env.get("order"), dict):
+            found = await self.find_order(str(body.get("source_id")), str(body.get("source_name") or ""))
+            if found is None:
+                raise UpstreamError("OrderDesk POST /orders: the response carries no order")
+            return found
+        return wire.normalize_order(env["order"], copy=False)
 
     async def update_order(self, order_id: str | int, order: Mapping[str, Any]) -> JSON:
         """``PUT /orders/{id}`` with the *full* order (OrderDesk blanks whatever is left out).
@@ -207,7 +189,7 @@ class OrderDeskClient:
         if order.get("id") not in (None, "") and str(order["id"]) != oid:
             raise ValidationFailed(f"order body has id {order['id']!r} but the update targets order {oid}")
         # not replay-safe: items without an id would be added again by a repeat
-        env = await self._http.call(
+        env = await self._call(
             "PUT", f"/orders/{oid}", body=wire.to_wire_order(dict(order)), replay_safe=False
         )
         if not isinstance(env.get("order"), dict):
@@ -216,7 +198,7 @@ class OrderDeskClient:
 
     async def delete_order(self, order_id: str | int) -> JSON:
         oid = check_id("order_id", order_id)
-        return unwrap(await self._http.call("DELETE", f"/orders/{oid}"))
+        return unwrap(await self._call("DELETE", f"/orders/{oid}", replay_safe=False))
 
     async def move_orders(
         self,
@@ -239,7 +221,7 @@ class OrderDeskClient:
             body["destination_folder_id"] = int(check_id("folder_id", folder_id))
         else:
             body["destination_folder_name"] = folder_name
-        env = await self._http.call("POST", "/move-orders", body=body)
+        env = await self._call("POST", "/move-orders", body=body)
         results = as_list(env.get("results"))
         failed = surface_entries("OrderDesk POST /move-orders", results, "order_id", "no order was moved")
         return {"message": env.get("message", ""), "results": results, "failed": failed}
@@ -253,7 +235,7 @@ class OrderDeskClient:
             raise ValidationFailed(
                 f"note is {len(note)} characters; OrderDesk keeps at most {MAX_NOTE_CHARS}"
             )
-        env = await self._http.call(
+        env = await self._call(
             "POST", f"/orders/{oid}/order-history", body={"note": note, "source_name": source_name}
         )
         return wire.normalize_order(take(env, "order", f"POST /orders/{oid}/order-history"), copy=False)
@@ -288,71 +270,59 @@ class OrderDeskClient:
 
     async def list_order_items(self, order_id: str | int) -> list[JSON]:
         oid = check_id("order_id", order_id)
-        env = await self._http.call("GET", f"/orders/{oid}/order-items")
+        env = await self._call("GET", f"/orders/{oid}/order-items")
         return [wire.normalize_order_item(i) for i in dicts(env.get("order_items"))]
 
     async def get_order_item(self, order_id: str | int, item_id: str | int) -> JSON:
         path = f"/orders/{check_id('order_id', order_id)}/order-items/{check_id('item_id', item_id)}"
-        return wire.normalize_order_item(
-            take(await self._http.call("GET", path), "order_item", f"GET {path}")
-        )
+        return wire.normalize_order_item(take(await self._call("GET", path), "order_item", f"GET {path}"))
 
     async def add_order_item(self, order_id: str | int, item: Mapping[str, Any]) -> JSON:
-        """``POST /orders/{id}/order-items`` -> ``{"message": "Order Item Added"}``; never re-sent."""
+        """``POST /orders/{id}/order-items`` -> ``{"message": "Order Item Added"}``; sent once."""
         path = f"/orders/{check_id('order_id', order_id)}/order-items"
-        return await self._http.post_once(path, wire.to_wire_order_item(dict(item)))
+        return unwrap(await self._call("POST", path, body=wire.to_wire_order_item(dict(item))))
 
     async def update_order_item(
         self, order_id: str | int, item_id: str | int, item: Mapping[str, Any]
     ) -> JSON:
         path = f"/orders/{check_id('order_id', order_id)}/order-items/{check_id('item_id', item_id)}"
-        return unwrap(await self._http.call("PUT", path, body=wire.to_wire_order_item(dict(item))))
+        return unwrap(
+            await self._call("PUT", path, body=wire.to_wire_order_item(dict(item)), replay_safe=False)
+        )
 
     async def delete_order_item(self, order_id: str | int, item_id: str | int) -> JSON:
         path = f"/orders/{check_id('order_id', order_id)}/order-items/{check_id('item_id', item_id)}"
-        return unwrap(await self._http.call("DELETE", path))
+        return unwrap(await self._call("DELETE", path, replay_safe=False))
 
     # --- shipments -------------------------------------------------------------------------
 
     async def list_shipments(self, order_id: str | int) -> list[JSON]:
         oid = check_id("order_id", order_id)
-        env = await self._http.call("GET", f"/orders/{oid}/shipments")
+        env = await self._call("GET", f"/orders/{oid}/shipments")
         return [wire.normalize_shipment(s) for s in dicts(env.get("shipments"))]
 
     async def get_shipment(self, order_id: str | int, shipment_id: str | int) -> JSON:
         path = f"/orders/{check_id('order_id', order_id)}/shipments/{check_id('shipment_id', shipment_id)}"
-        return wire.normalize_shipment(take(await self._http.call("GET", path), "shipment", f"GET {path}"))
+        return wire.normalize_shipment(take(await self._call("GET", path), "shipment", f"GET {path}"))
 
     async def add_shipment(self, order_id: str | int, shipment: Mapping[str, Any]) -> JSON:
-        """``POST /orders/{id}/shipments`` -> ``{"message": "Shipment Added"}``; never re-sent.
-
-        After an unclear failure the order's shipments are checked for the tracking number; if it
-        is there the result is ``{"message", "shipment", "confirmed_by_lookup": True}``.
-        """
+        """``POST /orders/{id}/shipments`` -> ``{"message": "Shipment Added"}``; sent once."""
         oid = check_id("order_id", order_id)
-        tracking = str(shipment.get("tracking_number") or "").strip()
-
-        async def confirm() -> JSON | None:
-            if not tracking or tracking.lower() == "n/a":
-                return None
-            for s in await self.list_shipments(oid):
-                if str(s.get("tracking_number", "")).strip() == tracking:
-                    return {"message": "Shipment Added", "shipment": s, "confirmed_by_lookup": True}
-            return None
-
-        return await self._http.post_once(
-            f"/orders/{oid}/shipments", wire.to_wire_shipment(dict(shipment)), confirm
+        return unwrap(
+            await self._call("POST", f"/orders/{oid}/shipments", body=wire.to_wire_shipment(dict(shipment)))
         )
 
     async def update_shipment(
         self, order_id: str | int, shipment_id: str | int, shipment: Mapping[str, Any]
     ) -> JSON:
         path = f"/orders/{check_id('order_id', order_id)}/shipments/{check_id('shipment_id', shipment_id)}"
-        return unwrap(await self._http.call("PUT", path, body=wire.to_wire_shipment(dict(shipment))))
+        return unwrap(
+            await self._call("PUT", path, body=wire.to_wire_shipment(dict(shipment)), replay_safe=False)
+        )
 
     async def delete_shipment(self, order_id: str | int, shipment_id: str | int) -> JSON:
         path = f"/orders/{check_id('order_id', order_id)}/shipments/{check_id('shipment_id', shipment_id)}"
-        return unwrap(await self._http.call("DELETE", path))
+        return unwrap(await self._call("DELETE", path, replay_safe=False))
 
     async def batch_shipments(self, shipments: Sequence[Mapping[str, Any]]) -> list[JSON]:
         """``POST /batch-shipments`` (a raw JSON array) -> the per-entry ``results``, never re-sent.
@@ -370,7 +340,7 @@ class OrderDeskClient:
             # an integer, as in OrderDesk's own examples of this endpoint
             entry["order_id"] = int(check_id(f"shipments[{i}].order_id", s.get("order_id")))
             body.append(entry)
-        env = await self._http.call("POST", "/batch-shipments", body=body)
+        env = await self._call("POST", "/batch-shipments", body=body)
         results = as_list(env.get("results"))
         surface_entries("OrderDesk POST /batch-shipments", results, "order_id", "no shipment was added")
         return results
@@ -383,7 +353,7 @@ class OrderDeskClient:
         """``GET /inventory-items`` -> ``{inventory_items, total_records, records_returned}`` (ints)."""
         _check_page(limit, offset)
         params: JSON = {"limit": limit, "offset": offset, "code": code}
-        env = await self._http.call("GET", "/inventory-items", query=params)
+        env = await self._call("GET", "/inventory-items", query=params)
         items = [wire.normalize_inventory_item(i) for i in dicts(env.get("inventory_items"))]
         returned = as_int(env.get("records_returned"), len(items))
         return {
@@ -396,40 +366,25 @@ class OrderDeskClient:
     async def get_inventory_item(self, item_id: str | int) -> JSON:
         path = f"/inventory-items/{check_id('item_id', item_id)}"
         return wire.normalize_inventory_item(
-            take(await self._http.call("GET", path), "inventory_item", f"GET {path}")
+            take(await self._call("GET", path), "inventory_item", f"GET {path}")
         )
 
     async def create_inventory_item(self, item: Mapping[str, Any]) -> JSON:
-        """``POST /inventory-items`` -> ``{"message": "Inventory Item Added"}``; never re-sent.
-
-        After an unclear failure the SKU (``code``, unique per store) is looked up instead.
-        """
-        code = str(item.get("code") or "").strip()
-
-        async def confirm() -> JSON | None:
-            if not code:
-                return None
-            for found in (await self.list_inventory(limit=MAX_PAGE_SIZE, code=code))["inventory_items"]:
-                if str(found.get("code", "")) == code:
-                    return {
-                        "message": "Inventory Item Added",
-                        "inventory_item": found,
-                        "confirmed_by_lookup": True,
-                    }
-            return None
-
-        return await self._http.post_once(
-            "/inventory-items", wire.to_wire_inventory_item(dict(item)), confirm
+        """``POST /inventory-items`` -> ``{"message": "Inventory Item Added"}``; sent once."""
+        return unwrap(
+            await self._call("POST", "/inventory-items", body=wire.to_wire_inventory_item(dict(item)))
         )
 
     async def update_inventory_item(self, item_id: str | int, item: Mapping[str, Any]) -> JSON:
         """``PUT /inventory-items/{id}``: a full replacement — fields left out are blanked."""
         path = f"/inventory-items/{check_id('item_id', item_id)}"
-        return unwrap(await self._http.call("PUT", path, body=wire.to_wire_inventory_item(dict(item))))
+        return unwrap(
+            await self._call("PUT", path, body=wire.to_wire_inventory_item(dict(item)), replay_safe=False)
+        )
 
     async def delete_inventory_item(self, item_id: str | int) -> JSON:
         path = f"/inventory-items/{check_id('item_id', item_id)}"
-        return unwrap(await self._http.call("DELETE", path))
+        return unwrap(await self._call("DELETE", path, replay_safe=False))
 
     async def batch_update_inventory(self, items: Sequence[Mapping[str, Any]]) -> JSON:
         """``PUT /batch-inventory-items`` (a raw JSON array; each item is a full record with ``id``)."""
@@ -442,7 +397,7 @@ class OrderDeskClient:
             entry = wire.to_wire_inventory_item(dict(it))
             entry["id"] = int(check_id(f"items[{i}].id", it.get("id")))
             body.append(entry)
-        out = unwrap(await self._http.call("PUT", "/batch-inventory-items", body=body))
+        out = unwrap(await self._call("PUT", "/batch-inventory-items", body=body, replay_safe=False))
         if isinstance(out.get("results"), list):
             out["failed"] = surface_entries(
                 "OrderDesk PUT /batch-inventory-items", out["results"], "id", "no inventory item was updated"
@@ -451,7 +406,9 @@ class OrderDeskClient:
 
     # --- lookups ---------------------------------------------------------------------------
 
-    async def _find_order(self, source_id: str, source_name: str) -> JSON | None:
+    async def find_order(self, source_id: str, source_name: str = "") -> JSON | None:
+        """The order with this ``source_id`` (and ``source_name``, default OrderDesk's), or None."""
+        source_name = source_name or DEFAULT_SOURCE_NAME
         page = await self.list_orders(source_id=source_id, source_name=source_name, limit=50)
         orders: list[JSON] = page["orders"]
         for o in orders:
@@ -460,15 +417,10 @@ class OrderDeskClient:
                 return o
         return None
 
-    async def _confirm_order(self, exc: GatewayError, source_id: str, source_name: str) -> JSON | None:
-        try:
-            return await self._find_order(source_id, source_name)
-        except GatewayError as lookup:
-            raise OutcomeUnknown(
-                f"{exc.message}; looking the order up by source_id {source_id!r} failed too "
-                f"({lookup.message})",
-                source_id=source_id,
-            ) from None
+    async def find_inventory_item(self, code: str) -> JSON | None:
+        """The inventory item with this SKU (exact), or None."""
+        items: list[JSON] = (await self.list_inventory(limit=MAX_PAGE_SIZE, code=code))["inventory_items"]
+        return next((found for found in items if str(found.get("code", "")) == code), None)
 
 
 # --- pure helpers ------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from odmcp.cli import Commands, listen_error, port_number
+from odmcp.api import Commands, listen_error, port_number
 
 
 @asynccontextmanager
@@ -37,7 +37,7 @@ def _sandbox_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_sandbox(args: argparse.Namespace) -> int:
     """``mcp-gateway sandbox``: serve the sandbox until Ctrl-C."""
-    from odmcp.cli import CliError
+    from odmcp.api import CliError
     from odmcp_orderdesk.sandbox.server import run_forever
 
     if args.request_log_size is not None and args.request_log_size < 1:

@@ -15,8 +15,7 @@ from typing import Any
 
 import msgspec
 
-from odmcp.arguments import closest
-from odmcp.errors import ValidationFailed
+from odmcp.api import ValidationFailed, closest
 from odmcp_orderdesk import models
 
 

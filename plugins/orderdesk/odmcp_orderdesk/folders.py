@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from odmcp.errors import GatewayError, ValidationFailed
+from odmcp.api import GatewayError, ValidationFailed
 from odmcp_orderdesk.runtime import runtime
 
 if TYPE_CHECKING:
-    from odmcp.app import Gateway
+    from odmcp.api import Gateway
 
 #: store settings (folders) change rarely: cached for 5 minutes unless ``[cache.ttl] store`` says otherwise
 STORE_TTL = 300.0

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from odmcp.errors import ValidationFailed
+from odmcp.api import ValidationFailed
 
 ID_PATTERN = re.compile(r"[0-9]{1,20}")
 

@@ -45,7 +45,7 @@ import copy
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from odmcp.errors import ValidationFailed
+from odmcp.api import ValidationFailed
 from odmcp_orderdesk import wire
 from odmcp_orderdesk.fields import (
     INVENTORY_FIELDS,

@@ -24,7 +24,7 @@ from typing import Annotated, Any, TypeVar
 
 import msgspec
 
-from odmcp.errors import ValidationFailed
+from odmcp.api import ValidationFailed
 
 #: A numeric string as OrderDesk writes it (``"10"``, ``"1.70"``, ``"-2"``) or blank (``""``,
 #: which OrderDesk reads as zero). ``nan``/``inf`` are refused: they are not JSON numbers.

@@ -1,6 +1,8 @@
-"""The OrderDesk plugin: fetch/merge/upload/create/delete hooks over the REST API v2, and its tools.
+"""The OrderDesk plugin: fetch/merge/upload/delete hooks over the REST API v2, and its tools.
 
 Handles the object kinds ``order`` and ``inventory_item``; declines everything else (returns None).
+Creates, and every write that is not a whole-object update or delete, are declared as write
+operations (:mod:`odmcp_orderdesk.operations`) for the host's write route.
 """
 
 from __future__ import annotations
@@ -8,17 +10,15 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from odmcp import hookimpl
-from odmcp.errors import GatewayError, OutcomeUnknown, partly_applied
-from odmcp.refs import Ref
+from odmcp.api import GatewayError, OutcomeUnknown, Ref, hookimpl, partly_applied
 from odmcp_orderdesk import merge, validate
 from odmcp_orderdesk.reconcile import reconcile_order
 from odmcp_orderdesk.runtime import STATE_KEY, OrderDeskRuntime, runtime
 from odmcp_orderdesk.settings import OrderDeskSettings, OrderDeskStore
 
 if TYPE_CHECKING:
-    from odmcp.app import Gateway
-    from odmcp.cli import Commands
+    from odmcp.api import Commands, Gateway
+    from odmcp_orderdesk.client import OrderDeskClient
 
 ORDER = "order"
 INVENTORY = "inventory_item"
@@ -77,11 +77,11 @@ def gateway_shutdown(gateway: Gateway) -> Awaitable[None] | None:
 
 
 @hookimpl
-def gateway_fetch(ref: Ref, gateway: Gateway) -> Awaitable[dict[str, Any]] | None:
+def gateway_fetch(ref: Ref, gateway: Gateway, reserve: int) -> Awaitable[dict[str, Any]] | None:
     if ref.kind == ORDER:
-        return runtime(gateway).client(ref.store).get_order(ref.id)
+        return runtime(gateway).client(ref.store).paced(reserve).get_order(ref.id)
     if ref.kind == INVENTORY:
-        return runtime(gateway).client(ref.store).get_inventory_item(ref.id)
+        return runtime(gateway).client(ref.store).paced(reserve).get_inventory_item(ref.id)
     return None
 
 
@@ -112,38 +112,25 @@ def gateway_reconcile(
 
 @hookimpl
 def gateway_upload(
-    ref: Ref, obj: dict[str, Any], fetched: dict[str, Any], gateway: Gateway
+    ref: Ref, obj: dict[str, Any], fetched: dict[str, Any], gateway: Gateway, reserve: int
 ) -> Awaitable[dict[str, Any]] | None:
+    client = runtime(gateway).client(ref.store).paced(reserve)
     if ref.kind == ORDER:
-        return _upload_order(gateway, ref, obj, fetched)
+        return _upload_order(client, ref, obj, fetched)
     if ref.kind == INVENTORY:
         validate.validate_inventory_item(obj, creating=False)
-        return _upload_inventory(gateway, ref, obj)
+        return _upload_inventory(client, ref, obj)
     return None
 
 
-async def _upload_inventory(gateway: Gateway, ref: Ref, obj: dict[str, Any]) -> dict[str, Any]:
+async def _upload_inventory(client: OrderDeskClient, ref: Ref, obj: dict[str, Any]) -> dict[str, Any]:
     # OrderDesk answers an inventory PUT with a message only: read the stored item back.
-    client = runtime(gateway).client(ref.store)
     await client.update_inventory_item(ref.id, obj)
     return await client.get_inventory_item(ref.id)
 
 
-async def _create_inventory(gateway: Gateway, ref: Ref, body: dict[str, Any]) -> dict[str, Any]:
-    # OrderDesk answers an inventory POST with a message only: find the new item by its unique SKU.
-    client = runtime(gateway).client(ref.store)
-    result = await client.create_inventory_item(body)
-    if isinstance(result.get("inventory_item"), dict):
-        return dict(result["inventory_item"])
-    code = str(body.get("code", ""))
-    for item in (await client.list_inventory(limit=500, code=code))["inventory_items"]:
-        if str(item.get("code", "")) == code:
-            return dict(item)
-    return {"message": str(result.get("message", "Inventory Item Added")), "code": code}
-
-
 async def _upload_order(
-    gateway: Gateway, ref: Ref, obj: dict[str, Any], fetched: dict[str, Any]
+    client: OrderDeskClient, ref: Ref, obj: dict[str, Any], fetched: dict[str, Any]
 ) -> dict[str, Any]:
     """Send only what the change needs: the full order PUT for field changes, ``/move-orders`` for a
     folder change (it runs folder rules), both when both changed, the PUT first.
@@ -152,7 +139,6 @@ async def _upload_order(
     re-reads and reconciles instead. If the move fails after the PUT was applied, the error says so.
     """
     validate.validate_full_order(obj)
-    client = runtime(gateway).client(ref.store)
     target = obj.get("folder_id")
     moving = target is not None and str(target) != str(fetched.get("folder_id"))
     body = dict(obj)
@@ -181,18 +167,9 @@ async def _upload_order(
 
 
 @hookimpl
-def gateway_create(ref: Ref, body: dict[str, Any], gateway: Gateway) -> Awaitable[dict[str, Any]] | None:
+def gateway_delete(ref: Ref, gateway: Gateway, reserve: int) -> Awaitable[Any] | None:
     if ref.kind == ORDER:
-        return runtime(gateway).client(ref.store).create_order(body)
+        return runtime(gateway).client(ref.store).paced(reserve).delete_order(ref.id)
     if ref.kind == INVENTORY:
-        return _create_inventory(gateway, ref, body)
-    return None
-
-
-@hookimpl
-def gateway_delete(ref: Ref, gateway: Gateway) -> Awaitable[Any] | None:
-    if ref.kind == ORDER:
-        return runtime(gateway).client(ref.store).delete_order(ref.id)
-    if ref.kind == INVENTORY:
-        return runtime(gateway).client(ref.store).delete_inventory_item(ref.id)
+        return runtime(gateway).client(ref.store).paced(reserve).delete_inventory_item(ref.id)
     return None

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from odmcp.ratelimit import LeakyBucket, RateLimiter
+from odmcp.api import LeakyBucket, RateLimiter
 from odmcp_orderdesk.settings import OrderDeskStore
 
 if TYPE_CHECKING:
-    from odmcp.app import Gateway
+    from odmcp.api import Gateway
 
 __all__ = ["LeakyBucket", "RateLimiter", "store_limiter"]
 

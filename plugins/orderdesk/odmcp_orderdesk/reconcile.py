@@ -41,8 +41,18 @@ def item_matches(wanted: Mapping[str, Any], item: Any) -> bool:
     return True
 
 
+#: top-level fields OrderDesk itself sets on an update (an upload changes them; no other writer needed)
+SERVER_SET = frozenset(
+    {"date_updated", "quantity_total", "weight_total", "product_total", "discount_total", "order_total"}
+)
+
+
 def reconcile_order(before: dict[str, Any], intended: dict[str, Any], current: dict[str, Any]) -> str:
-    """``"applied"``, ``"not_applied"`` or ``"unknown"`` for an order upload (see the module doc)."""
+    """``"applied"``, ``"already"``, ``"not_applied"`` or ``"unknown"`` for an order upload.
+
+    ``"already"``: every intended value is there, but the re-read also shows a change the upload
+    did not make (another writer), so it can't be told whether the upload set them.
+    """
     ours = diff(before, intended)
     seen = diff(before, current)
     seen_at = {c["path"]: c["after"] for c in seen}
@@ -62,7 +72,14 @@ def reconcile_order(before: dict[str, Any], intended: dict[str, Any], current: d
         there.append(path in seen_at and same_value(seen_at[path], wanted))
         absent.append(path not in seen_at)
     if ours and all(there):
-        return "applied"
+        mine = {c["path"] for c in ours}
+        matched = {c["path"] for c in seen if c["before"] is None and c["after"] not in appeared}
+        others = [
+            c["path"]
+            for c in seen
+            if c["path"] not in mine and c["path"] not in matched and c["path"].split(".")[0] not in SERVER_SET
+        ]
+        return "already" if others else "applied"
     if all(absent):
         return "not_applied"
     return "unknown"

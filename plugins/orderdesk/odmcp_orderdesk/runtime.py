@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from odmcp.errors import InternalError
+from odmcp.api import InternalError
 from odmcp_orderdesk.ratelimit import store_limiter
 from odmcp_orderdesk.settings import OrderDeskSettings, orderdesk_store
 
 if TYPE_CHECKING:
     import aiohttp
 
-    from odmcp.app import Gateway
+    from odmcp.api import Gateway
     from odmcp_orderdesk.client import OrderDeskClient
 
 STATE_KEY = "orderdesk"

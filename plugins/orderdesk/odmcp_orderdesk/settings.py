@@ -10,7 +10,7 @@ from typing import ClassVar
 
 import msgspec
 
-from odmcp.config import Secret, StoreSettings
+from odmcp.api import Secret, StoreSettings
 
 DEFAULT_BASE_URL = "https://app.orderdesk.me/api/v2"
 

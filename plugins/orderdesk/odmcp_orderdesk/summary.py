@@ -11,8 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
-from odmcp.arguments import closest
-from odmcp.errors import ValidationFailed
+from odmcp.api import ValidationFailed, closest
 from odmcp_orderdesk.fields import INVENTORY_FIELDS, ORDER_FIELDS, SHIPMENT_FIELDS
 
 #: the cached page's key for the summaries built with it

@@ -13,10 +13,10 @@ It owns everything below the endpoint methods of :class:`~odmcp_orderdesk.client
 * **pacing** — the store's rate limiter (:mod:`odmcp_orderdesk.ratelimit`: in-process, or one bucket
   for the fleet) before every attempt, fed with ``X-Tokens-Remaining``; a 429 holds the bucket off for
   ``X-Retry-After`` and retries (for every method: a 429 was not processed).
-* **retries** — GET/PUT/DELETE retry 5xx, timeouts, connection errors and unreadable JSON with capped
-  exponential backoff and full jitter. A POST is never blindly repeated once it may have been
-  processed: it raises :class:`OutcomeUnknown` instead, which :meth:`OrderDeskTransport.post_once`
-  (or the caller) may settle with a lookup.
+* **retries** — reads retry 5xx, timeouts, connection errors and unreadable JSON with capped
+  exponential backoff and full jitter. A write is never repeated once it may have been processed
+  (the client sends every write ``replay_safe=False``): it raises :class:`OutcomeUnknown` instead, and
+  the host's write route re-reads and reconciles.
 """
 
 from __future__ import annotations
@@ -36,8 +36,7 @@ from typing import Any, Literal
 import aiohttp
 import msgspec
 
-from odmcp.bulk import bulk_reserve
-from odmcp.errors import (
+from odmcp.api import (
     AuthError,
     Conflict,
     GatewayError,
@@ -142,6 +141,7 @@ class OrderDeskTransport:
         body: Any = None,
         *,
         replay_safe: bool | None = None,
+        reserve: int = 0,
     ) -> JSON:
         """One logical request: pacing, retries and error mapping. Returns the success envelope.
 
@@ -151,12 +151,15 @@ class OrderDeskTransport:
         ``replay_safe`` says whether sending the request again after an unclear attempt (a 5xx, a
         timeout, a drop) could not apply anything twice; the default is True for GET, PUT and DELETE,
         False for POST. A write whose outcome stays unclear raises :class:`OutcomeUnknown`, never a
-        plain retryable error: the caller re-reads and reconciles.
+        plain retryable error: the caller re-reads and reconciles. The write route sends every write
+        with ``replay_safe=False``: what an unclear answer means is decided there, once.
+
+        ``reserve`` is how many rate-limit tokens this request must leave for others (bulk jobs).
         """
         deadline = self._settings.deadline
         try:
             async with asyncio.timeout(deadline):
-                return await self._call(method, path, query, body, replay_safe)
+                return await self._call(method, path, query, body, replay_safe, reserve)
         except TimeoutError:
             op = f"OrderDesk {method} {path}"
             if method != "GET":
@@ -166,7 +169,13 @@ class OrderDeskTransport:
             raise UpstreamError(f"{op}: gave up after {deadline:g} s (waits and retries included)") from None
 
     async def _call(
-        self, method: str, path: str, query: Mapping[str, Any] | None, body: Any, replay_safe: bool | None
+        self,
+        method: str,
+        path: str,
+        query: Mapping[str, Any] | None,
+        body: Any,
+        replay_safe: bool | None,
+        reserve: int,
     ) -> JSON:
         op = f"OrderDesk {method} {path}"
         idempotent = replay_safe if replay_safe is not None else method != "POST"
@@ -181,15 +190,12 @@ class OrderDeskTransport:
         unclear = False  # an earlier attempt may have been applied
         answered = True  # every unclear attempt was answered (a 5xx), none is still in flight
         while True:
-            res = await self._attempt(method, path, params, data)
+            res = await self._attempt(method, path, params, data, reserve)
             if res.kind == "ok":
                 assert res.body is not None
                 return res.body
             if res.kind == "fatal":
                 assert res.error is not None
-                if method == "DELETE" and unclear and isinstance(res.error, NotFound):
-                    # The earlier, unclear attempt did delete it; the goal is reached.
-                    return {"message": f"{path} deleted (confirmed: a retry found it already gone)"}
                 if unclear and isinstance(res.error, Conflict):
                     # The earlier attempt may have been applied (that is what the 409 may be about):
                     # merging and uploading again could apply the change twice.
@@ -229,43 +235,6 @@ class OrderDeskTransport:
             await self.sleep(wait)
             retry += 1
 
-    async def post_once(
-        self, path: str, body: Any, confirm: Callable[[], Awaitable[JSON | None]] | None = None
-    ) -> JSON:
-        """A POST that is never repeated blindly after an unclear failure; ``confirm`` settles it.
-
-        ``confirm`` looks for the effect of the POST and returns a result if it is there, else None.
-        When OrderDesk answered (a 500) and the effect is absent, the POST was not applied and is sent
-        once more. After a timeout or a drop it may still be in flight, so an absent effect stays
-        :class:`OutcomeUnknown`.
-        """
-        for attempt in (1, 2):
-            try:
-                return unwrap(await self.call("POST", path, body=body))
-            except OutcomeUnknown as exc:
-                if confirm is None:
-                    raise
-                await self.sleep(self._settings.create_settle if not exc.answered else self.backoff(0))
-                try:
-                    found = await confirm()
-                except GatewayError as lookup:
-                    raise OutcomeUnknown(
-                        f"{exc.message}; checking for it failed too ({lookup.message})", answered=exc.answered
-                    ) from None
-                if found is not None:
-                    return found
-                if not exc.answered:
-                    raise OutcomeUnknown(f"{exc.message}; a check found no trace of it yet") from None
-                if attempt == 2:
-                    raise UpstreamError(
-                        f"{exc.message}; a re-read shows it was NOT applied (twice)",
-                        hint="Nothing was written; retry later.",
-                    ) from None
-                log.info(
-                    "%s %s: not applied after an unclear answer (checked); sending it once more", "POST", path
-                )
-        raise AssertionError("unreachable")  # pragma: no cover
-
     def backoff(self, retry: int) -> float:
         s = self._settings
         return min(s.backoff_cap, s.backoff_base * 2.0**retry) * self._rng()
@@ -281,8 +250,10 @@ class OrderDeskTransport:
             headers["Content-Type"] = "application/json"
         return headers
 
-    async def _attempt(self, method: str, path: str, query: dict[str, str], data: bytes | None) -> _Attempt:
-        await self._limiter.acquire(reserve=bulk_reserve.get())
+    async def _attempt(
+        self, method: str, path: str, query: dict[str, str], data: bytes | None, reserve: int
+    ) -> _Attempt:
+        await self._limiter.acquire(reserve=reserve)
         op = f"OrderDesk {method} {path}"
         started = time.monotonic()
         outcome = "?"

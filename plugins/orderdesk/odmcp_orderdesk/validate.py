@@ -18,7 +18,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from odmcp.errors import ValidationFailed
+from odmcp.api import ValidationFailed
 from odmcp_orderdesk import models
 from odmcp_orderdesk.fields import INVENTORY_FIELDS, ITEM_FIELDS, ORDER_FIELDS, SHIPMENT_FIELDS, check_keys
 from odmcp_orderdesk.ids import check_id

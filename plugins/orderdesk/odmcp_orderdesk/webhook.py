@@ -32,14 +32,13 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from odmcp.errors import GatewayError
-from odmcp.refs import Ref
+from odmcp.api import GatewayError, Ref, lock_key
 from odmcp_orderdesk.ids import ID_PATTERN
 from odmcp_orderdesk.settings import orderdesk_store
 from odmcp_orderdesk.wire import normalize_order
 
 if TYPE_CHECKING:
-    from odmcp.app import Gateway
+    from odmcp.api import Gateway
 
 log = logging.getLogger("odmcp_orderdesk.webhook")
 
@@ -78,7 +77,7 @@ async def _take_posted(gateway: Gateway, ref: Ref, order: dict[str, Any]) -> boo
     """Cache ``order`` if a strictly older version is cached, else invalidate; True when cached."""
     wf = gateway.workflow
     try:
-        async with asyncio.timeout(LOCK_WAIT_S), gateway.locks.hold(wf._lock_key(ref)):
+        async with asyncio.timeout(LOCK_WAIT_S), gateway.locks.hold(lock_key(gateway, ref)):
             cached = await wf.peek(ref)
             fresh = order if cached is not None and _older(cached, order) else None
             await wf.invalidate(ref, lists=True, fresh=fresh)

@@ -28,6 +28,9 @@ class FaultRule:
     store_id: str | None = None
     #: Fire at most this many times (``None`` = unlimited).
     times: int | None = None
+    #: Let this many matching requests through before firing (e.g. spare a snapshot read and fail the
+    #: re-read after a write: a deterministic interleaving).
+    skip: int = 0
     #: Fire with this probability (seeded RNG); ``None`` = always.
     probability: float | None = None
     #: Respond with this status and ``body`` (JSON; default an OrderDesk error envelope).
@@ -51,6 +54,8 @@ class FaultRule:
     name: str = ""
     id: int = 0
     fired: int = 0
+    #: matching requests let through so far (see ``skip``)
+    skipped: int = 0
     expires_at: float | None = None
     _pattern: re.Pattern[str] = field(default=re.compile(""), init=False, repr=False, compare=False)
 
@@ -73,7 +78,9 @@ class FaultRule:
         return {f.name: getattr(self, f.name) for f in fields(self) if not f.name.startswith("_")}
 
 
-RULE_FIELDS = {f.name for f in fields(FaultRule) if f.init and f.name not in ("id", "fired", "expires_at")}
+RULE_FIELDS = {
+    f.name for f in fields(FaultRule) if f.init and f.name not in ("id", "fired", "skipped", "expires_at")
+}
 
 
 class FaultInjector:
@@ -124,6 +131,9 @@ class FaultInjector:
         self.rules = [r for r in self.rules if r.expires_at is None or r.expires_at > now]
         for rule in self.rules:
             if rule.exhausted or not rule.matches(method, rel_path, full_path, store_id):
+                continue
+            if rule.skipped < rule.skip:
+                rule.skipped += 1
                 continue
             if rule.probability is not None and self.rng.random() >= rule.probability:
                 continue

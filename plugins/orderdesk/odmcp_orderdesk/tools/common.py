@@ -7,7 +7,6 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, Field
 
-from odmcp.workflow import current_call
 from odmcp_orderdesk.summary import INVENTORY_SUMMARY, ORDER_SUMMARY, SHIPMENT_SUMMARY
 
 
@@ -121,7 +120,8 @@ class UpdateResult(BaseModel):
     attempts: int
     changed_fields: list[str]
     dry_run: bool = False
-    changes: list[dict[str, Any]] = Field(default_factory=list)  # a dry run's diff
+    #: the diff, in real runs and dry runs alike
+    changes: list[dict[str, Any]] = Field(default_factory=list)
     #: the answer was unclear and a re-read confirmed the change
     reconciled: bool = False
     message: str = ""
@@ -139,10 +139,7 @@ class MessageResult(BaseModel):
 
 
 class NoteResult(MessageResult):
-    order: dict[str, Any] = Field(description="With its order_history.")
-
-
-def reconciled() -> bool:
-    """Whether the write of the call being served was confirmed by a re-read after an unclear answer."""
-    call = current_call.get()
-    return bool(call is not None and call.reconciled)
+    order_id: str
+    note: str
+    #: how many entries the order's history has now
+    entries: int

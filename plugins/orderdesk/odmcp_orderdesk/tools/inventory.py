@@ -6,11 +6,16 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import BaseModel, Field
 
-from odmcp.errors import ConfirmationRequired, ValidationFailed
-from odmcp.refs import Ref
-from odmcp.tools import ToolTable
+from odmcp.api import (
+    ConfirmationRequired,
+    Ref,
+    ToolCall,
+    ToolTable,
+    ValidationFailed,
+)
 from odmcp_orderdesk import validate
 from odmcp_orderdesk.ids import check_id
+from odmcp_orderdesk.operations import CreateInventoryItem, DeleteWhole, UpdateWhole
 from odmcp_orderdesk.runtime import runtime
 from odmcp_orderdesk.summary import (
     Fields,
@@ -30,7 +35,7 @@ from odmcp_orderdesk.tools.common import (
 )
 
 if TYPE_CHECKING:
-    from odmcp.app import Gateway
+    from odmcp.api import Gateway
 
 INVENTORY = "inventory_item"
 
@@ -101,13 +106,14 @@ async def inventory_create(
             description="name, code (unique SKU); optional price, cost, weight, stock, location, metadata."
         ),
     ],
+    call: ToolCall,
     store: StoreArg = None,
 ) -> InventoryResult:
-    """Create an inventory item; returns it with its id. Cost: 2 requests. Errors: VALIDATION."""
+    """Create an inventory item with a new SKU (an existing code is refused); returns it with its id.
+    Cost: 3 requests. Errors: VALIDATION, OUTCOME_UNKNOWN (check with inventory_list by code)."""
     validate.validate_inventory_item(item, creating=True)
-    return InventoryResult(
-        item=await gateway.workflow.create(Ref(gateway.store(store).name, INVENTORY), item)
-    )
+    op = CreateInventoryItem(gateway.store(store).name, item)
+    return InventoryResult(item=(await gateway.route.run(op, call)).only().value)
 
 
 @TOOLS.tool(
@@ -122,17 +128,18 @@ async def inventory_update(
     gateway: Gateway,
     item_id: InventoryId,
     changes: Annotated[dict[str, Any], Field(description="Only what changes; null removes.")],
+    call: ToolCall,
     store: StoreArg = None,
 ) -> InventoryUpdateResult:
     """Change an inventory item safely: fetch, merge your changes, send it whole (OrderDesk blanks
-    what is left out). Cost: 3 requests. Errors: NOT_FOUND, VALIDATION, CONFLICT."""
+    what is left out). Cost: 3 requests. Errors: NOT_FOUND, VALIDATION, CONFLICT, OUTCOME_UNKNOWN
+    (check with inventory_get)."""
     if not isinstance(changes, dict):
         raise ValidationFailed("changes must be an object")
     validate.validate_inventory_changes(changes)
-    result = await gateway.workflow.mutate(_ref(gateway, store, item_id), changes)
-    return InventoryUpdateResult(
-        item=result.obj, attempts=result.attempts, changed_fields=result.changed_fields
-    )
+    op = UpdateWhole(gateway, _ref(gateway, store, item_id), changes)
+    result = (await gateway.route.run(op, call)).only()
+    return InventoryUpdateResult(item=result.value, attempts=result.attempts, changed_fields=result.fields)
 
 
 @TOOLS.tool(
@@ -144,12 +151,12 @@ async def inventory_update(
     object_arg="item_id",
 )
 async def inventory_delete(
-    gateway: Gateway, item_id: InventoryId, confirm: bool = False, store: StoreArg = None
+    gateway: Gateway, call: ToolCall, item_id: InventoryId, confirm: bool = False, store: StoreArg = None
 ) -> DeleteResult:
-    """Delete an inventory item; needs confirm=true once the user agreed. Cost: 1 request.
-    Errors: CONFIRMATION_REQUIRED, NOT_FOUND."""
+    """Delete an inventory item; needs confirm=true once the user agreed. Cost: 2 requests.
+    Errors: CONFIRMATION_REQUIRED, NOT_FOUND, OUTCOME_UNKNOWN (check with inventory_get)."""
     r = _ref(gateway, store, item_id)
     if not confirm:
         raise ConfirmationRequired(f"inventory item {r.id} was not deleted: confirmation missing")
-    await gateway.workflow.delete(r)
+    (await gateway.route.run(DeleteWhole(gateway, r), call)).only()
     return DeleteResult(deleted=True, id=r.id)

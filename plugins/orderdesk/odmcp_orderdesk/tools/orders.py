@@ -3,20 +3,28 @@
 from __future__ import annotations
 
 import hashlib
+import uuid
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from mcp.server.mcpserver import AcceptedElicitation, Context, Elicit, ElicitationResult, Resolve
 from mcp_types.version import is_version_at_least
 from pydantic import BaseModel, BeforeValidator, Field
 
-from odmcp.bulk import MAX_TARGETS, BulkReport, Done, Target
-from odmcp.errors import ConfirmationRequired, ValidationFailed
-from odmcp.refs import Ref
-from odmcp.tools import ToolTable
-from odmcp.workflow import MutationResult
+from odmcp.api import (
+    MAX_TARGETS,
+    BulkJob,
+    BulkReport,
+    ConfirmationRequired,
+    Ref,
+    TargetOutcome,
+    ToolCall,
+    ToolTable,
+    ValidationFailed,
+)
 from odmcp_orderdesk import validate
 from odmcp_orderdesk.folders import folder_names, resolve_folder
 from odmcp_orderdesk.ids import ID_PATTERN, check_id
+from odmcp_orderdesk.operations import AddNote, CreateOrder, DeleteWhole, MoveOrders, UpdateWhole
 from odmcp_orderdesk.runtime import runtime
 from odmcp_orderdesk.summary import (
     Fields,
@@ -39,21 +47,14 @@ from odmcp_orderdesk.tools.common import (
     StoreArg,
     Text,
     UpdateResult,
-    reconciled,
 )
-from odmcp_orderdesk.writes import add_note, move_orders, resolve_changes, update_order
 
 if TYPE_CHECKING:
-    from odmcp.app import Gateway
+    from odmcp.api import Gateway
 
 ORDER = "order"
 #: order ids per POST /move-orders
 MOVE_BATCH = 100
-
-
-def entry_code(message: str) -> str:
-    """The error code of a failed per-entry result of a batch endpoint, from its message."""
-    return "NOT_FOUND" if "not found" in message.lower() else "VALIDATION"
 
 
 class Confirm(BaseModel):
@@ -79,14 +80,26 @@ def _ask_delete(order_id: str, ctx: Context, confirm: bool = False) -> Elicit[Co
     return Confirm(confirm=confirm)
 
 
-def _update_message(result: MutationResult, dry_run: bool) -> str:
-    if dry_run:
+def _update_message(result: TargetOutcome) -> str:
+    if result.state == "dry_run":
         return "Dry run: nothing was sent; changes shows what would be uploaded."
-    if not result.uploaded:
+    if result.state == "already" and not result.reconciled:
         return "No change: the order already has these values; nothing was sent to OrderDesk."
+    if result.state == "already":
+        return (
+            "Already so: OrderDesk's answer was unclear, and a re-read shows these values but also another "
+            "change, so whether this call set them can't be told; nothing more to do."
+        )
     if result.reconciled:
-        return "Updated (OrderDesk's answer was unclear; a re-read confirmed the change)."
+        return "Updated (OrderDesk's answer was unclear; a re-read shows the change, once)."
     return "Updated."
+
+
+async def resolve_changes(gateway: Gateway, store: str, changes: dict[str, Any]) -> dict[str, Any]:
+    """``changes`` with a destination ``folder_id`` checked against the store (before any write)."""
+    if changes.get("folder_id") is None:
+        return changes
+    return {**changes, "folder_id": await resolve_folder(gateway, store, folder_id=changes["folder_id"])}
 
 
 TOOLS = ToolTable(toolset="orders")
@@ -208,20 +221,32 @@ async def orders_create(
             "checkout_data, order_metadata."
         ),
     ],
+    call: ToolCall,
     idempotency_key: IdempotencyKey = None,
     store: StoreArg = None,
 ) -> OrderResult:
     """Create an order (first folder unless folder_id); OrderDesk computes totals and refuses a
-    duplicate source_id+source_name. Pass idempotency_key. Cost: 1 request. Errors: VALIDATION."""
+    duplicate source_id+source_name. Pass idempotency_key: a repeat returns the same order. Cost: 2
+    requests. Errors: VALIDATION, OUTCOME_UNKNOWN (check with orders_list by source_id)."""
     body = validate.validate_new_order(order)
-    r = _ref(gateway, store)
-    if idempotency_key and not body.get("source_id"):
-        # The key also becomes the source_id, so OrderDesk's own duplicate check and the client's
-        # lookup-after-timeout protect the create even when the cache has lost the key.
-        digest = hashlib.sha256(f"{r.store}\0{idempotency_key}".encode()).hexdigest()[:24]
-        body = {**body, "source_id": f"mcpgw-{digest}"}
-    created = await gateway.workflow.create(r, body, idempotency_key)
-    return OrderResult(order=created)
+    name = gateway.store(store).name
+    generated = not body.get("source_id")
+    if generated:
+        # A gateway-made source_id: from the key (so a repeat after any crash finds the same order),
+        # else random; either way the order can always be found again after an unclear answer.
+        seed = f"{name}\0{call.principal or ''}\0{idempotency_key}" if idempotency_key else uuid.uuid4().hex
+        body = {**body, "source_id": "mcpgw-" + hashlib.sha256(seed.encode()).hexdigest()[:24]}
+    op = CreateOrder(gateway, name, body, generated=generated and bool(idempotency_key))
+    if not idempotency_key:
+        return OrderResult(order=(await gateway.route.run(op, call)).only().value)
+    report = await gateway.bulk.run(
+        BulkJob([op], store=name, label="create order", arguments=body, idempotency_key=idempotency_key), call
+    )
+    ran = [w for w in call.writes if w.ref.store == name and isinstance(w.value, dict) and w.value.get("id")]
+    if ran:  # this call created it (or found the one its key created)
+        return OrderResult(order=ran[-1].value)
+    # a repeat answered from the journal: the order as it is now
+    return OrderResult(order=await gateway.workflow.read(Ref(name, ORDER, str(report.results[0]["id"]))))
 
 
 @TOOLS.tool(
@@ -243,6 +268,7 @@ async def orders_update(
             "removes. folder_id moves (runs folder rules)."
         ),
     ],
+    call: ToolCall,
     dry_run: Annotated[bool, Field(description="Return the diff; write nothing.")] = False,
     store: StoreArg = None,
 ) -> UpdateResult:
@@ -254,15 +280,15 @@ async def orders_update(
     changes = validate.validate_order_changes(changes)
     r = _ref(gateway, store, order_id)
     changes = await resolve_changes(gateway, r.store, changes)  # every step checked before the first write
-    result = await update_order(gateway, r, changes, dry_run)
+    result = (await gateway.route.run(UpdateWhole(gateway, r, changes), call, dry_run=dry_run)).only()
     return UpdateResult(
-        order=result.obj,
+        order=result.value,
         attempts=result.attempts,
-        changed_fields=result.changed_fields,
+        changed_fields=result.fields,
         dry_run=dry_run,
-        changes=result.changes if dry_run else [],
+        changes=result.changes,
         reconciled=result.reconciled,
-        message=_update_message(result, dry_run),
+        message=_update_message(result),
     )
 
 
@@ -279,6 +305,7 @@ async def orders_delete(
     order_id: OrderId,
     ctx: Context,
     answer: Annotated[ElicitationResult[Confirm], Resolve(_ask_delete)],
+    call: ToolCall,
     confirm: Annotated[bool, Field(description="true only after the user agreed.")] = False,
     store: StoreArg = None,
 ) -> DeleteResult:
@@ -293,7 +320,7 @@ async def orders_delete(
             if not declined
             else "The user said no; do not retry unless they ask again.",
         )
-    await gateway.workflow.delete(r)
+    (await gateway.route.run(DeleteWhole(gateway, r), call)).only()
     return DeleteResult(deleted=True, id=r.id)
 
 
@@ -309,6 +336,7 @@ async def orders_move(
     gateway: Gateway,
     ctx: Context,
     order_ids: Annotated[list[Annotated[str, IdText]], Field(min_length=1, max_length=MAX_TARGETS)],
+    call: ToolCall,
     folder_id: Annotated[int | None, Field(ge=0)] = None,
     folder_name: Annotated[Text | None, Field(description="Or the exact name.")] = None,
     store: StoreArg = None,
@@ -320,29 +348,11 @@ async def orders_move(
     ids = list(dict.fromkeys(check_id(f"order_ids[{i}]", v) for i, v in enumerate(order_ids)))
     name = gateway.store(store).name
     target = await resolve_folder(gateway, name, folder_id=folder_id, folder_name=folder_name)
-
-    async def move(left: list[str]) -> dict[str, Done]:
-        out = await move_orders(gateway, name, left, target)
-        failed = {str(f) for f in out.get("failed") or []}
-        said = {str(r.get("order_id")): str(r.get("message") or "") for r in out.get("results") or []}
-        confirmed = "re-read" in str(out.get("message", ""))
-        return {
-            oid: Done(
-                entry_code(said.get(oid, "")) if oid in failed else "ok",
-                said.get(oid, "") or f"moved to folder {target}",
-                reconciled=confirmed,
-            )
-            for oid in left
-        }
-
     chunks = [ids[i : i + MOVE_BATCH] for i in range(0, len(ids), MOVE_BATCH)]
-    return await gateway.bulk.run(
-        [Target(chunk, move) for chunk in chunks],
-        store=name,
-        tool="orders.move",
-        label=f"move to folder {target}",
-        progress=ctx.report_progress,
+    job = BulkJob(
+        [MoveOrders(name, chunk, target) for chunk in chunks], store=name, label=f"move to folder {target}"
     )
+    return await gateway.bulk.run(job, call, ctx.report_progress)
 
 
 @TOOLS.tool(
@@ -357,10 +367,12 @@ async def orders_add_note(
     gateway: Gateway,
     order_id: OrderId,
     note: Annotated[str, Field(min_length=1, max_length=1800)],
+    call: ToolCall,
     store: StoreArg = None,
 ) -> NoteResult:
-    """Add a note to the order's history (append-only, max 250 entries; not order_notes). Cost: 2-3
-    requests. Errors: NOT_FOUND, VALIDATION, OUTCOME_UNKNOWN."""
+    """Add a note to the order's history (append-only, max 250 entries; not order_notes); returns the
+    note and the entry count. Cost: 3 requests. Errors: NOT_FOUND, VALIDATION, OUTCOME_UNKNOWN (check
+    with orders_get include_history=true)."""
     validate.validate_note(note)
-    order = await add_note(gateway, _ref(gateway, store, order_id), note)
-    return NoteResult(message="History note added", order=order, reconciled=reconciled())
+    result = (await gateway.route.run(AddNote(_ref(gateway, store, order_id), note), call)).only()
+    return NoteResult(message="History note added", **result.value, reconciled=result.reconciled)

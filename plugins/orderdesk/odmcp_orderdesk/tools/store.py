@@ -9,12 +9,12 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
-from odmcp.tools import ToolTable
+from odmcp.api import ToolCall, ToolTable
 from odmcp_orderdesk.folders import store_settings
 from odmcp_orderdesk.tools.common import StoreArg
 
 if TYPE_CHECKING:
-    from odmcp.app import Gateway
+    from odmcp.api import Gateway
 
 
 class StoreResult(BaseModel):
@@ -37,13 +37,11 @@ async def store_get(gateway: Gateway, store: StoreArg = None) -> StoreResult:
 
 
 @TOOLS.tool("stores.list", title="List stores", read_only=True, store_scoped=False)
-async def stores_list(
-    gateway: Gateway,
-) -> StoresResult:
+async def stores_list(gateway: Gateway, call: ToolCall) -> StoresResult:
     """List the stores you may use: name, default or not, folders. Cost: 1 request per store, 0 if
     cached. Errors: none (a failing store shows its code)."""
     out = []
-    for s in gateway.visible_stores():  # a caller only sees the stores its token grants
+    for s in gateway.visible_stores(call):  # a caller only sees the stores its token grants
         entry: dict[str, Any] = {"name": s.name, "default": s is gateway.config.default_store}
         try:
             entry["folders"] = (await store_settings(gateway, s.name)).get("folders", {})
