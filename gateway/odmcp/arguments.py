@@ -4,7 +4,8 @@
   one (``unknown argument 'dryRun'; did you mean 'dry_run'?``): pydantic would silently drop it, and a
   dropped ``dryRun`` turns a preview into a real write.
 * A value that does not fit the declared type is refused with one VALIDATION line naming the argument
-  and what was expected, instead of pydantic's multi-line dump (with its documentation URL).
+  and what was expected, instead of pydantic's multi-line dump (with its documentation URL). A length
+  bound counts characters in text and items in a list or an object, whatever pydantic's words.
 
 The check uses the SDK's own argument model for the tool (``Tool.from_function``), so it accepts
 exactly what the SDK would pass to the tool.
@@ -60,6 +61,15 @@ _JSON_WORDS = (
     ("a valid number", "a number"),
     ("a valid boolean", "true or false"),
 )
+#: pydantic's length errors and the bound each names. A bound checked after another validator (an
+#: ``AfterValidator`` before ``Field(min_length=8)``) is a generic ``too_short`` that counts "items"
+#: even for a string; the unit is therefore chosen from the value received.
+_LENGTH_BOUNDS = {
+    "string_too_short": ("at least", "min_length"),
+    "too_short": ("at least", "min_length"),
+    "string_too_long": ("at most", "max_length"),
+    "too_long": ("at most", "max_length"),
+}
 #: the subject pydantic starts a message with ("Input should be ...", "String should match ...")
 _SUBJECT = re.compile(r"^(Input|String|List|Dictionary|Value|Object|Tuple|Set|Decimal|Date) (?=should)")
 
@@ -91,12 +101,24 @@ def _expected(error: Mapping[str, Any]) -> str:
         return msg.removeprefix("Value error, ")
     if error.get("type") == "extra_forbidden":
         return "is not an accepted field"
+    if (length := _length(error)) is not None:
+        return length
     msg = _SUBJECT.sub("", msg)
     for cut in (", unable to", ", got ", " after validation"):
         msg = msg.split(cut, 1)[0]
     for pydantic_word, json_word in _JSON_WORDS:
         msg = msg.replace(pydantic_word, json_word)
     return msg[:1].lower() + msg[1:]
+
+
+def _length(error: Mapping[str, Any]) -> str | None:
+    """A length bound in the unit of the value: ``should have at least 8 characters`` (or ``items``)."""
+    said, key = _LENGTH_BOUNDS.get(str(error.get("type")), (None, ""))
+    bound = (error.get("ctx") or {}).get(key)
+    if said is None or not isinstance(bound, int):
+        return None
+    unit = "character" if isinstance(error.get("input"), str) else "item"
+    return f"should have {said} {bound} {unit}{'' if bound == 1 else 's'}"
 
 
 def describe(exc: ValidationError, arguments: Any = None) -> ValidationFailed:

@@ -79,7 +79,8 @@ def gateway_tool_post_invoke(
 ) -> None:
     """Count every call, and write the audit line of every call to a tool that writes.
 
-    ``tryfirst``: other plugins' post-invoke impls run after the audit line is written.
+    ``tryfirst``: other plugins' post-invoke impls run after the audit line is written (unless they
+    are ``tryfirst`` too: pluggy runs the later registered first).
     """
     gateway.metrics.inc("tool_calls_total", tool=call.name, outcome=outcome)
     if call.spec is None or not call.spec.writes:

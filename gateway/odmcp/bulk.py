@@ -299,12 +299,11 @@ class BulkRunner:
             stopping = True
             with anyio.CancelScope(shield=True):
                 await asyncio.wait(workers)
+                never = "not started: the call was cancelled"
                 for op in ops:  # the audit line names what was never started
                     for n, ref in op.targets.items():
                         if n not in outcomes:
-                            call.writes.append(
-                                TargetOutcome(n, ref, "not_applied", message="not started: the call was cancelled")
-                            )
+                            call.writes.append(TargetOutcome(n, ref, "not_applied", message=never))
                 written = sorted(n for n, o in outcomes.items() if o.state == "applied")
                 log.warning(
                     "bulk %s cancelled: %d of %d targets done (%s); written: %s; %d not started",

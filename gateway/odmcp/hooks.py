@@ -1,6 +1,8 @@
 """A typed facade over ``pm.hook``: the rest of the host calls these methods, never ``pm.hook`` directly.
 
-This is where the awaitable convention of :mod:`odmcp.hookspecs` is applied in one place.
+This is where the awaitable convention of :mod:`odmcp.hookspecs` is applied in one place. Every
+fan-out hook runs its impls in pluggy's order (``tryfirst`` first, ``trylast`` last, otherwise the last
+registered first); ``gateway_shutdown`` runs in the reverse order.
 """
 
 from __future__ import annotations
@@ -34,7 +36,11 @@ async def await_me_maybe(value: Any) -> Any:
 def _one_by_one(
     caller: Any, kwargs: dict[str, Any], *, reverse: bool = False
 ) -> Iterator[tuple[str, Callable[[], Any]]]:
-    """``(plugin name, call)`` per impl of a fan-out hook, in registration order (``reverse``: pluggy's).
+    """``(plugin name, call)`` per impl of a fan-out hook, in the order pluggy calls them.
+
+    That is ``tryfirst`` impls first, ``trylast`` impls last, and within each group the last registered
+    first (``get_hookimpls()`` lists them the other way round; pluggy's call loop runs it from the end).
+    ``reverse`` gives the opposite order (shutdown undoes startup).
 
     Each call is made only after the previous result was awaited, so a refusal or a crash never leaves
     another impl's coroutine created but un-awaited ("never awaited" warnings), as pluggy's own call
@@ -42,7 +48,7 @@ def _one_by_one(
     and error attribution still apply (plugins.py).
     """
     impls = caller.get_hookimpls()
-    for impl in reversed(impls) if reverse else impls:
+    for impl in impls if reverse else reversed(impls):
         yield impl.plugin_name, functools.partial(impl.function, *[kwargs[a] for a in impl.argnames])
 
 
@@ -73,7 +79,7 @@ class Hooks:
 
     def register_tools(self, register: Callable[..., None], gateway: Gateway) -> None:
         # Give each plugin a register() that records its name, for `tools` and error messages.
-        for impl in reversed(self.h.gateway_register_tools.get_hookimpls()):
+        for impl in reversed(self.h.gateway_register_tools.get_hookimpls()):  # pluggy's order
 
             def reg(fn: Callable[..., Any], *, _plugin: str = impl.plugin_name, **kw: Any) -> None:
                 register(fn, plugin=_plugin, **kw)
@@ -81,8 +87,8 @@ class Hooks:
             impl.function(*[{"register": reg, "gateway": gateway}[a] for a in impl.argnames])
 
     def instructions(self) -> list[str]:
-        texts = self.h.gateway_instructions(gateway=self.gateway)
-        return [t.strip() for t in reversed(texts) if isinstance(t, str) and t.strip()]
+        texts = self.h.gateway_instructions(gateway=self.gateway)  # in pluggy's order
+        return [t.strip() for t in texts if isinstance(t, str) and t.strip()]
 
     def register_commands(self, cli: Commands) -> None:
         self.h.gateway_register_commands(cli=cli)
@@ -95,7 +101,8 @@ class Hooks:
             await await_me_maybe(call())
 
     async def shutdown(self, gateway: Gateway) -> None:
-        # Reverse order, and each impl on its own: one failure must not leave the others' resources open.
+        # The reverse of startup's order, and each impl on its own: one failure must not leave the
+        # others' resources open.
         for plugin, call in _one_by_one(self.h.gateway_shutdown, {"gateway": gateway}, reverse=True):
             try:
                 await await_me_maybe(call())
@@ -181,7 +188,7 @@ class Hooks:
     # --- policy ---------------------------------------------------------------------------------
 
     async def pre_invoke(self, call: ToolCall) -> None:
-        # In registration order; the first refusal stops the chain.
+        # In pluggy's order (tryfirst first); the first refusal stops the chain.
         kwargs = {"call": call, "gateway": self.gateway}
         for _plugin, run in _one_by_one(self.h.gateway_tool_pre_invoke, kwargs):
             await await_me_maybe(run())
@@ -197,7 +204,7 @@ class Hooks:
             "elapsed_ms": elapsed_ms,
             "gateway": self.gateway,
         }
-        for plugin, run in _one_by_one(self.h.gateway_tool_post_invoke, kwargs, reverse=True):
+        for plugin, run in _one_by_one(self.h.gateway_tool_post_invoke, kwargs):
             try:
                 await await_me_maybe(run())
             except Exception:

@@ -10,7 +10,12 @@ How awaitables travel (pluggy itself is synchronous):
 * ``gateway_merge``, ``gateway_diff`` and ``gateway_reconcile`` are firstresult and fully
   synchronous (CPU only): they return their value.
 * **fan-out hooks** (everything else) may return ``None``, a value, or an awaitable; the host
-  awaits every awaitable (concurrently where the docstring says so).
+  awaits every awaitable, one impl at a time.
+
+Order: every hook calls its impls in pluggy's order. ``tryfirst`` impls run first and ``trylast``
+impls last; within each group the last registered runs first (the host's defaults are registered
+first, then entry points by name, then plugins passed in code). The one exception is
+``gateway_shutdown``, which runs in the reverse order, so the first plugin started is the last stopped.
 
 Arguments are passed by keyword; an impl may accept any subset of them. ``gateway`` is the
 :class:`odmcp.app.Gateway`: config, plugin state (``gateway.state``), workflow, metrics.
@@ -69,7 +74,7 @@ def gateway_register_tools(register: Callable[..., None], gateway: Gateway) -> N
     ``name`` is the canonical dotted name (``orders.get``); the wire name is derived from the
     configured style. ``fn`` is an ``async def`` whose typed parameters become the input schema and
     whose return annotation becomes the output schema. It raises :class:`odmcp.errors.GatewayError`
-    to report a failure. Called once per server build.
+    to report a failure. Called once per server build, impl by impl in pluggy's order.
     """
 
 
@@ -78,8 +83,9 @@ def gateway_instructions(gateway: Gateway) -> str | None:
     """A paragraph for the MCP server's ``instructions`` (what the model reads before any tool).
 
     Return a short text saying what this plugin's tools are for and how to use them safely, or
-    ``None``. Fan-out: the paragraphs are joined in registration order, then the host's own paragraph
-    (the ``store`` argument and the error codes) follows. Called once per server build.
+    ``None``. Fan-out: the paragraphs are joined in pluggy's order (``tryfirst`` first, ``trylast``
+    last, otherwise the last registered first), then the host's own paragraph (the ``store``
+    argument and the error codes) follows. Called once per server build.
     """
 
 
@@ -115,14 +121,19 @@ def gateway_register_routes(register: Callable[..., None], gateway: Gateway) -> 
 def gateway_startup(gateway: Gateway) -> Awaitable[None] | None:
     """Open resources (HTTP sessions, pools) once the config is validated and the cache is chosen.
 
-    May return an awaitable; all impls run in registration order and are awaited before the
-    server accepts calls. Called once per server lifespan.
+    May return an awaitable. The impls run one at a time in pluggy's order (``tryfirst`` first,
+    ``trylast`` last, otherwise the last registered first), each awaited before the next is called
+    and all before the server accepts calls. Called once per server lifespan.
     """
 
 
 @hookspec
 def gateway_shutdown(gateway: Gateway) -> Awaitable[None] | None:
-    """Close what ``gateway_startup`` opened. May return an awaitable. Errors are logged, not raised."""
+    """Close what ``gateway_startup`` opened. May return an awaitable. Errors are logged, not raised.
+
+    The impls run one at a time in the reverse of ``gateway_startup``'s order (``trylast`` first,
+    ``tryfirst`` last, otherwise the first registered first): the last plugin started stops first.
+    """
 
 
 # --- the object workflow: fetch, merge, upload, invalidate -----------------------------------
@@ -202,8 +213,9 @@ def gateway_reconcile(
 def gateway_invalidate(ref: Ref, lists: bool, gateway: Gateway) -> Awaitable[None] | None:
     """Drop cached data after ``ref`` changed. ``lists`` is True when list results may have changed too.
 
-    Fan-out: every impl runs, one after another in registration order (each awaitable is awaited
-    before the next impl is called); a failing impl is logged and never fails the write it follows.
+    Fan-out: every impl runs, one after another in pluggy's order (``tryfirst`` first, ``trylast``
+    last, otherwise the last registered first; each awaitable is awaited before the next impl is
+    called); a failing impl is logged and never fails the write it follows.
     Called after every write attempt made through the gateway whose outcome is not a clean refusal
     (success, 5xx, timeout, dropped connection), and for changes announced from outside (webhooks).
     """
@@ -239,8 +251,10 @@ def gateway_tool_pre_invoke(call: ToolCall, gateway: Gateway) -> Awaitable[None]
     """Called before every tool call, after read-only checks. Raise a GatewayError to refuse it.
 
     ``call`` carries the canonical tool name, the arguments, the principal and the request id.
-    May return an awaitable (awaited in order). A refusal is audited and reaches the client as an
-    ``isError`` result with the error's code; the tool does not run.
+    May return an awaitable. The impls run one at a time in pluggy's order (``tryfirst`` first,
+    ``trylast`` last, otherwise the last registered first), and the first refusal stops the chain.
+    A refusal is audited and reaches the client as an ``isError`` result with the error's code; the
+    tool does not run.
     """
 
 
@@ -251,5 +265,7 @@ def gateway_tool_post_invoke(
     """Called after every tool call, including refused and failed ones. For metrics and recording.
 
     ``outcome`` is ``"ok"``, ``"error"`` or ``"denied"``; ``error`` is the GatewayError (or None).
-    May return an awaitable. Exceptions raised here are logged and never change the result.
+    May return an awaitable. The impls run one at a time in pluggy's order, so the host's audit impl
+    (``tryfirst``) comes first. Exceptions raised here are logged, never change the result and never
+    skip the other impls.
     """

@@ -11,10 +11,15 @@ from odmcp.errors import Conflict, UpstreamError
 
 
 class KeyedLocks:
-    """One asyncio.Lock per key, created on demand and dropped when nobody holds or waits for it."""
+    """One asyncio.Lock per key, created on demand and dropped when nobody holds or waits for it.
 
-    def __init__(self) -> None:
+    ``wait`` (``mutations.lock_wait``) bounds how long :meth:`hold` waits for the key: past it, the
+    caller gets the CONFLICT the cross-replica lock gives, with nothing done (``None``: no bound).
+    """
+
+    def __init__(self, wait: float | None = None) -> None:
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+        self.wait = wait
 
     @contextlib.asynccontextmanager
     async def hold(self, key: str) -> AsyncIterator[None]:
@@ -23,8 +28,18 @@ class KeyedLocks:
             lock = asyncio.Lock()
         self._locks[key] = (lock, users + 1)
         try:
-            async with lock:
+            try:
+                async with asyncio.timeout(self.wait):
+                    await lock.acquire()
+            except TimeoutError:
+                raise Conflict(
+                    f"another writer held this object for more than {self.wait:g} s",
+                    hint="Another call is still changing this object; retry in a moment.",
+                ) from None
+            try:
                 yield
+            finally:
+                lock.release()
         finally:
             lock, users = self._locks[key]
             if users <= 1:
@@ -61,7 +76,7 @@ class MutationLocks:
         enabled: bool = True,
         require_shared: bool = False,
     ) -> None:
-        self.local = KeyedLocks()
+        self.local = KeyedLocks(wait)
         self.cache = cache
         self.lease = lease
         self.wait = wait

@@ -6,14 +6,16 @@ from __future__ import annotations
 
 import inspect
 import re
-from typing import Any
+from typing import Annotated, Any
 
 import pytest
+from pydantic import AfterValidator, Field
 
 from odmcp import hookimpl
 from odmcp.errors import ErrorCode
 from odmcp.middleware import error_of
 from odmcp.testing import connect
+from odmcp.tools import ToolTable
 
 pytestmark = pytest.mark.sandbox(rate_limit_enabled=False)
 LINE = re.compile(r"^(?P<code>[A-Z_]+): (?P<message>[^\n]+?) — (?P<hint>[^\n]+)$")
@@ -63,6 +65,46 @@ async def test_validation_names_the_argument_the_type_and_the_value(gateway_fact
         "argument 'search_start_date' should be a UTC date 'YYYY-MM-DD' or 'YYYY-MM-DD HH:MM:SS', "
         'got "yesterday"'
     )
+
+
+async def test_a_length_bound_counts_characters_in_text_and_items_in_lists(
+    gateway_factory: Any, orderdesk_sandbox: Any
+) -> None:
+    """pydantic says "items" for a string bound checked after another validator (the idempotency key's
+    ``min_length`` follows its cap): a string's length is in characters, whatever pydantic's words."""
+    table = ToolTable()
+
+    @table.tool("pages.rename", title="Rename a page", read_only=True)
+    async def pages_rename(
+        title: Annotated[str, AfterValidator(str.strip), Field(max_length=5)],
+        slug: Annotated[str, Field(min_length=1)] = "x",
+        tags: Annotated[list[str] | None, Field(min_length=2)] = None,
+    ) -> dict[str, Any]:
+        """Rename a page."""
+        return {}
+
+    class Pages:
+        @hookimpl
+        def gateway_register_tools(self, register: Any) -> None:
+            table.register_into(register)
+
+    order = {"order_items": [{"name": "W"}], "shipping": {"company": "Acme"}}
+    async with connect(gateway_factory(plugins=[Pages()])) as c:
+        key = await c.call_tool("orders_create", {"order": order, "idempotency_key": "abc"})
+        title = await c.call_tool("pages_rename", {"title": "A longer title"})
+        slug = await c.call_tool("pages_rename", {"title": "ok", "slug": ""})
+        tags = await c.call_tool("pages_rename", {"title": "ok", "tags": ["a"]})
+        ids = await c.call_tool("orders_move", {"order_ids": [], "folder_id": 2})
+    assert actionable(key, "VALIDATION")[0] == (
+        "argument 'idempotency_key' should have at least 8 characters, got \"abc\""
+    )
+    assert actionable(title, "VALIDATION")[0] == (
+        "argument 'title' should have at most 5 characters, got \"A longer title\""
+    )
+    assert actionable(slug, "VALIDATION")[0] == "argument 'slug' should have at least 1 character, got \"\""
+    assert actionable(tags, "VALIDATION")[0] == "argument 'tags' should have at least 2 items, got [\"a\"]"
+    assert actionable(ids, "VALIDATION")[0] == "argument 'order_ids' should have at least 1 item, got []"
+    assert orderdesk_sandbox.requests() == []
 
 
 async def test_not_found_says_which_tool_shows_the_ids(gateway_factory: Any) -> None:

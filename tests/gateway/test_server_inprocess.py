@@ -228,7 +228,7 @@ async def test_instructions_come_from_the_plugins_then_the_host(gateway_factory:
     async with connect(gateway_factory(plugins=[Pages()])) as c:
         text = c.instructions
     assert text is not None
-    orderdesk, pages, host = text.split("\n")
+    pages, orderdesk, host = text.split("\n")  # pluggy's order: the last registered first
     assert "OrderDesk" in orderdesk and pages == "Use pages_get before pages_update."
     assert "OUTCOME_UNKNOWN" in host and "retryable" in host and "OrderDesk" not in host
 

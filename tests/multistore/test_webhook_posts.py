@@ -210,3 +210,28 @@ async def test_a_post_while_the_order_is_being_written_only_invalidates(
         after = (await get(client, oid)).structured_content["order"]
     assert after["email"] == cached["email"]  # re-read from OrderDesk, not the post
     assert gw.metrics.value("webhook_posts_total", result="ok", cached="no") == 1
+
+
+# --- ids --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("overrides", [{}, CACHING], ids=["invalidate", "cache"])
+async def test_a_post_with_a_leading_zero_id_invalidates_the_order_the_tools_read(
+    gateway_factory: Any, orderdesk_sandbox: Any, overrides: dict[str, Any]
+) -> None:
+    """OrderDesk reads "0200001" as order 200001 and the tools cache it under "200001": so does a post."""
+    gw = gateway_factory(overrides=overrides)
+    oid = first_order_id(orderdesk_sandbox)
+    async with serve_http(gw) as base, connect(gw) as client, aiohttp.ClientSession() as http:
+        cached = (await get(client, oid)).structured_content["order"]
+        edited = orderdesk_sandbox.edit_order("1001", oid, {"email": "ui@example.com"})
+        assert (await get(client, oid)).structured_content["order"]["email"] == cached["email"]  # stale
+        await replay(http, base, {**edited, "id": "00" + oid})
+        after = (await get(client, "0" + oid)).structured_content["order"]
+        canonical = await gw.workflow.peek(Ref("demo", "order", oid))
+        padded = await gw.workflow.peek(Ref("demo", "order", "00" + oid))
+    assert after["email"] == "ui@example.com" and after["id"] == oid
+    assert canonical == after  # the one key the tools read
+    assert padded is None  # nothing was cached under the zero-padded id
+    cached_post = 1 if overrides else 0
+    assert gw.metrics.value("webhook_posts_total", result="ok", cached="yes") == cached_post

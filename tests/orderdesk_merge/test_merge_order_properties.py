@@ -8,7 +8,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from odmcp_orderdesk.fields import ITEM_FIELDS, ORDER_FIELDS
+from odmcp_orderdesk.fields import ADDRESS_KEYS, ITEM_FIELDS, ORDER_FIELDS
 from odmcp_orderdesk.merge import (
     DELETE_MARKER,
     ITEM_MAP_FIELDS,
@@ -66,10 +66,14 @@ def orders(draw: st.DrawFn) -> dict[str, Any]:
     return order
 
 
-def _key_changes(draw: st.DrawFn, current: Any) -> dict[str, Any]:
-    """Changes to a map: existing keys and new ones, values possibly None (= remove the key)."""
+def _key_changes(draw: st.DrawFn, current: Any, documented: frozenset[str] | None = None) -> dict[str, Any]:
+    """Changes to a map: existing keys and new ones, values possibly None (= remove the key).
+
+    ``documented``: the map takes only these keys and those it already has (an address).
+    """
     names = list(current) if isinstance(current, dict) else []
-    candidates = st.sampled_from(names) | keys if names else keys
+    new = keys if documented is None else st.sampled_from(sorted(documented))
+    candidates = st.sampled_from(names) | new if names else new
     return draw(st.dictionaries(candidates, st.none() | values, max_size=3))
 
 
@@ -89,7 +93,7 @@ def changes_for(
     for field in sorted(KEYED_ORDER_FIELDS):
         choice = draw(st.sampled_from(["skip", "skip", "merge", "remove"]))
         if choice == "merge":
-            changes[field] = _key_changes(draw, order.get(field))
+            changes[field] = _key_changes(draw, order.get(field), ADDRESS_KEYS.get(field))
         elif choice == "remove":
             changes[field] = None
     if draw(st.booleans()):
@@ -173,6 +177,9 @@ def test_merge_is_idempotent_when_every_item_entry_has_an_id(data: st.DataObject
     changes = data.draw(changes_for(order, new_items=False, deletes=False))
     # Removing an undocumented field makes it unknown, so a repeat is refused rather than re-applied.
     changes = {k: v for k, v in changes.items() if v is not None or k in ORDER_FIELDS}
+    for field, documented in ADDRESS_KEYS.items():
+        if isinstance(changes.get(field), dict):
+            changes[field] = {k: v for k, v in changes[field].items() if v is not None or k in documented}
     changes["order_items"] = [
         {k: v for k, v in entry.items() if v is not None or k in ITEM_FIELDS}
         for entry in changes.get("order_items", [])

@@ -105,10 +105,31 @@ def test_list_fields_are_replaced_wholesale() -> None:
 @pytest.mark.parametrize("field", ["shipping", "customer", "return_address"])
 def test_address_merges_key_by_key(field: str) -> None:
     order = make_order()
-    merged = merge_order(order, {field: {"city": "Memphis", "company": None, "x_added": "y"}})
+    merged = merge_order(order, {field: {"city": "Memphis", "company": None, "phone": "555"}})
     expected = {k: v for k, v in order[field].items() if k != "company"}
-    expected.update(city="Memphis", x_added="y")
+    expected.update(city="Memphis", phone="555")
     assert merged[field] == expected
+
+
+@pytest.mark.parametrize("field", ["shipping", "customer", "return_address"])
+def test_an_undocumented_address_key_is_refused_unless_the_order_has_it(field: str) -> None:
+    with pytest.raises(ValidationFailed, match=rf"unknown field '{field}.x_added'") as refused:
+        merge_order(make_order(), {field: {"city": "Memphis", "x_added": "y"}})
+    assert refused.value.details == {"field": f"$.{field}.x_added"}
+    order = make_order()
+    order[field]["x_added"] = "was"
+    assert merge_order(order, {field: {"x_added": "y"}})[field]["x_added"] == "y"
+
+
+@pytest.mark.parametrize(("field", "documented"), [("discount_list", "name"), ("order_notes", "content")])
+def test_a_list_entry_takes_documented_keys_and_those_the_fetched_entries_carry(
+    field: str, documented: str
+) -> None:
+    with pytest.raises(ValidationFailed, match=rf"unknown field '{field}\[1\].x_extra'"):
+        merge_order(make_order(), {field: [{documented: "a"}, {"x_extra": 1}]})
+    order = make_order()
+    order[field] = [{"x_extra": 0}]
+    assert merge_order(order, {field: [{"x_extra": 1}]})[field] == [{"x_extra": 1}]
 
 
 def test_shipping_city_change_keeps_the_rest_of_the_address() -> None:

@@ -178,12 +178,13 @@ class SlowApproval:
 
 @pytest.mark.parametrize("refusal", [AsyncRefusal, SyncRefusal])
 async def test_a_refusal_leaves_no_later_policy_unawaited(gateway_factory: Any, refusal: type) -> None:
-    """Policies run one at a time in registration order; a refusal stops the chain cleanly.
+    """Policies run one at a time in pluggy's order (the last registered first); a refusal stops the
+    chain cleanly.
 
     With ``filterwarnings = error`` a dropped coroutine ("was never awaited") would fail this test.
     """
     approval = SlowApproval()
-    async with connect(gateway_factory(plugins=[refusal(), approval])) as client:
+    async with connect(gateway_factory(plugins=[approval, refusal()])) as client:
         res = await client.call_tool("gateway_ping", {})
         assert res.is_error and error_of(res)["code"] == "AUTH"
         assert error_of(res)["message"] == f"{refusal.__name__} says no"
@@ -191,9 +192,9 @@ async def test_a_refusal_leaves_no_later_policy_unawaited(gateway_factory: Any, 
     assert approval.awaited == 0
 
 
-async def test_policies_run_in_registration_order(gateway_factory: Any) -> None:
+async def test_policies_run_in_pluggys_order(gateway_factory: Any) -> None:
     approval = SlowApproval()
-    async with connect(gateway_factory(plugins=[approval, AsyncRefusal()])) as client:
+    async with connect(gateway_factory(plugins=[AsyncRefusal(), approval])) as client:
         res = await client.call_tool("gateway_ping", {})
     assert error_of(res)["message"] == "AsyncRefusal says no"
     assert approval.awaited == 1

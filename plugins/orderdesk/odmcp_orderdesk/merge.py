@@ -35,8 +35,10 @@ Merge rules for :func:`merge_order`:
 
 Validation (types, read-only fields, size limits) lives in :mod:`odmcp_orderdesk.validate`; the
 merge only refuses what it cannot apply (unknown item ids, malformed item entries) and keys that are
-neither documented nor on the fetched object (:func:`odmcp_orderdesk.fields.check_keys`: OrderDesk
-would silently drop them, so the change would "succeed" and change nothing).
+neither documented nor on the fetched object, at the top, in an item, an address or a
+``discount_list``/``order_notes`` entry (:func:`odmcp_orderdesk.fields.check_keys`,
+:func:`~odmcp_orderdesk.fields.check_nested_keys`: OrderDesk would silently drop them, so the change
+would "succeed" and change nothing).
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ from odmcp_orderdesk.fields import (
     ORDER_FIELDS,
     SHIPMENT_FIELDS,
     check_keys,
+    check_nested_keys,
 )
 
 #: Key in an ``order_items`` change entry that removes the item with that entry's ``id``.
@@ -78,6 +81,7 @@ Order = dict[str, Any]
 def merge_order(current: Mapping[str, Any], changes: Mapping[str, Any]) -> Order:
     """Return the full order to PUT: a deep copy of ``current`` with ``changes`` applied (see module doc)."""
     check_keys(changes, "order", ORDER_FIELDS, current)
+    check_nested_keys(changes, current)
     merged: Order = copy.deepcopy(dict(current))
     for key, value in changes.items():
         if key in NOT_UPLOADED:

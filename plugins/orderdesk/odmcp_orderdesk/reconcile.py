@@ -75,9 +75,9 @@ def reconcile_order(before: dict[str, Any], intended: dict[str, Any], current: d
         mine = {c["path"] for c in ours}
         matched = {c["path"] for c in seen if c["before"] is None and c["after"] not in appeared}
         others = [
-            c["path"]
-            for c in seen
-            if c["path"] not in mine and c["path"] not in matched and c["path"].split(".")[0] not in SERVER_SET
+            p
+            for p in (c["path"] for c in seen)
+            if p not in mine and p not in matched and p.split(".")[0] not in SERVER_SET
         ]
         return "already" if others else "applied"
     if all(absent):

@@ -20,7 +20,14 @@ from typing import Any
 
 from odmcp.api import ValidationFailed
 from odmcp_orderdesk import models
-from odmcp_orderdesk.fields import INVENTORY_FIELDS, ITEM_FIELDS, ORDER_FIELDS, SHIPMENT_FIELDS, check_keys
+from odmcp_orderdesk.fields import (
+    INVENTORY_FIELDS,
+    ITEM_FIELDS,
+    ORDER_FIELDS,
+    SHIPMENT_FIELDS,
+    check_keys,
+    check_nested_keys,
+)
 from odmcp_orderdesk.ids import check_id
 from odmcp_orderdesk.merge import ADDRESS_FIELDS, DELETE_MARKER, ITEM_MAP_FIELDS, MAP_FIELDS
 
@@ -180,10 +187,12 @@ def validate_new_order(body: Any) -> dict[str, Any]:
 
     Needs ≥ 1 item (each with a name or code; quantity a whole number ≥ 1 and price ≥ 0 when given)
     and a first+last name or a company in ``shipping`` or ``customer``. Read-only fields (totals,
-    dates) are not required: OrderDesk computes them.
+    dates) are not required: OrderDesk computes them. Only documented keys, at the top, in the items,
+    the addresses and the ``discount_list``/``order_notes`` entries (:mod:`odmcp_orderdesk.fields`).
     """
     order = _require_object(body, "$", "the order as an object")
     check_keys(order, "order", ORDER_FIELDS)
+    check_nested_keys(order)
     models.validate(order, models.Order)
     items = order.get("order_items")
     if not isinstance(items, list) or not items:

@@ -9,7 +9,8 @@ differ only for orders whose JSON contains ``%``, e.g. a note saying "50%25 off"
 client documents: 400 "No Data Found" / "Invalid Order Data", 403 "Unauthorized Request". A bad
 signature changes nothing.
 
-A valid post always invalidates the order and the store's order lists. With
+A valid post always invalidates the order and the store's order lists, under the order's canonical id
+(leading zeros stripped, :func:`odmcp_orderdesk.ids.check_id`, as every tool does). With
 ``[orderdesk] webhook_caches_order = true`` the posted order is also stored as the fresh cached value,
 but only when the cache holds a strictly older version of it (an earlier ``date_updated``), checked and
 written under the order's lock: a post may arrive late, twice, or after the order was moved or deleted,
@@ -33,7 +34,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from odmcp.api import GatewayError, Ref, lock_key
-from odmcp_orderdesk.ids import ID_PATTERN
+from odmcp_orderdesk.ids import ID_PATTERN, check_id
 from odmcp_orderdesk.settings import orderdesk_store
 from odmcp_orderdesk.wire import normalize_order
 
@@ -130,7 +131,9 @@ def webhook_handler(gateway: Gateway) -> Callable[[Request], Awaitable[Response]
             return answer(400, "Invalid Order Data", "bad_request")
         order = normalize_order(order)
         order.pop("order_history", None)  # GET /orders/{id} doesn't carry it: neither does the cache
-        ref = Ref(store.name, "order", str(order["id"]))
+        # one id, one key: "007" is order 7 (ids.py), so the post drops the key the tools use
+        order["id"] = check_id("id", order["id"])
+        ref = Ref(store.name, "order", order["id"])
         cached = False
         if gateway.config.section("orderdesk").webhook_caches_order:
             cached = await _take_posted(gateway, ref, order)
