@@ -254,7 +254,7 @@ async def orders_create(
     title="Update an order",
     read_only=False,
     destructive=True,
-    idempotent=True,
+    idempotent=False,  # a change that adds an item adds it again when repeated
     object_arg="order_id",
 )
 async def orders_update(

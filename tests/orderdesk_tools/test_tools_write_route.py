@@ -1,0 +1,229 @@
+"""The one write route, case by case (issue "One write route and a durable journal"): what each tool
+says, what is upstream, and what the next read shows, under twins, faults and outside edits.
+
+Interleavings are forced with the sandbox's faults (a held first request makes its twin wait on the
+lock; ``skip`` spares the snapshot read and fails the request after it), never with sleeps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from odmcp.api import Ref, hookimpl
+from odmcp.middleware import error_of
+from odmcp.testing import connect
+from odmcp_orderdesk.testing import new_order
+
+
+def _writes(sandbox: Any, method: str | None = None) -> list[Any]:
+    return [r for r in sandbox.requests() if r.method != "GET" and (method is None or r.method == method)]
+
+
+def _ok(result: Any) -> dict[str, Any]:
+    assert not result.is_error, result.content[0].text
+    out: dict[str, Any] = result.structured_content
+    return out
+
+
+async def test_twin_item_adds_are_both_written_when_the_second_fails_before_applying(
+    gateway_factory: Any, orderdesk_sandbox: Any
+) -> None:
+    oid = "200011"
+    item = {"name": "TWIN-ITEM", "code": "TW-1", "price": 3, "quantity": 1}
+    # the first POST is held while its twin waits for the lock; the second is refused (a 500, not applied)
+    # (the held first POST is the first rule's; the second rule sees only the twin's POST)
+    orderdesk_sandbox.add_fault(method="POST", path=rf"^/orders/{oid}/order-items$", delay_ms=200, times=1)
+    orderdesk_sandbox.add_fault(method="POST", path=rf"^/orders/{oid}/order-items$", status=500, times=1)
+    async with connect(gateway_factory()) as c:
+        a, b = await asyncio.gather(
+            *(c.call_tool("order_items_add", {"order_id": oid, "item": item}) for _ in range(2))
+        )
+        after = _ok(await c.call_tool("orders_get", {"order_id": oid}))
+    assert _ok(a)["message"] == "Order Item Added" and _ok(b)["message"] == "Order Item Added"
+    upstream = [i["name"] for i in orderdesk_sandbox.order(oid)["order_items"]].count("TWIN-ITEM")
+    assert upstream == 2  # two calls said "added": two items
+    assert [i["name"] for i in after["order"]["order_items"]].count("TWIN-ITEM") == 2
+    assert len(_writes(orderdesk_sandbox, "POST")) == 3  # one refused by the fault, sent again once
+
+
+async def test_twin_notes_are_both_written_when_the_second_fails_before_applying(
+    gateway_factory: Any, orderdesk_sandbox: Any
+) -> None:
+    oid = "200012"
+    path = rf"^/orders/{oid}/order-history$"
+    orderdesk_sandbox.add_fault(method="POST", path=path, delay_ms=200, times=1)
+    orderdesk_sandbox.add_fault(method="POST", path=path, status=500, times=1)
+    async with connect(gateway_factory()) as c:
+        a, b = await asyncio.gather(
+            *(c.call_tool("orders_add_note", {"order_id": oid, "note": "twin note"}) for _ in range(2))
+        )
+        after = _ok(await c.call_tool("orders_get", {"order_id": oid, "include_history": True}))
+    first, second = _ok(a), _ok(b)
+    assert {first["note"], second["note"]} == {"twin note"} and first["order_id"] == oid
+    history = orderdesk_sandbox.order(oid, with_history=True)["order_history"]
+    assert [h["note"] for h in history].count("twin note") == 2
+    assert sorted([first["entries"], second["entries"]]) == [len(history) - 1, len(history)]
+    assert [h["note"] for h in after["order"]["order_history"]].count("twin note") == 2
+
+
+async def test_a_note_result_is_small_the_note_and_the_count(
+    gateway_factory: Any, orderdesk_sandbox: Any
+) -> None:
+    async with connect(gateway_factory()) as c:
+        for i in range(5):
+            result = _ok(await c.call_tool("orders_add_note", {"order_id": "200013", "note": f"n{i}"}))
+    assert set(result) == {"message", "order_id", "note", "entries", "reconciled"}
+    assert result["entries"] == len(orderdesk_sandbox.order("200013", with_history=True)["order_history"])
+
+
+async def test_a_tracking_number_the_order_already_has_is_refused_before_sending_even_after_a_500(
+    gateway_factory: Any, orderdesk_sandbox: Any
+) -> None:
+    oid = "200014"
+    async with connect(gateway_factory()) as c:
+        _ok(await c.call_tool("shipments_add", {"order_id": oid, "shipment": {"tracking_number": "1Z999"}}))
+        orderdesk_sandbox.clear_requests()
+        orderdesk_sandbox.add_fault(method="POST", path=rf"^/orders/{oid}/shipments$", status=500, times=1)
+        again = await c.call_tool(
+            "shipments_add",
+            {"order_id": oid, "shipment": {"tracking_number": "1Z999", "carrier_code": "FedEx"}},
+        )
+        listed = _ok(await c.call_tool("shipments_list", {"order_id": oid}))
+    err = error_of(again)
+    assert err["code"] == "VALIDATION" and "1Z999" in err["message"] and "nothing was written" in err["hint"]
+    assert _writes(orderdesk_sandbox) == []  # never sent: the snapshot had it
+    assert [s["tracking_number"] for s in orderdesk_sandbox.order(oid)["order_shipments"]] == ["1Z999"]
+    assert [s["tracking_number"] for s in listed["items"]] == ["1Z999"]
+
+
+async def test_an_existing_sku_is_refused_before_sending(
+    gateway_factory: Any, orderdesk_sandbox: Any
+) -> None:
+    inv = orderdesk_sandbox.state.stores[orderdesk_sandbox.store_id].inventory
+    existing = inv[sorted(inv)[0]]
+    orderdesk_sandbox.add_fault(method="POST", path=r"^/inventory-items$", status=500, times=1)
+    async with connect(gateway_factory()) as c:
+        result = await c.call_tool("inventory_create", {"item": {"name": "Other", "code": existing["code"]}})
+    err = error_of(result)
+    assert err["code"] == "VALIDATION" and existing["code"] in err["message"]
+    assert _writes(orderdesk_sandbox) == []
+    assert sum(1 for i in inv.values() if i["code"] == existing["code"]) == 1
+
+
+@pytest.mark.parametrize(
+    ("tool", "args", "path"),
+    [
+        ("orders_delete", {"order_id": "987654", "confirm": True}, r"^/orders/987654$"),
+        ("order_items_delete", {"order_id": "200015", "item_id": "999999"}, r"/order-items/999999$"),
+        ("shipments_delete", {"order_id": "200015", "shipment_id": "999999"}, r"/shipments/999999$"),
+        ("inventory_delete", {"item_id": "999999", "confirm": True}, r"^/inventory-items/999999$"),
+    ],
+)
+async def test_deleting_what_never_existed_is_not_found_even_when_a_delete_would_get_a_5xx(
+    gateway_factory: Any, orderdesk_sandbox: Any, tool: str, args: dict[str, Any], path: str
+) -> None:
+    orderdesk_sandbox.add_fault(method="DELETE", path=path, status=503, times=1)
+    async with connect(gateway_factory()) as c:
+        result = await c.call_tool(tool, args)
+    assert error_of(result)["code"] == "NOT_FOUND", result.content[0].text
+    assert _writes(orderdesk_sandbox) == []
+
+
+async def test_a_delete_whose_answer_is_a_5xx_after_applying_is_deleted_once(
+    gateway_factory: Any, orderdesk_sandbox: Any
+) -> None:
+    orderdesk_sandbox.add_fault(
+        method="DELETE", path=r"^/orders/200016$", status=500, after_apply=True, times=1
+    )
+    async with connect(gateway_factory()) as c:
+        result = _ok(await c.call_tool("orders_delete", {"order_id": "200016", "confirm": True}))
+        gone = await c.call_tool("orders_get", {"order_id": "200016"})
+    assert result == {"deleted": True, "id": "200016"}
+    assert orderdesk_sandbox.order("200016") is None and error_of(gone)["code"] == "NOT_FOUND"
+    assert len(_writes(orderdesk_sandbox, "DELETE")) == 1
+
+
+async def test_a_move_to_the_folder_the_order_is_in_sends_nothing_even_with_a_500_ahead(
+    gateway_factory: Any, orderdesk_sandbox: Any
+) -> None:
+    where = orderdesk_sandbox.order("200017")["folder_id"]
+    orderdesk_sandbox.add_fault(method="POST", path=r"^/move-orders$", status=500, times=1)
+    async with connect(gateway_factory()) as c:
+        report = _ok(await c.call_tool("orders_move", {"order_ids": ["200017"], "folder_id": int(where)}))
+    (entry,) = report["results"]
+    assert entry["outcome"] == "unchanged" and "no folder rules ran" in entry["message"]
+    assert "reconciled" not in entry
+    assert _writes(orderdesk_sandbox) == []
+
+
+class OutsideEditor:
+    """Edits the order in "the OrderDesk UI" right before the gateway's upload, which then fails with a
+    500 (not applied): the values the agent asked for are there, but not by its hand."""
+
+    def __init__(self, sandbox: Any, order_id: str, changes: dict[str, Any]) -> None:
+        self.sandbox, self.order_id, self.changes = sandbox, order_id, changes
+
+    @hookimpl(tryfirst=True)
+    def gateway_upload(self, ref: Ref) -> None:
+        if ref.id == self.order_id:
+            self.sandbox.edit_order(self.sandbox.store_id, self.order_id, self.changes)
+        return None  # declines: the real upload runs
+
+
+async def test_values_an_outside_edit_set_while_our_update_failed_are_already_so_not_applied(
+    gateway_factory: Any, orderdesk_sandbox: Any
+) -> None:
+    oid = "200018"
+    editor = OutsideEditor(orderdesk_sandbox, oid, {"email": "same@example.com", "shipping_method": "UI"})
+    orderdesk_sandbox.add_fault(method="PUT", path=rf"^/orders/{oid}$", status=500, times=1)
+    async with connect(gateway_factory(plugins=[editor])) as c:
+        result = _ok(
+            await c.call_tool("orders_update", {"order_id": oid, "changes": {"email": "same@example.com"}})
+        )
+        after = _ok(await c.call_tool("orders_get", {"order_id": oid}))
+    assert result["message"].startswith("Already so") and "a re-read confirmed" not in result["message"]
+    assert len(_writes(orderdesk_sandbox, "PUT")) == 1  # never sent again
+    assert orderdesk_sandbox.order(oid)["shipping_method"] == "UI"  # the outside edit was not overwritten
+    assert after["order"]["email"] == "same@example.com" and after["order"]["shipping_method"] == "UI"
+
+
+async def test_every_update_result_has_the_diff_and_the_same_order_shape(
+    gateway_factory: Any, orderdesk_sandbox: Any
+) -> None:
+    oid = "200019"
+    async with connect(gateway_factory()) as c:
+        _ok(await c.call_tool("shipments_add", {"order_id": oid, "shipment": {"tracking_number": "SHAPE-1"}}))
+        dry = _ok(
+            await c.call_tool(
+                "orders_update", {"order_id": oid, "changes": {"email": "d@x.io"}, "dry_run": True}
+            )
+        )
+        real = _ok(await c.call_tool("orders_update", {"order_id": oid, "changes": {"email": "d@x.io"}}))
+        same = _ok(await c.call_tool("orders_update", {"order_id": oid, "changes": {"email": "d@x.io"}}))
+    diff = [{"path": "email", "before": dry["changes"][0]["before"], "after": "d@x.io"}]
+    assert dry["changes"] == diff and real["changes"] == diff and same["changes"] == []
+    assert real["changed_fields"] == ["email"]
+    for result in (dry, real, same):
+        shipments = result["order"].get("order_shipments")
+        assert shipments and shipments[0]["tracking_number"] == "SHAPE-1", result["message"]
+
+
+async def test_orders_update_is_not_advertised_as_idempotent(gateway_factory: Any) -> None:
+    async with connect(gateway_factory()) as c:
+        tools = {t.name: t for t in (await c.list_tools()).tools}
+    for name in ("orders_update", "orders_update_many"):
+        assert tools[name].annotations.idempotent_hint is False
+
+
+async def test_a_create_returns_the_new_order_and_writes_once_under_an_unclear_answer(
+    gateway_factory: Any, orderdesk_sandbox: Any
+) -> None:
+    orderdesk_sandbox.add_fault(method="POST", path=r"^/orders$", after_apply=True, status=502, times=1)
+    async with connect(gateway_factory()) as c:
+        result = _ok(await c.call_tool("orders_create", {"order": new_order(source_id="ROUTE-1")}))
+    created = [o for o in orderdesk_sandbox.orders() if o["source_id"] == "ROUTE-1"]
+    assert len(created) == 1 and result["order"]["id"] == created[0]["id"]
+    assert len(_writes(orderdesk_sandbox, "POST")) == 1
