@@ -1,4 +1,5 @@
-"""Entry point ``cache_redis``: registers the shared Redis cache backend as ``"redis"``."""
+"""Entry point ``cache_redis``: registers the shared Redis cache backend and the shared journal, both as
+``"redis"``."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from odmcp import hookimpl
 
 if TYPE_CHECKING:
     from odmcp.cache_backend import CacheBackend
+    from odmcp.config import Config, JournalSettings
+    from odmcp.journal import JournalBackend
 
 
 def _create(settings: Any) -> CacheBackend:
@@ -22,3 +25,14 @@ def _create(settings: Any) -> CacheBackend:
 @hookimpl
 def gateway_register_cache_backends(register: Callable[..., None]) -> None:
     register("redis", _create)
+
+
+def _create_journal(settings: JournalSettings, config: Config) -> JournalBackend:
+    from odmcp_cache_redis.journal import RedisJournal  # on use, like the cache backend
+
+    return RedisJournal.from_settings(settings, config)
+
+
+@hookimpl
+def gateway_register_journal_backends(register: Callable[..., None]) -> None:
+    register("redis", _create_journal)
