@@ -128,6 +128,8 @@ class SqliteJournal:
 
     def _unusable(self, err: BaseException) -> ConfigError:
         reason = getattr(err, "strerror", None) or str(err)
+        if isinstance(err, FileExistsError):  # mkdir met a file where a directory must be
+            reason = f"{err.filename!r} is not a directory"
         return ConfigError(
             f"{self.where}: the journal file {str(self.path)!r} can't be used: {reason}; "
             "set journal.path (GATEWAY_JOURNAL_PATH) to a writable file"
