@@ -278,7 +278,9 @@ if pytest_asyncio is not None:
             if gw.config.cache.backend == "redis":
                 shared.add((gw.config.cache.redis_url, gw.config.cache.prefix))
             if gw.config.journal.backend == "redis":
-                shared.add((gw.config.journal.redis_url or gw.config.cache.redis_url, gw.config.journal.prefix))
+                shared.add(
+                    (gw.config.journal.redis_url or gw.config.cache.redis_url, gw.config.journal.prefix)
+                )
             return gw
 
         yield build

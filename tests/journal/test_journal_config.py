@@ -65,7 +65,7 @@ def test_environment_and_file_set_the_journal(tmp_path: Path, monkeypatch: pytes
         ("[journal]\nmax_entries = 0\n", "key journal.max_entries: expected an integer >= 1, got 0"),
         ("[journal]\nmax_bytes = 100\n", "key journal.max_bytes: expected an integer >= 1024, got 100"),
         ('[journal]\nprefix = "a b"\n', "key journal.prefix: expected 1-64 of letters"),
-        ('[journal]\nbackend = 3\n', "key journal.backend: expected str, got int"),
+        ("[journal]\nbackend = 3\n", "key journal.backend: expected str, got int"),
     ],
 )
 def test_bad_values_name_the_file_and_key(tmp_path: Path, toml: str, expected: str) -> None:
@@ -98,7 +98,9 @@ def test_registering_a_name_twice_is_an_error() -> None:
     assert str(cause) == "journal backend 'sqlite' registered twice"
 
 
-async def test_the_gateway_opens_the_journal_at_start_up_and_closes_it(gateway_factory: Any, tmp_path: Path) -> None:
+async def test_the_gateway_opens_the_journal_at_start_up_and_closes_it(
+    gateway_factory: Any, tmp_path: Path
+) -> None:
     gw = gateway_factory()
     assert gw.journal is None and gw.config.journal.path == str(tmp_path / "journal.sqlite")
     await gw.startup()
@@ -119,7 +121,9 @@ async def test_the_gateway_opens_the_journal_at_start_up_and_closes_it(gateway_f
         await again.shutdown()
 
 
-async def test_an_unusable_journal_path_stops_start_up_in_one_line(gateway_factory: Any, tmp_path: Path) -> None:
+async def test_an_unusable_journal_path_stops_start_up_in_one_line(
+    gateway_factory: Any, tmp_path: Path
+) -> None:
     (tmp_path / "a-file").write_text("")
     gw = gateway_factory(overrides={"journal.path": str(tmp_path / "a-file" / "journal.sqlite")})
     with pytest.raises(ConfigError) as info:

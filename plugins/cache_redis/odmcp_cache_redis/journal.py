@@ -62,8 +62,14 @@ PRUNE_BATCH = 500
 #: the indexes of write records, in the order of the ``KEYS`` after ``t`` (the members list follows it)
 INDEXES = ("w", "store", "object", "caller", "tool", "job", "call")
 #: query filter -> its index, most selective first: a query walks the index of its first filter
-_PICK = (("call_id", "call"), ("job", "job"), ("object_id", "object"), ("caller", "caller"))
-_PICK += (("tool", "tool"), ("store", "store"))
+_PICK: tuple[tuple[str, str], ...] = (
+    ("call_id", "call"),
+    ("job", "job"),
+    ("object_id", "object"),
+    ("caller", "caller"),
+    ("tool", "tool"),
+    ("store", "store"),
+)
 #: policies that may evict a key without a TTL
 EVICTING = ("allkeys-lru", "allkeys-lfu", "allkeys-random")
 
@@ -194,7 +200,8 @@ class RedisJournal:
             client = client_for(url)
         except ValueError as err:
             text = str(err).replace(url, mask_url(url))
-            raise ConfigError(f"{config.where(key)}: not a usable Redis URL for the journal: {text}") from None
+            where = config.where(key)
+            raise ConfigError(f"{where}: not a usable Redis URL for the journal: {text}") from None
         return cls(
             client,
             prefix=settings.prefix,
@@ -274,7 +281,7 @@ class RedisJournal:
         batch = want if exact else max(want, 100)
         found: dict[str, WriteRecord] = {}
         while True:
-            args = [high, low, offset, batch, 1 if value is None else 2]
+            args: list[Any] = [high, low, offset, batch, 1 if value is None else 2]
             count, values = await self._page(keys=[self._index[index], self.keys[0]], args=args)
             for data in values:
                 if data:
@@ -291,7 +298,7 @@ class RedisJournal:
 
     async def prune(self, now: float) -> int:
         """Drop records older than the retention, and the oldest beyond the size bounds; how many."""
-        args = [_micros(now - self.retention), self.max_entries, self.max_bytes, PRUNE_BATCH]
+        args: list[Any] = [_micros(now - self.retention), self.max_entries, self.max_bytes, PRUNE_BATCH]
         total = 0
         while True:
             dropped = int(await self._prune(keys=self.keys, args=args))
@@ -311,28 +318,27 @@ class RedisJournal:
     async def _problems(self, there: str) -> list[str]:
         out: list[str] = []
         try:
-            nodes = _per_node(await self._client.config_get("maxmemory-policy"))
-            policies = sorted({str(_text(n.get("maxmemory-policy", ""))) for n in nodes})
-            saves = sorted({str(_text(n.get("save", ""))) for n in _per_node(await self._client.config_get("save"))})
+            policies = await self._setting("maxmemory-policy")
+            saves = await self._setting("save")
         except ResponseError as err:  # managed services often refuse CONFIG
             out.append(
                 f"{there}: maxmemory-policy and the save schedule could not be read ({err}); make sure "
                 "maxmemory-policy is noeviction or volatile-lru and appendonly is yes, or journal records "
                 "may be evicted or lost on a restart"
             )
-            policies, saves = [], []
-        evicting = [p for p in policies if p in EVICTING]
+            policies, saves = set(), set()
+        evicting = sorted(policies & set(EVICTING))
         if evicting:
             out.append(
                 f"{there}: maxmemory-policy is {evicting[0]}, which may evict journal records (they have "
                 "no TTL); set maxmemory-policy volatile-lru (evicts only keys with a TTL, such as the "
                 "cache's) or noeviction"
             )
-        aof = {str(_text(n.get("aof_enabled", ""))) for n in _per_node(await self._client.info("persistence"))}
-        if "0" in aof and saves:
-            if any(not s.strip() for s in saves):
+        nodes = _per_node(await self._client.info("persistence"))
+        if saves and any(str(n.get("aof_enabled")) == "0" for n in nodes):
+            if any(not save.strip() for save in saves):
                 out.append(
-                    f"{there}: persistence is off (appendonly no, save \"\"): a Redis restart loses the "
+                    f'{there}: persistence is off (appendonly no, save ""): a Redis restart loses the '
                     "journal; set appendonly yes (appendfsync everysec)"
                 )
             else:
@@ -341,6 +347,10 @@ class RedisJournal:
                     "written since the last snapshot; set appendonly yes (appendfsync everysec)"
                 )
         return out
+
+    async def _setting(self, name: str) -> set[str]:
+        """``CONFIG GET name`` of every node (one value on a single server)."""
+        return {str(node.get(name, "")) for node in _per_node(await self._client.config_get(name))}
 
 
 def client_for(url: str) -> Redis:
@@ -362,7 +372,3 @@ def _per_node(reply: Any) -> list[dict[str, Any]]:
     if isinstance(reply, dict) and reply and all(isinstance(v, dict) for v in reply.values()):
         return list(reply.values())
     return [reply] if isinstance(reply, dict) else []
-
-
-def _text(value: Any) -> Any:
-    return value.decode() if isinstance(value, bytes) else value
