@@ -18,6 +18,19 @@ pytest_plugins = ["odmcp.testing", "odmcp_orderdesk.testing"]
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _state_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Gateways built outside ``gateway_factory`` (CLI runs, subprocesses) keep their default journal in a
+    temporary ``XDG_STATE_HOME``, never in the user's ``~/.local/state``."""
+    old = os.environ.get("XDG_STATE_HOME")
+    os.environ["XDG_STATE_HOME"] = str(tmp_path_factory.mktemp("state"))
+    yield
+    if old is None:
+        os.environ.pop("XDG_STATE_HOME", None)
+    else:
+        os.environ["XDG_STATE_HOME"] = old
+
+
 @pytest.fixture
 def redis_url() -> str:
     """The shared Redis (never flushed: tests use their own key prefix)."""

@@ -26,9 +26,10 @@ from odmcp.bulk import MAX_TARGETS, BulkJob, BulkReport, report_entry
 from odmcp.cache import digest
 from odmcp.cache_backend import CacheBackend
 from odmcp.cli import CliError, Commands, listen_error, port_number
-from odmcp.config import CacheSettings, Secret, StoreSettings
+from odmcp.config import CacheSettings, Config, JournalSettings, Secret, StoreSettings, mask_url
 from odmcp.errors import (
     AuthError,
+    ConfigError,
     ConfirmationRequired,
     Conflict,
     ErrorCode,
@@ -45,7 +46,16 @@ from odmcp.errors import (
     partly_applied,
 )
 from odmcp.fleet import Claim, Reservation
-from odmcp.journal import ChangeQuery, JobRecord, JournalBackend, WriteRecord
+from odmcp.journal import (
+    ChangeQuery,
+    JobRecord,
+    JournalBackend,
+    WriteRecord,
+    decode_job,
+    decode_write,
+    encode,
+    job_time,
+)
 from odmcp.object_ops import CreateObject, DeleteObject, UpdateObject
 from odmcp.plugins import hookimpl
 from odmcp.ratelimit import MEMBER_WINDOW, LeakyBucket, RateLimiter
@@ -75,6 +85,8 @@ __all__ = [
     "Claim",
     "CliError",
     "Commands",
+    "Config",
+    "ConfigError",
     "ConfirmationRequired",
     "Conflict",
     "CreateObject",
@@ -85,6 +97,7 @@ __all__ = [
     "InternalError",
     "JobRecord",
     "JournalBackend",
+    "JournalSettings",
     "LeakyBucket",
     "LeaseLost",
     "NotFound",
@@ -111,12 +124,17 @@ __all__ = [
     "WriteRecord",
     "closest",
     "connect",
+    "decode_job",
+    "decode_write",
     "delete_redis_prefix",
     "digest",
+    "encode",
     "free_port",
     "hookimpl",
+    "job_time",
     "listen_error",
     "lock_key",
+    "mask_url",
     "merge_overrides",
     "partly_applied",
     "port_number",

@@ -22,7 +22,7 @@ from odmcp.cache_backend import CacheBackend, CacheFactory
 from odmcp.config import Config, RateLimitSettings, StoreSettings, load_config
 from odmcp.errors import ConfigError, ValidationFailed
 from odmcp.hooks import Hooks
-from odmcp.journal import JournalBackend
+from odmcp.journal import JournalBackend, JournalRegistry
 from odmcp.locks import MutationLocks
 from odmcp.metrics import Metrics
 from odmcp.plugins import GatewayPluginManager, build_plugin_manager
@@ -74,6 +74,11 @@ class Gateway:
         if config.cache.enabled and config.cache.backend not in self.caches.factories:
             self.caches.create(config)  # raises ConfigError naming the available backends
         self.cache: Cache | None = None
+        self.journals = JournalRegistry()
+        self.hooks.register_journal_backends(self.journals.register)
+        self.journals.check(config)  # an unknown journal.backend fails here, naming the available ones
+        #: the durable journal (``journal.backend``), open between startup and shutdown
+        self.journal: JournalBackend | None = None
         self.locks = MutationLocks(
             None,
             config.mutations.lock_lease,
@@ -84,8 +89,6 @@ class Gateway:
         self.workflow = Workflow(self, sleep=sleep, rng=rng)
         #: the one write route every write goes through (odmcp.route)
         self.route = WriteRoute(self)
-        #: the durable journal (idempotency and write intents); opened at start-up
-        self.journal: JournalBackend | None = None
         self.bulk = BulkRunner(self)
         self.tools = ToolRegistry()
         self.hooks.register_tools(self.tools.register, self)
@@ -190,6 +193,8 @@ class Gateway:
                         log.warning(
                             "cache backend %r did not answer at start-up; serving fail-open", backend.name
                         )
+                self.journal = self.journals.create(self.config)
+                await self.journal.open()
                 await self.hooks.startup(self)
             except BaseException:
                 await self._close()  # a half-started gateway must not leak pools or sessions
@@ -209,6 +214,9 @@ class Gateway:
         if self.cache is not None:
             await self.cache.close()
             self.cache = self.locks.cache = None
+        if self.journal is not None:
+            journal, self.journal = self.journal, None
+            await journal.close()
         self.audit.close()
 
 

@@ -419,13 +419,24 @@ def _plugins(args: argparse.Namespace) -> int:
     return 0
 
 
-def _config_check(args: argparse.Namespace) -> int:
+async def _config_check(args: argparse.Namespace) -> int:
     from odmcp.config import masked
 
     gw = _build(args)
     print(f"# config OK: {gw.config.source}")
     print(json.dumps(masked(gw.config), indent=2, default=str))
+    for problem in await _journal_problems(gw):
+        print(f"mcp-gateway: warning: {problem}", file=sys.stderr)
     return 0
+
+
+async def _journal_problems(gw: Gateway) -> list[str]:
+    """What the configured journal backend says could lose its records (a Redis that may evict them)."""
+    journal = gw.journals.create(gw.config)
+    try:
+        return await journal.problems()
+    finally:
+        await journal.close()
 
 
 async def _stats(args: argparse.Namespace) -> int:

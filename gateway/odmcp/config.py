@@ -206,6 +206,38 @@ class AuditSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     on_error: Literal["fail_closed", "warn"] = "fail_closed"
 
 
+class JournalSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """``[journal]``: the durable record of keyed calls and of every write (see :mod:`odmcp.journal`)."""
+
+    #: ``sqlite`` (a file; the embedded default) or ``redis`` (shared by replicas), or a plugin's backend
+    backend: str = "sqlite"
+    #: the sqlite file (``~`` is expanded); empty means ``$XDG_STATE_HOME/mcp-gateway/journal.sqlite``
+    #: (falling back to ``~/.local/state/...``), filled in when the config is loaded
+    path: str = ""
+    #: the Redis of the ``redis`` backend; empty means ``cache.redis_url``
+    redis_url: str = ""
+    #: every Redis key starts with ``<prefix>:journal:``
+    prefix: str = "mcpgw"
+    #: seconds a record is kept (7 days) ...
+    retention: float = 7 * 86_400.0
+    #: ... and the most records (writes and keyed calls together) ...
+    max_entries: int = 100_000
+    #: ... and bytes of records (their JSON) kept; beyond either bound the oldest go first
+    max_bytes: int = 64 * 1024 * 1024
+
+
+def default_journal_path(env: Mapping[str, str] | None = None) -> str:
+    """``$XDG_STATE_HOME/mcp-gateway/journal.sqlite``, else ``~/.local/state/mcp-gateway/journal.sqlite``.
+
+    ``XDG_STATE_HOME`` is read from ``env`` first, then from the process environment (where the user's
+    state directory is, like the home directory, is a fact of the machine, not a gateway setting); a
+    relative value is ignored, as the XDG spec says.
+    """
+    state = (env or {}).get("XDG_STATE_HOME") or os.environ.get("XDG_STATE_HOME") or ""
+    base = Path(state) if os.path.isabs(state) else Path.home() / ".local" / "state"
+    return str(base / "mcp-gateway" / "journal.sqlite")
+
+
 class GatewaySettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     name: str = "orderdesk-gateway"
     tool_names: Literal["underscore", "dotted"] = "underscore"
@@ -243,6 +275,7 @@ class Config(msgspec.Struct, kw_only=True):
     mutations: MutationSettings = msgspec.field(default_factory=MutationSettings)
     audit: AuditSettings = msgspec.field(default_factory=AuditSettings)
     bulk: BulkSettings = msgspec.field(default_factory=BulkSettings)
+    journal: JournalSettings = msgspec.field(default_factory=JournalSettings)
     stores: list[StoreSettings] = msgspec.field(default_factory=list)
     #: plugin sections, validated by each plugin's registered Struct
     plugins: dict[str, Any] = msgspec.field(default_factory=dict)
@@ -281,7 +314,7 @@ class Config(msgspec.Struct, kw_only=True):
         raise KeyError(name)
 
 
-HOST_SECTIONS = {"gateway", "http", "cache", "mutations", "audit", "bulk", "stores"}
+HOST_SECTIONS = {"gateway", "http", "cache", "mutations", "audit", "bulk", "journal", "stores"}
 
 # Environment variable -> (dotted key path, kind). Kind drives parsing and the message on error.
 ENV_KEYS: dict[str, tuple[str, str]] = {
@@ -295,6 +328,8 @@ ENV_KEYS: dict[str, tuple[str, str]] = {
     "GATEWAY_LOG_LEVEL": ("gateway.log_level", "str"),
     "GATEWAY_TRACE_HOOKS": ("gateway.trace_hooks", "bool"),
     "GATEWAY_TOOLSETS": ("gateway.toolsets", "list"),
+    "GATEWAY_JOURNAL": ("journal.backend", "str"),
+    "GATEWAY_JOURNAL_PATH": ("journal.path", "str"),
 }
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -485,6 +520,8 @@ def load_config(
         origins=origins,
         store_env=_required_env(store_type),
     )
+    journal_path = os.path.expanduser(cfg.journal.path) if cfg.journal.path else default_journal_path(env)
+    cfg = msgspec.structs.replace(cfg, journal=msgspec.structs.replace(cfg.journal, path=journal_path))
     _check(cfg)
     return cfg
 
@@ -541,6 +578,15 @@ def _check(cfg: Config) -> None:
             raise ConfigError(f"{where(f'http.{key}')}: expected an integer >= 1, got {count}")
     if not re.fullmatch(r"[A-Za-z0-9_.:-]{1,64}", c.prefix):
         raise ConfigError(f"{where('cache.prefix')}: expected 1-64 of letters, digits, '_.:-'")
+    j = cfg.journal
+    if not re.fullmatch(r"[A-Za-z0-9_.:-]{1,64}", j.prefix):
+        raise ConfigError(f"{where('journal.prefix')}: expected 1-64 of letters, digits, '_.:-'")
+    if not 0 < j.retention < 1e10:
+        raise ConfigError(f"{where('journal.retention')}: expected seconds > 0, got {j.retention}")
+    if j.max_entries < 1:
+        raise ConfigError(f"{where('journal.max_entries')}: expected an integer >= 1, got {j.max_entries}")
+    if j.max_bytes < 1024:
+        raise ConfigError(f"{where('journal.max_bytes')}: expected an integer >= 1024, got {j.max_bytes}")
     for i, t in enumerate(cfg.http.tokens):
         if not t.token:
             raise ConfigError(f"{where(f'http.tokens[{i}].token')}: must not be empty")

@@ -68,6 +68,19 @@ def gateway_register_cache_backends(register: Callable[..., None]) -> None:
 
 
 @hookspec
+def gateway_register_journal_backends(register: Callable[..., None]) -> None:
+    """Register journal backends: ``register(name, factory)``.
+
+    ``factory(settings: gateway.config.JournalSettings, config: gateway.config.Config) ->
+    gateway.journal.JournalBackend`` builds the backend without opening it; the host calls its
+    ``open()`` at start-up and ``close()`` at shutdown. The configuration (``journal.backend`` /
+    ``GATEWAY_JOURNAL``) picks one backend by name; an unknown name fails at start-up and lists the
+    registered names. Registering a name twice is an error. Unlike a cache, a journal must not
+    forget: a record it accepted is kept until ``prune`` drops it (retention and size bounds).
+    """
+
+
+@hookspec
 def gateway_register_tools(register: Callable[..., None], gateway: Gateway) -> None:
     """Register MCP tools: ``register(fn, name=..., ...)`` (see :class:`odmcp.tools.ToolRegistry`).
 

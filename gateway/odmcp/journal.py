@@ -15,9 +15,15 @@ Backends are plugins (``gateway_register_journal_backends``), chosen by ``journa
 
 from __future__ import annotations
 
-from typing import Any, Literal, Protocol
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import msgspec
+
+from odmcp.errors import ConfigError
+
+if TYPE_CHECKING:
+    from odmcp.config import Config, JournalSettings
 
 #: what became of one write. ``intent``: recorded before sending, no outcome yet (a crash, or in flight)
 WriteState = Literal["intent", "applied", "already", "not_applied", "unknown", "failed", "dry_run"]
@@ -84,6 +90,16 @@ class ChangeQuery(msgspec.Struct, kw_only=True):
     limit: int = 50
     offset: int = 0
 
+    def matches(self, rec: WriteRecord) -> bool:
+        """Whether ``rec`` passes every filter (a backend that can't filter on its own uses this)."""
+        for name in ("store", "object_id", "caller", "tool", "job", "call_id"):
+            wanted = getattr(self, name)
+            if wanted is not None and getattr(rec, name) != wanted:
+                return False
+        if self.since is not None and rec.time < self.since:
+            return False
+        return self.states is None or rec.state in self.states
+
 
 class JournalBackend(Protocol):
     """What a journal backend offers. Every method raises an ``Exception`` when storage fails; the
@@ -114,3 +130,56 @@ class JournalBackend(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+#: ``factory(settings, config)``: builds a backend (nothing opened yet; :meth:`JournalBackend.open` does)
+JournalFactory = Callable[["JournalSettings", "Config"], JournalBackend]
+
+_encoder = msgspec.json.Encoder()
+_write_decoder = msgspec.json.Decoder(WriteRecord)
+_job_decoder = msgspec.json.Decoder(JobRecord)
+
+
+def encode(rec: WriteRecord | JobRecord) -> bytes:
+    """The stored form of a record (msgspec JSON); its length is what ``journal.max_bytes`` counts."""
+    return _encoder.encode(rec)
+
+
+def decode_write(data: bytes | str) -> WriteRecord:
+    return _write_decoder.decode(data)
+
+
+def decode_job(data: bytes | str) -> JobRecord:
+    return _job_decoder.decode(data)
+
+
+def job_time(job: JobRecord) -> float:
+    """When a job was last touched: retention and ordering count from here."""
+    return job.updated or job.created
+
+
+class JournalRegistry:
+    """Journal backends registered by plugins (``gateway_register_journal_backends``); configuration
+    (``journal.backend`` / ``GATEWAY_JOURNAL``) picks one by name."""
+
+    def __init__(self) -> None:
+        self.factories: dict[str, JournalFactory] = {}
+
+    def register(self, name: str, factory: JournalFactory) -> None:
+        if name in self.factories:
+            raise ValueError(f"journal backend {name!r} registered twice")
+        self.factories[name] = factory
+
+    def check(self, cfg: Config) -> None:
+        """Raise :class:`ConfigError` naming the registered backends when ``journal.backend`` is unknown."""
+        name = cfg.journal.backend
+        if name not in self.factories:
+            raise ConfigError(
+                f"{cfg.where('journal.backend')}: unknown journal backend {name!r}; "
+                f"available: {', '.join(sorted(self.factories)) or '(none installed)'}"
+            )
+
+    def create(self, cfg: Config) -> JournalBackend:
+        """The configured backend, not opened yet."""
+        self.check(cfg)
+        return self.factories[cfg.journal.backend](cfg.journal, cfg)

@@ -6,8 +6,9 @@ sandbox) by defining the ``gateway_overrides`` fixture; the project's own tests 
 Fixtures:
 
 * ``gateway_factory`` - ``gateway_factory(plugins=[...], overrides={...}, env={...})`` builds a Gateway
-  with a private cache prefix and an audit log in ``tmp_path``, from the ``gateway_overrides`` fixture
-  (when one is defined) plus ``overrides``.
+  with a private cache prefix, an audit log in ``tmp_path`` and the test's own journal (a sqlite file in
+  ``tmp_path``, or a prefix of its own on Redis), from the ``gateway_overrides`` fixture (when one is
+  defined) plus ``overrides``.
 * ``gateway_client`` - a connected MCP ``Client`` (in-process) to a gateway built from the test's
   ``@pytest.mark.gateway(plugins=[...], overrides={...}, mode="auto"|"legacy")`` marker.
 
@@ -240,7 +241,12 @@ if pytest_asyncio is not None:
 
     @pytest.fixture
     def gateway_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[..., Any]]:
-        """Build gateways on the ``gateway_overrides`` store; afterwards delete the Redis keys they used."""
+        """Build gateways on the ``gateway_overrides`` store; afterwards delete the Redis keys they used.
+
+        Each test gets its own journal (a file in ``tmp_path``, or its own prefix on Redis), shared by the
+        gateways it builds, as a restarted gateway shares its predecessor's: tests never write to the
+        user's state directory, and never see another test's records.
+        """
         from odmcp.app import Gateway
 
         try:  # a store plugin's kit (or the suite's conftest) says where the store is
@@ -248,6 +254,7 @@ if pytest_asyncio is not None:
         except pytest.FixtureLookupError:
             base = {}
         shared: set[tuple[str, str]] = set()
+        journal_prefix = f"test-{uuid.uuid4().hex[:12]}"
 
         def build(
             plugins: Iterable[object] = (),
@@ -256,12 +263,24 @@ if pytest_asyncio is not None:
             **kw: Any,
         ) -> Any:
             merged = merge_overrides(
-                {"audit.path": str(tmp_path / "audit.jsonl"), **base},
-                {"cache.prefix": f"test-{uuid.uuid4().hex[:12]}", **(overrides or {})},
+                {
+                    "audit.path": str(tmp_path / "audit.jsonl"),
+                    "journal.path": str(tmp_path / "journal.sqlite"),
+                    **base,
+                },
+                {
+                    "cache.prefix": f"test-{uuid.uuid4().hex[:12]}",
+                    "journal.prefix": journal_prefix,
+                    **(overrides or {}),
+                },
             )
             gw = Gateway.from_config(None, env=env or {}, overrides=merged, extra_plugins=plugins, **kw)
             if gw.config.cache.backend == "redis":
                 shared.add((gw.config.cache.redis_url, gw.config.cache.prefix))
+            if gw.config.journal.backend == "redis":
+                shared.add(
+                    (gw.config.journal.redis_url or gw.config.cache.redis_url, gw.config.journal.prefix)
+                )
             return gw
 
         yield build

@@ -186,10 +186,12 @@ async def test_policy_hooks_can_refuse_and_observe_calls(
 
 def test_built_in_plugins_load_through_the_mcp_gateway_entry_point_group(gateway_factory: Any) -> None:
     plugins = {p["name"]: p for p in describe_plugins(gateway_factory().pm)}
-    for name in ("orderdesk", "cache_memory", "cache_redis"):
+    for name in ("orderdesk", "cache_memory", "cache_redis", "journal_sqlite"):
         assert plugins[name]["source"].startswith("built-in (orderdesk-mcp-gateway"), plugins[name]
         assert plugins[name]["version"] == "0.1.0"
     assert "gateway_fetch" in plugins["orderdesk"]["hooks"]
+    assert "gateway_register_journal_backends" in plugins["journal_sqlite"]["hooks"]
+    assert "gateway_register_journal_backends" in plugins["cache_redis"]["hooks"]
     assert plugins["odmcp.builtins"]["source"] == "built-in (host)"
 
 

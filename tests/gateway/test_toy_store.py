@@ -16,6 +16,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 
 import odmcp_cache_memory.plugin as memory_cache
+import odmcp_journal_sqlite.plugin as sqlite_journal
 from odmcp.api import (
     Conflict,
     Gateway,
@@ -106,12 +107,13 @@ def build(toy: ToyStore, tmp_path: Path, **overrides: Any) -> Gateway:
             "stores": [{"name": "wiki", "store_id": "w1", "default": True}],  # the host's fields only
             "cache.prefix": "toy",
             "audit.path": str(tmp_path / "audit.jsonl"),
+            "journal.path": str(tmp_path / "journal.sqlite"),
             "mutations.backoff": [0.01],
             "mutations.reconcile_settle": 0.0,
             **overrides,
         },
-        extra_plugins=[memory_cache, toy],
-        load_entrypoints=False,  # no OrderDesk plugin: only the host, the memory cache and the toy
+        extra_plugins=[memory_cache, sqlite_journal, toy],
+        load_entrypoints=False,  # no OrderDesk plugin: only the host, the memory cache, the journal and the toy
     )
 
 

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 import odmcp_cache_memory.plugin as memory_cache
+import odmcp_journal_sqlite.plugin as sqlite_journal
 from odmcp import hookspecs
 from odmcp.app import Gateway
 from odmcp.config import StoreSettings
@@ -118,9 +119,10 @@ def test_every_hook_reference_example_is_an_accepted_plugin() -> None:
         shown |= {c.name for c in callers}
         # a whole gateway (tools, schemas, config sections) builds with the example installed
         if any(isinstance(v, type) and issubclass(v, StoreSettings) for v in vars(module).values()):
-            # a store plugin's own store type: it stands in for OrderDesk's, with the memory cache only
+            # a store plugin's own store type: it stands in for OrderDesk's, with the memory cache and
+            # the sqlite journal only
             store = {"stores": [{"name": "main", "store_id": "1001", "token": "t"}]}
-            plugins = [memory_cache, module]
+            plugins = [memory_cache, sqlite_journal, module]
             gw = Gateway.from_config(
                 None, env={}, overrides=store, extra_plugins=plugins, load_entrypoints=False
             )

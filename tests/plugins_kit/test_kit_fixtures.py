@@ -65,13 +65,20 @@ def test_the_distribution_installs_no_generic_top_level_name() -> None:
     """No top-level `gateway` or `plugins` module is installed: each folder is a package with its own name."""
     dist = metadata.distribution("orderdesk-mcp-gateway")
     top = {name for name in (dist.read_text("top_level.txt") or "").split() if name}
-    assert top == {"odmcp", "odmcp_orderdesk", "odmcp_cache_memory", "odmcp_cache_redis"}
+    assert top == {
+        "odmcp",
+        "odmcp_orderdesk",
+        "odmcp_cache_memory",
+        "odmcp_cache_redis",
+        "odmcp_journal_sqlite",
+    }
     # a plugin depends on this distribution, never on the unrelated `mcp-gateway` of the package index
     assert metadata.requires("mcp-gateway-folder-guard") == ["orderdesk-mcp-gateway"]
     import odmcp_cache_memory
     import odmcp_cache_redis
+    import odmcp_journal_sqlite
 
-    for package in (odmcp, odmcp_orderdesk, odmcp_cache_memory, odmcp_cache_redis):
+    for package in (odmcp, odmcp_orderdesk, odmcp_cache_memory, odmcp_cache_redis, odmcp_journal_sqlite):
         folder = Path(package.__file__).parent
         assert folder.name == package.__name__  # the folder a module lives in has its name
 

@@ -1,4 +1,5 @@
-"""Entry point ``cache_redis``: registers the shared Redis cache backend as ``"redis"``."""
+"""Entry point ``cache_redis``: registers the shared Redis cache backend and the shared journal, both as
+``"redis"``."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from odmcp.api import hookimpl
 
 if TYPE_CHECKING:
-    from odmcp.api import CacheBackend
+    from odmcp.api import CacheBackend, Config, JournalBackend, JournalSettings
 
 
 def _create(settings: Any) -> CacheBackend:
@@ -22,3 +23,14 @@ def _create(settings: Any) -> CacheBackend:
 @hookimpl
 def gateway_register_cache_backends(register: Callable[..., None]) -> None:
     register("redis", _create)
+
+
+def _create_journal(settings: JournalSettings, config: Config) -> JournalBackend:
+    from odmcp_cache_redis.journal import RedisJournal  # on use, like the cache backend
+
+    return RedisJournal.from_settings(settings, config)
+
+
+@hookimpl
+def gateway_register_journal_backends(register: Callable[..., None]) -> None:
+    register("redis", _create_journal)
