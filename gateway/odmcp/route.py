@@ -642,12 +642,10 @@ class _Run:
         journal = self.gw.journal
         now = time.time()
         for t, o in self.out.items():
-            if o.state == "dry_run":
-                continue
             if self.call is not None:
                 self.call.writes.append(o)
             if journal is None or not o.change_id:
-                continue
+                continue  # nothing was sent (dry runs, refusals, already so): nothing to journal
             plan = self.plans.get(t) or (self.pending[t].plan if t in self.pending else Plan(fields=o.fields))
             rec = self._record(t, plan, o.change_id, o.state, now)
             rec.attempts, rec.reconciled = o.attempts, o.reconciled

@@ -16,6 +16,7 @@ import pytest
 
 from odmcp.middleware import error_of
 from odmcp.refs import Ref
+from odmcp.route import lock_key
 from odmcp.testing import connect, serve_http
 from odmcp_orderdesk import webhook
 from odmcp_orderdesk.sandbox import model as sandbox_model
@@ -205,7 +206,7 @@ async def test_a_post_while_the_order_is_being_written_only_invalidates(
     async with serve_http(gw) as base, connect(gw) as client, aiohttp.ClientSession() as http:
         cached = (await get(client, oid)).structured_content["order"]
         newer = {**cached, "email": "posted@example.com", "date_updated": "2099-01-01 00:00:00"}
-        async with gw.locks.hold(gw.workflow._lock_key(Ref("demo", "order", oid))):
+        async with gw.locks.hold(lock_key(gw, Ref("demo", "order", oid))):
             await replay(http, base, newer)
         after = (await get(client, oid)).structured_content["order"]
     assert after["email"] == cached["email"]  # re-read from OrderDesk, not the post

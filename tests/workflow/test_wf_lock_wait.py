@@ -16,6 +16,7 @@ from odmcp.errors import Conflict, ErrorCode
 from odmcp.locks import KeyedLocks
 from odmcp.middleware import error_of
 from odmcp.refs import Ref
+from odmcp.route import lock_key
 from odmcp.testing import connect
 
 ORDER = "200001"
@@ -74,7 +75,7 @@ async def test_a_write_queued_behind_a_stuck_holder_fails_conflict_and_writes_no
     before = orderdesk_sandbox.order(ORDER)
     args = {"order_id": ORDER, "changes": {"email": "queued@example.com"}}
     async with connect(gw) as client:
-        async with gw.locks.hold(gw.workflow._lock_key(Ref("demo", "order", ORDER))), asyncio.timeout(5):
+        async with gw.locks.hold(lock_key(gw, Ref("demo", "order", ORDER))), asyncio.timeout(5):
             refused = await client.call_tool("orders_update", args)
         writes = [r for r in orderdesk_sandbox.requests() if r.method != "GET"]
         assert orderdesk_sandbox.order(ORDER) == before
