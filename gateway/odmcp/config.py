@@ -122,6 +122,8 @@ class HttpSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     read_timeout: float = 10.0
     #: requests served at once (not counting legacy sessions' GET streams); more get 503 + Retry-After
     max_concurrent_requests: int = 256
+    #: requests served at once without credentials (public plugin routes while tokens are set)
+    max_anonymous_requests: int = 16
     #: a legacy (2025-11-25) session with no request in flight for this long is closed
     session_idle_timeout: float = 600.0
     #: legacy sessions open at once, all callers together
@@ -531,6 +533,7 @@ def _check(cfg: Config) -> None:
             raise ConfigError(f"{where(f'http.{key}')}: expected seconds > 0, got {value}")
     for key, count in (
         ("max_concurrent_requests", h.max_concurrent_requests),
+        ("max_anonymous_requests", h.max_anonymous_requests),
         ("max_sessions", h.max_sessions),
         ("max_sessions_per_token", h.max_sessions_per_token),
     ):

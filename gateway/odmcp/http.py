@@ -6,8 +6,10 @@ Auth is a plain ASGI layer in front of the SDK's app, so it covers every route t
 string is never accepted (it would end up in proxy logs), and the server's access log is off so no
 URL is ever logged by the gateway.
 
-The layers, outermost first: :class:`~odmcp.http_limits.RequestLimits` (request cap, body deadline),
-:class:`BearerAuth`, :class:`~odmcp.sessions.SessionGuard` (per-token session cap), the SDK's app.
+The layers, outermost first: :class:`BearerAuth`, :class:`~odmcp.http_limits.RequestLimits` (request
+cap, body deadline), :class:`~odmcp.sessions.SessionGuard` (session caps), the SDK's app. Auth comes
+first so that a caller without valid credentials is answered ``401`` from its headers alone, at once:
+it never takes a request slot or waits for its body (300 such stallers used to hold every slot).
 :meth:`GatewayHttpApp.set_tokens` swaps the token list at run time (``serve`` does it on SIGHUP) and
 ends the sessions of tokens that were removed or changed.
 """
@@ -29,7 +31,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from odmcp.app import Gateway
 from odmcp.config import HttpSettings, TokenSettings, load_config
 from odmcp.errors import ConfigError
-from odmcp.http_limits import RequestLimits
+from odmcp.http_limits import ANONYMOUS_SCOPE_KEY, RefusalLog, RequestLimits
 from odmcp.middleware import PRINCIPAL_SCOPE_KEY
 from odmcp.server import build_server
 from odmcp.sessions import SessionGuard
@@ -68,11 +70,15 @@ def check_bind(gw: Gateway, host: str) -> None:
 
 
 class BearerAuth:
-    """ASGI middleware: 401 unless a configured token is presented; records the caller in the scope."""
+    """ASGI middleware: 401 unless a configured token is presented; records the caller in the scope.
+
+    Requests to public routes pass without credentials, marked anonymous (their own request budget).
+    """
 
     def __init__(self, app: ASGIApp, tokens: list[TokenSettings], public: set[str]) -> None:
         self.app = app
         self.public = public
+        self.refusals = RefusalLog(log)
         self.set_tokens(tokens)
 
     def set_tokens(self, tokens: list[TokenSettings]) -> None:
@@ -80,7 +86,11 @@ class BearerAuth:
         self.tokens = [(t, t.token.reveal().encode()) for t in tokens]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self.tokens or scope.get("path") in self.public:
+        if scope["type"] != "http" or not self.tokens:
+            await self.app(scope, receive, send)
+            return
+        if scope.get("path") in self.public:
+            scope[ANONYMOUS_SCOPE_KEY] = True
             await self.app(scope, receive, send)
             return
         presented = b""
@@ -93,10 +103,13 @@ class BearerAuth:
                 match = settings
         if match is None:
             reason = "invalid bearer token" if presented else "missing bearer token"
+            self.refusals.warning("unauthenticated", "refused a request: %s", reason)
             response = JSONResponse(
                 {"error": "unauthorized", "message": f"{reason}; send 'Authorization: Bearer <token>'"},
                 status_code=401,
-                headers={"WWW-Authenticate": 'Bearer realm="mcp-gateway"'},
+                # answered from the headers alone: the body (if any) is not waited for, so the
+                # connection can't be reused for a next request
+                headers={"WWW-Authenticate": 'Bearer realm="mcp-gateway"', "Connection": "close"},
             )
             await response(scope, receive, send)
             return
@@ -187,19 +200,21 @@ def build_http_app(gw: Gateway, host: str | None = None, port: int | None = None
         app,
         path=http.path,
         max_per_token=http.max_sessions_per_token,
+        max_sessions=http.max_sessions,
         idle_timeout=http.session_idle_timeout,
         metrics=gw.metrics,
     )
-    auth = BearerAuth(sessions, tokens_of(gw), public_paths)
     limits = RequestLimits(
-        auth,
+        sessions,
         max_concurrent=http.max_concurrent_requests,
+        max_anonymous=http.max_anonymous_requests,
         read_timeout=http.read_timeout,
         max_body_bytes=http.max_body_bytes,
         metrics=gw.metrics,
         streams=http.path,
     )
-    return GatewayHttpApp(limits, auth, sessions, limits)
+    auth = BearerAuth(limits, tokens_of(gw), public_paths)
+    return GatewayHttpApp(auth, auth, sessions, limits)
 
 
 async def reload_tokens(
