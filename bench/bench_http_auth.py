@@ -108,6 +108,87 @@ async def stallers(duration: float) -> tuple[float, float]:
     return served, p99
 
 
+async def token_check(rounds: int) -> float:
+    """p50 of one request through the auth layer alone: static token vs OAuth (RS256, ES256), in ms."""
+    import jwt
+    from aiohttp import web
+    from aiohttp.test_utils import TestServer
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+    from odmcp.config import OAuthSettings, Secret, TokenSettings
+    from odmcp.http import BearerAuth, OAuthGate
+    from odmcp.oauth import JwtVerifier
+
+    header("the cost of a token check, per request (auth layer alone, in-process)")
+    keys = {
+        "rsa": rsa.generate_private_key(public_exponent=65537, key_size=2048),
+        "ec": ec.generate_private_key(ec.SECP256R1()),
+    }
+
+    def jwk(kid: str) -> dict[str, object]:
+        pub = keys[kid].public_key()
+        algo = jwt.algorithms.RSAAlgorithm if kid == "rsa" else jwt.algorithms.ECAlgorithm
+        return {**algo.to_jwk(pub, as_dict=True), "kid": kid, "use": "sig"}
+
+    async def certs(_request: web.Request) -> web.Response:
+        return web.json_response({"keys": [jwk("rsa"), jwk("ec")]})
+
+    app = web.Application()
+    app.router.add_get("/certs", certs)
+    async with TestServer(app, host="127.0.0.1") as idp:
+        issuer, resource = str(idp.make_url("")), "https://mcp.example.com/mcp"
+        settings = OAuthSettings(issuer=issuer, resource=resource, jwks_uri=str(idp.make_url("/certs")))
+
+        async def answered(scope: object, receive: object, send: object) -> None:
+            return None
+
+        static = TokenSettings(name="bench", token=Secret(TOKEN))
+        layers = {
+            "static token": (BearerAuth(answered, [static], set()), TOKEN),
+        }
+        gate = OAuthGate(JwtVerifier(settings), resource)
+        oauth = BearerAuth(answered, [static], set(), gate)
+        now = int(time.time())
+        for kid, alg in (("rsa", "RS256"), ("ec", "ES256")):
+            claims = {
+                "iss": issuer,
+                "aud": resource,
+                "sub": "bench",
+                "exp": now + 3600,
+                "scope": "orders:write",
+            }
+            layers[f"OAuth {alg}, cached JWKS"] = (
+                oauth,
+                jwt.encode(claims, keys[kid], algorithm=alg, headers={"kid": kid}),
+            )
+
+        async def receive() -> dict[str, object]:
+            return {"type": "http.request", "body": b""}
+
+        async def send(_message: object) -> None:
+            return None
+
+        results: dict[str, float] = {}
+        for name, (layer, token) in layers.items():
+            scope_base = {"type": "http", "method": "POST", "path": "/mcp"}
+            headers = [(b"authorization", f"Bearer {token}".encode())]
+            await layer({**scope_base, "headers": headers}, receive, send)  # warm: the key set is fetched
+            lat = []
+            for _ in range(rounds):
+                scope = {**scope_base, "headers": headers}
+                t0 = time.perf_counter()
+                await layer(scope, receive, send)
+                lat.append(time.perf_counter() - t0)
+                assert "mcpgw.principal" in scope, name
+            p50, p99 = p50_p99(lat)
+            results[name] = p50
+            print(f"{name:28s} p50 {ms(p50) * 1000:7.1f} us   p99 {ms(p99) * 1000:7.1f} us")
+        worst = max(v for k, v in results.items() if k.startswith("OAuth"))
+        target("oauth_token_check_p50", f"{ms(worst):.3f} ms", "<= 0.2 ms", worst <= 0.0002)
+        print(f"JWKS fetches: {gate.verifier.fetches}")
+        return worst
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
@@ -115,8 +196,12 @@ async def main() -> None:
     args = parser.parse_args()
     duration = args.duration or (5.0 if args.quick else 30.0)
     print(machine())
+    check = await token_check(1000 if args.quick else 5000)
     served, p99 = await stallers(duration)
-    summary("http_auth", f"stallers: served {served:.1%}, p99 {ms(p99):.0f} ms")
+    summary(
+        "http_auth",
+        f"OAuth token check p50 {ms(check):.3f} ms; stallers: served {served:.1%}, p99 {ms(p99):.0f} ms",
+    )
 
 
 if __name__ == "__main__":

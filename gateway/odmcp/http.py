@@ -1,4 +1,5 @@
-"""The Streamable HTTP app: bearer auth, DNS-rebinding protection, /healthz, /metrics, plugin routes.
+"""The Streamable HTTP app: bearer auth (static tokens, OAuth access tokens), DNS-rebinding protection,
+/healthz, /metrics, the RFC 9728 protected-resource metadata, plugin routes.
 
 Auth is a plain ASGI layer in front of the SDK's app, so it covers every route the same way:
 ``/healthz`` and routes registered with ``public=True`` are open, everything else needs
@@ -21,18 +22,22 @@ import ipaddress
 import logging
 import os
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
+from mcp.server.auth.routes import build_resource_metadata_url, create_protected_resource_routes
 from mcp.server.transport_security import TransportSecuritySettings
+from pydantic import AnyHttpUrl
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from odmcp.app import Gateway
-from odmcp.config import HttpSettings, TokenSettings, load_config
+from odmcp.config import HttpSettings, OAuthSettings, TokenSettings, load_config
 from odmcp.errors import ConfigError
 from odmcp.http_limits import ANONYMOUS_SCOPE_KEY, RefusalLog, RequestLimits
 from odmcp.middleware import PRINCIPAL_SCOPE_KEY
+from odmcp.oauth import JwtVerifier, TokenRefused, challenge
 from odmcp.server import build_server
 from odmcp.sessions import SessionGuard
 
@@ -62,22 +67,36 @@ def tokens_in(http: HttpSettings) -> list[TokenSettings]:
 
 def check_bind(gw: Gateway, host: str) -> None:
     """Refuse to expose an unauthenticated gateway beyond this machine."""
-    if not is_loopback(host) and not tokens_of(gw):
+    if not is_loopback(host) and not tokens_of(gw) and gw.config.http.oauth is None:
         raise ConfigError(
             f"refusing to bind {host}: a non-loopback address needs a token "
-            "(set GATEWAY_HTTP_TOKEN or [[http.tokens]]), or bind 127.0.0.1"
+            "(set GATEWAY_HTTP_TOKEN or [[http.tokens]]) or [http.oauth], or bind 127.0.0.1"
         )
 
 
-class BearerAuth:
-    """ASGI middleware: 401 unless a configured token is presented; records the caller in the scope.
+@dataclass(frozen=True)
+class OAuthGate:
+    """Access tokens from an identity provider, beside the static tokens (``[http.oauth]``)."""
 
-    Requests to public routes pass without credentials, marked anonymous (their own request budget).
+    verifier: JwtVerifier
+    #: this resource's RFC 9728 metadata URL, named in every 401/403
+    metadata_url: str
+
+
+class BearerAuth:
+    """ASGI middleware: 401 unless a valid token is presented; records the caller in the scope.
+
+    A static ``[[http.tokens]]`` token is compared in constant time; otherwise, with ``[http.oauth]``,
+    the token is checked as an access token (:mod:`odmcp.oauth`). Requests to public routes pass
+    without credentials, marked anonymous (their own request budget).
     """
 
-    def __init__(self, app: ASGIApp, tokens: list[TokenSettings], public: set[str]) -> None:
+    def __init__(
+        self, app: ASGIApp, tokens: list[TokenSettings], public: set[str], oauth: OAuthGate | None = None
+    ) -> None:
         self.app = app
         self.public = public
+        self.oauth = oauth
         self.refusals = RefusalLog(log)
         self.set_tokens(tokens)
 
@@ -86,7 +105,7 @@ class BearerAuth:
         self.tokens = [(t, t.token.reveal().encode()) for t in tokens]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self.tokens:
+        if scope["type"] != "http" or not (self.tokens or self.oauth):
             await self.app(scope, receive, send)
             return
         if scope.get("path") in self.public:
@@ -97,24 +116,65 @@ class BearerAuth:
         for name, value in scope.get("headers", []):
             if name == b"authorization" and value[:7].lower() == b"bearer ":
                 presented = value[7:].strip()
-        match = None
+        match: Any = None
         for settings, secret in self.tokens:  # check all, so timing doesn't reveal which one matched
             if hmac.compare_digest(presented, secret):
                 match = settings
+        if match is None and presented and self.oauth is not None:
+            try:
+                match = await self.oauth.verifier.check(presented.decode("latin-1"))
+            except TokenRefused as refused:
+                self.refusals.warning(
+                    f"oauth_{refused.status}", "refused an access token: %s", refused.description
+                )
+                await self._refuse(refused, scope, receive, send)
+                return
         if match is None:
             reason = "invalid bearer token" if presented else "missing bearer token"
             self.refusals.warning("unauthenticated", "refused a request: %s", reason)
-            response = JSONResponse(
-                {"error": "unauthorized", "message": f"{reason}; send 'Authorization: Bearer <token>'"},
-                status_code=401,
-                # answered from the headers alone: the body (if any) is not waited for, so the
-                # connection can't be reused for a next request
-                headers={"WWW-Authenticate": 'Bearer realm="mcp-gateway"', "Connection": "close"},
-            )
-            await response(scope, receive, send)
+            await self._refuse(TokenRefused(reason), scope, receive, send)
             return
         scope[PRINCIPAL_SCOPE_KEY] = match
         await self.app(scope, receive, send)
+
+    async def _refuse(self, refused: TokenRefused, scope: Scope, receive: Receive, send: Send) -> None:
+        # answered from the headers alone: the body (if any) is not waited for, so the connection
+        # can't be reused for a next request
+        headers = {"Connection": "close"}
+        if self.oauth is not None:
+            headers["WWW-Authenticate"] = challenge(refused, self.oauth.metadata_url)
+            body = {"error": refused.error, "error_description": refused.description}
+        else:
+            headers["WWW-Authenticate"] = 'Bearer realm="mcp-gateway"'
+            body = {
+                "error": "unauthorized",
+                "message": f"{refused.description}; send 'Authorization: Bearer <token>'",
+            }
+        if refused.status == 503:
+            headers["Retry-After"] = "30"
+        await JSONResponse(body, status_code=refused.status, headers=headers)(scope, receive, send)
+
+
+def scopes_supported(oauth: OAuthSettings, gw: Gateway) -> list[str]:
+    names = oauth.scopes
+    return [names.read, names.write, *(f"{names.store_prefix}{s.name}" for s in gw.config.stores)]
+
+
+def oauth_gate(oauth: OAuthSettings, _gw: Gateway) -> OAuthGate:
+    url = str(build_resource_metadata_url(AnyHttpUrl(oauth.resource)))
+    return OAuthGate(JwtVerifier(oauth), url)
+
+
+def protected_resource_routes(oauth: OAuthSettings, gw: Gateway) -> list[tuple[str, Any]]:
+    """The RFC 9728 metadata routes (the SDK's): at the path for the resource, and at the root form."""
+    (route,) = create_protected_resource_routes(
+        resource_url=AnyHttpUrl(oauth.resource),
+        authorization_servers=[AnyHttpUrl(oauth.issuer)],
+        scopes_supported=scopes_supported(oauth, gw),
+        resource_name=gw.config.gateway.name,
+    )
+    paths = dict.fromkeys([route.path, "/.well-known/oauth-protected-resource"])
+    return [(path, route.endpoint) for path in paths]
 
 
 def transport_security(gw: Gateway, host: str, port: int) -> TransportSecuritySettings:
@@ -147,7 +207,7 @@ class GatewayHttpApp:
         A token list that goes from some tokens to none is refused: that would open the gateway to
         everyone (a bind beyond loopback is checked at start-up only).
         """
-        if self.auth.tokens and not tokens:
+        if self.auth.tokens and not tokens and self.auth.oauth is None:
             raise ConfigError("refusing to remove every token at run time; restart the gateway to do that")
         self.auth.set_tokens(tokens)
         return await self.sessions.end_sessions(tokens)
@@ -187,6 +247,12 @@ def build_http_app(gw: Gateway, host: str | None = None, port: int | None = None
         server.custom_route(path, methods=methods or ["POST"])(handler)
 
     gw.hooks.register_routes(register, gw)
+    oauth = None
+    if http.oauth is not None:
+        oauth = oauth_gate(http.oauth, gw)
+        for path, endpoint in protected_resource_routes(http.oauth, gw):
+            public_paths.add(path)
+            server.custom_route(path, methods=["GET", "OPTIONS"])(endpoint)
     app = server.streamable_http_app(
         streamable_http_path=http.path,
         json_response=http.json_response,
@@ -213,7 +279,7 @@ def build_http_app(gw: Gateway, host: str | None = None, port: int | None = None
         metrics=gw.metrics,
         streams=http.path,
     )
-    auth = BearerAuth(limits, tokens_of(gw), public_paths)
+    auth = BearerAuth(limits, tokens_of(gw), public_paths, oauth)
     return GatewayHttpApp(auth, auth, sessions, limits)
 
 
