@@ -205,6 +205,7 @@ default = true
                 finally:
                     conn[1].close()
 
+        began = time.monotonic()
         stallers = [asyncio.create_task(staller()) for _ in range(300)]
         await asyncio.sleep(0.5)  # all 300 are in
         timings: list[float] = []
@@ -212,7 +213,7 @@ default = true
         http = create_mcp_http_client(headers={"Authorization": f"Bearer {TOKEN}"})
         try:
             async with http, Client(streamable_http_client(gw.url + "/mcp", http_client=http)) as client:
-                for _ in range(60):
+                for _ in range(40):
                     started = time.monotonic()
                     try:
                         async with asyncio.timeout(5):
@@ -224,13 +225,12 @@ default = true
         finally:
             stop.set()
             await asyncio.gather(*stallers)  # each ends once its connection is answered
+        window = time.monotonic() - began
         timings.sort()
         p99 = timings[int(len(timings) * 0.99) - 1]
         served = 1 - len(failures) / len(timings)
-        print(
-            f"served {served:.0%}, p50 {timings[len(timings) // 2] * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms, {len(answers)} refusals"
-        )
         assert served >= 0.95 and p99 < 1.0, (served, failures[:5], p99)
         assert len(answers) >= 300 and {a[:12] for a in answers} == {b"HTTP/1.1 401"}, set(answers)
         assert "Traceback" not in gw.stderr() and TOKEN not in gw.stderr()
-        assert gw.stderr().count("refused a request: missing bearer token") <= 10 + 2
+        # refusals are logged one line a second, with a count; not one line each
+        assert gw.stderr().count("refused a request: missing bearer token") <= window + 2
