@@ -36,6 +36,7 @@ from odmcp.app import Gateway
 from odmcp.config import HttpSettings, OAuthSettings, TokenSettings, load_config
 from odmcp.errors import ConfigError
 from odmcp.http_limits import ANONYMOUS_SCOPE_KEY, RefusalLog, RequestLimits
+from odmcp.metrics import Metrics
 from odmcp.middleware import PRINCIPAL_SCOPE_KEY
 from odmcp.oauth import JwtVerifier, TokenRefused, challenge
 from odmcp.server import build_server
@@ -92,11 +93,17 @@ class BearerAuth:
     """
 
     def __init__(
-        self, app: ASGIApp, tokens: list[TokenSettings], public: set[str], oauth: OAuthGate | None = None
+        self,
+        app: ASGIApp,
+        tokens: list[TokenSettings],
+        public: set[str],
+        oauth: OAuthGate | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.app = app
         self.public = public
         self.oauth = oauth
+        self.metrics = metrics
         self.refusals = RefusalLog(log)
         self.set_tokens(tokens)
 
@@ -138,6 +145,11 @@ class BearerAuth:
         await self.app(scope, receive, send)
 
     async def _refuse(self, refused: TokenRefused, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.metrics is not None:
+            reason = {401: "unauthenticated", 403: "insufficient_scope"}.get(
+                refused.status, "auth_unavailable"
+            )
+            self.metrics.inc("http_refused_total", reason=reason)
         # answered from the headers alone: the body (if any) is not waited for, so the connection
         # can't be reused for a next request
         headers = {"Connection": "close"}
@@ -279,7 +291,7 @@ def build_http_app(gw: Gateway, host: str | None = None, port: int | None = None
         metrics=gw.metrics,
         streams=http.path,
     )
-    auth = BearerAuth(limits, tokens_of(gw), public_paths, oauth)
+    auth = BearerAuth(limits, tokens_of(gw), public_paths, oauth, gw.metrics)
     return GatewayHttpApp(auth, auth, sessions, limits)
 
 

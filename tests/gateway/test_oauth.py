@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import hmac
 import json
+import logging
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -153,7 +154,7 @@ def forged_hs256(idp: IdP, resource: str) -> str:
 
 
 async def test_discovery_metadata_and_the_challenges(gateway_factory) -> None:
-    async with stack(gateway_factory) as (idp, base, resource, _gw), aiohttp.ClientSession() as http:
+    async with stack(gateway_factory) as (idp, base, resource, gw), aiohttp.ClientSession() as http:
         metadata_url = base + "/.well-known/oauth-protected-resource/mcp"
         for url in (metadata_url, base + "/.well-known/oauth-protected-resource"):
             async with http.get(url) as r:
@@ -185,6 +186,8 @@ async def test_discovery_metadata_and_the_challenges(gateway_factory) -> None:
         status, _, body = await post(base, alice)
         assert "token 'alice (cli)' already has 2 open sessions" in body["error"]["message"]
         assert (await post(base, bob))[0] == 200
+        assert gw.metrics.value("http_refused_total", reason="unauthenticated") == 2
+        assert gw.metrics.value("http_refused_total", reason="insufficient_scope") == 1
 
 
 async def test_scopes_grant_reads_writes_and_stores_through_the_mcp_client(
@@ -321,3 +324,31 @@ def test_oauth_config_from_the_environment_and_its_mistakes() -> None:
             load_config(None, env, overrides={"http.oauth.algorithms": algorithms})
     with pytest.raises(ConfigError, match="GATEWAY_OAUTH_RESOURCE: expected an http"):
         load_config(None, {**env, "GATEWAY_OAUTH_RESOURCE": "mcp.example.com"})
+
+
+async def test_scope_names_are_configurable_and_an_unreachable_issuer_is_503_not_401(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from odmcp.config import OAuthScopes, OAuthSettings
+    from odmcp.oauth import JwtVerifier, TokenRefused
+
+    names = OAuthScopes(read="od.read", write="od.write", store_prefix="shop/")
+    gone = f"http://127.0.0.1:{free_port()}"
+    verifier = JwtVerifier(OAuthSettings(issuer=gone, resource="https://mcp.example.com/mcp", scopes=names))
+    claims = {"sub": "u", "exp": int(time.time()) + 60, "scp": ["od.read", "shop/main", "orders:write"]}
+    principal = verifier._principal(claims)
+    assert principal.read_only and principal.stores == ("main",) and principal.name == "u"
+    assert not verifier._principal({**claims, "scope": "od.write", "azp": "c"}).read_only
+    with pytest.raises(TokenRefused) as refused:
+        verifier._principal({**claims, "scp": ["orders:read"]})  # the default names mean nothing here
+    assert refused.value.status == 403 and refused.value.scope == "od.read"
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    token = jwt.encode({**claims, "iss": gone}, key, algorithm="ES256", headers={"kid": "k"})
+    with caplog.at_level(logging.WARNING, logger="odmcp.oauth"):
+        for _ in range(5):
+            with pytest.raises(TokenRefused) as down:
+                await verifier.check(token)
+            assert down.value.status == 503
+    assert len(caplog.records) == 1 and "cannot fetch the signing keys" in caplog.records[0].getMessage()
+    assert token not in caplog.text
