@@ -35,7 +35,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from odmcp.app import Gateway
 from odmcp.config import HttpSettings, OAuthSettings, TokenSettings, load_config
 from odmcp.errors import ConfigError
-from odmcp.http_limits import ANONYMOUS_SCOPE_KEY, RefusalLog, RequestLimits
+from odmcp.http_limits import ANONYMOUS_SCOPE_KEY, RefusalLog, RequestLimits, close_connection
 from odmcp.metrics import Metrics
 from odmcp.middleware import PRINCIPAL_SCOPE_KEY
 from odmcp.oauth import JwtVerifier, TokenRefused, challenge
@@ -127,7 +127,7 @@ class BearerAuth:
         for settings, secret in self.tokens:  # check all, so timing doesn't reveal which one matched
             if hmac.compare_digest(presented, secret):
                 match = settings
-        if match is None and presented and self.oauth is not None:
+        if match is None and presented.count(b".") == 2 and self.oauth is not None:  # a JWT
             try:
                 match = await self.oauth.verifier.check(presented.decode("latin-1"))
             except TokenRefused as refused:
@@ -152,7 +152,7 @@ class BearerAuth:
             self.metrics.inc("http_refused_total", reason=reason)
         # answered from the headers alone: the body (if any) is not waited for, so the connection
         # can't be reused for a next request
-        headers = {"Connection": "close"}
+        headers = close_connection(scope)
         if self.oauth is not None:
             headers["WWW-Authenticate"] = challenge(refused, self.oauth.metadata_url)
             body = {"error": refused.error, "error_description": refused.description}

@@ -99,7 +99,7 @@ class RequestLimits:
                 503,
                 "busy",
                 f"OVERLOADED: {active} requests are being served ({setting}) — retry in a second",
-                {"Retry-After": "1", "Connection": "close"},
+                {"Retry-After": "1", **close_connection(scope)},
             )(scope, receive, send)
             return
         self._count(anonymous, +1)
@@ -113,7 +113,7 @@ class RequestLimits:
                         "request_timeout",
                         f"TIMEOUT: the request body did not arrive within {self.read_timeout:g} s "
                         "(http.read_timeout) — send it in one go",
-                        {"Connection": "close"},
+                        close_connection(scope),
                     )(scope, receive, send)
                     return
                 receive = replay
@@ -160,6 +160,11 @@ class RequestLimits:
             return await receive()
 
         return replay
+
+
+def close_connection(scope: Scope) -> dict[str, str]:
+    """``Connection: close`` for an HTTP/1 answer (HTTP/2 forbids the header; it has no such need)."""
+    return {"Connection": "close"} if str(scope.get("http_version", "1.1")).startswith("1") else {}
 
 
 def _refuse(status: int, error: str, message: str, headers: dict[str, str]) -> JSONResponse:

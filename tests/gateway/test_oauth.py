@@ -244,6 +244,7 @@ async def test_scopes_grant_reads_writes_and_stores_through_the_mcp_client(
         ("HS256 with the public key", "algorithm 'HS256' is not allowed"),
         ("unknown key", "signing key the issuer does not publish"),
         ("not a JWT", "not a valid JWT"),
+        ("neither a JWT nor a static token", "invalid bearer token"),
     ],
 )
 async def test_each_bad_token_is_refused_for_its_reason(gateway_factory, case: str, reason: str) -> None:
@@ -268,11 +269,13 @@ async def test_each_bad_token_is_refused_for_its_reason(gateway_factory, case: s
             ),
             "HS256 with the public key": lambda: forged_hs256(idp, resource),
             "unknown key": lambda: _rekid(idp, resource, "nobody"),
-            "not a JWT": lambda: "not-a-jwt-at-all",
+            "not a JWT": lambda: "not.a-jwt.at-all",
+            "neither a JWT nor a static token": lambda: "tok-static-mistyped",
         }[case]()
         status, headers, body = await post(base, token)
         assert status == 401, (case, body)
         assert reason in body["error_description"], (case, body)
+        assert headers["Connection"] == "close"  # answered from the headers: the body is never waited for
         assert 'error="invalid_token"' in headers["WWW-Authenticate"]
         assert token not in json.dumps(body)
 
