@@ -172,7 +172,7 @@ def scopes_supported(oauth: OAuthSettings, gw: Gateway) -> list[str]:
     return [names.read, names.write, *(f"{names.store_prefix}{s.name}" for s in gw.config.stores)]
 
 
-def oauth_gate(oauth: OAuthSettings, _gw: Gateway) -> OAuthGate:
+def oauth_gate(oauth: OAuthSettings) -> OAuthGate:
     url = str(build_resource_metadata_url(AnyHttpUrl(oauth.resource)))
     return OAuthGate(JwtVerifier(oauth), url)
 
@@ -261,7 +261,7 @@ def build_http_app(gw: Gateway, host: str | None = None, port: int | None = None
     gw.hooks.register_routes(register, gw)
     oauth = None
     if http.oauth is not None:
-        oauth = oauth_gate(http.oauth, gw)
+        oauth = oauth_gate(http.oauth)
         for path, endpoint in protected_resource_routes(http.oauth, gw):
             public_paths.add(path)
             server.custom_route(path, methods=["GET", "OPTIONS"])(endpoint)

@@ -127,7 +127,7 @@ class JwtVerifier:
         alg = header.get("alg")
         if alg not in self.settings.algorithms:
             allowed = ", ".join(self.settings.algorithms)
-            raise TokenRefused(f"algorithm {alg!r} is not allowed (allowed: {allowed})")
+            raise TokenRefused(f"algorithm {str(alg)[:20]!r} is not allowed (allowed: {allowed})")
         key = await self._key(header.get("kid"))
         s = self.settings
         try:
@@ -203,7 +203,9 @@ class JwtVerifier:
                 raise TokenRefused(
                     "the identity provider's signing keys can't be fetched right now", status=503
                 )
-            raise TokenRefused(f"the token names a signing key the issuer does not publish (kid {kid!r})")
+            raise TokenRefused(
+                f"the token names a signing key the issuer does not publish (kid {str(kid)[:60]!r})"
+            )
         return key
 
     def _lookup(self, kid: Any) -> jwt.PyJWK | None:
