@@ -31,6 +31,7 @@ BENCHES: list[tuple[str, list[str], list[str]]] = [
     ("bench_idle.py", ["--quick"], []),
     ("bench_memory.py", ["--quick"], []),
     ("bench_http_load.py", ["--quick"], []),
+    ("bench_http_auth.py", ["--quick"], []),
     ("bench_bulk.py", ["--quick"], []),
     ("bench_soak.py", ["--quick"], []),
     ("bench_cache_backends.py", ["--rounds", "40"], []),

@@ -354,8 +354,10 @@ def all_failed(report: BulkReport) -> GatewayError:
 
 
 def job_key(call: ToolCall, store: str, idempotency_key: str) -> str:
-    """The journal key of a keyed call: per caller, store and tool."""
-    return digest(["job", call.principal or "", store, call.name, idempotency_key])
+    """The journal key of a keyed call: per caller (and the identity provider that named it), store and
+    tool; two callers never share a key."""
+    issuer = str(getattr(call.token, "issuer", "") or "")
+    return digest(["job", issuer, call.principal or "", store, call.name, idempotency_key])
 
 
 def _latest(records: list[WriteRecord]) -> dict[str, WriteRecord]:

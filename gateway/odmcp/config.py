@@ -102,6 +102,38 @@ class TokenSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         return "*" in self.stores or store in self.stores
 
 
+class OAuthScopes(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """``[http.oauth.scopes]``: the scope names that grant what a static token's settings grant."""
+
+    #: read tools
+    read: str = "orders:read"
+    #: write tools too (implies read)
+    write: str = "orders:write"
+    #: ``store:<name>`` limits the caller to the stores named; no such scope means every store
+    store_prefix: str = "store:"
+
+
+#: signature algorithms an access token may use (asymmetric only: never ``none``, never HMAC)
+OAUTH_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
+
+
+class OAuthSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """``[http.oauth]``: the gateway as an OAuth 2.1 resource server (MCP authorization)."""
+
+    #: the authorization server's issuer URL; tokens' ``iss`` must equal it
+    issuer: str
+    #: this gateway's canonical URL (``https://mcp.example.com/mcp``); tokens' ``aud`` must contain it
+    resource: str
+    #: where the signing keys are; default: the ``jwks_uri`` of the issuer's metadata
+    jwks_uri: str | None = None
+    algorithms: list[str] = msgspec.field(default_factory=lambda: ["RS256", "ES256"])
+    #: clock skew allowed on ``exp``/``nbf``/``iat``, seconds
+    leeway_s: float = 60.0
+    #: a token naming an unknown key re-fetches the key set at most once per this many seconds
+    jwks_refetch_s: float = 30.0
+    scopes: OAuthScopes = msgspec.field(default_factory=OAuthScopes)
+
+
 class HttpSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     host: str = "127.0.0.1"
     port: int = 8765
@@ -122,12 +154,16 @@ class HttpSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     read_timeout: float = 10.0
     #: requests served at once (not counting legacy sessions' GET streams); more get 503 + Retry-After
     max_concurrent_requests: int = 256
+    #: requests served at once without credentials (public plugin routes while tokens are set)
+    max_anonymous_requests: int = 16
     #: a legacy (2025-11-25) session with no request in flight for this long is closed
     session_idle_timeout: float = 600.0
     #: legacy sessions open at once, all callers together
     max_sessions: int = 1000
     #: legacy sessions open at once per token (all callers share one principal when no token is set)
     max_sessions_per_token: int = 100
+    #: sign-in with an identity provider (OAuth access tokens), beside or instead of ``tokens``
+    oauth: OAuthSettings | None = None
 
 
 DEFAULT_TTL = 30.0
@@ -325,6 +361,8 @@ ENV_KEYS: dict[str, tuple[str, str]] = {
     "GATEWAY_READ_ONLY": ("gateway.read_only", "bool"),
     "GATEWAY_AUDIT_LOG": ("audit.path", "str"),
     "GATEWAY_HTTP_TOKEN": ("http.token", "secret"),
+    "GATEWAY_OAUTH_ISSUER": ("http.oauth.issuer", "str"),
+    "GATEWAY_OAUTH_RESOURCE": ("http.oauth.resource", "str"),
     "GATEWAY_LOG_LEVEL": ("gateway.log_level", "str"),
     "GATEWAY_TRACE_HOOKS": ("gateway.trace_hooks", "bool"),
     "GATEWAY_TOOLSETS": ("gateway.toolsets", "list"),
@@ -389,6 +427,13 @@ def _apply_env(doc: dict[str, Any], env: Mapping[str, str], store_env: Mapping[s
             value = [part.strip() for part in raw.split(",") if part.strip()]
         _set_path(doc, path, value)
         origins[path] = var
+    # [http.oauth] from the variables alone: the one not set is the one to set
+    oauth_env = {"http.oauth.issuer": "GATEWAY_OAUTH_ISSUER", "http.oauth.resource": "GATEWAY_OAUTH_RESOURCE"}
+    set_in = doc.get("http", {}).get("oauth", {}) if isinstance(doc.get("http"), dict) else {}
+    if any(key in origins for key in oauth_env) and isinstance(set_in, dict):
+        for key, var in oauth_env.items():
+            if key.rsplit(".", 1)[1] not in set_in:
+                origins[key] = var
     # The single-store variables define (or override) the default store.
     if any(env.get(var) for var in store_env):
         stores: list[dict[str, Any]] = doc.setdefault("stores", [])
@@ -571,11 +616,14 @@ def _check(cfg: Config) -> None:
             raise ConfigError(f"{where(f'http.{key}')}: expected seconds > 0, got {value}")
     for key, count in (
         ("max_concurrent_requests", h.max_concurrent_requests),
+        ("max_anonymous_requests", h.max_anonymous_requests),
         ("max_sessions", h.max_sessions),
         ("max_sessions_per_token", h.max_sessions_per_token),
     ):
         if count < 1:
             raise ConfigError(f"{where(f'http.{key}')}: expected an integer >= 1, got {count}")
+    if h.oauth is not None:
+        _check_oauth(h.oauth, where)
     if not re.fullmatch(r"[A-Za-z0-9_.:-]{1,64}", c.prefix):
         raise ConfigError(f"{where('cache.prefix')}: expected 1-64 of letters, digits, '_.:-'")
     j = cfg.journal
@@ -595,6 +643,28 @@ def _check(cfg: Config) -> None:
                 raise ConfigError(
                     f"{where(f'http.tokens[{i}].stores')}: unknown store {granted!r}; known: {names}"
                 )
+
+
+def _check_oauth(o: OAuthSettings, where: Any) -> None:
+    for key in ("issuer", "resource", "jwks_uri"):
+        url = getattr(o, key)
+        if url is not None and not re.fullmatch(r"https?://[^\s/?#]+[^\s?#]*", url):
+            raise ConfigError(f"{where(f'http.oauth.{key}')}: expected an http(s) URL, got {url!r}")
+    bad = [a for a in o.algorithms if a not in OAUTH_ALGORITHMS]
+    if bad or not o.algorithms:
+        raise ConfigError(
+            f"{where('http.oauth.algorithms')}: {bad[0] if bad else 'an empty list'!r} is not allowed; "
+            f"use asymmetric algorithms only: {', '.join(OAUTH_ALGORITHMS)}"
+        )
+    if not 0 <= o.leeway_s <= 600:
+        raise ConfigError(f"{where('http.oauth.leeway_s')}: expected seconds from 0 to 600, got {o.leeway_s}")
+    if o.jwks_refetch_s < 0:
+        raise ConfigError(f"{where('http.oauth.jwks_refetch_s')}: expected seconds >= 0")
+    sc = o.scopes
+    if len({sc.read, sc.write}) < 2 or not all((sc.read, sc.write, sc.store_prefix)):
+        raise ConfigError(
+            f"{where('http.oauth.scopes')}: read, write and store_prefix must be set, read and write differ"
+        )
 
 
 #: the user info of ``scheme://user:password@host`` (also ``redis://:password@host``)

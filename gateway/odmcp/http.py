@@ -1,4 +1,5 @@
-"""The Streamable HTTP app: bearer auth, DNS-rebinding protection, /healthz, /metrics, plugin routes.
+"""The Streamable HTTP app: bearer auth (static tokens, OAuth access tokens), DNS-rebinding protection,
+/healthz, /metrics, the RFC 9728 protected-resource metadata, plugin routes.
 
 Auth is a plain ASGI layer in front of the SDK's app, so it covers every route the same way:
 ``/healthz`` and routes registered with ``public=True`` are open, everything else needs
@@ -6,8 +7,10 @@ Auth is a plain ASGI layer in front of the SDK's app, so it covers every route t
 string is never accepted (it would end up in proxy logs), and the server's access log is off so no
 URL is ever logged by the gateway.
 
-The layers, outermost first: :class:`~odmcp.http_limits.RequestLimits` (request cap, body deadline),
-:class:`BearerAuth`, :class:`~odmcp.sessions.SessionGuard` (per-token session cap), the SDK's app.
+The layers, outermost first: :class:`BearerAuth`, :class:`~odmcp.http_limits.RequestLimits` (request
+cap, body deadline), :class:`~odmcp.sessions.SessionGuard` (session caps), the SDK's app. Auth comes
+first so that a caller without valid credentials is answered ``401`` from its headers alone, at once:
+it never takes a request slot or waits for its body (300 such stallers used to hold every slot).
 :meth:`GatewayHttpApp.set_tokens` swaps the token list at run time (``serve`` does it on SIGHUP) and
 ends the sessions of tokens that were removed or changed.
 """
@@ -19,18 +22,23 @@ import ipaddress
 import logging
 import os
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
+from mcp.server.auth.routes import build_resource_metadata_url, create_protected_resource_routes
 from mcp.server.transport_security import TransportSecuritySettings
+from pydantic import AnyHttpUrl
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from odmcp.app import Gateway
-from odmcp.config import HttpSettings, TokenSettings, load_config
+from odmcp.config import HttpSettings, OAuthSettings, TokenSettings, load_config
 from odmcp.errors import ConfigError
-from odmcp.http_limits import RequestLimits
+from odmcp.http_limits import ANONYMOUS_SCOPE_KEY, RefusalLog, RequestLimits, close_connection
+from odmcp.metrics import Metrics
 from odmcp.middleware import PRINCIPAL_SCOPE_KEY
+from odmcp.oauth import JwtVerifier, TokenRefused, challenge
 from odmcp.server import build_server
 from odmcp.sessions import SessionGuard
 
@@ -60,19 +68,43 @@ def tokens_in(http: HttpSettings) -> list[TokenSettings]:
 
 def check_bind(gw: Gateway, host: str) -> None:
     """Refuse to expose an unauthenticated gateway beyond this machine."""
-    if not is_loopback(host) and not tokens_of(gw):
+    if not is_loopback(host) and not tokens_of(gw) and gw.config.http.oauth is None:
         raise ConfigError(
             f"refusing to bind {host}: a non-loopback address needs a token "
-            "(set GATEWAY_HTTP_TOKEN or [[http.tokens]]), or bind 127.0.0.1"
+            "(set GATEWAY_HTTP_TOKEN or [[http.tokens]]) or [http.oauth], or bind 127.0.0.1"
         )
 
 
-class BearerAuth:
-    """ASGI middleware: 401 unless a configured token is presented; records the caller in the scope."""
+@dataclass(frozen=True)
+class OAuthGate:
+    """Access tokens from an identity provider, beside the static tokens (``[http.oauth]``)."""
 
-    def __init__(self, app: ASGIApp, tokens: list[TokenSettings], public: set[str]) -> None:
+    verifier: JwtVerifier
+    #: this resource's RFC 9728 metadata URL, named in every 401/403
+    metadata_url: str
+
+
+class BearerAuth:
+    """ASGI middleware: 401 unless a valid token is presented; records the caller in the scope.
+
+    A static ``[[http.tokens]]`` token is compared in constant time; otherwise, with ``[http.oauth]``,
+    the token is checked as an access token (:mod:`odmcp.oauth`). Requests to public routes pass
+    without credentials, marked anonymous (their own request budget).
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        tokens: list[TokenSettings],
+        public: set[str],
+        oauth: OAuthGate | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
         self.app = app
         self.public = public
+        self.oauth = oauth
+        self.metrics = metrics
+        self.refusals = RefusalLog(log)
         self.set_tokens(tokens)
 
     def set_tokens(self, tokens: list[TokenSettings]) -> None:
@@ -80,28 +112,81 @@ class BearerAuth:
         self.tokens = [(t, t.token.reveal().encode()) for t in tokens]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self.tokens or scope.get("path") in self.public:
+        if scope["type"] != "http" or not (self.tokens or self.oauth):
+            await self.app(scope, receive, send)
+            return
+        if scope.get("path") in self.public:
+            scope[ANONYMOUS_SCOPE_KEY] = True
             await self.app(scope, receive, send)
             return
         presented = b""
         for name, value in scope.get("headers", []):
             if name == b"authorization" and value[:7].lower() == b"bearer ":
                 presented = value[7:].strip()
-        match = None
+        match: Any = None
         for settings, secret in self.tokens:  # check all, so timing doesn't reveal which one matched
             if hmac.compare_digest(presented, secret):
                 match = settings
+        if match is None and presented.count(b".") == 2 and self.oauth is not None:  # a JWT
+            try:
+                match = await self.oauth.verifier.check(presented.decode("latin-1"))
+            except TokenRefused as refused:
+                self.refusals.warning(
+                    f"oauth_{refused.status}", "refused an access token: %s", refused.description
+                )
+                await self._refuse(refused, scope, receive, send)
+                return
         if match is None:
             reason = "invalid bearer token" if presented else "missing bearer token"
-            response = JSONResponse(
-                {"error": "unauthorized", "message": f"{reason}; send 'Authorization: Bearer <token>'"},
-                status_code=401,
-                headers={"WWW-Authenticate": 'Bearer realm="mcp-gateway"'},
-            )
-            await response(scope, receive, send)
+            self.refusals.warning("unauthenticated", "refused a request: %s", reason)
+            await self._refuse(TokenRefused(reason), scope, receive, send)
             return
         scope[PRINCIPAL_SCOPE_KEY] = match
         await self.app(scope, receive, send)
+
+    async def _refuse(self, refused: TokenRefused, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.metrics is not None:
+            reason = {401: "unauthenticated", 403: "insufficient_scope"}.get(
+                refused.status, "auth_unavailable"
+            )
+            self.metrics.inc("http_refused_total", reason=reason)
+        # answered from the headers alone: the body (if any) is not waited for, so the connection
+        # can't be reused for a next request
+        headers = close_connection(scope)
+        if self.oauth is not None:
+            headers["WWW-Authenticate"] = challenge(refused, self.oauth.metadata_url)
+            body = {"error": refused.error, "error_description": refused.description}
+        else:
+            headers["WWW-Authenticate"] = 'Bearer realm="mcp-gateway"'
+            body = {
+                "error": "unauthorized",
+                "message": f"{refused.description}; send 'Authorization: Bearer <token>'",
+            }
+        if refused.status == 503:
+            headers["Retry-After"] = "30"
+        await JSONResponse(body, status_code=refused.status, headers=headers)(scope, receive, send)
+
+
+def scopes_supported(oauth: OAuthSettings, gw: Gateway) -> list[str]:
+    names = oauth.scopes
+    return [names.read, names.write, *(f"{names.store_prefix}{s.name}" for s in gw.config.stores)]
+
+
+def oauth_gate(oauth: OAuthSettings) -> OAuthGate:
+    url = str(build_resource_metadata_url(AnyHttpUrl(oauth.resource)))
+    return OAuthGate(JwtVerifier(oauth), url)
+
+
+def protected_resource_routes(oauth: OAuthSettings, gw: Gateway) -> list[tuple[str, Any]]:
+    """The RFC 9728 metadata routes (the SDK's): at the path for the resource, and at the root form."""
+    (route,) = create_protected_resource_routes(
+        resource_url=AnyHttpUrl(oauth.resource),
+        authorization_servers=[AnyHttpUrl(oauth.issuer)],
+        scopes_supported=scopes_supported(oauth, gw),
+        resource_name=gw.config.gateway.name,
+    )
+    paths = dict.fromkeys([route.path, "/.well-known/oauth-protected-resource"])
+    return [(path, route.endpoint) for path in paths]
 
 
 def transport_security(gw: Gateway, host: str, port: int) -> TransportSecuritySettings:
@@ -134,7 +219,7 @@ class GatewayHttpApp:
         A token list that goes from some tokens to none is refused: that would open the gateway to
         everyone (a bind beyond loopback is checked at start-up only).
         """
-        if self.auth.tokens and not tokens:
+        if self.auth.tokens and not tokens and self.auth.oauth is None:
             raise ConfigError("refusing to remove every token at run time; restart the gateway to do that")
         self.auth.set_tokens(tokens)
         return await self.sessions.end_sessions(tokens)
@@ -174,6 +259,12 @@ def build_http_app(gw: Gateway, host: str | None = None, port: int | None = None
         server.custom_route(path, methods=methods or ["POST"])(handler)
 
     gw.hooks.register_routes(register, gw)
+    oauth = None
+    if http.oauth is not None:
+        oauth = oauth_gate(http.oauth)
+        for path, endpoint in protected_resource_routes(http.oauth, gw):
+            public_paths.add(path)
+            server.custom_route(path, methods=["GET", "OPTIONS"])(endpoint)
     app = server.streamable_http_app(
         streamable_http_path=http.path,
         json_response=http.json_response,
@@ -187,19 +278,21 @@ def build_http_app(gw: Gateway, host: str | None = None, port: int | None = None
         app,
         path=http.path,
         max_per_token=http.max_sessions_per_token,
+        max_sessions=http.max_sessions,
         idle_timeout=http.session_idle_timeout,
         metrics=gw.metrics,
     )
-    auth = BearerAuth(sessions, tokens_of(gw), public_paths)
     limits = RequestLimits(
-        auth,
+        sessions,
         max_concurrent=http.max_concurrent_requests,
+        max_anonymous=http.max_anonymous_requests,
         read_timeout=http.read_timeout,
         max_body_bytes=http.max_body_bytes,
         metrics=gw.metrics,
         streams=http.path,
     )
-    return GatewayHttpApp(limits, auth, sessions, limits)
+    auth = BearerAuth(limits, tokens_of(gw), public_paths, oauth, gw.metrics)
+    return GatewayHttpApp(auth, auth, sessions, limits)
 
 
 async def reload_tokens(

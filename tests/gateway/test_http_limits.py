@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from odmcp.http_limits import AcceptErrorThrottle, RequestLimits
+from odmcp.http_limits import ANONYMOUS_SCOPE_KEY, AcceptErrorThrottle, RequestLimits
 from odmcp.metrics import Metrics
 
 
@@ -126,3 +126,33 @@ def test_accept_errors_are_counted_into_one_warning_a_second(caplog: pytest.LogC
         assert loop.get_exception_handler() is not throttle
     finally:
         loop.close()
+
+
+async def test_anonymous_requests_have_their_own_budget_and_never_take_a_signed_in_slot() -> None:
+    app = App()
+    guard = limits(app, max_concurrent=1, max_anonymous=1)
+
+    async def anonymous() -> list[Any]:
+        sent: list[Any] = []
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b"{}", "more_body": False}
+
+        async def send(message: Any) -> None:
+            sent.append(message)
+
+        scope = {"type": "http", "method": "POST", "path": "/hooks", "headers": [], ANONYMOUS_SCOPE_KEY: True}
+        await guard(scope, receive, send)
+        return sent
+
+    stranger = asyncio.create_task(anonymous())
+    await asyncio.sleep(0.05)
+    refused = await anonymous()
+    assert refused[0]["status"] == 503
+    assert "http.max_anonymous_requests" in json.loads(refused[1]["body"])["message"]
+    signed_in = asyncio.create_task(call(guard, "/mcp", [b"{}"]))  # the stranger took none of its slots
+    await asyncio.sleep(0.05)
+    assert not signed_in.done() and guard.active == 1 and guard.anonymous == 1
+    app.release.set()
+    assert [r[0]["status"] for r in await asyncio.gather(stranger, signed_in)] == [200, 200]
+    assert guard.metrics.value("http_refused_total", reason="busy_anonymous") == 1

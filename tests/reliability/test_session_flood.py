@@ -101,8 +101,8 @@ async def test_one_token_flooding_sessions_does_not_lock_out_another(
             again = [await initialize(http, base, ALICE) for _ in range(2)]
             assert [s for s, _, _ in again] == [200, 429]
 
-            # sessions left idle end (1.5 s here), and free their slots
-            await asyncio.sleep(2.0)
+            # sessions left idle end (1.5 s here, + 0.5 s before the table forgets them), and free their slots
+            await asyncio.sleep(2.5)
             assert await in_session(http, base, ALICE, opened[1]) == 404
             assert [(await initialize(http, base, ALICE))[0] for _ in range(6)] == [200] * 5 + [429]
             result = await bob.call_tool("orders_get", {"order_id": order_id})  # bob kept his session busy
@@ -158,3 +158,68 @@ async def test_removing_a_token_from_the_config_ends_its_sessions(orderdesk_sand
     assert "config reloaded: 1 token(s) accepted, 3 session(s) ended" in stderr, stderr
     assert "config reload failed, tokens unchanged" in stderr and "Traceback" not in stderr
     assert ALICE not in stderr and BOB not in stderr
+
+
+def _tricks() -> list[tuple[str, list[tuple[str, str]], Any]]:
+    """(what, extra headers, body) of initialize requests that try to open a session uncounted."""
+    v1, v2 = "2025-11-25", "2026-07-28"
+    init_2026 = {**INIT, "params": {**INIT["params"], "protocolVersion": v2}}
+    return [
+        ("legacy then modern header", [("mcp-protocol-version", v1), ("mcp-protocol-version", v2)], INIT),
+        ("modern then legacy header", [("mcp-protocol-version", v2), ("mcp-protocol-version", v1)], INIT),
+        ("two spellings", [("MCP-Protocol-Version", v1), ("mcp-protocol-version", v2)], INIT),
+        ("joined in one header", [("mcp-protocol-version", f"{v2}, {v1}")], INIT),
+        ("padded value", [("mcp-protocol-version", f" {v1} ")], INIT),
+        ("older handshake version", [("mcp-protocol-version", "2024-11-05")], INIT),
+        ("no version header", [], INIT),
+        ("modern body, legacy header", [("mcp-protocol-version", v1)], init_2026),
+        ("batched", [], [INIT]),
+        ("empty session id", [("mcp-session-id", "")], INIT),
+        ("two session ids", [("mcp-session-id", "a"), ("mcp-session-id", "b")], INIT),
+        ("doubled method header", [("mcp-method", "initialize"), ("mcp-method", "tools/list")], INIT),
+    ]
+
+
+async def test_no_header_trick_opens_a_session_beyond_the_cap_and_sighup_ends_them_all(
+    orderdesk_sandbox, tmp_path
+) -> None:
+    """Every trick is tried until the cap: the sessions handed out never exceed it, every plain
+    initialize then gets 429, and removing the token on SIGHUP ends every one of them."""
+    from multidict import CIMultiDict
+
+    cfg = tmp_path / "gw.toml"
+    _config(cfg, orderdesk_sandbox.base_url, TOKENS)  # max_sessions_per_token = 3
+    async with serve_process(cfg) as server, aiohttp.ClientSession() as http:
+        base, proc = server.url, server.proc
+        opened: dict[str, str] = {}
+        statuses: dict[str, set[int]] = {}
+        for _round in range(2):
+            for what, extra, body in _tricks():
+                headers = CIMultiDict({**HEADERS, "Authorization": f"Bearer {ALICE}"})
+                for name, value in extra:
+                    headers.add(name, value)
+                async with http.post(base + "/mcp", data=json.dumps(body), headers=headers) as r:
+                    await r.read()
+                    statuses.setdefault(what, set()).add(r.status)
+                    sid = r.headers.get("mcp-session-id")
+                    if r.status < 400 and sid:
+                        opened[sid] = what
+        assert len(opened) == 3, (opened, statuses)
+        for what in ("legacy then modern header", "modern then legacy header", "two spellings"):
+            assert statuses[what] == {400}, statuses
+        assert [(await initialize(http, base, ALICE))[0] for _ in range(3)] == [429] * 3
+        bob = (await initialize(http, base, BOB))[1]
+        assert bob is not None  # another token is not affected
+
+        _config(cfg, orderdesk_sandbox.base_url, TOKENS[1:])  # alice removed
+        proc.send_signal(signal.SIGHUP)
+        await asyncio.sleep(0.5)
+        _config(cfg, orderdesk_sandbox.base_url, TOKENS)  # and back: every session she had is gone
+        proc.send_signal(signal.SIGHUP)
+        await asyncio.sleep(0.5)
+        assert [await in_session(http, base, ALICE, sid) for sid in opened] == [404] * 3
+        assert [(await initialize(http, base, ALICE))[0] for _ in range(4)] == [200] * 3 + [429]
+        assert await in_session(http, base, BOB, bob) == 200
+    stderr = server.stderr()
+    assert "3 session(s) ended" in stderr, stderr
+    assert stderr.count("refused a new session") <= 3, stderr  # one line a second, not one per refusal

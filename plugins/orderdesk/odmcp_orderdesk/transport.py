@@ -17,6 +17,10 @@ It owns everything below the endpoint methods of :class:`~odmcp_orderdesk.client
   exponential backoff and full jitter. A write is never repeated once it may have been processed
   (the client sends every write ``replay_safe=False``): it raises :class:`OutcomeUnknown` instead, and
   the host's write route re-reads and reconciles.
+* **the gateway's own pool** — a request that waited the whole connect timeout for one of the
+  ``max_connections`` pooled connections was never sent: it fails at once with an ``UPSTREAM`` error
+  (retryable) that names the setting, not "could not connect", and is not retried (a retry would only
+  queue again behind the same busy connections).
 """
 
 from __future__ import annotations
@@ -65,14 +69,33 @@ _AUTH_WORDS = re.compile(r"unauthori[sz]ed|api key|credential|forbidden", re.I)
 _MAX_MESSAGE = 300
 
 
+async def _queued(_session: Any, ctx: Any, _params: Any) -> None:
+    if isinstance(ctx.trace_request_ctx, dict):
+        ctx.trace_request_ctx["queued"] = True
+
+
+async def _dequeued(_session: Any, ctx: Any, _params: Any) -> None:
+    if isinstance(ctx.trace_request_ctx, dict):
+        ctx.trace_request_ctx["queued"] = False
+
+
 def make_session(settings: OrderDeskSettings) -> aiohttp.ClientSession:
     """The one session per process that every store's client shares (call it inside the event loop).
 
     No default headers: credentials differ per store and ``Content-Type`` must only go with a body.
+
+    aiohttp counts the wait for a free pooled connection (``max_connections`` in use) against the
+    connect timeout and reports both as ``ConnectionTimeoutError``. Its tracing signals say when a
+    request is queued for the pool; :meth:`OrderDeskTransport._attempt` passes a ``trace_request_ctx``
+    they mark, so a timeout while still queued is told apart from a connect that never happened.
     """
+    pool = aiohttp.TraceConfig()
+    pool.on_connection_queued_start.append(_queued)
+    pool.on_connection_queued_end.append(_dequeued)
     session = aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(limit=settings.max_connections),
         timeout=aiohttp.ClientTimeout(total=settings.request_timeout, connect=settings.connect_timeout),
+        trace_configs=[pool],
     )
     # aiohttp silently re-sends an "idempotent" request (PUT and DELETE included) once when a kept-alive
     # connection drops. An order PUT that was applied and then lost its connection would be applied
@@ -86,7 +109,7 @@ def make_session(settings: OrderDeskSettings) -> aiohttp.ClientSession:
 class _Attempt:
     """What one HTTP exchange came to, before retry policy is applied."""
 
-    kind: Literal["ok", "fatal", "rate", "transient", "unsent"]
+    kind: Literal["ok", "fatal", "rate", "transient", "unsent", "busy"]
     body: JSON | None = None
     error: GatewayError | None = None
     #: for ``transient``/``unsent``: what went wrong, in words
@@ -194,6 +217,9 @@ class OrderDeskTransport:
             if res.kind == "ok":
                 assert res.body is not None
                 return res.body
+            if res.kind == "busy":  # the gateway's own pool: retrying here would only queue again
+                assert res.error is not None
+                raise res.error
             if res.kind == "fatal":
                 assert res.error is not None
                 if unclear and isinstance(res.error, Conflict):
@@ -257,6 +283,7 @@ class OrderDeskTransport:
         op = f"OrderDesk {method} {path}"
         started = time.monotonic()
         outcome = "?"
+        pool: dict[str, bool] = {"queued": False}  # set by make_session's trace while waiting for the pool
         try:
             async with self._session.request(
                 method,
@@ -267,6 +294,7 @@ class OrderDeskTransport:
                 timeout=self._timeout,
                 # A redirect would carry the API key header to wherever it points.
                 allow_redirects=False,
+                trace_request_ctx=pool,
             ) as resp:
                 status, reason, headers = resp.status, resp.reason or "", resp.headers
                 outcome = str(status)
@@ -275,6 +303,9 @@ class OrderDeskTransport:
             outcome = type(exc).__name__
             return _Attempt("fatal", error=UpstreamError(f"{op}: TLS error ({type(exc).__name__})"))
         except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
+            if pool["queued"]:  # timed out waiting for one of our own pooled connections
+                outcome = "pool busy"
+                return _Attempt("busy", error=self._pool_busy(op))
             # The connection was never established, so nothing was sent: safe to retry any method.
             outcome = type(exc).__name__
             return _Attempt("unsent", reason=f"could not connect ({type(exc).__name__})")
@@ -315,6 +346,17 @@ class OrderDeskTransport:
             return _Attempt("ok", body=envelope)
         message = self._message(envelope, f"HTTP {status} {reason}".strip())
         return _Attempt("fatal", error=_http_error(op, status, message))
+
+    def _pool_busy(self, op: str) -> UpstreamError:
+        """The gateway's own connection pool was full for the whole connect timeout: say so."""
+        s = self._settings
+        return UpstreamError(
+            f"{op}: not sent: the gateway's upstream connections to store {self._store.name!r} are all "
+            f"busy (orderdesk.max_connections = {s.max_connections}); waited {s.connect_timeout:g} s "
+            "(orderdesk.connect_timeout) for one",
+            hint="OrderDesk itself may be fine but slow; retry in a few seconds. Nothing was sent.",
+            pool_busy=True,
+        )
 
     async def _observe(self, header: str | None) -> None:
         if header is None:
