@@ -201,11 +201,20 @@ class BulkRunner:
                         "nothing was written.",
                     )
                 last = _latest(await journal.query(ChangeQuery(job=key, limit=10 * MAX_TARGETS)))
-                reused = {n: r for n, r in last.items() if n in names and _settled(r)}
+                prior = {e["target"]: e for e in (rec.result or {}).get("results", [])} if rec else {}
+                # what a repeat keeps: journaled outcomes that are settled, and failures the first run
+                # reported as not worth retrying (refused before anything was sent)
+                kept = {n: _entry_of_record(r) for n, r in last.items() if n in names and _settled(r)}
+                for n, e in prior.items():
+                    if n in names and n not in kept and n not in last and not _retry(e):
+                        kept[n] = {**e, "replayed": True}
                 retried = [
-                    n for n, r in last.items() if n in names and r.state == "failed" and not _settled(r)
+                    n
+                    for n in names
+                    if n not in kept
+                    and ((n in prior and _retry(prior[n])) or (n in last and last[n].state == "failed"))
                 ]
-                if rec is not None and rec.status == "finished" and not retried:
+                if rec is not None and rec.status == "finished" and n_left(names, kept) == 0:
                     report = BulkReport.model_validate(rec.result)
                     report.replayed = True
                     return report
@@ -214,7 +223,7 @@ class BulkRunner:
                     JobRecord(key=key, fingerprint=fingerprint, status="running", created=now, updated=now)
                 )
                 resume = {n: r for n, r in last.items() if n in names and r.state in ("intent", "unknown")}
-                ops = [op.only([n for n in op.targets if n not in reused]) for op in job.ops]
+                ops = [op.only([n for n in op.targets if n not in kept]) for op in job.ops]
                 outcomes = await self._run(
                     job,
                     [op for op in ops if op.targets],
@@ -223,9 +232,9 @@ class BulkRunner:
                     len(names),
                     key,
                     resume,
-                    done_already=len(reused),
+                    done_already=len(kept),
                 )
-                entries = {n: _entry_of_record(r) for n, r in reused.items()}
+                entries = dict(kept)
                 for n, o in outcomes.items():
                     entries[n] = report_entry(o)
                     if n in retried:
@@ -366,6 +375,16 @@ def _latest(records: list[WriteRecord]) -> dict[str, WriteRecord]:
     for r in records:
         out.setdefault(r.target, r)
     return out
+
+
+def n_left(names: list[str], kept: dict[str, Any]) -> int:
+    """How many targets a repeat still has to run."""
+    return sum(1 for n in names if n not in kept)
+
+
+def _retry(entry: dict[str, Any]) -> bool:
+    """A report line a repeat runs again: a failure that said it may be retried."""
+    return entry.get("outcome") not in ("ok", "unchanged", "dry_run") and bool(entry.get("retryable"))
 
 
 def _settled(rec: WriteRecord) -> bool:

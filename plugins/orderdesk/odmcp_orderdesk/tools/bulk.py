@@ -25,6 +25,7 @@ from odmcp.api import (
     ValidationFailed,
 )
 from odmcp_orderdesk import validate
+from odmcp_orderdesk.fields import INVENTORY_FIELDS, ORDER_FIELDS, check_keys, check_nested_keys
 from odmcp_orderdesk.ids import check_id
 from odmcp_orderdesk.operations import AddNote, AddShipments, UpdateInventoryItems, UpdateWhole
 from odmcp_orderdesk.runtime import runtime
@@ -116,7 +117,12 @@ async def orders_update_many(
     checked: dict[str, dict[str, Any]] = {}
     for i, (oid, change) in enumerate(pairs):
         try:
-            checked[oid] = await resolve_changes(gateway, name, validate.validate_order_changes(change))
+            valid = validate.validate_order_changes(change)
+            # every field name against OrderDesk's documented ones, before the first write of the job
+            # (a field only some orders carry is accepted by orders_update, which checks the order itself)
+            check_keys(valid, "order", ORDER_FIELDS)
+            check_nested_keys(valid)
+            checked[oid] = await resolve_changes(gateway, name, valid)
         except ValidationFailed as err:
             raise ValidationFailed(f"order {oid} (entry {i}): {err.message}", hint=err.hint) from None
     job = BulkJob(
@@ -236,6 +242,7 @@ async def inventory_update_many(
         by, value = ("id", check_id(f"updates[{i}].id", u.id)) if u.id is not None else ("code", str(u.code))
         try:
             change = validate.validate_inventory_changes(u.changes)
+            check_keys(change, "inventory item", INVENTORY_FIELDS)
         except ValidationFailed as err:
             raise ValidationFailed(f"updates[{i}]: {err.message}", hint=err.hint) from None
         if value in given:
