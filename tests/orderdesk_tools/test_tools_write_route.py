@@ -227,3 +227,25 @@ async def test_a_create_returns_the_new_order_and_writes_once_under_an_unclear_a
     created = [o for o in orderdesk_sandbox.orders() if o["source_id"] == "ROUTE-1"]
     assert len(created) == 1 and result["order"]["id"] == created[0]["id"]
     assert len(_writes(orderdesk_sandbox, "POST")) == 1
+
+
+async def test_a_caller_that_leaves_during_the_put_never_hides_the_write(
+    gateway_factory: Any, orderdesk_sandbox: Any, tmp_path: Any
+) -> None:
+    import json
+
+    import anyio
+
+    oid = "200020"
+    # the PUT is held upstream; the caller gives up while it is on its way
+    orderdesk_sandbox.add_fault(method="PUT", path=rf"^/orders/{oid}$", delay_ms=600, times=1)
+    async with connect(gateway_factory()) as c:
+        _ok(await c.call_tool("orders_get", {"order_id": oid}))  # cached before the write
+        with anyio.move_on_after(0.3):
+            await c.call_tool("orders_update", {"order_id": oid, "changes": {"email": "left@example.com"}})
+        await asyncio.sleep(0.6)  # the write settles in the gateway although nobody waits for it
+        after = _ok(await c.call_tool("orders_get", {"order_id": oid}))
+    assert orderdesk_sandbox.order(oid)["email"] == "left@example.com"
+    assert after["order"]["email"] == "left@example.com"  # not the cached copy from before the write
+    (line,) = [json.loads(x) for x in (tmp_path / "audit.jsonl").read_text().splitlines()]
+    assert line["outcome"] == "ok" and line["cancelled"] is True and line["changed_fields"] == ["email"]
