@@ -25,6 +25,7 @@ class ErrorCode(StrEnum):
     READ_ONLY = "READ_ONLY"
     CONFIRMATION_REQUIRED = "CONFIRMATION_REQUIRED"
     OUTCOME_UNKNOWN = "OUTCOME_UNKNOWN"
+    UNAVAILABLE = "UNAVAILABLE"
     INTERNAL = "INTERNAL"
 
 
@@ -72,6 +73,21 @@ class Conflict(GatewayError):
     default_hint = (
         "The object kept changing underneath us. Fetch it again, check the changes still apply, retry."
     )
+
+
+class LeaseLost(Conflict):
+    """The cross-replica lock on the object lapsed before the write went out (a stalled process, a
+    slow Redis): another replica may be writing it now, so this one sent nothing."""
+
+    default_hint = "Nothing was written; retry (the lock lapsed before the write could go out)."
+
+
+class Unavailable(GatewayError):
+    """A shared resource the call needs (the cross-replica lock) does not answer; nothing was done."""
+
+    code = ErrorCode.UNAVAILABLE
+    retryable = True
+    default_hint = "Retry in a few seconds."
 
 
 class RateLimited(GatewayError):

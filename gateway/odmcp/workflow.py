@@ -18,6 +18,7 @@ from odmcp.cache import digest
 from odmcp.errors import (
     Conflict,
     GatewayError,
+    LeaseLost,
     NotFound,
     OutcomeUnknown,
     UpstreamError,
@@ -132,7 +133,7 @@ class Workflow:
         self._record(ref)
         if not dry_run:
             self.gw.audit.check_writable()
-        async with self.gw.locks.hold(self._lock_key(ref)):
+        async with self.gw.locks.hold(self._lock_key(ref)) as lease:
             for attempt in range(1, m.attempts + 1):
                 self.gw.metrics.inc("mutation_attempts_total", kind=ref.kind)
                 self._record(ref, attempts=attempt)
@@ -146,7 +147,13 @@ class Workflow:
                 try:
                     if m.precondition:
                         await self._precondition(ref, fetched)
-                    stored = await self.gw.hooks.upload(ref, merged, fetched)
+                    await lease.guard(m.write_deadline)  # fenced: a lapsed lease sends nothing
+                    try:
+                        stored = await self.gw.hooks.upload(ref, merged, fetched)
+                    finally:
+                        await lease.settled()
+                except LeaseLost:
+                    raise
                 except Conflict as err:
                     self.gw.metrics.inc("mutation_conflicts_total", kind=ref.kind)
                     if attempt == m.attempts:

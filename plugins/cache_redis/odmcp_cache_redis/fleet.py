@@ -311,7 +311,7 @@ class FlightNotices:
                         w.wake()
             finally:
                 with contextlib.suppress(Exception):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                    await pubsub.aclose()
             await asyncio.sleep(RESUBSCRIBE_DELAY)
 
     async def close(self) -> None:
