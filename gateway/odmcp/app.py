@@ -52,7 +52,10 @@ class CacheRegistry:
                 f"{cfg.where('cache.backend')}: unknown cache backend {name!r}; "
                 f"available: {', '.join(sorted(self.factories)) or '(none installed)'}"
             )
-        return self.factories[name](cfg.cache)
+        try:
+            return self.factories[name](cfg.cache)
+        except ValueError as err:  # e.g. an unsupported cache.redis_url
+            raise ConfigError(f"{cfg.where('cache.redis_url')}: {err}") from None
 
 
 class Gateway:
@@ -84,7 +87,7 @@ class Gateway:
             config.mutations.lock_lease,
             config.mutations.lock_wait,
             enabled=config.mutations.lock,
-            require_shared=config.mutations.require_shared_lock,
+            local_when_unavailable=config.mutations.local_locks_when_shared_unavailable,
         )
         self.workflow = Workflow(self, sleep=sleep, rng=rng)
         #: the one write route every write goes through (odmcp.route)
@@ -169,7 +172,7 @@ class Gateway:
         if limiter is None:
             cache = self.cache
             if cache is not None and cache.fleet is not None and settings.enabled:
-                key = cache.key("bucket", digest(name))
+                key = cache.key(digest(name), "bucket")
                 limiter = SharedBucket(cache, cache.fleet, key, settings, name=name, member=self.replica_id)
             else:
                 limiter = LeakyBucket.from_settings(settings)
@@ -193,6 +196,10 @@ class Gateway:
                         log.warning(
                             "cache backend %r did not answer at start-up; serving fail-open", backend.name
                         )
+                    check = getattr(backend, "startup_check", None)
+                    problem = await check() if check is not None else None
+                    if problem:
+                        raise ConfigError(problem)
                 self.journal = self.journals.create(self.config)
                 await self.journal.open()
                 await self.hooks.startup(self)

@@ -25,12 +25,12 @@ import hashlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import msgspec
 
-from odmcp.cache_backend import CacheBackend
+from odmcp.cache_backend import CacheBackend, SharedLock
 from odmcp.config import CacheSettings
 from odmcp.fleet import FleetPrimitives
 from odmcp.metrics import Metrics
@@ -58,10 +58,6 @@ def digest(value: Any) -> str:
     return hashlib.sha256(_enc.encode(value)).hexdigest()[:32]
 
 
-class LockTimeout(Exception):
-    """Another holder kept a distributed lock longer than the caller was willing to wait."""
-
-
 class Cache:
     def __init__(self, backend: CacheBackend, settings: CacheSettings, metrics: Metrics) -> None:
         self.backend = backend
@@ -81,7 +77,10 @@ class Cache:
     # --- keys ------------------------------------------------------------------------------
 
     def key(self, *parts: str) -> str:
-        return ":".join((self.settings.prefix, *parts))
+        """``<prefix>:{<tag>}:<rest>``: the first segment (the store id) is a Redis Cluster hash tag,
+        so every key of one store lives in one slot and scripts may touch several of them."""
+        tag, _, rest = ":".join(parts).partition(":")
+        return f"{self.settings.prefix}:{{{tag}}}" + (f":{rest}" if rest else "")
 
     def obj_key(self, store_id: str, kind: str, obj_id: str) -> str:
         return self.key(store_id, kind, obj_id)
@@ -316,39 +315,24 @@ class Cache:
 
     # --- locks -------------------------------------------------------------------------------
 
-    @contextlib.asynccontextmanager
-    async def distributed_lock(self, key: str, lease: float, wait: float) -> AsyncIterator[bool]:
-        """Hold the backend's cross-process lock if it has one; yields whether one is held.
+    def lock_key(self, key: str) -> str:
+        """The backend key of the lock on ``key`` (``<store_id>:<kind>:<id>``: tagged by the store)."""
+        tag, _, rest = key.partition(":")
+        return self.key(tag, "lock", rest) if rest else self.key(tag, "lock")
 
-        ``LockTimeout`` is raised when another holder keeps the lock longer than ``wait``. The lock is
-        tried even while reads treat the backend as down (one slow read must not cost exclusion);
-        if Redis does not answer, the caller proceeds with only the in-process lock (logged).
-        """
-        cm = self.backend.lock(self.key("lock", key), lease, wait)
-        if cm is None:
-            yield False
-            return
-        try:
-            await cm.__aenter__()
-        except TimeoutError:
-            raise LockTimeout(key) from None
-        except Exception as err:
-            self._mark_down("lock", err)
-            log.warning(
-                "lock %s taken in this process only: the %s backend did not answer (%s)",
-                key,
-                self.backend.name,
-                type(err).__name__,
-            )
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            try:
-                await cm.__aexit__(None, None, None)
-            except Exception as err:  # the lease expires by itself
-                self._mark_down("unlock", err)
+    def shared_lock(self, key: str, lease: float, wait: float) -> SharedLock | None:
+        """The backend's cross-process lock on ``key``, or None for a process-local backend."""
+        return self.backend.lock(self.lock_key(key), lease, wait)
+
+    def lock_unavailable(self, err: BaseException) -> None:
+        """The backend did not answer a lock operation: count it as an outage (logged once)."""
+        self._mark_down("lock", err)
+
+    async def bounded(self, fn: Callable[[], Awaitable[T]]) -> T:
+        """``fn`` within ``op_timeout`` (tried twice, see :meth:`_timed`); errors propagate."""
+        if self.backend.local:
+            return await fn()
+        return await self._timed(fn)
 
     async def close(self) -> None:
         with contextlib.suppress(Exception):

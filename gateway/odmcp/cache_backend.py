@@ -7,11 +7,43 @@ rewritten (on redis-py directly, or on aiocache 1.0's ValkeyCache) without touch
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from odmcp.config import CacheSettings
+
+
+class SharedLock(Protocol):
+    """One critical section's hold on a cross-process lock, with a lease and a fence.
+
+    The lease expires by itself, so a holder that dies blocks the key for at most ``lease`` seconds;
+    a live holder's lease is renewed in the background. The *fence* is a deadline stored next to
+    the lock: a holder sets it before each write request (:meth:`guard`) and clears it when the
+    request has finished (:meth:`settle`). A fence still there when the lock is taken means a
+    previous holder died (or lost the lock) with a request in flight; the new holder waits it out.
+    """
+
+    #: set when renewal found the lock taken from us (the next :meth:`guard` fails)
+    lost: bool
+
+    async def acquire(self) -> float:
+        """Take the lock within ``wait`` s; return the seconds left on a fence (0.0: none).
+
+        Raises the builtin ``TimeoutError`` when another holder kept the lock; any other exception
+        means the backend did not answer."""
+
+    async def fence_left(self) -> float:
+        """Seconds left on the fence (0.0 when there is none)."""
+
+    async def guard(self, deadline: float) -> bool:
+        """If the lock is still ours: extend its lease, make the fence last at least ``deadline`` s
+        from now, return True (one round trip). False when it is no longer ours."""
+
+    async def settle(self) -> None:
+        """Clear our fence (the request it covered has finished)."""
+
+    async def release(self, clear_fence: bool = True) -> None:
+        """Give the lock up, best effort; ``clear_fence=False`` leaves our fence for the next holder."""
 
 
 @runtime_checkable
@@ -51,12 +83,9 @@ class CacheBackend(Protocol):
         for that; the Redis backend seeds a new counter with the current time in microseconds.
         """
 
-    def lock(self, key: str, lease: float, wait: float) -> AbstractAsyncContextManager[None] | None:
-        """A cross-process lock (token + lease) on ``key``, or ``None`` if the backend is process-local.
-
-        Entering waits at most ``wait`` seconds, then raises ``TimeoutError``. The lease expires by
-        itself, so a crashed holder blocks the key for at most ``lease`` seconds.
-        """
+    def lock(self, key: str, lease: float, wait: float) -> SharedLock | None:
+        """A cross-process lock (token + lease + fence) on ``key``, or ``None`` if the backend is
+        process-local. See :class:`SharedLock`."""
 
     async def ping(self) -> bool:
         """Return True when the backend answers."""

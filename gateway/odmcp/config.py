@@ -174,7 +174,11 @@ class CacheSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     backend: str = "memory"
     #: every key starts with this prefix (give each deployment or test its own)
     prefix: str = "mcpgw"
+    #: ``redis://`` or ``rediss://`` (one server), ``redis+cluster://host:port`` (Redis Cluster: any
+    #: node; TLS: ``rediss+cluster://``), ``redis+sentinel://host:26379[,host2:26379]/mymaster[/db]``
     redis_url: str = "redis://127.0.0.1:6379/0"
+    #: ``auto`` (from the URL's scheme), or ``cluster`` to treat a ``redis://`` URL as a cluster node
+    redis_mode: Literal["auto", "standalone", "cluster"] = "auto"
     #: per-operation timeout for shared backends; a slow Redis counts as a miss (fail-open)
     op_timeout: float = 0.25
     #: shared backends: the lease of a cross-replica single-flight load, renewed every lease/3 s while
@@ -220,9 +224,6 @@ class MutationSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True)
     #: after a write that timed out or lost its connection, wait this long before the re-read that
     #: decides whether it was applied (the request may still be in flight upstream)
     reconcile_settle: float = 1.0
-    #: the longest a write request may take, from the fencing check to its answer (connect, send,
-    #: wait and the store client's retries); must be at least the store plugin's own request deadline
-    write_deadline: float = 60.0
     #: serialise mutations of one object (per process, and across replicas on a shared cache)
     lock: bool = True
     #: the cross-replica lock's lease. It is renewed every lease/3 s while held (so slow attempts keep
@@ -230,9 +231,26 @@ class MutationSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True)
     lock_lease: float = 5.0
     #: how long a writer waits for the lock before giving up with CONFLICT
     lock_wait: float = 120.0
-    #: with a shared cache: refuse writes (UPSTREAM, retryable) while its lock can't be taken, instead
-    #: of going on with the in-process lock only (which can lose updates across replicas)
-    require_shared_lock: bool = False
+    #: the longest a write request may live once sent (connect, send, wait, retries), in seconds. A
+    #: holder records ``now + write_deadline`` on its lock before each write (the fence); a replica that
+    #: takes the lock over from a holder that died with a write in flight waits until then. Must be at
+    #: least the store's own bound on a write (``orderdesk.deadline``, which the OrderDesk plugin cuts
+    #: to this for writes), plus a margin for a request the store still processes after the gateway
+    #: gave up on it.
+    write_deadline: float = 75.0
+    #: with a shared cache backend that does not answer, take the lock in this process only and write
+    #: anyway, instead of refusing with UNAVAILABLE. Risk: replicas then no longer exclude each other,
+    #: so concurrent updates of one object from two replicas can overwrite each other (lost updates)
+    local_locks_when_shared_unavailable: bool = False
+    #: deprecated, no effect: refusing writes while the shared lock is unavailable is the default now
+    #: (kept so older files load; see ``local_locks_when_shared_unavailable`` to opt out)
+    require_shared_lock: bool | None = None
+
+    def __post_init__(self) -> None:
+        if self.lock_lease <= 0:
+            raise ValueError("lock_lease must be > 0 seconds")
+        if self.write_deadline <= 0:
+            raise ValueError("write_deadline must be > 0 seconds")
 
 
 class AuditSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

@@ -76,17 +76,18 @@ class Conflict(GatewayError):
 
 
 class LeaseLost(Conflict):
-    """The lock's lease on an object lapsed before a write went out; the write was not sent."""
+    """The cross-replica lock on the object lapsed before the write went out (a stalled process, a
+    slow Redis): another replica may be writing it now, so this one sent nothing."""
 
-    default_hint = "Nothing was written; retry in a moment."
+    default_hint = "Nothing was written; retry (the lock lapsed before the write could go out)."
 
 
 class Unavailable(GatewayError):
-    """Something the gateway needs to write safely (the shared lock, the journal) does not answer."""
+    """A shared resource the call needs (the cross-replica lock) does not answer; nothing was done."""
 
     code = ErrorCode.UNAVAILABLE
     retryable = True
-    default_hint = "Nothing was written; retry in a few seconds."
+    default_hint = "Retry in a few seconds."
 
 
 class RateLimited(GatewayError):

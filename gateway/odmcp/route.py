@@ -1,6 +1,6 @@
 """The one write route. Every write of every store goes through :meth:`WriteRoute.run`.
 
-    lock -> snapshot inside the lock -> plan -> journal the intent -> guard the lease -> send once
+    lock -> snapshot inside the lock -> plan -> guard the lease -> journal the intent -> send once
          -> reconcile by counting (after an unclear answer) -> invalidate -> journal the outcome
 
 A store plugin declares each kind of write as a :class:`WriteOp`: data (the targets and what to do
@@ -385,37 +385,40 @@ class _Run:
         if not plans:
             return None
         change_ids = {t: self.pending[t].change_id if t in self.pending else uuid.uuid4().hex for t in plans}
-        await self._journal_intents(plans, change_ids)
-        for lease in leases:
-            await lease.guard(self.gw.config.mutations.write_deadline)
-        self.gw.metrics.inc("mutation_attempts_total", kind=self.refs[0].kind)
-        for t in plans:
-            self.attempts[t] = self.attempts.get(t, 0) + 1
-        self.sent = True
-        self.touched.update(self.op.targets[t] for t in plans)
+        guarded: list[Lease] = []
         try:
-            async with asyncio.timeout(self.gw.config.mutations.write_deadline):
-                results = await self.op.send(self.io, plans)
-        except TimeoutError:
-            unclear = OutcomeUnknown(
-                f"no answer within {self.gw.config.mutations.write_deadline:g} s", answered=False
-            )
-            return await self._reconcile(plans, change_ids, unclear, attempt)
-        except OutcomeUnknown as unclear:
-            return await self._reconcile(plans, change_ids, unclear, attempt)
-        except Conflict as err:
-            self.gw.metrics.inc("mutation_conflicts_total", kind=self.refs[0].kind)
-            log.info("conflict on %s (attempt %d): %s", self.refs[0], attempt, err.message)
-            if attempt >= self.gw.config.mutations.attempts:
+            for lease in leases:  # fenced: a lease that lapsed sends nothing (LeaseLost)
+                await lease.guard(self.gw.config.mutations.write_deadline)
+                guarded.append(lease)
+            await self._journal_intents(plans, change_ids)  # the intent is durable before the request
+            self.gw.metrics.inc("mutation_attempts_total", kind=self.refs[0].kind)
+            for t in plans:
+                self.attempts[t] = self.attempts.get(t, 0) + 1
+            self.sent = True
+            self.touched.update(self.op.targets[t] for t in plans)
+            try:
+                async with asyncio.timeout(self.gw.config.mutations.write_deadline):
+                    results = await self.op.send(self.io, plans)
+            except TimeoutError:
+                unclear = OutcomeUnknown(
+                    f"no answer within {self.gw.config.mutations.write_deadline:g} s", answered=False
+                )
+                return await self._reconcile(plans, change_ids, unclear, attempt)
+            except OutcomeUnknown as unclear:
+                return await self._reconcile(plans, change_ids, unclear, attempt)
+            except Conflict as err:
+                self.gw.metrics.inc("mutation_conflicts_total", kind=self.refs[0].kind)
+                log.info("conflict on %s (attempt %d): %s", self.refs[0], attempt, err.message)
+                if attempt >= self.gw.config.mutations.attempts:
+                    for t, plan in plans.items():
+                        self._failed(t, self._kept_changing(attempt, err.message), plan, change_ids[t])
+                return None
+            except GatewayError as err:
                 for t, plan in plans.items():
-                    self._failed(t, self._kept_changing(attempt, err.message), plan, change_ids[t])
-            return None
-        except GatewayError as err:
-            for t, plan in plans.items():
-                self._failed(t, err, plan, change_ids[t])
-            return None
+                    self._failed(t, err, plan, change_ids[t])
+                return None
         finally:
-            for lease in leases:
+            for lease in guarded:
                 await lease.settled()
         for t, plan in plans.items():
             result = results.get(t)

@@ -58,13 +58,27 @@ def merge_overrides(base: dict[str, Any], extra: dict[str, Any] | None) -> dict[
 def delete_redis_prefix(url: str, prefix: str) -> int:
     """Delete every key under ``prefix:`` (a test's own, unique prefix) in the Redis at ``url``.
 
-    For test teardown only: it walks the prefix with ``SCAN MATCH`` (never ``KEYS`` or ``FLUSHDB``).
-    A Redis that is gone (a test's own, already stopped) is ignored. Returns how many keys went.
+    For test teardown only: it walks the prefix with ``SCAN MATCH`` (never ``KEYS`` or ``FLUSHDB``), on
+    every master of a Redis Cluster (``redis+cluster://``, ``?cluster=true``, or a plain URL to a
+    node). A Redis that is gone (a test's own, already stopped) is ignored, and so is a Sentinel URL
+    (such servers are a test's own). Returns how many keys went.
     """
     import redis
+    from redis.cluster import RedisCluster
 
-    client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=1)
+    scheme, _, rest = url.partition("://")
+    if "sentinel" in scheme:
+        return 0
+    plain = scheme.split("+")[0] + "://" + rest.replace("cluster=true", "").rstrip("?&")
+    client = redis.Redis.from_url(plain, socket_timeout=2, socket_connect_timeout=1)
     try:
+        if "cluster" in scheme or "cluster=true" in rest or client.info("cluster").get("cluster_enabled"):
+            cluster = RedisCluster.from_url(plain, socket_timeout=2, socket_connect_timeout=1)
+            try:
+                keys = list(cluster.scan_iter(match=f"{prefix}:*", count=1000))
+                return sum(int(cluster.delete(k)) for k in keys)
+            finally:
+                cluster.close()
         keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
         return int(client.delete(*keys)) if keys else 0
     except (redis.RedisError, OSError):

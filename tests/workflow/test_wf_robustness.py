@@ -58,25 +58,45 @@ async def test_the_shared_lock_is_tried_even_after_a_slow_read(gateway_factory: 
     assert not result.is_error and len(taken) == 1 and taken[0].endswith(":order:200002")
 
 
-async def test_writes_can_require_the_shared_lock(
-    gateway_factory: Any, orderdesk_sandbox: Any, own_redis: Any
+@pytest.mark.parametrize("old_key", [None, False], ids=["default", "deprecated-require_shared_lock-false"])
+async def test_writes_refuse_while_the_shared_lock_is_unavailable(
+    gateway_factory: Any, orderdesk_sandbox: Any, own_redis: Any, old_key: bool | None
 ) -> None:
-    gw = gateway_factory(
-        overrides={
-            "cache.backend": "redis",
-            "cache.redis_url": own_redis.url,
-            "mutations.require_shared_lock": True,
-        }
-    )
+    overrides: dict[str, Any] = {"cache.backend": "redis", "cache.redis_url": own_redis.url}
+    if old_key is not None:  # an older file still loads; the key no longer turns the refusal off
+        overrides["mutations.require_shared_lock"] = old_key
+    gw = gateway_factory(overrides=overrides)
     async with connect(gw) as client:
         own_redis.stop()
         refused = await client.call_tool(
             "orders_update", {"order_id": "200003", "changes": {"email": "x@y.co"}}
         )
         read = await client.call_tool("orders_get", {"order_id": "200003"})
-    assert error_of(refused)["code"] == "UPSTREAM"
-    assert "shared lock is unavailable" in error_of(refused)["message"]
+    err = error_of(refused)
+    assert err["code"] == "UNAVAILABLE" and err["retryable"] is True
+    assert "shared lock is unavailable" in err["message"] and "nothing was written" in err["message"]
     assert not read.is_error and orderdesk_sandbox.requests(method="PUT") == []
+
+
+async def test_writes_can_opt_out_to_local_locks_while_the_shared_lock_is_unavailable(
+    gateway_factory: Any, orderdesk_sandbox: Any, own_redis: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    gw = gateway_factory(
+        overrides={
+            "cache.backend": "redis",
+            "cache.redis_url": own_redis.url,
+            "mutations.local_locks_when_shared_unavailable": True,
+        }
+    )
+    async with connect(gw) as client:
+        own_redis.stop()
+        with caplog.at_level(logging.WARNING, logger="odmcp.locks"):
+            result = await client.call_tool(
+                "orders_update", {"order_id": "200003", "changes": {"email": "x@y.co"}}
+            )
+    assert not result.is_error
+    assert orderdesk_sandbox.order("200003")["email"] == "x@y.co"
+    assert "taken in this process only" in caplog.text
 
 
 async def test_an_elicitation_round_is_not_audited_as_a_delete(gateway_factory: Any, tmp_path: Any) -> None:

@@ -11,7 +11,14 @@ What the adapter adds or avoids, and why:
   ``MULTI`` when the counter has a TTL), keeping the TTL in milliseconds and the counter atomic
   across replicas.
 * **real cross-process locks** from ``redis.asyncio.lock.Lock`` (token + lease, Lua compare-and-delete
-  release). aiocache's ``RedLock`` only makes waiters in the *same* process wait.
+  release), with a *fence* next to each lock (:class:`RedisLock`). aiocache's ``RedLock`` only makes
+  waiters in the *same* process wait.
+* **three deployments** (:func:`connect`): one server (``redis://``, ``rediss://``), Redis Cluster
+  (``redis+cluster://`` or ``cache.redis_mode = "cluster"``; the host's keys carry a ``{store}`` hash
+  tag, so every script and multi-key command stays in one slot) and Sentinel
+  (``redis+sentinel://host:26379[,host:port]/master[/db]``, through redis-py's ``Sentinel``). For the
+  last two, aiocache's client is replaced by redis-py's cluster or sentinel-managed client; aiocache
+  only calls ``get``/``set``/``delete`` on it, which both provide.
 * **fleet primitives** (:attr:`RedisBackend.fleet`, :mod:`odmcp_cache_redis.fleet`): one GCRA
   rate-limit bucket per name for every replica, and single-flight across replicas.
 * **closing** uses ``client.aclose()``: aiocache's ``close()`` calls redis-py's deprecated ``close``.
@@ -27,7 +34,6 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from aiocache.backends.redis import RedisCache
-from redis.asyncio.connection import parse_url
 from redis.asyncio.lock import Lock
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -36,6 +42,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from odmcp_cache_redis.fleet import RedisFleet
 from odmcp_cache_redis.serializer import MsgspecJsonSerializer
+from odmcp_cache_redis.urls import parse_target
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -55,24 +62,38 @@ class RedisBackend:
     local = False
 
     def __init__(
-        self, url: str = "redis://127.0.0.1:6379/0", *, op_timeout: float = 0.25, prefix: str = "mcpgw"
+        self,
+        url: str = "redis://127.0.0.1:6379/0",
+        *,
+        op_timeout: float = 0.25,
+        prefix: str = "mcpgw",
+        mode: str = "auto",
     ) -> None:
-        kwargs: dict[str, Any] = dict(parse_url(url))
-        if "path" in kwargs:
-            raise ValueError(f"unsupported Redis URL {url!r}: use redis:// or rediss://, not a unix socket")
         socket_timeout = max(op_timeout, 0.05)
+        target = parse_target(url, mode)
+        #: ``standalone``, ``cluster`` or ``sentinel``
+        self.mode = target.mode
+        #: the URL without credentials, for messages
+        self.where = target.where
+        kwargs = target.kwargs
         kwargs.setdefault("socket_timeout", socket_timeout)
+        connect_timeout = kwargs.pop("socket_connect_timeout", socket_timeout)
+        standalone = target.mode == "standalone"
         self._cache = RedisCache(
             serializer=MsgspecJsonSerializer(),
-            endpoint=kwargs.pop("host", "127.0.0.1"),
-            port=kwargs.pop("port", 6379),
-            db=kwargs.pop("db", 0),
-            password=kwargs.pop("password", None),
-            create_connection_timeout=kwargs.pop("socket_connect_timeout", socket_timeout),
+            endpoint=kwargs.pop("host", "127.0.0.1") if standalone else "127.0.0.1",
+            port=kwargs.pop("port", 6379) if standalone else 6379,
+            db=kwargs.pop("db", 0) if standalone else 0,
+            password=kwargs.pop("password", None) if standalone else None,
+            create_connection_timeout=connect_timeout,
             timeout=None,
             # username, TLS class and any other URL query options pass through to redis-py
-            connection_pool_kwargs={"retry": Retry(NoBackoff(), 1), **kwargs},
+            connection_pool_kwargs={"retry": Retry(NoBackoff(), 1), **kwargs} if standalone else {},
         )
+        if not standalone:
+            # aiocache only ever calls get/set/delete on its client: hand it the cluster (or
+            # sentinel-managed) client instead. Its own pool above never connected.
+            self._cache.client = target.client(socket_connect_timeout=connect_timeout)
         self._client: Redis = self._cache.client
         self._closed = False
         #: shared buckets and single-flight for the replicas of this deployment (``prefix``)
@@ -80,7 +101,12 @@ class RedisBackend:
 
     @classmethod
     def from_settings(cls, settings: CacheSettings) -> RedisBackend:
-        return cls(settings.redis_url, op_timeout=settings.op_timeout, prefix=settings.prefix)
+        return cls(
+            settings.redis_url,
+            op_timeout=settings.op_timeout,
+            prefix=settings.prefix,
+            mode=settings.redis_mode,
+        )
 
     @property
     def client(self) -> Redis:
@@ -131,6 +157,25 @@ class RedisBackend:
         except (RedisError, OSError):
             return False
 
+    async def startup_check(self) -> str | None:
+        """A configuration mistake the server reveals, as one line; None when none is seen.
+
+        A plain URL pointed at a Redis Cluster node passes ``PING`` but then answers ``MOVED`` or
+        ``CROSSSLOT`` to most commands: refuse it and name the URL form to use.
+        """
+        if self.mode != "standalone":
+            return None
+        try:
+            info = await self._client.info("cluster")
+        except (RedisError, OSError):
+            return None  # unreachable (reported as an outage) or INFO refused (managed): can't tell
+        if str(info.get("cluster_enabled", 0)) == "1":
+            return (
+                f"cache.redis_url {self.where} is a Redis Cluster node; use "
+                f'{self.where.replace("://", "+cluster://", 1)} (or cache.redis_mode = "cluster")'
+            )
+        return None
+
     async def close(self) -> None:
         if self._closed:
             return
@@ -139,30 +184,87 @@ class RedisBackend:
         await self._client.aclose()  # closes the pool too (aiocache sets auto_close_connection_pool)
 
 
+ACQUIRE_LUA = """
+-- KEYS[1] lock, KEYS[2] its fence; ARGV[1] token, ARGV[2] lease (ms)
+-- -1: held by another; else ms left on a fence a previous holder left (0: none)
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return -1 end
+return math.max(redis.call('PTTL', KEYS[2]), 0)
+"""
+
+GUARD_LUA = """
+-- KEYS[1] lock, KEYS[2] fence; ARGV[1] token, ARGV[2] lease (ms), ARGV[3] deadline (ms from now)
+-- 0: not ours any more; 1: extended, and the fence lasts at least the deadline
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[3]) then
+  redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[3])
+end
+return 1
+"""
+
+SETTLE_LUA = """
+-- KEYS[1] fence; ARGV[1] token
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+RELEASE_LUA = """
+-- KEYS[1] lock, KEYS[2] fence; ARGV[1] token, ARGV[2] '1': also clear our fence (nothing in flight)
+if ARGV[2] == '1' and redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+def fence_key(key: str) -> str:
+    """The fence of the lock ``key``: same hash tag, so one slot in a cluster."""
+    return key + ":fence"
+
+
+class _FencedLock(Lock):
+    """redis-py's ``Lock`` (polling acquire, renewal) taking the lock and reading its fence in one step."""
+
+    fence_ms = 0
+
+    async def do_acquire(self, token: str | bytes) -> bool:
+        left = await self.redis.eval(
+            ACQUIRE_LUA, 2, self.name, fence_key(str(self.name)), token, _ttl_ms(self.timeout or 0.001)
+        )
+        if int(left) < 0:
+            return False
+        self.fence_ms = int(left)
+        return True
+
+
 class RedisLock:
-    """``async with`` a redis-py ``Lock``; raises ``TimeoutError`` when not acquired within ``wait``.
+    """A cross-replica lock with a lease and a fence (the host's :class:`odmcp.cache_backend.SharedLock`).
 
-    Only contention raises the builtin ``TimeoutError``; an unreachable or silent Redis raises a
-    ``redis.exceptions.RedisError`` (never a ``TimeoutError`` subclass), so the host can tell
-    "another replica holds this object" from "the cache is down".
+    :meth:`acquire` raises the builtin ``TimeoutError`` only for contention; an unreachable or silent
+    Redis raises a ``redis.exceptions.RedisError`` (never a ``TimeoutError`` subclass), so the host can
+    tell "another replica holds this object" from "Redis is down".
 
-    One instance per critical section (the token lives on the instance). While held, the lease is
-    renewed every ``lease / 3`` seconds, so a slow holder (upstream retries and timeouts) keeps the
-    lock however long it works, yet a holder that crashes blocks the key for at most ``lease`` seconds.
+    While held, the lease is renewed every ``lease / 3`` seconds, so a live holder keeps the lock
+    however long it works, yet a holder that dies blocks the key for at most ``lease`` seconds, unless
+    it died with a write in flight: :meth:`guard` records that write's deadline in the fence key next
+    to the lock, and the next holder waits for it (:meth:`fence_left`). When renewal finds the lock
+    taken from us, :attr:`lost` is set and the next :meth:`guard` says so.
 
-    Releasing is best effort: if the lease already ran out, or
-    Redis is unreachable, the body's outcome stands and a warning is logged, because raising there
-    would turn finished work into an error while the lease frees the key anyway.
+    One instance per critical section. Releasing is best effort (logged): the lease frees the key.
     """
 
     def __init__(self, client: Redis, key: str, *, lease: float, wait: float) -> None:
         if lease <= 0:  # redis-py treats a falsy timeout as "no lease": a crash would lock the key forever
             raise ValueError(f"lock lease must be > 0 seconds, got {lease}")
         self.key = key
+        self.fence = fence_key(key)
         self.wait = wait
         self.lease = lease
+        #: renewal found the lock no longer ours
+        self.lost = False
+        self._client = client
         self._renewer: asyncio.Task[None] | None = None
-        self._lock = Lock(
+        self._token = b""
+        self._lock = _FencedLock(
             client,
             key,
             timeout=lease,  # sent as PX int(lease * 1000)
@@ -172,7 +274,8 @@ class RedisLock:
             thread_local=False,  # asyncio: one task per instance; a thread-local token adds nothing
         )
 
-    async def __aenter__(self) -> None:
+    async def acquire(self) -> float:
+        """Take the lock; returns the seconds left on a fence a previous holder left (0.0: none)."""
         try:
             acquired = await self._lock.acquire()
         except TimeoutError as exc:
@@ -180,24 +283,44 @@ class RedisLock:
             raise RedisTimeoutError(f"Redis did not answer while taking lock {self.key!r}") from exc
         if not acquired:
             raise TimeoutError(f"cache lock {self.key!r} not acquired within {self.wait:g}s")
+        self._token = self._lock.local.token
         self._renewer = asyncio.create_task(self._renew())
+        return self._lock.fence_ms / 1000
+
+    async def fence_left(self) -> float:
+        """Seconds left on the fence (0.0 when there is none)."""
+        left = await self._client.pttl(self.fence)
+        return max(int(left), 0) / 1000
+
+    async def guard(self, deadline: float) -> bool:
+        """Extend the lease and make the fence last ``deadline`` s from now; False if no longer ours."""
+        ok = await self._client.eval(
+            GUARD_LUA, 2, self.key, self.fence, self._token, _ttl_ms(self.lease), _ttl_ms(deadline)
+        )
+        if not ok:
+            self.lost = True
+        return bool(ok)
+
+    async def settle(self) -> None:
+        """Clear our fence: the request it covered has finished."""
+        await self._client.eval(SETTLE_LUA, 1, self.fence, self._token)
 
     async def _renew(self) -> None:
         while True:
             await asyncio.sleep(self.lease / 3)
-            if self._renewer is None:  # released meanwhile (see __aexit__)
+            if self._renewer is None:  # released meanwhile (see release)
                 return
             try:
                 await self._lock.reacquire()  # resets the TTL to the full lease, only if we still own it
             except LockError:
+                self.lost = True
                 log.warning("cache lock %r was lost before it could be renewed", self.key)
                 return
             except (RedisError, OSError) as err:
                 log.warning("cache lock %r not renewed (%s); retrying", self.key, err)
 
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    async def release(self, clear_fence: bool = True) -> None:
+        """Give the lock up (best effort); ``clear_fence=False`` leaves our fence for the next holder."""
         renewer, self._renewer = self._renewer, None
         if renewer is not None:
             renewer.cancel()
@@ -205,12 +328,25 @@ class RedisLock:
             # with a 0.3 s lease), and the lock must not stay held, renewed forever, because of it.
             # A renewer still running after the release sees it is done (or finds the token gone).
             await asyncio.wait({renewer}, timeout=1.0)
+        if not self._token:
+            return
         try:
-            await self._lock.release()
-        except LockError:
-            log.warning("cache lock %r expired before release; its lease was too short", self.key)
+            released = await self._client.eval(
+                RELEASE_LUA, 2, self.key, self.fence, self._token, "1" if clear_fence else "0"
+            )
         except (RedisError, OSError) as err:
             log.warning("cache lock %r not released (%s); it frees itself when the lease ends", self.key, err)
+            return
+        if not released:
+            log.warning("cache lock %r expired before release; its lease was too short", self.key)
+
+    async def __aenter__(self) -> float:
+        return await self.acquire()
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.release()
 
 
 def _ttl_seconds(ttl: float) -> float:

@@ -74,10 +74,13 @@ class OrderDeskClient:
         limiter: RateLimiter | None = None,
         sleep: Sleep = asyncio.sleep,
         rng: Callable[[], float] = random.random,
+        write_deadline: float | None = None,
     ) -> None:
         self._store = store
         self._settings = settings
-        self._http = OrderDeskTransport(store, session, settings, limiter=limiter, sleep=sleep, rng=rng)
+        self._http = OrderDeskTransport(
+            store, session, settings, limiter=limiter, sleep=sleep, rng=rng, write_deadline=write_deadline
+        )
 
     def __repr__(self) -> str:
         return f"OrderDeskClient(store={self._store.name!r}, store_id={self._store.store_id!r})"

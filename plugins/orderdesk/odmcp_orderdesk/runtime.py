@@ -44,7 +44,11 @@ class OrderDeskRuntime:
             od_store = orderdesk_store(store)
             limiter = store_limiter(self.gateway, od_store)
             self._clients[store.name] = OrderDeskClient(
-                od_store, self.session, self.settings, limiter=limiter
+                od_store,
+                self.session,
+                self.settings,
+                limiter=limiter,
+                write_deadline=self.gateway.config.mutations.write_deadline,
             )
 
     async def stop(self) -> None:

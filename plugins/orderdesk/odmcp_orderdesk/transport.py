@@ -131,10 +131,13 @@ class OrderDeskTransport:
         limiter: RateLimiter | None = None,
         sleep: Sleep = asyncio.sleep,
         rng: Callable[[], float] = random.random,
+        write_deadline: float | None = None,
     ) -> None:
         self._store = store
         self._session = session
         self._settings = settings
+        #: a write (not GET) ends within this: the host fences its lock for ``mutations.write_deadline``
+        self._write_deadline = min(settings.deadline, write_deadline or settings.deadline)
         # The default bucket keeps real time even when ``sleep`` is faked: a fake sleep that does
         # not move the clock would make it spin.
         self._limiter: RateLimiter = (
@@ -168,8 +171,9 @@ class OrderDeskTransport:
     ) -> JSON:
         """One logical request: pacing, retries and error mapping. Returns the success envelope.
 
-        The whole of it (rate-limit waits, attempts, backoffs) is bounded by ``settings.deadline``,
-        so no tool call waits on OrderDesk for longer than that.
+        The whole of it (rate-limit waits, attempts, backoffs) is bounded by ``settings.deadline``
+        (for a write, by ``mutations.write_deadline`` if that is shorter: the host's lock fence
+        counts on it), so no tool call waits on OrderDesk for longer than that.
 
         ``replay_safe`` says whether sending the request again after an unclear attempt (a 5xx, a
         timeout, a drop) could not apply anything twice; the default is True for GET, PUT and DELETE,
@@ -179,7 +183,7 @@ class OrderDeskTransport:
 
         ``reserve`` is how many rate-limit tokens this request must leave for others (bulk jobs).
         """
-        deadline = self._settings.deadline
+        deadline = self._settings.deadline if method == "GET" else self._write_deadline
         try:
             async with asyncio.timeout(deadline):
                 return await self._call(method, path, query, body, replay_safe, reserve)

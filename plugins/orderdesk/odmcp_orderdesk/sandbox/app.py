@@ -257,7 +257,7 @@ class SandboxHandler:
                 if not rule.after_apply:
                     if rule.delay_ms > 0:
                         await asyncio.sleep(rule.delay_ms / 1000)
-                        if _client_gone(request):  # timed out before processing: not applied
+                        if _client_gone(request) and not rule.apply_when_gone:  # timed out: not applied
                             return self._finish(record, web.Response(status=499), started, dropped=True)
                     substitute = _fault_response(ctx, rule, request, headers, started)
                     if substitute is not None:

@@ -49,6 +49,9 @@ class FaultRule:
     drop: bool = False
     #: Apply the request first, then delay / replace / drop the response.
     after_apply: bool = False
+    #: After a delay before the handler, apply the request even if its client has gone meanwhile (a
+    #: server that finishes what it received, as a real one may): a slow write that outlives its sender.
+    apply_when_gone: bool = False
     #: Rule expires this many seconds after being added.
     duration_s: float | None = None
     name: str = ""
