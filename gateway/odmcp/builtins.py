@@ -14,6 +14,7 @@ from odmcp.refs import Ref
 
 if TYPE_CHECKING:
     from odmcp.app import Gateway
+    from odmcp.route import TargetOutcome
     from odmcp.tools import ToolCall
 
 log = logging.getLogger("odmcp.calls")
@@ -91,10 +92,11 @@ def gateway_tool_post_invoke(
 def audit_record(call: ToolCall, outcome: str, error: Exception | None, elapsed_ms: float) -> dict[str, Any]:
     """The audit line of a call to a tool that writes, built from what the write route returned.
 
-    ``outcome`` says what was written, not only how the call ended: ``ok`` when every target was
-    applied (or already so), ``partial`` when some were, ``error`` when none was, ``unknown`` when
-    an outcome stays unclear; ``cancelled: true`` marks a caller that went away (the writes it had
-    started were settled all the same). ``writes`` lists each target of a bulk call.
+    A call that answered an error says ``<outcome>:<CODE>`` (``error:NOT_FOUND``, ``denied:AUTH``).
+    Otherwise ``outcome`` says what was written, not only how the call ended: ``ok`` when every
+    target was applied (or already so), ``partial`` when some were, ``error`` when none was,
+    ``unknown`` when an outcome stays unclear; ``cancelled: true`` marks a caller that went away (the
+    writes it had started were settled all the same). ``writes`` lists each target of a bulk call.
     """
     assert call.spec is not None
     code = getattr(error, "code", None)
@@ -116,12 +118,12 @@ def audit_record(call: ToolCall, outcome: str, error: Exception | None, elapsed_
         "principal": call.principal,
         "tool": call.name,
         "store": writes[0].ref.store if writes else call.arguments.get("store") or None,
-        "object_id": ",".join(dict.fromkeys(w.ref.id for w in writes if w.ref.id))
+        "object_id": ",".join(dict.fromkeys(i for i in map(_object_id, writes) if i))
         or call.spec.object_id(call.arguments),
         "changed_fields": sorted({f for w in call.writes for f in w.fields}),
         "attempts": max((w.attempts for w in writes), default=0),
         "reconciled": any(w.reconciled for w in writes) or None,
-        "outcome": summary if code is None else f"{summary}:{code}",
+        "outcome": summary if code is None else f"{outcome}:{code}",
         "cancelled": outcome == "cancelled" or None,
         "dry_run": bool(call.arguments.get("dry_run")) or None,
         "duration_ms": round(elapsed_ms, 2),
@@ -137,9 +139,13 @@ def audit_record(call: ToolCall, outcome: str, error: Exception | None, elapsed_
             }
             for w in writes
         ]
-    elif writes and writes[0].error is not None and code is None:
-        record["outcome"] = f"{summary}:{writes[0].error.code}"
     return {k: v for k, v in record.items() if v is not None}
+
+
+def _object_id(w: TargetOutcome) -> str:
+    """The object a write changed (a created one by its new id)."""
+    made = w.value.get("id") if w.state in ("applied", "already") and isinstance(w.value, dict) else None
+    return w.ref.id or (str(made) if made else "")
 
 
 @hookimpl

@@ -296,22 +296,24 @@ class _Run:
 
     async def execute(self) -> WriteOutcome:
         m = self.gw.config.mutations
-        fresh: dict[Ref, Any] | None = None
+        attempt = 0
         try:
-            for attempt in range(1, m.attempts + 1):
+            while attempt < m.attempts and self._left():
+                # The lock is held across every round: a round plans from what the previous one read
+                # under it. Only a lapsed lease (nothing sent) lets go, re-acquires and reads afresh.
+                fresh: dict[Ref, Any] | None = None
                 try:
                     async with self._locked() as leases:
-                        fresh = await self._round(attempt, leases, fresh)
+                        while attempt < m.attempts:
+                            attempt += 1
+                            fresh = await self._round(attempt, leases, fresh)
+                            if not self._left():
+                                break
+                            await self.gw.workflow.sleep(self.gw.workflow.backoff(attempt))
                 except LeaseLost as lost:
-                    # nothing of this round was sent; the next round re-acquires and re-reads
-                    fresh = None
                     log.warning("%s: %s; taking the lock again", self.refs[0], lost.message)
-                    if attempt == m.attempts:
+                    if attempt >= m.attempts:
                         self._fail_left(lost)
-                    continue
-                if not self._left():
-                    break
-                await self.gw.workflow.sleep(self.gw.workflow.backoff(attempt))
             self._fail_left(self._kept_changing(m.attempts, "it kept changing"))
         finally:
             await self._finish()
@@ -644,7 +646,7 @@ class _Run:
             await self.gw.workflow.invalidate(ref, lists=self.op.lists, fresh=fresh)
         journal = self.gw.journal
         now = time.time()
-        for t, o in self.out.items():
+        for t, o in ((t, self.out[t]) for t in self.op.targets if t in self.out):
             if self.call is not None:
                 self.call.writes.append(o)
             if journal is None or not o.change_id:
