@@ -127,7 +127,13 @@ class Gateway:
     # --- stores ---------------------------------------------------------------------------------
 
     def store(self, name: str | None) -> StoreSettings:
-        """The configured store called ``name`` (the default store when empty); VALIDATION if unknown."""
+        """The configured store called ``name``; VALIDATION if unknown. Empty: the caller's default store
+        (the default store, or the first store granted to a token that may not use it)."""
+        if not name:
+            call = current_call.get()
+            mine = self.config.default_for(call.token if call is not None else None)
+            if mine is not None:
+                return mine
         try:
             return self.config.store(name)
         except KeyError:

@@ -27,7 +27,7 @@ from odmcp.errors import (
     ReadOnlyError,
     ValidationFailed,
 )
-from odmcp.toollist import tools_for
+from odmcp.toollist import HintWords, tools_for, visible
 from odmcp.tools import ToolCall, ToolSpec, published, wire_name
 from odmcp.workflow import current_call
 
@@ -89,6 +89,10 @@ class ToolCallMiddleware:
         self._checks: dict[str, ArgumentCheck] = {}
         #: the tool list per kind of caller (read-only or not, which stores), built on first request
         self._lists: dict[Any, list[dict[str, Any]]] = {}
+        #: the tools each kind of caller sees (for the tool names in error hints)
+        self._shown: dict[Any, frozenset[str]] = {}
+        style = gw.config.gateway.tool_names
+        self._hints = HintWords([t.name for t in gw.tools], lambda name: wire_name(name, style))
 
     async def __call__(self, ctx: Any, call_next: Any) -> Any:
         if ctx.method == "tools/list":
@@ -121,7 +125,7 @@ class ToolCallMiddleware:
                 return await self._deny(call, err, t0)
             bad = self._check(wname, spec)(call.arguments)
             if bad is not None:  # nothing runs (and nothing goes upstream) with arguments the tool can't take
-                return await self._finish(call, "error", bad, t0, error_result(bad))
+                return await self._finish(call, "error", bad, t0, self._for_caller(error_result(bad), token))
             try:
                 await self.gw.hooks.pre_invoke(call)
             except GatewayError as err:
@@ -144,6 +148,8 @@ class ToolCallMiddleware:
                 self.gw.metrics.inc("tool_calls_total", tool=call.name, outcome="pending")
                 return raw
             result, failure = self._normalise(raw)
+            if failure is not None:
+                result = self._for_caller(result, token)
             return await self._finish(call, "error" if failure else "ok", failure, t0, result)
         finally:
             current_call.reset(reset)
@@ -170,7 +176,31 @@ class ToolCallMiddleware:
 
     async def _deny(self, call: ToolCall, err: GatewayError, t0: float) -> Any:
         self.gw.metrics.inc("policy_denials_total", tool=call.name, code=str(err.code))
-        return await self._finish(call, "denied", err, t0, error_result(err))
+        return await self._finish(call, "denied", err, t0, self._for_caller(error_result(err), call.token))
+
+    def _for_caller(self, result: Any, token: Any) -> Any:
+        """An error result whose hint names only tools this caller sees (:class:`HintWords`)."""
+        if not isinstance(result, CallToolResult):
+            return result
+        coded = error_of(result)
+        hint = coded.get("hint") if coded else None
+        if not isinstance(hint, str) or not hint:
+            return result
+        kind = None if token is None else (bool(token.read_only), tuple(token.stores))
+        shown = self._shown.get(kind)
+        if shown is None:
+            shown = self._shown[kind] = visible(self.by_wire, self.gw.config, token)
+        new = self._hints.rewrite(hint, shown)
+        if new == hint:
+            return result
+        texts = [
+            TextContent(type="text", text=c.text.replace(f" — {hint}", f" — {new}"))
+            if isinstance(c, TextContent)
+            else c
+            for c in result.content
+        ]
+        meta = {**(result.meta or {}), ERROR_META_KEY: {**(coded or {}), "hint": new}}
+        return CallToolResult(content=texts, is_error=True, _meta=meta)
 
     def _tool_list(self, result: Any, token: Any, protocol: str) -> Any:
         """The SDK's ``tools/list`` answer with only the tools this caller may call, compacted (built
@@ -193,7 +223,8 @@ class ToolCallMiddleware:
             return self._check_writes(spec, token)  # e.g. stores.list filters by the token itself
         store = call.arguments.get("store")
         store_name = store if isinstance(store, str) and store else None
-        store_name = store_name or (self.gw.config.default_store.name if self.gw.config.stores else "")
+        mine = self.gw.config.default_for(token)
+        store_name = store_name or (mine.name if mine else "")
         if store_name and not token.allows_store(store_name):
             raise AuthError(
                 f"token {token.name!r} may not use store {store_name!r}",

@@ -16,7 +16,8 @@ from pydantic import BaseModel
 
 from odmcp import __version__
 from odmcp.app import Gateway
-from odmcp.errors import ErrorCode, GatewayError, InternalError
+from odmcp.budget import over_budget
+from odmcp.errors import ErrorCode, GatewayError, InternalError, ValidationFailed
 from odmcp.middleware import ToolCallMiddleware, error_result
 from odmcp.tools import ToolSpec, publish, wire_name
 
@@ -57,6 +58,13 @@ def _handler(spec: ToolSpec, gw: Gateway) -> Any:
                 # Compact JSON for the text block: the SDK would pretty-print it (indent=2), which
                 # costs the model ~30% more tokens and the wire more bytes for the same data.
                 text = result.model_dump_json(by_alias=True)
+                budget = gw.config.gateway.max_result_bytes
+                if spec.read_only and over_budget(text, budget):  # a tool that did not fit its own result
+                    raise ValidationFailed(
+                        f"the result is {len(text.encode()):,} bytes, over gateway.max_result_bytes "
+                        f"({budget:,})",
+                        hint="Ask for less (a smaller limit, or fewer fields).",
+                    )
                 data = result.model_dump(mode="json", by_alias=True)
                 return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=data)
             return result

@@ -205,4 +205,7 @@ async def test_stores_list_shows_only_the_stores_a_token_may_use(gateway_factory
         default_store = await client.call_tool("store_get", {})
     assert [s["name"] for s in listed.structured_content["stores"]] == ["store2"]
     assert not ping.is_error and ping.structured_content["stores"] == ["store2"]  # filtered like stores_list
-    assert error_of(default_store)["code"] == "AUTH"  # the default store is not granted
+    # the configured default store is not granted: the token's default is its first granted store
+    assert not default_store.is_error
+    assert [s["default"] for s in listed.structured_content["stores"]] == [True]
+    assert default_store.structured_content["store"]["id"] == gw.config.store("store2").store_id

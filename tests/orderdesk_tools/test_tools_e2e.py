@@ -171,7 +171,7 @@ async def test_shipment_tools(gateway_factory: Any) -> None:
         assert added["message"] == "Shipment Added"
         dup = await c.call_tool("shipments_add", {"order_id": oid, "shipment": ship})
         listed = ok(await c.call_tool("shipments_list", {"order_id": oid}))
-        sid = listed["items"][0]["id"]
+        sid = listed["shipments"][0]["id"]
         ok(
             await c.call_tool(
                 "shipments_update",
@@ -182,8 +182,8 @@ async def test_shipment_tools(gateway_factory: Any) -> None:
         ok(await c.call_tool("shipments_delete", {"order_id": oid, "shipment_id": sid}))
         empty = ok(await c.call_tool("shipments_list", {"order_id": oid}))
     assert code(dup) == "VALIDATION" and "Shipment Not Added" in dup.content[0].text
-    assert again["items"][0]["carrier_code"] == "FedEx" and again["items"][0]["tracking_number"] == "1Z999"
-    assert empty["items"] == []
+    assert again["shipments"][0]["carrier_code"] == "FedEx" and again["shipments"][0]["tracking_number"] == "1Z999"
+    assert empty["shipments"] == []
 
 
 async def test_inventory_tools(gateway_factory: Any) -> None:

@@ -134,11 +134,11 @@ async def test_inventory_and_shipment_lists_summarise_too(
     for short, whole in zip(items["items"], full_items["items"], strict=True):
         assert short == {k: whole[k] for k in summaries.INVENTORY_SUMMARY}
     assert one["item"] == {"code": items["items"][0]["code"]}
-    assert [s["tracking_number"] for s in shipments["items"]] == [
+    assert [s["tracking_number"] for s in shipments["shipments"]] == [
         s["tracking_number"] for s in shipped["order_shipments"]
     ]
-    assert all(set(s) == set(summaries.SHIPMENT_SUMMARY) for s in shipments["items"])
-    assert full_shipments["items"] == shipped["order_shipments"]
+    assert all(set(s) == set(summaries.SHIPMENT_SUMMARY) for s in shipments["shipments"])
+    assert full_shipments["shipments"] == shipped["order_shipments"]
 
 
 @pytest.mark.sandbox(rate_limit_enabled=False)

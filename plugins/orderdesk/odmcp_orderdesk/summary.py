@@ -9,7 +9,9 @@ bytes); ``fields`` asks for ``"full"`` objects or for chosen top-level fields, a
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+
+from pydantic import Field
 
 from odmcp.arguments import closest
 from odmcp.errors import ValidationFailed
@@ -20,7 +22,10 @@ SUMMARIES = "_summaries"
 
 #: ``summary``, ``full`` or top-level field names (the schema says so; the tool descriptions and
 #: output schemas say what a summary holds)
-Fields = Literal["summary", "full"] | list[str]
+Fields = Annotated[
+    Literal["summary", "full"] | list[str],
+    Field(description="Or top-level field names."),
+]
 
 #: what an order summary holds (order fields, plus folder_name, customer_name, item_count, tracked)
 ORDER_SUMMARY = (
@@ -101,6 +106,12 @@ def check_fields(fields: Any, what: str, documented: Iterable[str], summary: Ite
 
 
 def check_order_fields(fields: Any) -> None:
+    if isinstance(fields, list) and "order_history" in fields:
+        raise ValidationFailed(
+            "argument 'fields': order_history is not selected by fields",
+            hint="Pass include_history=true (it adds order_history whatever fields selects).",
+            field="fields",
+        )
     check_fields(fields, "order", ORDER_FIELDS, ORDER_SUMMARY)
 
 

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import Field
 
+from odmcp.budget import fit_list
 from odmcp.refs import Ref
 from odmcp.tools import ToolTable
 from odmcp_orderdesk import merge, validate
@@ -191,13 +192,20 @@ async def order_items_delete(
 async def shipments_list(
     gateway: Gateway, order_id: OrderId, fields: Fields = "summary", store: StoreArg = None
 ) -> ShipmentListResult:
-    """List an order's shipments, a summary each. Cost: 1 request. Errors: NOT_FOUND, VALIDATION."""
+    """List an order's shipments, a summary each. Cost: 1 request. Errors: NOT_FOUND."""
     check_shipment_fields(fields)
     r = _order_ref(gateway, store, order_id)
     shipments = await runtime(gateway).client(r.store).list_shipments(r.id)
     if fields != "full":
         shipments = [pick(s, shipment_summary(s), fields) for s in shipments]
-    return ShipmentListResult(items=shipments)
+    return fit_list(
+        ShipmentListResult(shipments=shipments),
+        "shipments",
+        gateway.config.gateway.max_result_bytes,
+        offset=None,
+        narrow="ask for fewer fields",
+        shrink=shipment_summary,
+    )
 
 
 @TOOLS.tool(
