@@ -13,8 +13,8 @@ middleware hands the SDK's list to :func:`tools_for` (once per kind of caller, t
   in the server instructions. A caller whose only store is the default store is not offered the
   argument at all: there is nothing to choose (a call that sends it is still accepted).
 * **No noise**: titles pydantic derives from parameter names, ``anyOf [T, null]`` of an optional
-  argument (null means "omitted"), the ``type`` of an enum of strings, ``default: null`` and ``default: false`` (an optional flag is
-  off unless sent), and ``additionalProperties: true`` (JSON
+  argument (null means "omitted"), the ``type`` of an enum of strings, ``default: null`` and
+  ``default: false`` (an optional flag is off unless sent), and ``additionalProperties: true`` (JSON
   Schema's defaults), defaults and ``required`` in output schemas (they say what a result looks
   like, not what a client must check), the annotations' copy of the tool title and the hints that
   say nothing (:func:`hints`). Output schemas keep their nulls (as ``type: [T,

@@ -182,7 +182,10 @@ async def test_shipment_tools(gateway_factory: Any) -> None:
         ok(await c.call_tool("shipments_delete", {"order_id": oid, "shipment_id": sid}))
         empty = ok(await c.call_tool("shipments_list", {"order_id": oid}))
     assert code(dup) == "VALIDATION" and "Shipment Not Added" in dup.content[0].text
-    assert again["shipments"][0]["carrier_code"] == "FedEx" and again["shipments"][0]["tracking_number"] == "1Z999"
+    assert (
+        again["shipments"][0]["carrier_code"] == "FedEx"
+        and again["shipments"][0]["tracking_number"] == "1Z999"
+    )
     assert empty["shipments"] == []
 
 

@@ -10,9 +10,9 @@ from mcp.server.mcpserver import AcceptedElicitation, Context, Elicit, Elicitati
 from mcp_types.version import is_version_at_least
 from pydantic import AfterValidator, BaseModel, BeforeValidator, Field
 
+from odmcp.arguments import closest
 from odmcp.budget import fit_list, fit_object, text_size
 from odmcp.bulk import MAX_TARGETS, BulkReport, Done, Target
-from odmcp.arguments import closest
 from odmcp.errors import ConfirmationRequired, ValidationFailed
 from odmcp.refs import Ref
 from odmcp.tools import ToolTable
