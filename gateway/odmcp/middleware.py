@@ -9,12 +9,17 @@ If the SDK's middleware signature changes in a 2.x release, this file is the onl
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import uuid
+from collections import OrderedDict
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import anyio
+from mcp.server.subscriptions import InMemorySubscriptionBus
+from mcp.shared.subscriptions import ToolsListChanged
 from mcp.types import CallToolResult, TextContent
 from pydantic import BaseModel
 
@@ -93,8 +98,15 @@ class ToolCallMiddleware:
         self._shown: dict[Any, frozenset[str]] = {}
         style = gw.config.gateway.tool_names
         self._hints = HintWords([t.name for t in gw.tools], lambda name: wire_name(name, style))
+        #: legacy (2025-11-25) HTTP sessions seen, by session id: (token name, the SDK's session), the
+        #: most recent last, so :meth:`tools_changed` can tell the sessions of a token its list changed
+        self.sessions: OrderedDict[str, tuple[str, Any]] = OrderedDict()
+        self.max_sessions = max(16, 2 * gw.config.http.max_sessions)
+        #: the server's subscriptions/listen bus (2026-07-28 clients)
+        self.bus = InMemorySubscriptionBus()
 
     async def __call__(self, ctx: Any, call_next: Any) -> Any:
+        self._seen(ctx)
         if ctx.method == "tools/list":
             return self._tool_list(
                 await call_next(ctx), _principal(ctx), getattr(ctx, "protocol_version", "")
@@ -153,6 +165,33 @@ class ToolCallMiddleware:
             return await self._finish(call, "error" if failure else "ok", failure, t0, result)
         finally:
             current_call.reset(reset)
+
+    def _seen(self, ctx: Any) -> None:
+        """Remember the session of a legacy HTTP request made with a token (see :attr:`sessions`)."""
+        token = _principal(ctx)
+        headers = getattr(getattr(ctx, "request", None), "headers", None)
+        sid = headers.get("mcp-session-id") if headers is not None else None
+        if token is None or not sid or getattr(ctx, "session", None) is None:
+            return
+        self.sessions[sid] = (token.name, ctx.session)
+        self.sessions.move_to_end(sid)
+        while len(self.sessions) > self.max_sessions:  # ended sessions are forgotten oldest first
+            self.sessions.popitem(last=False)
+
+    async def tools_changed(self, names: Iterable[str]) -> int:
+        """Send ``notifications/tools/list_changed`` to each session of the tokens called ``names``
+        (their grants changed, so their tool lists did); returns how many sessions were told.
+        Best-effort: a session that has ended, or has no stream open for notifications, misses it."""
+        changed = set(names)
+        told = 0
+        if changed:
+            await self.bus.publish(ToolsListChanged())
+        for token_name, session in list(self.sessions.values()):
+            if token_name in changed:
+                with contextlib.suppress(Exception):
+                    await session.send_tool_list_changed()
+                    told += 1
+        return told
 
     def _not_served(self, wname: str) -> ValidationFailed:
         style = self.gw.config.gateway.tool_names

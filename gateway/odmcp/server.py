@@ -9,6 +9,7 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
+from mcp.server import NotificationOptions
 from mcp.server.caching import CacheHint
 from mcp.server.mcpserver import MCPServer, RequestStateSecurity
 from mcp.types import CallToolResult, TextContent
@@ -93,17 +94,25 @@ def build_server(gw: Gateway) -> MCPServer[Any]:
             await gw.shutdown()
 
     keys = [k.reveal().encode() for k in gw.config.http.request_state_keys]
+    tool_calls = ToolCallMiddleware(gw, by_wire)
     server: MCPServer[Any] = MCPServer(
         gw.config.gateway.name,
         version=__version__,
         instructions=instructions(gw),
         lifespan=lifespan,
-        middleware=[ToolCallMiddleware(gw, by_wire)],
+        middleware=[tool_calls],
+        subscriptions=tool_calls.bus,  # 2026-07-28 clients hear of a changed tool list here
         request_state_security=RequestStateSecurity(keys=keys) if keys else None,
         log_level=gw.config.gateway.log_level,
         # the tool list only changes with a restart: let 2026-07-28 clients keep it for 5 minutes;
         # private: each caller's list depends on its token (gateway.toollist)
         cache_hints={"tools/list": CacheHint(ttl_ms=300_000, scope="private")},
+    )
+    # a token's grants may change at run time (SIGHUP), and its tool list with them: legacy sessions
+    # are told with notifications/tools/list_changed, which the capability must announce
+    low = server._lowlevel_server
+    low.create_initialization_options = functools.partial(  # type: ignore[method-assign]
+        type(low).create_initialization_options, low, NotificationOptions(tools_changed=True)
     )
     for wname, spec in by_wire.items():
         if read_only and spec.writes:
