@@ -26,7 +26,8 @@ from odmcp.locks import MutationLocks
 from odmcp.metrics import Metrics
 from odmcp.plugins import GatewayPluginManager, build_plugin_manager
 from odmcp.ratelimit import LeakyBucket, RateLimiter, SharedBucket
-from odmcp.tools import ToolRegistry, ToolSpec
+from odmcp.toollist import HintWords, visible
+from odmcp.tools import ToolRegistry, ToolSpec, wire_name
 from odmcp.workflow import Workflow, current_call
 
 log = logging.getLogger("odmcp")
@@ -92,6 +93,9 @@ class Gateway:
         #: this process among the replicas sharing a cache backend (rate-limit bucket membership)
         self.replica_id = uuid.uuid4().hex[:12]
         self._limiters: dict[str, RateLimiter] = {}
+        #: tool names in hints, and the tools each kind of caller sees (:meth:`for_caller`)
+        self._hint_words: HintWords | None = None
+        self._shown: dict[Any, frozenset[str]] = {}
 
     @classmethod
     def from_config(
@@ -119,6 +123,23 @@ class Gateway:
             pm.set_blocked(name)
         pm.trace_hooks = pm.trace_hooks or config.gateway.trace_hooks
         return cls(config, pm, **kw)
+
+    def for_caller(self, text: str, token: Any = None) -> str:
+        """``text`` (an error hint, a bulk report's message) as the caller of the tool being served (or
+        ``token``'s holder) may read it: tools it sees spelled as on its wire, the clause that points to
+        a tool it does not see left out (:class:`odmcp.toollist.HintWords`)."""
+        if token is None:
+            call = current_call.get()
+            token = call.token if call is not None else None
+        style = self.config.gateway.tool_names
+        if self._hint_words is None:
+            self._hint_words = HintWords([t.name for t in self.tools], lambda n: wire_name(n, style))
+        kind = None if token is None else (bool(token.read_only), tuple(token.stores))
+        shown = self._shown.get(kind)
+        if shown is None:
+            served = {wire_name(t.name, style): t for t in self.served_tools()}
+            shown = self._shown[kind] = visible(served, self.config, token)
+        return self._hint_words.rewrite(text, shown)
 
     def served_tools(self) -> list[ToolSpec]:
         """The registered tools of the chosen toolsets (tools without a toolset are always served)."""

@@ -32,7 +32,7 @@ from odmcp.errors import (
     ReadOnlyError,
     ValidationFailed,
 )
-from odmcp.toollist import HintWords, tools_for, visible
+from odmcp.toollist import tools_for
 from odmcp.tools import ToolCall, ToolSpec, published, wire_name
 from odmcp.workflow import current_call
 
@@ -94,10 +94,6 @@ class ToolCallMiddleware:
         self._checks: dict[str, ArgumentCheck] = {}
         #: the tool list per kind of caller (read-only or not, which stores), built on first request
         self._lists: dict[Any, list[dict[str, Any]]] = {}
-        #: the tools each kind of caller sees (for the tool names in error hints)
-        self._shown: dict[Any, frozenset[str]] = {}
-        style = gw.config.gateway.tool_names
-        self._hints = HintWords([t.name for t in gw.tools], lambda name: wire_name(name, style))
         #: legacy (2025-11-25) HTTP sessions seen, by session id: (token name, the SDK's session), the
         #: most recent last, so :meth:`tools_changed` can tell the sessions of a token its list changed
         self.sessions: OrderedDict[str, tuple[str, Any]] = OrderedDict()
@@ -218,28 +214,37 @@ class ToolCallMiddleware:
         return await self._finish(call, "denied", err, t0, self._for_caller(error_result(err), call.token))
 
     def _for_caller(self, result: Any, token: Any) -> Any:
-        """An error result whose hint names only tools this caller sees (:class:`HintWords`)."""
-        if not isinstance(result, CallToolResult):
-            return result
+        """An error result (a ``CallToolResult`` or its wire dict) whose hint names only tools this
+        caller sees (:class:`HintWords`)."""
         coded = error_of(result)
         hint = coded.get("hint") if coded else None
         if not isinstance(hint, str) or not hint:
             return result
-        kind = None if token is None else (bool(token.read_only), tuple(token.stores))
-        shown = self._shown.get(kind)
-        if shown is None:
-            shown = self._shown[kind] = visible(self.by_wire, self.gw.config, token)
-        new = self._hints.rewrite(hint, shown)
+        new = self.gw.for_caller(hint, token)
         if new == hint:
             return result
+        coded = {**(coded or {}), "hint": new}
+        if isinstance(result, dict):
+            content = [
+                {**c, "text": c["text"].replace(f" — {hint}", f" — {new}")}
+                if isinstance(c, dict) and isinstance(c.get("text"), str)
+                else c
+                for c in result.get("content") or []
+            ]
+            return {
+                **result,
+                "content": content,
+                "_meta": {**(result.get("_meta") or {}), ERROR_META_KEY: coded},
+            }
         texts = [
             TextContent(type="text", text=c.text.replace(f" — {hint}", f" — {new}"))
             if isinstance(c, TextContent)
             else c
             for c in result.content
         ]
-        meta = {**(result.meta or {}), ERROR_META_KEY: {**(coded or {}), "hint": new}}
-        return CallToolResult(content=texts, is_error=True, _meta=meta)
+        return CallToolResult(
+            content=texts, is_error=True, _meta={**(result.meta or {}), ERROR_META_KEY: coded}
+        )
 
     def _tool_list(self, result: Any, token: Any, protocol: str) -> Any:
         """The SDK's ``tools/list`` answer with only the tools this caller may call, compacted (built
