@@ -3,6 +3,7 @@ errors that point only to tools the caller can call. Through the real MCP client
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -218,3 +219,19 @@ async def test_an_idempotency_key_too_short_counts_characters(gateway_factory: A
     async with connect(gateway_factory()) as c:
         short = await c.call_tool("orders_create", {"order": new_order(), "idempotency_key": "abc"})
     assert "at least 8 characters" in short.content[0].text and "items" not in short.content[0].text
+
+
+async def test_a_missing_batch_endpoint_is_upstream_naming_it_not_a_bad_id(
+    gateway_factory: Any, orderdesk_sandbox: Any
+) -> None:
+    orderdesk_sandbox.add_fault(method="POST", path="^/batch-shipments$", status=404)
+    orderdesk_sandbox.add_fault(method="GET", path=r"^/orders/999999$", status=404)
+    async with connect(gateway_factory()) as c:
+        batch = await c.call_tool(
+            "shipments_add_many", {"shipments": [{"order_id": "200001", "tracking_number": "1Z-404"}]}
+        )
+        one = await c.call_tool("orders_get", {"order_id": "999999"})
+    text = json.dumps(batch.model_dump(mode="json"))
+    assert "UPSTREAM" in text and "/batch-shipments" in text and "endpoint was not found" in text
+    assert "Check the id" not in text
+    assert error_of(one)["code"] == "NOT_FOUND"  # a 404 for an id is still a bad id
