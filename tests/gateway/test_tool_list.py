@@ -63,13 +63,11 @@ async def test_read_tools_publish_the_summary_shape_and_writes_no_output_schema(
         "id",
         "source_id",
         "date_added",
-        "folder_id",
         "folder_name",
         "customer_name",
         "email",
         "item_count",
         "order_total",
-        "shipping_method",
         "tracked",
     }
     assert set(tools["inventory_list"]["outputSchema"]["properties"]["items"]["items"]["properties"]) == {

@@ -27,18 +27,17 @@ Fields = Annotated[
     Field(description="Or top-level field names."),
 ]
 
-#: what an order summary holds (order fields, plus folder_name, customer_name, item_count, tracked)
+#: what an order summary holds (order fields, plus folder_name, customer_name, item_count, tracked);
+#: order fields such as folder_id or shipping_method are a ``fields`` away
 ORDER_SUMMARY = (
     "id",
     "source_id",
     "date_added",
-    "folder_id",
     "folder_name",
     "customer_name",
     "email",
     "item_count",
     "order_total",
-    "shipping_method",
     "tracked",
 )
 INVENTORY_SUMMARY = ("id", "code", "name", "price", "stock")
@@ -53,21 +52,21 @@ def _name(address: Any) -> str:
 
 
 def order_summary(order: Mapping[str, Any], folders: Mapping[str, str]) -> dict[str, Any]:
-    """``order`` as its summary; ``folders`` maps folder id (text) to name (empty: name unknown)."""
+    """``order`` as its summary; ``folders`` maps folder id (text) to name (empty: name unknown, and the
+    summary then carries ``folder_id`` instead, so the folder is never lost)."""
     items = order.get("order_items")
     shipments = order.get("order_shipments")
-    folder = order.get("folder_id")
+    folder = folders.get(str(order.get("folder_id")))
     return {
         "id": order.get("id"),
         "source_id": order.get("source_id"),
         "date_added": order.get("date_added"),
-        "folder_id": folder,
-        "folder_name": folders.get(str(folder)),
+        "folder_name": folder,
+        **({} if folder is not None else {"folder_id": order.get("folder_id")}),
         "customer_name": _name(order.get("customer")) or _name(order.get("shipping")) or None,
         "email": order.get("email"),
         "item_count": len(items) if isinstance(items, list) else 0,
         "order_total": order.get("order_total"),
-        "shipping_method": order.get("shipping_method"),
         "tracked": isinstance(shipments, list)
         and any(isinstance(s, Mapping) and s.get("tracking_number") for s in shipments),
     }
