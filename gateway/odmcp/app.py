@@ -158,9 +158,9 @@ class Gateway:
         try:
             return self.config.store(name)
         except KeyError:
-            known = ", ".join(s.name for s in self.config.stores)
+            known = ", ".join(s.name for s in self.visible_stores())  # only those the caller may use
             raise ValidationFailed(
-                f"unknown store {name!r}; configured stores: {known}",
+                f"unknown store {name!r}; your stores: {known}",
                 hint="Call stores_list to see the store names.",
             ) from None
 
