@@ -14,8 +14,8 @@ Against the seeded sandbox (60 orders, one store; in this process), through an i
 * what building the summaries costs: 50 summaries built directly, against one cached ``orders_list``
   call, and how many summaries the calls built (they are built with the cached page, once).
 
-* in real tokens, per step: the default ``tools/list``; a 6-step agent task (list 20 orders, get one,
-  update its email, add a note, read the store, move the order); an order listed (``orders_list`` of 50,
+* in real tokens, per step: the default ``tools/list``; a 6-step agent task (the tool list, then list
+  20 orders, get one, update its email, add a note, read the store, move the order); an order listed (``orders_list`` of 50,
   per order); ``orders_add_note`` on an order with 40 history entries; ``orders_list`` of 500 orders
   (held to ``gateway.max_result_bytes``).
 
@@ -117,7 +117,7 @@ async def real_tokens(sb: Any) -> dict[str, Any]:
 
         listed = await step("orders_list limit=20", "orders_list", {"limit": 20})
         oid = listed.structured_content["orders"][0]["id"]
-        folder = listed.structured_content["orders"][0]["folder_id"]
+        here = listed.structured_content["orders"][0]["folder_name"]
         await step("orders_get", "orders_get", {"order_id": oid})
         await step(
             "orders_update email", "orders_update", {"order_id": oid, "changes": {"email": "new@example.com"}}
@@ -126,7 +126,7 @@ async def real_tokens(sb: Any) -> dict[str, Any]:
             "orders_add_note", "orders_add_note", {"order_id": oid, "note": "Customer called about delivery."}
         )
         store = await step("store_get", "store_get", {})
-        other = next(int(f) for f in store.structured_content["store"]["folders"] if int(f) != folder)
+        other = next(int(f) for f, n in store.structured_content["store"]["folders"].items() if n != here)
         await step("orders_move (1 order)", "orders_move", {"order_ids": [oid], "folder_id": other})
         out["steps"] = steps
 
@@ -161,10 +161,11 @@ async def main() -> None:
         header("real tokens (o200k_base)")
         real = await real_tokens(sb)
         print(f"  {'default tools/list':42} {real['tools_list']:7,d} tokens")
-        task = sum(t for _, _, t in real["steps"])
+        # what the model reads in the task: the tool list, then each step's result
+        task = real["tools_list"] + sum(t for _, _, t in real["steps"])
         for label, n_bytes, toks in real["steps"]:
             print(f"  task step {label:32} {n_bytes:7,d} B  {toks:6,d} tokens")
-        print(f"  {'the 6-step task':42} {task:7,d} tokens")
+        print(f"  {'the 6-step task (tools/list + 6 results)':42} {task:7,d} tokens")
         print(
             f"  {'an order listed (mean of 50; max)':42} {real['per_order']:7.1f} tokens  (max {real['per_order_max']})"
         )
