@@ -69,7 +69,9 @@ def fit_list(
             break
         used, n = used + size, n + 1
     shown = records[:n]
-    if n == 0 and records and shrink is not None:
+    shrunk = n == 0 and bool(records) and shrink is not None
+    if shrunk:
+        assert shrink is not None
         shown, n = [shrink(records[0])], 1
     while True:
         data[key] = shown[:n]
@@ -78,10 +80,13 @@ def fit_list(
             if "next_offset" in data:
                 data["next_offset"] = offset + n
             more = f"continue with offset={offset + n}, or "
-        note = (
-            f"{n} of {len(records)} shown: the rest is over gateway.max_result_bytes ({budget:,} bytes); "
-            f"{more}{narrow}."
+        limit = f"gateway.max_result_bytes ({budget:,} bytes)"
+        what = (
+            f"the first record alone is over {limit}: its summary is shown"
+            if shrunk
+            else f"{n} of {len(records)} shown: the rest is over {limit}"
         )
+        note = f"{what}; {more}{narrow}."
         out = _cut(type(result))(**data, truncated=True, note=note)
         if n == 0 or text_size(out) <= budget:
             return out

@@ -235,3 +235,20 @@ async def test_a_missing_batch_endpoint_is_upstream_naming_it_not_a_bad_id(
     assert "UPSTREAM" in text and "/batch-shipments" in text and "endpoint was not found" in text
     assert "Check the id" not in text
     assert error_of(one)["code"] == "NOT_FOUND"  # a 404 for an id is still a bad id
+
+
+async def test_a_list_whose_first_record_alone_is_over_the_budget_shows_its_summary(
+    gateway_factory: Any, orderdesk_sandbox: Any
+) -> None:
+    oid = orderdesk_sandbox.orders()[0]["id"]
+    email = orderdesk_sandbox.order(oid)["email"]
+    async with connect(gateway_factory(overrides={"gateway.max_result_bytes": 4096})) as c:
+        for i in range(40):
+            await c.call_tool("orders_add_note", {"order_id": oid, "note": f"Note {i}: checked the stock."})
+        cut = await c.call_tool(
+            "orders_list", {"email": email, "include_history": True, "fields": "full", "limit": 1}
+        )
+    data = ok(cut)
+    assert text_bytes(cut) <= 4096 and data["truncated"] is True
+    assert [o["id"] for o in data["orders"]] == [oid] and set(data["orders"][0]) == set(ORDER_SUMMARY)
+    assert data["note"].startswith("the first record alone is over") and "fields" in data["note"]
