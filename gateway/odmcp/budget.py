@@ -56,9 +56,9 @@ def fit_list(
     the list has no paging). ``narrow`` finishes the note (``"ask for a smaller limit or fewer
     fields"``). When not even the first record fits, ``shrink`` (its summary) stands in for it.
     """
-    if text_size(result) <= budget:
-        return result
     records = list(getattr(result, key))
+    if len(msgspec.json.encode(records)) + _ENVELOPE <= budget or text_size(result) <= budget:
+        return result  # (the first test is the cheap one: a list result's other fields are small)
     data = result.model_dump(by_alias=True)
     data[key] = []
     room = budget - len(msgspec.json.encode(data)) - _ENVELOPE
