@@ -104,8 +104,9 @@ def build_server(gw: Gateway) -> MCPServer[Any]:
         subscriptions=tool_calls.bus,  # 2026-07-28 clients hear of a changed tool list here
         request_state_security=RequestStateSecurity(keys=keys) if keys else None,
         log_level=gw.config.gateway.log_level,
-        # the tool list only changes with a restart: let 2026-07-28 clients keep it for 5 minutes;
-        # private: each caller's list depends on its token (gateway.toollist)
+        # the tool list changes with a restart, or when SIGHUP changes a token's grants (its sessions
+        # are then told): let 2026-07-28 clients keep it for 5 minutes; private: each caller's list
+        # depends on its token (gateway.toollist)
         cache_hints={"tools/list": CacheHint(ttl_ms=300_000, scope="private")},
     )
     # a token's grants may change at run time (SIGHUP), and its tool list with them: legacy sessions

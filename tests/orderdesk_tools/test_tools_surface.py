@@ -7,7 +7,9 @@ import json
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
 
+from odmcp import hookimpl
 from odmcp.middleware import error_of
 from odmcp.testing import connect
 from odmcp_orderdesk import client as od_client
@@ -252,3 +254,30 @@ async def test_a_list_whose_first_record_alone_is_over_the_budget_shows_its_summ
     assert text_bytes(cut) <= 4096 and data["truncated"] is True
     assert [o["id"] for o in data["orders"]] == [oid] and set(data["orders"][0]) == set(ORDER_SUMMARY)
     assert data["note"].startswith("the first record alone is over") and "fields" in data["note"]
+
+
+class _Blob(BaseModel):
+    lines: list[str]
+
+
+class _BigReader:
+    """A plugin's read tool that does not fit its own result to the budget."""
+
+    @hookimpl
+    def gateway_register_tools(self, register: Any) -> None:
+        async def blob(n: int) -> _Blob:
+            """Return n lines of 100 characters. Cost: 0 requests."""
+            return _Blob(lines=["x" * 100] * n)
+
+        register(blob, name="extras.blob", read_only=True)
+
+
+async def test_the_host_refuses_a_read_result_a_tool_left_over_the_budget(gateway_factory: Any) -> None:
+    gw = gateway_factory(plugins=[_BigReader()], overrides={"gateway.max_result_bytes": 4096})
+    async with connect(gw) as c:
+        small = await c.call_tool("extras_blob", {"n": 10})
+        big = await c.call_tool("extras_blob", {"n": 100})
+    assert not small.is_error
+    err = error_of(big)
+    assert err is not None and err["code"] == "VALIDATION" and "gateway.max_result_bytes" in err["message"]
+    assert len(big.content[0].text.encode()) < 4096

@@ -174,7 +174,8 @@ _END_DATES = ("search_end_date", "search_end_date_local", "modified_end_date")
 
 def whole_day(filters: dict[str, Any]) -> dict[str, Any]:
     """An end date without a time means the whole day (``2026-12-05`` -> ``2026-12-05 23:59:59``):
-    OrderDesk reads a bare date as midnight, so a one-day search would find nothing."""
+    OrderDesk parses dates loosely, PHP-style, which reads a bare date as midnight (notes §5.3; the
+    sandbox does the same), so a one-day search would find nothing."""
     for key in _END_DATES:
         value = filters.get(key)
         if isinstance(value, str) and len(value) == 10:
