@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from odmcp.app import Gateway
 from odmcp.arguments import closest
+from odmcp.budget import fit_list, fit_object, text_size
 from odmcp.bulk import MAX_TARGETS, BulkJob, BulkReport, report_entry
 from odmcp.cache import digest
 from odmcp.cache_backend import CacheBackend
@@ -129,6 +130,8 @@ __all__ = [
     "delete_redis_prefix",
     "digest",
     "encode",
+    "fit_list",
+    "fit_object",
     "free_port",
     "hookimpl",
     "job_time",
@@ -141,6 +144,7 @@ __all__ = [
     "report_entry",
     "serve_http",
     "serve_process",
+    "text_size",
 ]
 
 #: the pytest kit's names, imported only when a plugin's tests ask for them

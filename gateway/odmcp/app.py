@@ -28,7 +28,8 @@ from odmcp.metrics import Metrics
 from odmcp.plugins import GatewayPluginManager, build_plugin_manager
 from odmcp.ratelimit import LeakyBucket, RateLimiter, SharedBucket
 from odmcp.route import WriteRoute
-from odmcp.tools import ToolCall, ToolRegistry, ToolSpec, current_call
+from odmcp.toollist import HintWords, visible
+from odmcp.tools import ToolCall, ToolRegistry, ToolSpec, current_call, wire_name
 from odmcp.workflow import Workflow
 
 log = logging.getLogger("odmcp")
@@ -104,6 +105,9 @@ class Gateway:
         #: this process among the replicas sharing a cache backend (rate-limit bucket membership)
         self.replica_id = uuid.uuid4().hex[:12]
         self._limiters: dict[str, RateLimiter] = {}
+        #: tool names in hints, and the tools each kind of caller sees (:meth:`for_caller`)
+        self._hint_words: HintWords | None = None
+        self._shown: dict[Any, frozenset[str]] = {}
 
     @classmethod
     def from_config(
@@ -132,6 +136,23 @@ class Gateway:
         pm.trace_hooks = pm.trace_hooks or config.gateway.trace_hooks
         return cls(config, pm, **kw)
 
+    def for_caller(self, text: str, token: Any = None) -> str:
+        """``text`` (an error hint, a bulk report's message) as the caller of the tool being served (or
+        ``token``'s holder) may read it: tools it sees spelled as on its wire, the clause that points to
+        a tool it does not see left out (:class:`odmcp.toollist.HintWords`)."""
+        if token is None:
+            call = current_call.get()
+            token = call.token if call is not None else None
+        style = self.config.gateway.tool_names
+        if self._hint_words is None:
+            self._hint_words = HintWords([t.name for t in self.tools], lambda n: wire_name(n, style))
+        kind = None if token is None else (bool(token.read_only), tuple(token.stores))
+        shown = self._shown.get(kind)
+        if shown is None:
+            served = {wire_name(t.name, style): t for t in self.served_tools()}
+            shown = self._shown[kind] = visible(served, self.config, token)
+        return self._hint_words.rewrite(text, shown)
+
     def served_tools(self) -> list[ToolSpec]:
         """The registered tools of the chosen toolsets (tools without a toolset are always served)."""
         return [t for t in self.tools if t.toolset is None or t.toolset in self.toolsets]
@@ -139,13 +160,19 @@ class Gateway:
     # --- stores ---------------------------------------------------------------------------------
 
     def store(self, name: str | None) -> StoreSettings:
-        """The configured store called ``name`` (the default store when empty); VALIDATION if unknown."""
+        """The configured store called ``name``; VALIDATION if unknown. Empty: the caller's default store
+        (the default store, or the first store granted to a token that may not use it)."""
+        if not name:
+            call = current_call.get()
+            mine = self.config.default_for(call.token if call is not None else None)
+            if mine is not None:
+                return mine
         try:
             return self.config.store(name)
         except KeyError:
-            known = ", ".join(s.name for s in self.config.stores)
+            known = ", ".join(s.name for s in self.visible_stores())  # only those the caller may use
             raise ValidationFailed(
-                f"unknown store {name!r}; configured stores: {known}",
+                f"unknown store {name!r}; your stores: {known}",
                 hint="Call stores_list to see the store names.",
             ) from None
 

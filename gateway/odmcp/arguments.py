@@ -108,6 +108,8 @@ def _expected(error: Mapping[str, Any]) -> str:
         msg = msg.split(cut, 1)[0]
     for pydantic_word, json_word in _JSON_WORDS:
         msg = msg.replace(pydantic_word, json_word)
+    if error.get("type") in ("too_short", "too_long") and isinstance(error.get("input"), str):
+        msg = msg.replace(" items", " characters")  # a length bound on an optional string counts items
     return msg[:1].lower() + msg[1:]
 
 

@@ -303,6 +303,13 @@ class GatewaySettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     #: tool families to serve (``orders``, ``items``, ``shipments``, ``inventory``, ``store``, ``bulk``,
     #: or ``all``); names are checked against the registered tools at start-up
     toolsets: list[str] = msgspec.field(default_factory=lambda: ["all"])
+    #: the most text one tool result may carry (bytes of its JSON); a list that would exceed it returns
+    #: the records that fit, ``truncated`` and a ``next_offset`` (:mod:`odmcp.budget`)
+    max_result_bytes: int = 100_000
+
+    def __post_init__(self) -> None:
+        if self.max_result_bytes < 4_096:
+            raise ValueError("max_result_bytes must be >= 4096")
 
 
 class BulkSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -358,6 +365,16 @@ class Config(msgspec.Struct, kw_only=True):
                 "no store configured: " + (f"set {env}, or " if env else "") + "add a [[stores]] entry"
             )
         return self.stores[0]
+
+    def default_for(self, token: TokenSettings | None) -> StoreSettings | None:
+        """The store a caller gets when it names none: the default store, or, for a token that may not
+        use it, the first store the token grants (None: it grants no configured store)."""
+        if not self.stores:
+            return None
+        if token is None or token.allows_store(self.default_store.name):
+            return self.default_store
+        by_name = {s.name: s for s in self.stores}
+        return next((by_name[n] for n in token.stores if n in by_name), None)
 
     def store(self, name: str | None) -> StoreSettings:
         if not name:

@@ -37,7 +37,7 @@ from odmcp.config import HttpSettings, OAuthSettings, TokenSettings, load_config
 from odmcp.errors import ConfigError
 from odmcp.http_limits import ANONYMOUS_SCOPE_KEY, RefusalLog, RequestLimits, close_connection
 from odmcp.metrics import Metrics
-from odmcp.middleware import PRINCIPAL_SCOPE_KEY
+from odmcp.middleware import PRINCIPAL_SCOPE_KEY, ToolCallMiddleware
 from odmcp.oauth import JwtVerifier, TokenRefused, challenge
 from odmcp.server import build_server
 from odmcp.sessions import SessionGuard
@@ -204,25 +204,46 @@ def transport_security(gw: Gateway, host: str, port: int) -> TransportSecuritySe
 class GatewayHttpApp:
     """The gateway's ASGI app, with a handle on the layers that change at run time."""
 
-    def __init__(self, app: ASGIApp, auth: BearerAuth, sessions: SessionGuard, limits: RequestLimits) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        auth: BearerAuth,
+        sessions: SessionGuard,
+        limits: RequestLimits,
+        tool_calls: ToolCallMiddleware | None = None,
+    ) -> None:
         self.app = app
         self.auth = auth
         self.sessions = sessions
         self.limits = limits
+        #: the server's tool-call middleware (it knows the open sessions of each token)
+        self.tool_calls = tool_calls
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self.app(scope, receive, send)
 
     async def set_tokens(self, tokens: list[TokenSettings]) -> int:
-        """Swap the accepted tokens; end the sessions of tokens no longer accepted. Returns how many ended.
+        """Swap the accepted tokens; end the sessions of tokens no longer accepted; tell the sessions of a
+        token whose grants changed (read-only, stores) that their tool list changed. Returns how many
+        sessions ended.
 
         A token list that goes from some tokens to none is refused: that would open the gateway to
         everyone (a bind beyond loopback is checked at start-up only).
         """
         if self.auth.tokens and not tokens and self.auth.oauth is None:
             raise ConfigError("refusing to remove every token at run time; restart the gateway to do that")
+        before = {(t.name, t.token): (t.read_only, tuple(t.stores)) for t, _ in self.auth.tokens}
         self.auth.set_tokens(tokens)
-        return await self.sessions.end_sessions(tokens)
+        ended = await self.sessions.end_sessions(tokens)
+        regranted = [
+            t.name
+            for t in tokens
+            if (t.name, t.token) in before and before[(t.name, t.token)] != (t.read_only, tuple(t.stores))
+        ]
+        if regranted and self.tool_calls is not None:
+            told = await self.tool_calls.tools_changed(regranted)
+            log.warning("grants changed for token(s) %s: %d session(s) told", ", ".join(regranted), told)
+        return ended
 
 
 def build_http_app(gw: Gateway, host: str | None = None, port: int | None = None) -> GatewayHttpApp:
@@ -292,7 +313,8 @@ def build_http_app(gw: Gateway, host: str | None = None, port: int | None = None
         streams=http.path,
     )
     auth = BearerAuth(limits, tokens_of(gw), public_paths, oauth, gw.metrics)
-    return GatewayHttpApp(auth, auth, sessions, limits)
+    tool_calls = next((m for m in server.middleware if isinstance(m, ToolCallMiddleware)), None)
+    return GatewayHttpApp(auth, auth, sessions, limits, tool_calls)
 
 
 async def reload_tokens(

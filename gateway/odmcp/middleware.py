@@ -9,12 +9,17 @@ If the SDK's middleware signature changes in a 2.x release, this file is the onl
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import uuid
+from collections import OrderedDict
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import anyio
+from mcp.server.subscriptions import InMemorySubscriptionBus
+from mcp.shared.subscriptions import ToolsListChanged
 from mcp.types import CallToolResult, TextContent
 from pydantic import BaseModel
 
@@ -88,8 +93,15 @@ class ToolCallMiddleware:
         self._checks: dict[str, ArgumentCheck] = {}
         #: the tool list per kind of caller (read-only or not, which stores), built on first request
         self._lists: dict[Any, list[dict[str, Any]]] = {}
+        #: legacy (2025-11-25) HTTP sessions seen, by session id: (token name, the SDK's session), the
+        #: most recent last, so :meth:`tools_changed` can tell the sessions of a token its list changed
+        self.sessions: OrderedDict[str, tuple[str, Any]] = OrderedDict()
+        self.max_sessions = max(16, 2 * gw.config.http.max_sessions)
+        #: the server's subscriptions/listen bus (2026-07-28 clients)
+        self.bus = InMemorySubscriptionBus()
 
     async def __call__(self, ctx: Any, call_next: Any) -> Any:
+        self._seen(ctx)
         if ctx.method == "tools/list":
             return self._tool_list(
                 await call_next(ctx), _principal(ctx), getattr(ctx, "protocol_version", "")
@@ -120,7 +132,7 @@ class ToolCallMiddleware:
                 return await self._deny(call, err, t0)
             bad = self._check(wname, spec)(call.arguments)
             if bad is not None:  # nothing runs (and nothing goes upstream) with arguments the tool can't take
-                return await self._finish(call, "error", bad, t0, error_result(bad))
+                return await self._finish(call, "error", bad, t0, self._for_caller(error_result(bad), token))
             try:
                 await self.gw.hooks.pre_invoke(call)
             except GatewayError as err:
@@ -143,9 +155,38 @@ class ToolCallMiddleware:
                 self.gw.metrics.inc("tool_calls_total", tool=call.name, outcome="pending")
                 return raw
             result, failure = self._normalise(raw)
+            if failure is not None:
+                result = self._for_caller(result, token)
             return await self._finish(call, "error" if failure else "ok", failure, t0, result)
         finally:
             current_call.reset(reset)
+
+    def _seen(self, ctx: Any) -> None:
+        """Remember the session of a legacy HTTP request made with a token (see :attr:`sessions`)."""
+        token = _principal(ctx)
+        headers = getattr(getattr(ctx, "request", None), "headers", None)
+        sid = headers.get("mcp-session-id") if headers is not None else None
+        if token is None or not sid or getattr(ctx, "session", None) is None:
+            return
+        self.sessions[sid] = (token.name, ctx.session)
+        self.sessions.move_to_end(sid)
+        while len(self.sessions) > self.max_sessions:  # ended sessions are forgotten oldest first
+            self.sessions.popitem(last=False)
+
+    async def tools_changed(self, names: Iterable[str]) -> int:
+        """Send ``notifications/tools/list_changed`` to each session of the tokens called ``names``
+        (their grants changed, so their tool lists did); returns how many sessions were told.
+        Best-effort: a session that has ended, or has no stream open for notifications, misses it."""
+        changed = set(names)
+        told = 0
+        if changed:
+            await self.bus.publish(ToolsListChanged())
+        for token_name, session in list(self.sessions.values()):
+            if token_name in changed:
+                with contextlib.suppress(Exception):
+                    await session.send_tool_list_changed()
+                    told += 1
+        return told
 
     def _not_served(self, wname: str) -> ValidationFailed:
         style = self.gw.config.gateway.tool_names
@@ -169,7 +210,40 @@ class ToolCallMiddleware:
 
     async def _deny(self, call: ToolCall, err: GatewayError, t0: float) -> Any:
         self.gw.metrics.inc("policy_denials_total", tool=call.name, code=str(err.code))
-        return await self._finish(call, "denied", err, t0, error_result(err))
+        return await self._finish(call, "denied", err, t0, self._for_caller(error_result(err), call.token))
+
+    def _for_caller(self, result: Any, token: Any) -> Any:
+        """An error result (a ``CallToolResult`` or its wire dict) whose hint names only tools this
+        caller sees (:class:`HintWords`)."""
+        coded = error_of(result)
+        hint = coded.get("hint") if coded else None
+        if not isinstance(hint, str) or not hint:
+            return result
+        new = self.gw.for_caller(hint, token)
+        if new == hint:
+            return result
+        coded = {**(coded or {}), "hint": new}
+        if isinstance(result, dict):
+            content = [
+                {**c, "text": c["text"].replace(f" — {hint}", f" — {new}")}
+                if isinstance(c, dict) and isinstance(c.get("text"), str)
+                else c
+                for c in result.get("content") or []
+            ]
+            return {
+                **result,
+                "content": content,
+                "_meta": {**(result.get("_meta") or {}), ERROR_META_KEY: coded},
+            }
+        texts = [
+            TextContent(type="text", text=c.text.replace(f" — {hint}", f" — {new}"))
+            if isinstance(c, TextContent)
+            else c
+            for c in result.content
+        ]
+        return CallToolResult(
+            content=texts, is_error=True, _meta={**(result.meta or {}), ERROR_META_KEY: coded}
+        )
 
     def _tool_list(self, result: Any, token: Any, protocol: str) -> Any:
         """The SDK's ``tools/list`` answer with only the tools this caller may call, compacted (built
@@ -192,7 +266,8 @@ class ToolCallMiddleware:
             return self._check_writes(spec, token)  # e.g. stores.list filters by the token itself
         store = call.arguments.get("store")
         store_name = store if isinstance(store, str) and store else None
-        store_name = store_name or (self.gw.config.default_store.name if self.gw.config.stores else "")
+        mine = self.gw.config.default_for(token)
+        store_name = store_name or (mine.name if mine else "")
         if store_name and not token.allows_store(store_name):
             raise AuthError(
                 f"token {token.name!r} may not use store {store_name!r}",

@@ -10,6 +10,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+from mcp.server import NotificationOptions
 from mcp.server.caching import CacheHint
 from mcp.server.mcpserver import MCPServer, RequestStateSecurity
 from mcp.types import CallToolResult, TextContent
@@ -17,7 +18,8 @@ from pydantic import BaseModel
 
 from odmcp import __version__
 from odmcp.app import Gateway
-from odmcp.errors import ErrorCode, GatewayError, InternalError
+from odmcp.budget import over_budget
+from odmcp.errors import ErrorCode, GatewayError, InternalError, ValidationFailed
 from odmcp.middleware import ToolCallMiddleware, error_result
 from odmcp.tools import ToolCall, ToolSpec, current_call, publish, wire_name
 
@@ -61,6 +63,13 @@ def _handler(spec: ToolSpec, gw: Gateway) -> Any:
                 # Compact JSON for the text block: the SDK would pretty-print it (indent=2), which
                 # costs the model ~30% more tokens and the wire more bytes for the same data.
                 text = result.model_dump_json(by_alias=True)
+                budget = gw.config.gateway.max_result_bytes
+                if spec.read_only and over_budget(text, budget):  # a tool that did not fit its own result
+                    raise ValidationFailed(
+                        f"the result is {len(text.encode()):,} bytes, over gateway.max_result_bytes "
+                        f"({budget:,})",
+                        hint="Ask for less (a smaller limit, or fewer fields).",
+                    )
                 data = result.model_dump(mode="json", by_alias=True)
                 return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=data)
             return result
@@ -89,17 +98,26 @@ def build_server(gw: Gateway) -> MCPServer[Any]:
             await gw.shutdown()
 
     keys = [k.reveal().encode() for k in gw.config.http.request_state_keys]
+    tool_calls = ToolCallMiddleware(gw, by_wire)
     server: MCPServer[Any] = MCPServer(
         gw.config.gateway.name,
         version=__version__,
         instructions=instructions(gw),
         lifespan=lifespan,
-        middleware=[ToolCallMiddleware(gw, by_wire)],
+        middleware=[tool_calls],
+        subscriptions=tool_calls.bus,  # 2026-07-28 clients hear of a changed tool list here
         request_state_security=RequestStateSecurity(keys=keys) if keys else None,
         log_level=gw.config.gateway.log_level,
-        # the tool list only changes with a restart: let 2026-07-28 clients keep it for 5 minutes;
-        # private: each caller's list depends on its token (gateway.toollist)
+        # the tool list changes with a restart, or when SIGHUP changes a token's grants (its sessions
+        # are then told): let 2026-07-28 clients keep it for 5 minutes; private: each caller's list
+        # depends on its token (gateway.toollist)
         cache_hints={"tools/list": CacheHint(ttl_ms=300_000, scope="private")},
+    )
+    # a token's grants may change at run time (SIGHUP), and its tool list with them: legacy sessions
+    # are told with notifications/tools/list_changed, which the capability must announce
+    low = server._lowlevel_server
+    low.create_initialization_options = functools.partial(  # type: ignore[method-assign]
+        type(low).create_initialization_options, low, NotificationOptions(tools_changed=True)
     )
     for wname, spec in by_wire.items():
         if read_only and spec.writes:

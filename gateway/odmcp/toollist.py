@@ -8,11 +8,13 @@ middleware hands the SDK's list to :func:`tools_for` (once per kind of caller, t
   token; tools that act on a store are left out for a token that may use none. Calls are still
   checked in full (:mod:`odmcp.middleware`); this only stops advertising what would be refused.
 * **One ``store`` schema**: every ``store`` argument becomes the same short schema, the names the
-  caller may use as an ``enum`` and the default store as ``default``; what ``store`` is, is said once,
+  caller may use as an ``enum`` and its default store as ``default`` (the default store, or a store-limited
+  token's first granted store: what a call without ``store`` uses); what ``store`` is, is said once,
   in the server instructions. A caller whose only store is the default store is not offered the
   argument at all: there is nothing to choose (a call that sends it is still accepted).
 * **No noise**: titles pydantic derives from parameter names, ``anyOf [T, null]`` of an optional
-  argument (null means "omitted"), ``default: null`` and ``additionalProperties: true`` (JSON
+  argument (null means "omitted"), the ``type`` of an enum of strings, ``default: null`` and
+  ``default: false`` (an optional flag is off unless sent), and ``additionalProperties: true`` (JSON
   Schema's defaults), defaults and ``required`` in output schemas (they say what a result looks
   like, not what a client must check), the annotations' copy of the tool title and the hints that
   say nothing (:func:`hints`). Output schemas keep their nulls (as ``type: [T,
@@ -25,7 +27,8 @@ middleware hands the SDK's list to :func:`tools_for` (once per kind of caller, t
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from odmcp.arguments import close_schema
@@ -51,7 +54,12 @@ def compact(schema: Any, *, inputs: bool) -> Any:
         return schema
     node = schema
     variants = node.get("anyOf")
-    if isinstance(variants, list) and len(variants) == 2 and _NULL in variants:
+    if inputs and isinstance(variants, list) and len(variants) > 2 and _NULL in variants:
+        if "default" in node and node["default"] is None:  # an optional argument of several types
+            node = {k: v for k, v in node.items() if k != "default"} | {
+                "anyOf": [v for v in variants if v != _NULL]
+            }
+    elif isinstance(variants, list) and len(variants) == 2 and _NULL in variants:
         other = compact(variants[0] if variants[1] == _NULL else variants[1], inputs=inputs)
         if inputs and "default" in node and node["default"] is None:
             # an optional argument: omitting it is what null means
@@ -60,8 +68,12 @@ def compact(schema: Any, *, inputs: bool) -> Any:
             # a nullable result field: the same, in one type list
             node = {k: v for k, v in node.items() if k != "anyOf"} | {"type": [other["type"], "null"]}
     out: dict[str, Any] = {}
+    enum = node.get("enum")
+    strings = inputs and isinstance(enum, list) and all(isinstance(v, str) for v in enum)
     for key, value in node.items():
-        if key == "title" or (key == "default" and (value is None or not inputs)):
+        if key == "type" and strings and value == "string":
+            continue  # an enum of strings says the type itself
+        if key == "title" or (key == "default" and (value is None or value is False or not inputs)):
             continue  # a result's default says nothing about the result
         if key == "required" and not inputs:
             continue  # the model reads a result's shape; checking it is the client's business
@@ -100,12 +112,55 @@ def may_call(spec: ToolSpec, config: Config, token: Any, stores: list[str]) -> b
     return not (spec.store_scoped and token is not None and not stores)
 
 
+def visible(by_wire: Mapping[str, ToolSpec], config: Config, token: Any) -> frozenset[str]:
+    """The canonical names of the tools a caller with ``token`` sees in its ``tools/list``."""
+    stores = caller_stores(config, token)
+    return frozenset(s.name for s in by_wire.values() if may_call(s, config, token, stores))
+
+
+_PAREN = re.compile(r"\s*\([^()]*\)")
+_CLAUSES = re.compile(r"(?<=[.;:])\s+")
+
+
+class HintWords:
+    """Tool names in error hints, as one caller may read them.
+
+    Hints are written with underscore names (``orders_list``). :meth:`rewrite` spells a tool the caller
+    sees as its wire name, and drops what points to a tool it does not see: the parenthesis that
+    names it, else the clause (``Call stores_list ...``), so a hint never sends a model to a tool it
+    cannot call.
+    """
+
+    def __init__(self, names: Iterable[str], wire: Callable[[str], str]) -> None:
+        self.by_word = {n.replace(".", "_"): n for n in names}
+        self.wire = wire
+        words = sorted(self.by_word, key=len, reverse=True)
+        self.pattern = re.compile(r"\b(" + "|".join(map(re.escape, words)) + r")\b") if words else None
+
+    def rewrite(self, text: str, shown: frozenset[str]) -> str:
+        if self.pattern is None or not self.pattern.search(text):
+            return text
+
+        def hides(part: str) -> bool:
+            assert self.pattern is not None
+            return any(self.by_word[m] not in shown for m in self.pattern.findall(part))
+
+        text = _PAREN.sub(lambda m: "" if hides(m.group()) else m.group(), text)
+        kept = [c for c in _CLAUSES.split(text) if not hides(c)]
+        out = " ".join(kept).strip()
+        if out[-1:] in (":", ";", ","):
+            out = out[:-1] + "."
+        out = out or "The tools that would show more are not served here."
+        return self.pattern.sub(lambda m: self.wire(self.by_word[m.group()]), out)
+
+
 def tools_for(
     listed: list[dict[str, Any]], by_wire: Mapping[str, ToolSpec], config: Config, token: Any
 ) -> list[dict[str, Any]]:
     """The SDK's wire list of tools as the caller with ``token`` sees it."""
     stores = caller_stores(config, token)
-    default = config.default_store.name if config.stores else None
+    mine = config.default_for(token)
+    default = mine.name if mine else None
     out = []
     for tool in listed:
         spec = by_wire.get(str(tool.get("name")))

@@ -31,3 +31,9 @@ def test_impossible_limits_are_refused_in_one_line(key: str, value: float, messa
     with pytest.raises(ConfigError) as info:
         load_config(None, env={}, overrides={key: value})
     assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_max_result_bytes_has_a_floor() -> None:
+    assert load_config(None, {}, {}, {"gateway.max_result_bytes": 4096}).gateway.max_result_bytes == 4096
+    with pytest.raises(ConfigError, match="max_result_bytes"):
+        load_config(None, {}, {}, {"gateway.max_result_bytes": 100})

@@ -172,9 +172,11 @@ async def test_token_grants_apply_to_a_store_the_host_does_not_know(
     ]
     stores = [{"name": "wiki", "store_id": "w1", "default": True}, {"name": "wiki2", "store_id": "w2"}]
     gw = build(toy, tmp_path, **{"http.tokens": tokens, "stores": stores})
+    # the reader's default store is wiki; the other token's is its own wiki2, so it names wiki
+    where = {} if token == "tok-reader-1234" else {"store": "wiki"}
     async with serve_http(gw) as base, as_caller(base, token) as c:
-        read = await c.call_tool("pages_get", {"page_id": "1"})
-        write = await c.call_tool("pages_update", {"page_id": "1", "changes": {"title": "No"}})
+        read = await c.call_tool("pages_get", {"page_id": "1", **where})
+        write = await c.call_tool("pages_update", {"page_id": "1", "changes": {"title": "No"}, **where})
     assert error_of(write)["code"] == code and toy.pages["1"]["title"] == "Returns"
     if token == "tok-reader-1234":
         assert not read.is_error  # a read-only token reads

@@ -50,7 +50,7 @@ async def test_store_argument_routes_calls_and_data_stays_separate(
     assert a_in_b.is_error and error_of(a_in_b)["code"] == "NOT_FOUND"
     assert [r.store_id for r in orderdesk_sandbox.requests(path_prefix=f"/orders/{a_id}")] == ["1001", "2002"]
     assert error_of(unknown)["code"] == "VALIDATION"
-    assert "configured stores: demo, store2" in error_of(unknown)["message"]
+    assert "your stores: demo, store2" in error_of(unknown)["message"]
     stores = listed.structured_content["stores"]
     assert [s["name"] for s in stores] == ["demo", "store2"] and stores[0]["default"] is True
     assert stores[1]["folders"] == {"21": "New", "22": "Prepared", "23": "Closed", "24": "Canceled"}
@@ -205,4 +205,7 @@ async def test_stores_list_shows_only_the_stores_a_token_may_use(gateway_factory
         default_store = await client.call_tool("store_get", {})
     assert [s["name"] for s in listed.structured_content["stores"]] == ["store2"]
     assert not ping.is_error and ping.structured_content["stores"] == ["store2"]  # filtered like stores_list
-    assert error_of(default_store)["code"] == "AUTH"  # the default store is not granted
+    # the configured default store is not granted: the token's default is its first granted store
+    assert not default_store.is_error
+    assert [s["default"] for s in listed.structured_content["stores"]] == [True]
+    assert default_store.structured_content["store"]["id"] == gw.config.store("store2").store_id

@@ -204,7 +204,7 @@ async def test_shipments_go_in_batches_and_each_is_reported(
         assert [s["tracking_number"] for s in orderdesk_sandbox.order(oid)["order_shipments"]].count(
             f"BULK-{oid}"
         ) == 1
-    assert f"BULK-{ids[3]}" in [s["tracking_number"] for s in listed.structured_content["items"]]
+    assert f"BULK-{ids[3]}" in [s["tracking_number"] for s in listed.structured_content["shipments"]]
 
 
 async def test_inventory_by_code_and_id_in_one_batch(gateway_factory: Any, orderdesk_sandbox: Any) -> None:

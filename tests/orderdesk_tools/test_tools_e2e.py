@@ -106,7 +106,9 @@ async def test_list_filters_and_pagination(gateway_factory: Any) -> None:
     async with connect(gateway_factory()) as c:
         page1 = ok(await c.call_tool("orders_list", {"limit": 10}))
         page2 = ok(await c.call_tool("orders_list", {"limit": 10, "offset": page1["next_offset"]}))
-        folder = ok(await c.call_tool("orders_list", {"folder_id": 2, "limit": 500}))
+        folder = ok(
+            await c.call_tool("orders_list", {"folder_id": 2, "limit": 500, "fields": ["id", "folder_id"]})
+        )
         last = ok(await c.call_tool("orders_list", {"limit": 500}))
     assert len(page1["orders"]) == 10 and page1["next_offset"] == 10 and page1["total_records"] == 36
     assert not {o["id"] for o in page1["orders"]} & {o["id"] for o in page2["orders"]}
@@ -171,7 +173,7 @@ async def test_shipment_tools(gateway_factory: Any) -> None:
         assert added["message"] == "Shipment Added"
         dup = await c.call_tool("shipments_add", {"order_id": oid, "shipment": ship})
         listed = ok(await c.call_tool("shipments_list", {"order_id": oid}))
-        sid = listed["items"][0]["id"]
+        sid = listed["shipments"][0]["id"]
         ok(
             await c.call_tool(
                 "shipments_update",
@@ -182,8 +184,11 @@ async def test_shipment_tools(gateway_factory: Any) -> None:
         ok(await c.call_tool("shipments_delete", {"order_id": oid, "shipment_id": sid}))
         empty = ok(await c.call_tool("shipments_list", {"order_id": oid}))
     assert code(dup) == "VALIDATION" and "already has a shipment with tracking number" in dup.content[0].text
-    assert again["items"][0]["carrier_code"] == "FedEx" and again["items"][0]["tracking_number"] == "1Z999"
-    assert empty["items"] == []
+    assert (
+        again["shipments"][0]["carrier_code"] == "FedEx"
+        and again["shipments"][0]["tracking_number"] == "1Z999"
+    )
+    assert empty["shipments"] == []
 
 
 async def test_inventory_tools(gateway_factory: Any) -> None:

@@ -38,7 +38,7 @@ def _audit(gw: Any) -> list[dict[str, Any]]:
 
 
 async def _order_in_folder(client: Any, folder_id: int) -> str:
-    res = await client.call_tool("orders_list", {"folder_id": folder_id})
+    res = await client.call_tool("orders_list", {"folder_id": folder_id, "fields": ["id", "folder_id"]})
     assert not res.is_error, res.content
     orders = res.structured_content["orders"]
     assert orders, f"the sandbox seed has no order in folder {folder_id}"

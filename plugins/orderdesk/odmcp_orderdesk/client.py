@@ -46,6 +46,10 @@ DEFAULT_SOURCE_NAME = "Order Desk"
 #: Prefix of the ``source_id`` generated for creates that bring none (see ``operations.CreateOrder``).
 GENERATED_SOURCE_ID_PREFIX = "mcpgw-"
 MAX_PAGE_SIZE = 500
+#: SKUs per ``GET /inventory-items?code=...`` (keeps the query string short)
+CODES_PER_REQUEST = 100
+#: pages of 500 read at most to find SKUs that contain a comma (10,000 items)
+MAX_SCAN_PAGES = 20
 #: OrderDesk caps a history note at 2,000 characters including date and user name.
 MAX_NOTE_CHARS = 1800
 
@@ -365,6 +369,42 @@ class OrderDeskClient:
             "total_records": max(as_int(env.get("total_records"), returned), offset + returned),
             "records_returned": returned,
         }
+
+    async def find_inventory_by_codes(self, codes: Sequence[str]) -> dict[str, JSON]:
+        """The inventory items whose SKU (``code``) is exactly one of ``codes``, by SKU; a SKU that
+        exists nowhere is left out.
+
+        OrderDesk's ``code`` filter splits its value on commas, so a SKU such as ``RED,XL`` cannot be
+        asked for: such SKUs are found by reading the inventory page by page (500 a page, at most
+        :data:`MAX_SCAN_PAGES`). If the inventory is larger than that and one was not found, this raises
+        VALIDATION naming it, rather than report an item that may exist as missing. Other SKUs are
+        asked for :data:`CODES_PER_REQUEST` at a time.
+        """
+        wanted = [c for c in dict.fromkeys(str(c) for c in codes) if c]
+        found: dict[str, JSON] = {}
+        plain = [c for c in wanted if "," not in c and c.strip() == c and c]
+        for i in range(0, len(plain), CODES_PER_REQUEST):
+            chunk = plain[i : i + CODES_PER_REQUEST]
+            page = await self.list_inventory(limit=MAX_PAGE_SIZE, code=",".join(chunk))
+            found.update({c: it for it in page["inventory_items"] if (c := str(it.get("code"))) in chunk})
+        odd = {c for c in wanted if c not in plain}
+        for n in range(MAX_SCAN_PAGES):
+            if not odd - set(found):
+                return found
+            page = await self.list_inventory(limit=MAX_PAGE_SIZE, offset=n * MAX_PAGE_SIZE)
+            items = page["inventory_items"]
+            found.update({c: it for it in items if (c := str(it.get("code"))) in odd})
+            if len(items) < MAX_PAGE_SIZE:
+                return found
+        missing = sorted(odd - set(found))
+        if missing:
+            raise ValidationFailed(
+                f"SKU {missing[0]!r} contains a comma or spaces at its ends, which OrderDesk's code filter "
+                f"cannot ask for, and it is not among the first {MAX_SCAN_PAGES * MAX_PAGE_SIZE:,} "
+                "inventory items",
+                hint="Name that item by its id instead; nothing was written.",
+            )
+        return found
 
     async def get_inventory_item(self, item_id: str | int) -> JSON:
         path = f"/inventory-items/{check_id('item_id', item_id)}"

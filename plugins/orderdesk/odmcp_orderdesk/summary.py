@@ -9,7 +9,9 @@ bytes); ``fields`` asks for ``"full"`` objects or for chosen top-level fields, a
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+
+from pydantic import Field
 
 from odmcp.api import ValidationFailed, closest
 from odmcp_orderdesk.fields import INVENTORY_FIELDS, ORDER_FIELDS, SHIPMENT_FIELDS
@@ -19,20 +21,22 @@ SUMMARIES = "_summaries"
 
 #: ``summary``, ``full`` or top-level field names (the schema says so; the tool descriptions and
 #: output schemas say what a summary holds)
-Fields = Literal["summary", "full"] | list[str]
+Fields = Annotated[
+    Literal["summary", "full"] | list[str],
+    Field(description="Or top-level field names."),
+]
 
-#: what an order summary holds (order fields, plus folder_name, customer_name, item_count, tracked)
+#: what an order summary holds (order fields, plus folder_name, customer_name, item_count, tracked);
+#: order fields such as folder_id or shipping_method are a ``fields`` away
 ORDER_SUMMARY = (
     "id",
     "source_id",
     "date_added",
-    "folder_id",
     "folder_name",
     "customer_name",
     "email",
     "item_count",
     "order_total",
-    "shipping_method",
     "tracked",
 )
 INVENTORY_SUMMARY = ("id", "code", "name", "price", "stock")
@@ -47,21 +51,21 @@ def _name(address: Any) -> str:
 
 
 def order_summary(order: Mapping[str, Any], folders: Mapping[str, str]) -> dict[str, Any]:
-    """``order`` as its summary; ``folders`` maps folder id (text) to name (empty: name unknown)."""
+    """``order`` as its summary; ``folders`` maps folder id (text) to name (empty: name unknown, and the
+    summary then carries ``folder_id`` instead, so the folder is never lost)."""
     items = order.get("order_items")
     shipments = order.get("order_shipments")
-    folder = order.get("folder_id")
+    folder = folders.get(str(order.get("folder_id")))
     return {
         "id": order.get("id"),
         "source_id": order.get("source_id"),
         "date_added": order.get("date_added"),
-        "folder_id": folder,
-        "folder_name": folders.get(str(folder)),
+        "folder_name": folder,
+        **({} if folder is not None else {"folder_id": order.get("folder_id")}),
         "customer_name": _name(order.get("customer")) or _name(order.get("shipping")) or None,
         "email": order.get("email"),
         "item_count": len(items) if isinstance(items, list) else 0,
         "order_total": order.get("order_total"),
-        "shipping_method": order.get("shipping_method"),
         "tracked": isinstance(shipments, list)
         and any(isinstance(s, Mapping) and s.get("tracking_number") for s in shipments),
     }
@@ -100,6 +104,12 @@ def check_fields(fields: Any, what: str, documented: Iterable[str], summary: Ite
 
 
 def check_order_fields(fields: Any) -> None:
+    if isinstance(fields, list) and "order_history" in fields:
+        raise ValidationFailed(
+            "argument 'fields': order_history is not selected by fields",
+            hint="Pass include_history=true (it adds order_history whatever fields selects).",
+            field="fields",
+        )
     check_fields(fields, "order", ORDER_FIELDS, ORDER_SUMMARY)
 
 

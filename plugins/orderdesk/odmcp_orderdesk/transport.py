@@ -414,10 +414,26 @@ def not_found_hint(op: str) -> str:
     return f"Check the id ({where}) and try again."
 
 
+def _names_an_object(op: str) -> bool:
+    """Whether the path of ``op`` (``OrderDesk GET /orders/7/shipments``) names an object by its id."""
+    path = op.split(" ", 2)[-1].split("?", 1)[0]
+    return any(part.isdigit() for part in path.split("/"))
+
+
 def _http_error(op: str, status: int, message: str) -> GatewayError:
     text = f"{op}: {message}"
     if status in (401, 403):
         return AuthError(text, http_status=status)
+    if status == 404 and not _names_an_object(op):
+        # no id to be wrong: the endpoint itself is missing (a batch endpoint this store lacks, or a
+        # wrong base_url); a 404 means it processed nothing
+        err = UpstreamError(
+            f"{op}: the endpoint was not found (HTTP 404: {message})",
+            hint="OrderDesk does not serve this endpoint here (check base_url); nothing was written.",
+            http_status=status,
+        )
+        err.retryable = False
+        return err
     if status == 404:
         return NotFound(text, hint=not_found_hint(op), http_status=status)
     if status == 409:

@@ -56,10 +56,10 @@ StoreArg = Annotated[
 ID_RE = r"^[0-9]{1,20}$"
 
 
-#: an id argument: its pattern says "digits" (the explicit json_schema_extra keeps the pattern in the
-#: published schema: a before-validator hides field constraints from pydantic's schema generation;
-#: validation still applies them)
-_ID_ARG = Field(pattern=ID_RE, json_schema_extra={"pattern": ID_RE})
+#: an id argument: its published pattern says "digits" (the explicit json_schema_extra keeps a pattern in
+#: the published schema: a before-validator hides field constraints from pydantic's schema generation);
+#: validation applies ``ID_RE``, whose length cap only guards against abuse and is not published
+_ID_ARG = Field(pattern=ID_RE, json_schema_extra={"pattern": r"^\d+$"})
 OrderId = Annotated[str, IdText, _ID_ARG]
 ItemId = Annotated[str, IdText, _ID_ARG]
 ShipmentId = Annotated[str, IdText, _ID_ARG]
@@ -68,7 +68,7 @@ InventoryId = Annotated[str, IdText, _ID_ARG]
 IdempotencyKey = Annotated[
     str | None,
     capped(128),
-    Field(min_length=8, description="A repeat with this key never writes twice."),
+    Field(min_length=8, description="A repeat with it never writes twice."),
 ]
 #: an offset into a list (the cap only guards against abuse)
 Offset = Annotated[int, Field(ge=0), capped(10_000_000)]
@@ -112,7 +112,7 @@ class InventoryListResult(BaseModel):
 
 
 class ShipmentListResult(BaseModel):
-    items: list[dict[str, Any]] = Field(json_schema_extra=_summary_items(SHIPMENT_SUMMARY, {}))
+    shipments: list[dict[str, Any]] = Field(json_schema_extra=_summary_items(SHIPMENT_SUMMARY, {}))
 
 
 class UpdateResult(BaseModel):

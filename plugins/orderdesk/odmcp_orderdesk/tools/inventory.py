@@ -12,6 +12,8 @@ from odmcp.api import (
     ToolCall,
     ToolTable,
     ValidationFailed,
+    fit_list,
+    fit_object,
 )
 from odmcp_orderdesk import validate
 from odmcp_orderdesk.ids import check_id
@@ -61,20 +63,31 @@ def _ref(gateway: Gateway, store: str | None, item_id: str) -> Ref:
 async def inventory_list(
     gateway: Gateway,
     store: StoreArg = None,
-    code: Annotated[str | None, capped(1000), Field(description="Comma-separated SKUs.")] = None,
+    code: Annotated[
+        str | list[Annotated[str, capped(254)]] | None,
+        capped(1000),
+        Field(description="SKUs: comma-separated, or a list (commas allowed)."),
+    ] = None,
     limit: Annotated[int, Field(ge=1, le=500)] = 50,
     offset: Offset = 0,
     fields: Fields = "summary",
 ) -> InventoryListResult:
-    """List inventory items (or given SKUs): summaries, total_records, next_offset. Cost: 1 request,
-    0 if cached. Errors: VALIDATION."""
+    """List inventory items (or given SKUs): summaries. Cost: 1 request, 0 if cached."""
     check_inventory_fields(fields)
     name = gateway.store(store).name
     client = runtime(gateway).client(name)
+    codes = code if isinstance(code, list) else None
+    if codes is not None and not any("," in c or c.strip() != c for c in codes):
+        code, codes = ",".join(codes), None  # OrderDesk's own filter can ask for these
     params = {"limit": limit, "offset": offset, "code": code}
 
     async def load() -> dict[str, Any]:
-        page = await client.list_inventory(limit=limit, offset=offset, code=code)
+        if codes is not None:  # SKUs OrderDesk's filter would split: looked up one by one
+            found = await client.find_inventory_by_codes(codes)
+            listed = [found[c] for c in dict.fromkeys(codes) if c in found][offset : offset + limit]
+            page = {"inventory_items": listed, "total_records": len(found)}
+        else:
+            page = await client.list_inventory(limit=limit, offset=offset, code=code)
         return with_summaries(page, "inventory_items", inventory_summary)
 
     page = await gateway.workflow.read_list(name, INVENTORY, params, load)
@@ -84,17 +97,33 @@ async def inventory_list(
     if fields != "full":
         summaries = summaries_of(page, "inventory_items", inventory_summary)
         items = [pick(i, s, fields) for i, s in zip(items, summaries, strict=True)]
-    return InventoryListResult(items=items, total_records=total, next_offset=nxt)
+    return fit_list(
+        InventoryListResult(items=items, total_records=total, next_offset=nxt),
+        "items",
+        gateway.config.gateway.max_result_bytes,
+        offset=offset,
+        narrow="ask for a smaller limit or fewer fields",
+        shrink=inventory_summary,
+    )
 
 
 @TOOLS.tool("inventory.get", title="Get an inventory item", read_only=True, object_arg="item_id")
 async def inventory_get(
     gateway: Gateway, item_id: InventoryId, fields: Fields = "full", store: StoreArg = None
 ) -> InventoryResult:
-    """Get one inventory item. Cost: 1 request, 0 if cached. Errors: NOT_FOUND, VALIDATION."""
+    """Get one inventory item. Cost: 1 request, 0 if cached. Errors: NOT_FOUND."""
     check_inventory_fields(fields)
-    item = await gateway.workflow.read(_ref(gateway, store, item_id))
-    return InventoryResult(item=item if fields == "full" else pick(item, inventory_summary(item), fields))
+    r = _ref(gateway, store, item_id)
+    item = await gateway.workflow.read(r)
+    summary = inventory_summary(item)
+    return fit_object(
+        InventoryResult(item=item if fields == "full" else pick(item, summary, fields)),
+        "item",
+        gateway.config.gateway.max_result_bytes,
+        summary,
+        f"inventory item {r.id}",
+        "name the fields you need in fields",
+    )
 
 
 @TOOLS.tool("inventory.create", title="Create an inventory item", read_only=False)

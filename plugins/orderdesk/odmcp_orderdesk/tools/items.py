@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import Field
 
-from odmcp.api import Ref, ToolCall, ToolTable
+from odmcp.api import Ref, ToolCall, ToolTable, fit_list
 from odmcp_orderdesk import validate
 from odmcp_orderdesk.ids import check_id
 from odmcp_orderdesk.operations import (
@@ -129,13 +129,20 @@ async def order_items_delete(
 async def shipments_list(
     gateway: Gateway, order_id: OrderId, fields: Fields = "summary", store: StoreArg = None
 ) -> ShipmentListResult:
-    """List an order's shipments, a summary each. Cost: 1 request. Errors: NOT_FOUND, VALIDATION."""
+    """List an order's shipments, a summary each. Cost: 1 request. Errors: NOT_FOUND."""
     check_shipment_fields(fields)
     r = _order_ref(gateway, store, order_id)
     shipments = await runtime(gateway).client(r.store).list_shipments(r.id)
     if fields != "full":
         shipments = [pick(s, shipment_summary(s), fields) for s in shipments]
-    return ShipmentListResult(items=shipments)
+    return fit_list(
+        ShipmentListResult(shipments=shipments),
+        "shipments",
+        gateway.config.gateway.max_result_bytes,
+        offset=None,
+        narrow="ask for fewer fields",
+        shrink=shipment_summary,
+    )
 
 
 @TOOLS.tool(

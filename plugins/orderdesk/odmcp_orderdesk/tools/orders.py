@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import uuid
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from mcp.server.mcpserver import AcceptedElicitation, Context, Elicit, ElicitationResult, Resolve
 from mcp_types.version import is_version_at_least
-from pydantic import BaseModel, BeforeValidator, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field
 
 from odmcp.api import (
     MAX_TARGETS,
@@ -20,8 +21,13 @@ from odmcp.api import (
     ToolCall,
     ToolTable,
     ValidationFailed,
+    closest,
+    fit_list,
+    fit_object,
+    text_size,
 )
 from odmcp_orderdesk import validate
+from odmcp_orderdesk.client import ORDER_FILTERS
 from odmcp_orderdesk.folders import folder_names, resolve_folder
 from odmcp_orderdesk.ids import ID_PATTERN, check_id
 from odmcp_orderdesk.operations import AddNote, CreateOrder, DeleteWhole, MoveOrders, UpdateWhole
@@ -118,22 +124,29 @@ def _ref(gateway: Gateway, store: str | None, order_id: str = "") -> Ref:
 async def orders_get(
     gateway: Gateway,
     order_id: OrderId,
-    include_history: Annotated[bool, Field(description="Add order_history (+1 request).")] = False,
+    include_history: Annotated[
+        bool, Field(description="Adds order_history (+1 request; the newest 250 entries).")
+    ] = False,
     fields: Fields = "full",
     store: StoreArg = None,
 ) -> OrderResult:
-    """Get one order in full: addresses, items (with ids), totals, notes, shipments, metadata.
-    Cost: 1 request, 0 if cached. Errors: NOT_FOUND, VALIDATION."""
+    """Get one order in full (items with ids, shipments, notes, metadata). Cost: 1 request, 0 if
+    cached. Errors: NOT_FOUND."""
     check_order_fields(fields)
     r = _ref(gateway, store, order_id)
     order = await gateway.workflow.read(r)
     if include_history:
         history = await runtime(gateway).client(r.store).get_order_history(order)
         order = {**order, "order_history": history}
+    budget = gateway.config.gateway.max_result_bytes
     if fields == "full":
-        return OrderResult(order=order)
+        result = OrderResult(order=order)
+        if text_size(result) <= budget:
+            return result
     summary = order_summary(order, await folder_names(gateway, r.store))
-    return OrderResult(order=_with_history(pick(order, summary, fields), order, include_history))
+    if fields != "full":
+        result = OrderResult(order=_with_history(pick(order, summary, fields), order, include_history))
+    return fit_object(result, "order", budget, summary, f"order {r.id}", "name the fields you need in fields")
 
 
 def _with_history(picked: dict[str, Any], order: dict[str, Any], include_history: bool) -> dict[str, Any]:
@@ -143,48 +156,86 @@ def _with_history(picked: dict[str, Any], order: dict[str, Any], include_history
     return picked
 
 
+#: the address fields OrderDesk searches by (``customer_last_name=...``), notes §5.3
+ADDRESS_FIELDS = ("first_name", "last_name", "company", "address1", "phone")
+
+
+def address_filters(who: str, given: dict[str, Any] | None) -> dict[str, str]:
+    """``customer``/``shipping`` filter fields, checked (an unknown one names the closest)."""
+    for key, value in (given or {}).items():
+        if key not in ADDRESS_FIELDS:
+            guess = closest(key, ADDRESS_FIELDS)
+            raise ValidationFailed(
+                f"argument {who!r}: no filter {key!r}" + (f"; did you mean {guess!r}?" if guess else ""),
+                hint=f"Filter {who} by {', '.join(ADDRESS_FIELDS)}.",
+                field=who,
+            )
+        if not isinstance(value, str) or not value or len(value) > 254:
+            raise ValidationFailed(
+                f"argument '{who}.{key}' should be a text of 1 to 254 characters, got {value!r:.40}",
+                field=f"{who}.{key}",
+            )
+    return dict(given or {})
+
+
+def _sort_field(value: str | None) -> str | None:
+    if value is not None and not re.fullmatch(r"[a-z_]{1,40}", value):
+        raise ValueError("should be an order field name such as date_added")
+    return value
+
+
+_END_DATES = ("search_end_date", "search_end_date_local", "modified_end_date")
+
+
+def whole_day(filters: dict[str, Any]) -> dict[str, Any]:
+    """An end date without a time means the whole day (``2026-12-05`` -> ``2026-12-05 23:59:59``):
+    OrderDesk parses dates loosely, PHP-style, which reads a bare date as midnight (notes §5.3; the
+    sandbox does the same), so a one-day search would find nothing."""
+    for key in _END_DATES:
+        value = filters.get(key)
+        if isinstance(value, str) and len(value) == 10:
+            filters[key] = f"{value} 23:59:59"
+    return filters
+
+
 @TOOLS.tool("orders.list", title="Search orders", read_only=True)
 async def orders_list(
     gateway: Gateway,
     store: StoreArg = None,
-    folder_id: Annotated[int | None, Field(ge=0)] = None,
-    folder_name: Annotated[Text | None, Field(description="Exact folder name.")] = None,
+    folder_id: Annotated[int | None, Field(ge=0, description="See store_get.")] = None,
+    folder_name: Annotated[Text | None, Field(description="Exact name.")] = None,
     source_id: Annotated[Text | None, Field(description="Cart/marketplace order id.")] = None,
     source_name: Text | None = None,
     email: Text | None = None,
     customer_id: Text | None = None,
+    customer: Annotated[
+        dict[str, Any] | None, Field(description="By first_name, last_name, company, address1, phone.")
+    ] = None,
+    shipping: Annotated[dict[str, Any] | None, Field(description="As customer.")] = None,
     search_start_date: DateArg = None,
     search_end_date: DateArg = None,
+    search_start_date_local: DateArg = None,
+    search_end_date_local: DateArg = None,
     modified_start_date: DateArg = None,
     modified_end_date: DateArg = None,
-    order_by: Annotated[str | None, Field(pattern=r"^[a-z_]{1,40}$", description="e.g. date_added.")] = None,
+    order_by: Annotated[
+        str | None, AfterValidator(_sort_field), Field(description="e.g. date_added.")
+    ] = None,
     order: Annotated[Literal["asc", "desc"] | None, BeforeValidator(_lower)] = None,
     limit: Annotated[int, Field(ge=1, le=500)] = 50,
     offset: Offset = 0,
-    include_history: Annotated[bool, Field(description="Add each order's order_history.")] = False,
+    include_history: Annotated[bool, Field(description="Adds order_history.")] = False,
     fields: Fields = "summary",
 ) -> OrderListResult:
-    """Search orders (filters AND-ed; dates UTC 'YYYY-MM-DD[ HH:MM:SS]', search_*: order date,
-    modified_*: last change). Returns summaries, total_records, next_offset (null: last page).
-    Cost: 1 request, 0 if cached. Errors: VALIDATION."""
+    """Search orders (summaries). Filters AND-ed; text as OrderDesk matches it. Dates UTC
+    'YYYY-MM-DD[ HH:MM:SS]' (*_local: store time; an end date alone: whole day); search_*: added,
+    modified_*: changed. Cost: 1 request, 0 if cached."""
+    args = dict(locals())  # first: the arguments as called, each filter named as OrderDesk names it
     check_order_fields(fields)
-    filters: dict[str, Any] = {
-        "folder_id": folder_id,
-        "folder_name": folder_name,
-        "source_id": source_id,
-        "source_name": source_name,
-        "email": email,
-        "customer_id": customer_id,
-        "search_start_date": search_start_date,
-        "search_end_date": search_end_date,
-        "modified_start_date": modified_start_date,
-        "modified_end_date": modified_end_date,
-        "order_by": order_by,
-        "order": order,  # the client upper-cases it
-        "limit": limit,
-        "offset": offset,
-        "get_order_history": True if include_history else None,
-    }
+    for who, given in (("customer", customer), ("shipping", shipping)):
+        args.update({f"{who}_{k}": v for k, v in address_filters(who, given).items()})
+    filters = whole_day({k: v for k, v in args.items() if k in ORDER_FILTERS and v is not None})
+    filters["get_order_history"] = True if include_history else None  # the client upper-cases order
     filters = {k: v for k, v in filters.items() if v is not None}
     name = gateway.store(store).name
     client = runtime(gateway).client(name)
@@ -199,15 +250,23 @@ async def orders_list(
     returned = int(page.get("records_returned", len(orders)))
     total = int(page.get("total_records", returned))
     nxt = offset + returned if returned == limit and offset + returned < total else None
+    summaries = summaries_of(page, "orders", lambda o: order_summary(o, {}))
     if fields == "full":
         shown = orders
     else:
-        summaries = summaries_of(page, "orders", lambda o: order_summary(o, {}))
         shown = [
             _with_history(pick(o, s, fields), o, include_history)
             for o, s in zip(orders, summaries, strict=True)
         ]
-    return OrderListResult(orders=shown, total_records=total, next_offset=nxt)
+    by_id = {str(s.get("id")): s for s in summaries}
+    return fit_list(
+        OrderListResult(orders=shown, total_records=total, next_offset=nxt),
+        "orders",
+        gateway.config.gateway.max_result_bytes,
+        offset=offset,
+        narrow="ask for a smaller limit or fewer fields",
+        shrink=lambda o: by_id.get(str(o.get("id")), o),
+    )
 
 
 @TOOLS.tool("orders.create", title="Create an order", read_only=False, destructive=False, idempotent=False)
