@@ -133,7 +133,10 @@ class Commands:
 
 def _parser(pm: Any = None) -> tuple[argparse.ArgumentParser, Commands]:
     """The argument parser: the built-in commands, then what plugins registered through ``pm``."""
-    p = _Parser(prog="mcp-gateway", description="A plugin-based MCP gateway for OrderDesk.")
+    p = _Parser(
+        prog="mcp-gateway",
+        description="A plugin-based MCP gateway: the tools of its plugins, over the stores you configure.",
+    )
     p.add_argument("--version", action="version", version=f"mcp-gateway {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 

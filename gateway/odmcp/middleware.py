@@ -151,6 +151,11 @@ class ToolCallMiddleware:
     def _not_served(self, wname: str) -> ValidationFailed:
         style = self.gw.config.gateway.tool_names
         off = next((t for t in self.gw.tools if wire_name(t.name, style) == wname), None)
+        if off is not None and not self.gw.serves_type(off.store_type):
+            return ValidationFailed(
+                f"tool {wname!r} is not served here: no {off.store_type!r} store is configured",
+                hint="Use the tools tools/list shows (an operator can add such a store); nothing was run.",
+            )
         if off is not None:
             return ValidationFailed(
                 f"tool {wname!r} is not served here: its toolset {off.toolset!r} is not in gateway.toolsets",
@@ -193,7 +198,8 @@ class ToolCallMiddleware:
             return self._check_writes(spec, token)  # e.g. stores.list filters by the token itself
         store = call.arguments.get("store")
         store_name = store if isinstance(store, str) and store else None
-        store_name = store_name or (self.gw.config.default_store.name if self.gw.config.stores else "")
+        default = self.gw.config.default_of(spec.store_type)
+        store_name = store_name or (default.name if default is not None else "")
         if store_name and not token.allows_store(store_name):
             raise AuthError(
                 f"token {token.name!r} may not use store {store_name!r}",

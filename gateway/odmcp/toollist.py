@@ -7,8 +7,9 @@ middleware hands the SDK's list to :func:`tools_for` (once per kind of caller, t
 * **Only what the caller may call**: write tools are left out in read-only mode and for a read-only
   token; tools that act on a store are left out for a token that may use none. Calls are still
   checked in full (:mod:`odmcp.middleware`); this only stops advertising what would be refused.
-* **One ``store`` schema**: every ``store`` argument becomes the same short schema, the names the
-  caller may use as an ``enum`` and the default store as ``default``; what ``store`` is, is said once,
+* **One ``store`` schema**: every ``store`` argument becomes the same short schema, the names of the
+  stores of the tool's store type the caller may use as an ``enum`` and that type's default store as
+  ``default``; what ``store`` is, is said once,
   in the server instructions. A caller whose only store is the default store is not offered the
   argument at all: there is nothing to choose (a call that sends it is still accepted).
 * **No noise**: titles pydantic derives from parameter names, ``anyOf [T, null]`` of an optional
@@ -88,9 +89,10 @@ def hints(spec: ToolSpec, listed: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def caller_stores(config: Config, token: Any) -> list[str]:
-    """The names of the stores ``token`` may use (all of them without a token)."""
-    return [s.name for s in config.stores if token is None or token.allows_store(s.name)]
+def caller_stores(config: Config, token: Any, store_type: str | None = None) -> list[str]:
+    """The names of the stores of ``store_type`` (None: every store) ``token`` may use (all of them
+    without a token)."""
+    return [s.name for s in config.stores_of(store_type) if token is None or token.allows_store(s.name)]
 
 
 def may_call(spec: ToolSpec, config: Config, token: Any, stores: list[str]) -> bool:
@@ -103,15 +105,17 @@ def may_call(spec: ToolSpec, config: Config, token: Any, stores: list[str]) -> b
 def tools_for(
     listed: list[dict[str, Any]], by_wire: Mapping[str, ToolSpec], config: Config, token: Any
 ) -> list[dict[str, Any]]:
-    """The SDK's wire list of tools as the caller with ``token`` sees it."""
-    stores = caller_stores(config, token)
-    default = config.default_store.name if config.stores else None
+    """The SDK's wire list of tools as the caller with ``token`` sees it: a tool's ``store`` argument
+    lists the stores of the tool's store type."""
     out = []
     for tool in listed:
         spec = by_wire.get(str(tool.get("name")))
         if spec is None:  # not a gateway tool: leave it as the SDK made it
             out.append(tool)
             continue
+        stores = caller_stores(config, token, spec.store_type)
+        default_store = config.default_of(spec.store_type)
+        default = default_store.name if default_store is not None else None
         if not may_call(spec, config, token, stores):
             continue
         shown = {k: v for k, v in tool.items() if k not in ("inputSchema", "outputSchema", "annotations")}

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from odmcp.config import RateLimitSettings
+from odmcp_orderdesk.settings import OrderDeskRateLimit as RateLimitSettings
 from odmcp.ratelimit import LeakyBucket
 
 T = 1 / 3

@@ -14,7 +14,7 @@ from odmcp.refs import Ref
 from odmcp_orderdesk import merge, validate
 from odmcp_orderdesk.reconcile import reconcile_order
 from odmcp_orderdesk.runtime import STATE_KEY, OrderDeskRuntime, runtime
-from odmcp_orderdesk.settings import OrderDeskSettings, OrderDeskStore
+from odmcp_orderdesk.settings import STORE_TYPE, OrderDeskSettings, OrderDeskStore
 
 if TYPE_CHECKING:
     from odmcp.app import Gateway
@@ -28,7 +28,7 @@ KINDS = (ORDER, INVENTORY)
 @hookimpl
 def gateway_register_config(register: Callable[..., None]) -> None:
     register("orderdesk", OrderDeskSettings)
-    register("stores", OrderDeskStore)
+    register("stores", OrderDeskStore)  # store type "orderdesk" (OrderDeskStore.STORE_TYPE)
 
 
 @hookimpl
@@ -46,13 +46,16 @@ def gateway_register_tools(register: Callable[..., None]) -> None:
 
 
 @hookimpl
-def gateway_instructions() -> str:
+def gateway_instructions(gateway: Gateway) -> str | None:
+    if not gateway.serves_type(STORE_TYPE):
+        return None  # no OrderDesk store configured: none of these tools is served
     return (
         "Tools for reading and changing orders in OrderDesk, an order-management service. Updates are "
         "safe: orders_update fetches the full order, merges only your changes and uploads it, retrying on "
         "conflict, so fields you don't mention are kept. Use dry_run=true to preview a change. Lists "
         "return a summary per object; pass fields='full' or field names for more. A tool's cost is "
-        "in OrderDesk requests: a store allows a burst of 20, then 3 per second."
+        "in OrderDesk requests: a store allows a burst of 20, then 3 per second. stores_list shows the "
+        "OrderDesk stores you may use, with their folders."
     )
 
 
@@ -78,11 +81,18 @@ def gateway_shutdown(gateway: Gateway) -> Awaitable[None] | None:
 
 @hookimpl
 def gateway_fetch(ref: Ref, gateway: Gateway) -> Awaitable[dict[str, Any]] | None:
+    if not _ours(ref, gateway):
+        return None
     if ref.kind == ORDER:
         return runtime(gateway).client(ref.store).get_order(ref.id)
     if ref.kind == INVENTORY:
         return runtime(gateway).client(ref.store).get_inventory_item(ref.id)
     return None
+
+
+def _ours(ref: Ref, gateway: Gateway) -> bool:
+    """Whether ``ref`` names an object of an OrderDesk store (another store type's plugin serves the rest)."""
+    return any(s.name == ref.store for s in gateway.config.stores_of(STORE_TYPE))
 
 
 @hookimpl
