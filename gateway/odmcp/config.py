@@ -266,6 +266,8 @@ class Config(msgspec.Struct, kw_only=True):
     origins: dict[str, str] = msgspec.field(default_factory=dict)
     #: the variables that define the default store (the registered store types' ``ENV``), for messages
     store_env: list[str] = msgspec.field(default_factory=list)
+    #: the same, one group per store type (``[["ORDERDESK_STORE_ID", "ORDERDESK_API_KEY"]]``)
+    store_env_groups: list[list[str]] = msgspec.field(default_factory=list)
     #: the registered store types, by name
     store_types: list[str] = msgspec.field(default_factory=list)
 
@@ -282,7 +284,7 @@ class Config(msgspec.Struct, kw_only=True):
             if s.default:
                 return s
         if not self.stores:
-            env = " and ".join(self.store_env)
+            env = ", or ".join(" and ".join(group) for group in self.store_env_groups if group)
             raise ConfigError(
                 "no store configured: " + (f"set {env}, or " if env else "") + "add a [[stores]] entry"
             )
@@ -458,7 +460,7 @@ def _type_problems(
         return []
     from odmcp.arguments import closest
 
-    installed = ", ".join(repr(t) for t in store_types)
+    installed = ", ".join(repr(t) for t in sorted(store_types))
     problems = []
     for i, entry in enumerate(stores):
         if not isinstance(entry, dict):
@@ -485,7 +487,13 @@ def _unknown_keys(node: Any, tp: Any, key: str, source: str) -> list[str]:
     """One line per key of ``node`` that ``tp`` (a Struct with ``forbid_unknown_fields``, or a list or
     dict of them) has no field for, with the closest field; so one run names every typo."""
     while typing.get_origin(tp) in (types.UnionType, typing.Union):
-        tp = next((a for a in typing.get_args(tp) if a is not type(None)), None)
+        members = [a for a in typing.get_args(tp) if a is not type(None)]
+        # a tagged union (the [[stores]] entries): the member the entry's tag names
+        tag = node.get("type") if isinstance(node, dict) else None
+        tp = next(
+            (m for m in members if getattr(m, "__struct_config__", None) and m.__struct_config__.tag == tag),
+            members[0],
+        )
     origin = typing.get_origin(tp)
     if origin is list and isinstance(node, list):
         (item,) = typing.get_args(tp) or (Any,)
@@ -650,6 +658,7 @@ def load_config(
         source=source,
         origins=origins,
         store_env=[var for struct in store_types.values() for var in _required_env(struct)],
+        store_env_groups=[_required_env(struct) for struct in store_types.values()],
         store_types=list(store_types),
     )
     _check(cfg)

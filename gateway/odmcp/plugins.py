@@ -168,8 +168,11 @@ def _plugin_error(exc: Exception, plugin: str, hook: str) -> PluginError:
 
 
 def clash(pm: GatewayPluginManager, what: str, first: str, second: str) -> PluginClash:
-    """The one-line error for two plugins registering ``what``: it suggests disabling the one that
-    does not ship with the gateway (the later one when both or neither do)."""
+    """The one-line error for two plugins registering ``what``, in their registration order: it suggests
+    disabling the one that does not ship with the gateway (the later one when both or neither do)."""
+    order = [name for name, _plugin in pm.list_name_plugin()]
+    if first in order and second in order and order.index(first) > order.index(second):
+        first, second = second, first
     shipped = {name for name in (first, second) if pm.sources.get(name, "").startswith("built-in")}
     disable = first if shipped == {second} else second
     return PluginClash(what, first, second, disable)
