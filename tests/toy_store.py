@@ -1,7 +1,7 @@
 """A second store type, as a third party would ship it: ``wiki`` stores of pages, with optimistic locking.
 
-It registers its store type and settings model (:class:`WikiStore`), its tools (``pages.get``,
-``pages.update``: tools of the ``wiki`` store type, because this plugin registered that one type) and
+It registers its store type and settings model (:class:`WikiStore`), its tools (``wiki.get``,
+``wiki.update``: tools of the ``wiki`` store type, because this plugin registered that one type) and
 the fetch and upload hooks, which decline every ref that is not a page of a ``wiki`` store. Pages live
 in memory, per upstream store id. Nothing in it is OrderDesk's, and nothing in the host is mocked.
 
@@ -19,7 +19,7 @@ from odmcp.errors import Conflict, NotFound, OutcomeUnknown
 from odmcp.refs import Ref
 from odmcp.tools import ToolTable
 
-TOOLS = ToolTable(toolset="pages")
+TOOLS = ToolTable(toolset="wiki")
 
 
 class WikiStore(StoreSettings, forbid_unknown_fields=True, kw_only=True):
@@ -31,14 +31,14 @@ class WikiStore(StoreSettings, forbid_unknown_fields=True, kw_only=True):
     title: str = "Returns"
 
 
-@TOOLS.tool("pages.get", title="Get a page", read_only=True, object_arg="page_id")
-async def pages_get(gateway: Any, page_id: str, store: str | None = None) -> dict[str, Any]:
+@TOOLS.tool("wiki.get", title="Get a page", read_only=True, object_arg="page_id")
+async def wiki_get(gateway: Any, page_id: str, store: str | None = None) -> dict[str, Any]:
     """Get one page of a wiki (cached). Errors: NOT_FOUND."""
     return await gateway.workflow.read(Ref(gateway.store(store).name, "page", page_id))
 
 
-@TOOLS.tool("pages.update", title="Update a page", read_only=False, destructive=True, object_arg="page_id")
-async def pages_update(
+@TOOLS.tool("wiki.update", title="Update a page", read_only=False, destructive=True, object_arg="page_id")
+async def wiki_update(
     gateway: Any, page_id: str, changes: dict[str, Any], store: str | None = None
 ) -> dict[str, Any]:
     """Change a page safely (fetch, merge, upload, retried on conflict). Errors: NOT_FOUND, CONFLICT."""
@@ -78,7 +78,7 @@ class WikiPlugin:
     def gateway_instructions(self, gateway: Any) -> str | None:
         if not gateway.serves_type("wiki"):
             return None
-        return "Wiki pages: pages_get reads a page, pages_update changes it safely."
+        return "Wiki pages: wiki_get reads a page, wiki_update changes it safely."
 
     @hookimpl
     def gateway_fetch(self, ref: Ref, gateway: Any) -> Any:

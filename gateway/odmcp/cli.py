@@ -360,7 +360,8 @@ async def _tools(args: argparse.Namespace) -> int:
         gw = _build(args, overrides)
         style = gw.config.gateway.tool_names
         chosen = gw.config.gateway.toolsets
-        print(f"toolsets: {', '.join(gw.tools.toolsets())} (served: {', '.join(chosen)})")
+        usable = sorted({t.toolset for t in gw.tools if t.toolset and gw.serves_type(t.store_type)})
+        print(f"toolsets: {', '.join(usable)} (served: {', '.join(chosen)})")
         served = {spec.name for spec in gw.served_tools()}
         for spec in sorted(gw.tools, key=lambda t: (t.toolset or "", t.name)):
             hints = [
@@ -375,7 +376,9 @@ async def _tools(args: argparse.Namespace) -> int:
             ]
             summary = spec.description.splitlines()[0].split(". ", 1)[0].rstrip(".")
             hidden = ""
-            if spec.name not in served:
+            if not gw.serves_type(spec.store_type):
+                hidden = f" (off: no {spec.store_type!r} store configured)"
+            elif spec.name not in served:
                 hidden = " (off: not in gateway.toolsets)"
             elif spec.writes and gw.config.gateway.read_only:
                 hidden = " (hidden: read-only mode)"

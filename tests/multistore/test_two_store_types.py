@@ -7,13 +7,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from toy_store import SecondWiki, WikiPlugin
 
 from odmcp.app import Gateway
 from odmcp.errors import ConfigError, PluginClash
 from odmcp.middleware import error_of
 from odmcp.server import instructions
 from odmcp.testing import connect
-from toy_store import SecondWiki, WikiPlugin
 
 pytestmark = pytest.mark.sandbox(multi_store=True)
 
@@ -44,7 +44,7 @@ async def test_orderdesk_and_wiki_stores_serve_side_by_side(
             "enum": ["demo", "store2"],
             "default": "demo",
         }
-        assert listed["pages_get"].input_schema["properties"]["store"] == {
+        assert listed["wiki_get"].input_schema["properties"]["store"] == {
             "type": "string",
             "enum": ["handbook", "faq"],
             "default": "handbook",
@@ -55,7 +55,7 @@ async def test_orderdesk_and_wiki_stores_serve_side_by_side(
         orderdesk_sandbox.clear_requests()
         for _ in range(2):
             order = await c.call_tool("orders_get", {"order_id": order_id, "store": "store2"})
-            page = await c.call_tool("pages_get", {"page_id": "1", "store": "faq"})
+            page = await c.call_tool("wiki_get", {"page_id": "1", "store": "faq"})
         assert order.structured_content["order"]["id"] == order_id
         assert page.structured_content["title"] == "Shipping"
         assert len(orderdesk_sandbox.requests(path_prefix=f"/orders/{order_id}")) == 1
@@ -69,7 +69,7 @@ async def test_orderdesk_and_wiki_stores_serve_side_by_side(
             {"order_id": order_id, "store": "store2", "changes": {"order_metadata": {"k": "v"}}},
         )
         wiki = await c.call_tool(
-            "pages_update", {"page_id": "1", "store": "faq", "changes": {"title": "Delivery"}}
+            "wiki_update", {"page_id": "1", "store": "faq", "changes": {"title": "Delivery"}}
         )
         assert not od.is_error, od.structured_content
         assert od.structured_content["attempts"] == 2
@@ -78,20 +78,20 @@ async def test_orderdesk_and_wiki_stores_serve_side_by_side(
         stored = orderdesk_sandbox.orders("2002")[0]
         assert stored["order_metadata"]["k"] == "v"
         # the writes invalidated the cached copies: the next reads show the new values
-        again = await c.call_tool("pages_get", {"page_id": "1", "store": "faq"})
+        again = await c.call_tool("wiki_get", {"page_id": "1", "store": "faq"})
         assert again.structured_content["title"] == "Delivery"
         re_read = await c.call_tool("orders_get", {"order_id": order_id, "store": "store2"})
         assert re_read.structured_content["order"]["order_metadata"]["k"] == "v"
 
         # a store of the other type is refused, naming the stores this tool works on
-        wrong = await c.call_tool("pages_get", {"page_id": "1", "store": "demo"})
+        wrong = await c.call_tool("wiki_get", {"page_id": "1", "store": "demo"})
         assert error_of(wrong)["code"] == "VALIDATION"
         assert "'demo' is of type 'orderdesk'" in error_of(wrong)["message"]
         assert "handbook, faq" in error_of(wrong)["message"]
         wrong = await c.call_tool("orders_get", {"order_id": order_id, "store": "faq"})
         assert error_of(wrong)["code"] == "VALIDATION" and "demo, store2" in error_of(wrong)["message"]
         # without store, each type's default store
-        handbook = await c.call_tool("pages_get", {"page_id": "1"})
+        handbook = await c.call_tool("wiki_get", {"page_id": "1"})
         assert handbook.structured_content["title"] == "Returns"
         # stores_list (an OrderDesk tool) lists only OrderDesk stores
         stores = await c.call_tool("stores_list", {})
@@ -100,12 +100,12 @@ async def test_orderdesk_and_wiki_stores_serve_side_by_side(
 
 async def test_a_store_type_without_a_configured_store_serves_no_tools(gateway_factory: Any) -> None:
     gw = gateway_factory(plugins=[WikiPlugin()])  # the plugin is installed, no wiki store configured
-    assert not any(t.name.startswith("pages.") for t in gw.served_tools())
+    assert not any(t.name.startswith("wiki.") for t in gw.served_tools())
     assert "Wiki pages" not in instructions(gw)
     async with connect(gw) as c:
         names = {t.name for t in (await c.list_tools()).tools}
-        refused = await c.call_tool("pages_get", {"page_id": "1"})
-    assert "pages_get" not in names and "orders_get" in names
+        refused = await c.call_tool("wiki_get", {"page_id": "1"})
+    assert "wiki_get" not in names and "orders_get" in names
     assert "no 'wiki' store is configured" in error_of(refused)["message"]
 
 
@@ -123,16 +123,22 @@ def test_an_entry_without_a_type_gets_the_type_whose_fields_it_uses(
     assert str(err.value).endswith(
         "key stores[0]: no type, and several store types are installed; add type = one of 'orderdesk', 'wiki'"
     )
-    with pytest.raises(ConfigError, match=r"stores\[0\]\.type: unknown store type 'wikki'; did you mean 'wiki'"):
+    with pytest.raises(
+        ConfigError, match=r"stores\[0\]\.type: unknown store type 'wikki'; did you mean 'wiki'"
+    ):
         gateway_factory(plugins=[WikiPlugin()], overrides={"stores": [{**WIKIS[0], "type": "wikki"}]})
     # the entry is validated against its type's model, and the error names both
-    with pytest.raises(ConfigError, match=r"key stores\[0\]\.title: expected str, got int \(a 'wiki' store\)"):
+    with pytest.raises(
+        ConfigError, match=r"key stores\[0\]\.title: expected str, got int \(a 'wiki' store\)"
+    ):
         gateway_factory(plugins=[WikiPlugin()], overrides={"stores": [{**WIKIS[0], "title": 3}]})
     with pytest.raises(ConfigError, match=r"key stores\[0\]\.api_key: unknown key"):
         gateway_factory(plugins=[WikiPlugin()], overrides={"stores": [{**WIKIS[0], "api_key": "k"}]})
 
 
-def test_two_types_sharing_a_store_id_are_refused(gateway_factory: Any, gateway_overrides: dict[str, Any]) -> None:
+def test_two_types_sharing_a_store_id_are_refused(
+    gateway_factory: Any, gateway_overrides: dict[str, Any]
+) -> None:
     clash = {**WIKIS[0], "store_id": gateway_overrides["stores"][0]["store_id"]}
     with pytest.raises(ConfigError, match="is used by stores of types orderdesk, wiki"):
         gateway_factory(plugins=[WikiPlugin()], overrides={"stores": [*gateway_overrides["stores"], clash]})
@@ -145,12 +151,12 @@ def test_two_plugins_registering_one_store_type_are_named_in_one_line(gateway_fa
     assert "\n" not in message
     assert message == (
         "plugins 'WikiPlugin' and 'SecondWiki' both register store type 'wiki'; keep one of them: "
-        'disable \'SecondWiki\' with gateway.disabled_plugins = ["SecondWiki"] in the config file, '
+        "disable 'SecondWiki' with gateway.disabled_plugins = [\"SecondWiki\"] in the config file, "
         "or GATEWAY_DISABLED_PLUGINS=SecondWiki"
     )
     # the setting the line gives works, as a variable as well as in the file
     gw = gateway_factory(plugins=[WikiPlugin(), SecondWiki()], env={"GATEWAY_DISABLED_PLUGINS": "SecondWiki"})
-    assert not gw.pm.has_plugin("SecondWiki") and gw.tools.get("pages.get") is not None
+    assert not gw.pm.has_plugin("SecondWiki") and gw.tools.get("wiki.get") is not None
     gw = gateway_factory(
         plugins=[WikiPlugin(), SecondWiki()], overrides={"gateway.disabled_plugins": ["SecondWiki"]}
     )
