@@ -240,11 +240,11 @@ async def _gateway_options(args: argparse.Namespace) -> AsyncIterator[dict[str, 
         yield overrides
 
 
-async def _check_cache(gw: Gateway) -> None:
+async def _check_cache(gw: Gateway, *, ping: bool = True) -> None:
     """A shared cache that is misconfigured or down fails here, in one line, before anything serves.
 
     Once serving, a cache outage is served fail-open (from upstream); at start-up it is more likely a
-    wrong URL or a Redis that was never started.
+    wrong URL or a Redis that was never started. ``ping=False`` checks the settings only.
     """
     from odmcp.config import mask_url
 
@@ -264,7 +264,7 @@ async def _check_cache(gw: Gateway) -> None:
         text = str(err).replace(cfg.cache.redis_url, url)
         raise CliError(f"the {cfg.cache.backend!r} cache can't use its settings: {text}; {fix}") from None
     try:
-        if backend.local:
+        if backend.local or not ping:
             return
         try:
             async with asyncio.timeout(5.0):
@@ -425,11 +425,17 @@ def _plugins(args: argparse.Namespace) -> int:
     return 0
 
 
-def _config_check(args: argparse.Namespace) -> int:
+async def _config_check(args: argparse.Namespace) -> int:
+    """Everything ``serve`` would refuse before serving (the cache backend's settings too, without
+    connecting to it), then the effective config; warnings name what is valid but likely wrong."""
     from odmcp.config import masked
 
     gw = _build(args)
+    await _check_cache(gw, ping=False)
     print(f"# config OK: {gw.config.source}")
+    for i, store in enumerate(gw.config.stores):
+        for field, warning in store.warnings():
+            print(f"# warning: {gw.config.where(f'stores[{i}].{field}')}: {warning}")
     print(json.dumps(masked(gw.config), indent=2, default=str))
     return 0
 
@@ -476,11 +482,17 @@ def main(argv: Sequence[str] | None = None, *, plugins: Iterable[object] = ()) -
         status = run(args)
         if inspect.isawaitable(status):
             status = asyncio.run(_awaited(status))
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
         return int(status)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # the reader went away (``mcp-gateway call ... | head``): stop quietly, as ``cat`` would
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush at exit
+        return 141
     except (CliError, ConfigError) as err:
-        print(f"mcp-gateway: error: {err}", file=sys.stderr)
+        for line in str(err).splitlines():  # every problem found, one line each
+            print(f"mcp-gateway: error: {line}", file=sys.stderr)
         return 2
     except GatewayError as err:
         print(f"mcp-gateway: error: {err}", file=sys.stderr)
