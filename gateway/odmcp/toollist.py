@@ -16,8 +16,8 @@ middleware hands the SDK's list to :func:`tools_for` (once per kind of caller, t
   argument (null means "omitted"), ``default: null`` and ``additionalProperties: true`` (JSON
   Schema's defaults), defaults and ``required`` in output schemas (they say what a result looks
   like, not what a client must check), the annotations' copy of the tool title and the hints that
-  say nothing (:func:`hints`). Output schemas keep their nulls (as ``type: [T,
-  "null"]``): a client validates results against them.
+  say nothing (:func:`hints`). Output schemas keep their nulls (as ``anyOf`` branches of one type
+  each, the portable spelling): a client validates results against them.
 * **Output schemas where they inform a choice**: a read tool's output schema tells the model what it
   will get (a list's summary shape, what ``fields`` can ask for); a write tool publishes none: its
   description says what it returns and the result (``structuredContent`` as always) says it again.
@@ -57,9 +57,8 @@ def compact(schema: Any, *, inputs: bool) -> Any:
         if inputs and "default" in node and node["default"] is None:
             # an optional argument: omitting it is what null means
             node = {k: v for k, v in node.items() if k not in ("anyOf", "default")} | other
-        elif set(other) == {"type"} and isinstance(other["type"], str):
-            # a nullable result field: the same, in one type list
-            node = {k: v for k, v in node.items() if k != "anyOf"} | {"type": [other["type"], "null"]}
+        # a nullable result field keeps its anyOf: a ``type: [T, "null"]`` list is shorter, but clients
+        # that map schemas onto a single-type dialect (Gemini's OpenAPI subset) reject it
     out: dict[str, Any] = {}
     for key, value in node.items():
         if key == "title" or (key == "default" and (value is None or not inputs)):

@@ -470,3 +470,32 @@ def test_call_into_a_closed_pipe_exits_quietly() -> None:
     with proc.stderr:
         err = proc.stderr.read()
     assert proc.wait(60) == 141 and err == ""  # no traceback, no "unexpected error"
+
+
+def test_the_sandbox_run_as_a_background_job_stops_on_sigint() -> None:
+    import signal
+
+    port = free_port()
+    # a shell starts a background job (``mcp-gateway sandbox &``) with SIGINT ignored
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "odmcp", "sandbox", "--port", str(port)],
+        env=CLEAN_ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    with proc.stdout, proc.stderr:
+        first = proc.stdout.readline()
+        assert first == f"OrderDesk sandbox listening on http://127.0.0.1:{port}/api/v2\n"
+        store = proc.stdout.readline()
+        assert re.match(r"  store id: \S+  api key: \S+", store)  # what README's sandbox section shows
+        proc.send_signal(signal.SIGINT)
+        try:
+            assert proc.wait(15) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        assert proc.stderr.read() == ""

@@ -19,7 +19,8 @@ async def sandbox_store(args: argparse.Namespace) -> AsyncIterator[dict[str, Any
     from odmcp_orderdesk.sandbox.server import Sandbox
 
     async with Sandbox() as sb:
-        store = {"name": "demo", "store_id": sb.store_id, "api_key": sb.api_key, "default": True}
+        store = {"name": "demo", "type": "orderdesk", "store_id": sb.store_id, "api_key": sb.api_key}
+        store["default"] = True
         yield {"stores": [{**store, "base_url": sb.base_url}]}
 
 
