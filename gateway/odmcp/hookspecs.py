@@ -45,10 +45,17 @@ def gateway_register_config(register: Callable[..., None]) -> None:
     table (for example ``"orderdesk"``); ``StructType`` is a ``msgspec.Struct`` subclass that
     validates it. The validated instance is available as ``gateway.config.section(section)``.
 
-    A store plugin also registers what a ``[[stores]]`` entry holds: ``register("stores", Sub)`` with
-    ``Sub`` a subclass of :class:`odmcp.config.StoreSettings` adding its own fields (credentials, an
-    endpoint); ``Sub.ENV`` maps environment variables to fields of the default store, and
-    ``Sub.problems()`` reports what is wrong with those fields at start-up.
+    A store plugin also registers its store type, what a ``[[stores]]`` entry of that type holds:
+    ``register("stores", Sub)`` with ``Sub`` a subclass of :class:`odmcp.config.StoreSettings` adding
+    its own fields (credentials, an endpoint). ``Sub.STORE_TYPE`` names the type (an entry's
+    ``type = "..."``; the plugin's name when unset); ``Sub.ENV`` maps environment variables to fields of
+    that type's default store; ``Sub.problems()`` reports what is wrong with those fields at start-up
+    and ``Sub.warnings()`` what ``config check`` should flag. Several store types may be installed;
+    each entry is validated against its own type's model. The tools of a plugin that registered one
+    store type belong to it (their ``store`` argument names only stores of that type).
+
+    Two plugins registering one section or one store type stop start-up with a
+    :class:`odmcp.errors.PluginClash` naming both and how to disable one.
     """
 
 
@@ -78,7 +85,9 @@ def gateway_instructions(gateway: Gateway) -> str | None:
     """A paragraph for the MCP server's ``instructions`` (what the model reads before any tool).
 
     Return a short text saying what this plugin's tools are for and how to use them safely, or
-    ``None``. Fan-out: the paragraphs are joined in registration order, then the host's own paragraph
+    ``None`` (e.g. when ``gateway.serves_type(...)`` says none of its tools is served). Store-specific
+    wording (which tool lists the stores, the upstream's limits) belongs here: the host's paragraph
+    names no tool. Fan-out: the paragraphs are joined in registration order, then the host's own paragraph
     (the ``store`` argument and the error codes) follows. Called once per server build.
     """
 
