@@ -136,3 +136,11 @@ def test_the_tools_command_shows_toolsets(capsys: pytest.CaptureFixture[str], mo
     assert by_name["gateway_ping"][0] == "(always)"
     assert by_name["shipments_add"][0] == "shipments"
     assert by_name["shipments_add"][1].endswith("(off: not in gateway.toolsets)")
+
+
+def test_the_instructions_name_stores_list_only_where_it_is_served(gateway_factory: Any) -> None:
+    from odmcp.server import instructions
+
+    assert "stores_list" in instructions(gateway_factory())
+    text = instructions(gateway_factory(overrides={"gateway.toolsets": ["orders"]}))
+    assert "stores_list" not in text and "OrderDesk" in text

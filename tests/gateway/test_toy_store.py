@@ -197,4 +197,6 @@ async def test_a_host_without_orderdesk_names_no_tool_it_does_not_serve(
         main(["--help"], plugins=[])
     help_text = capsys.readouterr().out
     assert "A plugin-based MCP gateway: the tools of its plugins" in help_text
-    assert "for OrderDesk" not in help_text  # (the OrderDesk plugin, installed here, adds its sandbox command)
+    assert (
+        "for OrderDesk" not in help_text
+    )  # (the OrderDesk plugin, installed here, adds its sandbox command)

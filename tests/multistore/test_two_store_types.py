@@ -180,3 +180,22 @@ def test_two_plugins_registering_one_tool_are_named_in_one_line(gateway_factory:
     # the built-in OrderDesk plugin ships with the gateway: the line suggests disabling the other one
     assert str(err.value).startswith("plugins 'orderdesk' and 'Pages' both register the tool 'orders.get'")
     assert "GATEWAY_DISABLED_PLUGINS=Pages" in str(err.value)
+
+
+def test_the_command_line_shows_a_clash_as_its_one_line_and_the_variable_clears_it(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from odmcp.cli import main
+
+    for name in ("GATEWAY_CONFIG", "GATEWAY_DISABLED_PLUGINS"):
+        monkeypatch.delenv(name, raising=False)
+    assert main(["plugins"], plugins=[WikiPlugin(), SecondWiki()]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith(
+        "mcp-gateway: error: plugins 'WikiPlugin' and 'SecondWiki' both register store type"
+    )
+    monkeypatch.setenv("GATEWAY_DISABLED_PLUGINS", "SecondWiki")
+    assert main(["plugins"], plugins=[WikiPlugin(), SecondWiki()]) == 0
+    out = capsys.readouterr().out
+    assert "WikiPlugin" in out and "SecondWiki" not in out

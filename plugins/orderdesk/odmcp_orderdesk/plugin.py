@@ -49,13 +49,18 @@ def gateway_register_tools(register: Callable[..., None]) -> None:
 def gateway_instructions(gateway: Gateway) -> str | None:
     if not gateway.serves_type(STORE_TYPE):
         return None  # no OrderDesk store configured: none of these tools is served
+    served = {t.name for t in gateway.served_tools()}
+    stores = (
+        " stores_list shows the OrderDesk stores you may use, with their folders."
+        if "stores.list" in served
+        else ""
+    )
     return (
         "Tools for reading and changing orders in OrderDesk, an order-management service. Updates are "
         "safe: orders_update fetches the full order, merges only your changes and uploads it, retrying on "
         "conflict, so fields you don't mention are kept. Use dry_run=true to preview a change. Lists "
         "return a summary per object; pass fields='full' or field names for more. A tool's cost is "
-        "in OrderDesk requests: a store allows a burst of 20, then 3 per second. stores_list shows the "
-        "OrderDesk stores you may use, with their folders."
+        "in OrderDesk requests: a store allows a burst of 20, then 3 per second." + stores
     )
 
 
