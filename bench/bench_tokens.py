@@ -15,7 +15,7 @@ Against the seeded sandbox (60 orders, one store; in this process), through an i
 
 Bytes are those of the compact JSON a client receives (``tools`` of the ``tools/list`` result; the
 text block of a tool result, which carries the same data as ``structuredContent``). Targets: default
-``tools/list`` <= 4,500 tokens; ``orders_list`` of 50 orders <= 100 tokens per order and >= 5x
+``tools/list`` <= 4,850 tokens (the output schemas spelled portably cost ~380 of them); ``orders_list`` of 50 orders <= 100 tokens per order and >= 5x
 smaller than ``"full"``. --quick changes nothing (the run takes a few seconds).
 """
 
@@ -29,7 +29,7 @@ from typing import Any
 
 from common import build_gateway, header, machine, parse_quick, sandbox, summary, target, unique_prefix
 
-TOOLS_BUDGET = 4_500
+TOOLS_BUDGET = 4_850
 PER_ORDER_BUDGET = 100
 FULL_RATIO = 5.0
 ORDERS = 50
