@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from odmcp.config import StoreSettings
 from odmcp.errors import GatewayError, InternalError, PluginClash
+from odmcp.plugins import clash
 from odmcp.refs import Ref
 
 if TYPE_CHECKING:
@@ -22,12 +23,6 @@ if TYPE_CHECKING:
     from odmcp.tools import ToolCall
 
 log = logging.getLogger("odmcp.hooks")
-
-
-def clash(pm: GatewayPluginManager, what: str, first: str, second: str) -> PluginClash:
-    from odmcp.plugins import clash as plugin_clash
-
-    return plugin_clash(pm, what, first, second)
 
 
 async def await_me_maybe(value: Any) -> Any:
