@@ -625,16 +625,17 @@ def load_config(
             f"{source}: unknown section [{name}]; known sections: {', '.join(known)}"
             + (f"; did you mean [{guess}]?" if guess else "")
         )
-    problems += _type_problems(doc, store_types, source)
+    untyped = _type_problems(doc, store_types, source)
+    problems += untyped
     tagged = {t: _tagged(t, struct) for t, struct in store_types.items()}
     entry: Any = StoreSettings
     if tagged:
         entry = typing.Union[tuple(tagged.values())] if len(tagged) > 1 else next(iter(tagged.values()))  # noqa: UP007
-    if not problems:  # an entry without a known type has no fields to check against
-        problems += _unknown_keys({k: v for k, v in doc.items() if k != "stores"}, Config, "", source)
+    problems += _unknown_keys({k: v for k, v in doc.items() if k != "stores"}, Config, "", source)
+    if not untyped:  # an entry without a known type has no fields to check its keys against
         problems += _unknown_keys(doc.get("stores"), list[entry], "stores", source)
-        for name, struct in sections.items():
-            problems += _unknown_keys(plugin_raw.get(name, {}), struct, name, source)
+    for name, struct in sections.items():
+        problems += _unknown_keys(plugin_raw.get(name, {}), struct, name, source)
     if problems:
         raise ConfigError("\n".join(problems))
     # the stores are validated with each entry's type (the host's fields and the store plugin's)

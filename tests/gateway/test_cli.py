@@ -427,10 +427,11 @@ def test_config_check_names_every_missing_variable_and_every_typo_in_one_run(
     cfg = tmp_path / "gw.toml"
     cfg.write_text(
         '[gateway]\ntool_name = "dotted"\nread_onyl = true\n[cache]\nbakend = "memory"\n'
-        '[[stores]]\nname = "s"\nstore_id = "1"\napi_key = "k"\nbase_ulr = "x"\n'
+        '[[stores]]\nname = "s"\nstore_id = "1"\napi_key = {"$env" = "UNSET_KEY"}\nbase_ulr = "x"\n'
     )
     assert main(["config", "check", "--config", str(cfg)]) == 2
     assert capsys.readouterr().err.splitlines() == [
+        f"mcp-gateway: error: {cfg}: key stores[0].api_key: environment variable UNSET_KEY is not set",
         f"mcp-gateway: error: {cfg}: key gateway.tool_name: unknown key; did you mean tool_names?",
         f"mcp-gateway: error: {cfg}: key gateway.read_onyl: unknown key; did you mean read_only?",
         f"mcp-gateway: error: {cfg}: key cache.bakend: unknown key; did you mean backend?",
