@@ -49,7 +49,9 @@ async def wiki_update(
 class WikiPlugin:
     """Pages per wiki, with a version number the upload checks."""
 
-    def __init__(self) -> None:
+    def __init__(self, kinds: tuple[str, ...] = ("page",)) -> None:
+        #: the object kinds it serves (another store type may use the same names: ``order``)
+        self.kinds = kinds
         #: store id -> page id -> page
         self.pages: dict[str, dict[str, dict[str, Any]]] = {}
         self.fetches = 0
@@ -62,9 +64,8 @@ class WikiPlugin:
             settings.store_id, {"1": {"id": "1", "title": settings.title, "version": 1}}
         )
 
-    @staticmethod
-    def ours(ref: Ref, gateway: Any) -> bool:
-        return ref.kind == "page" and any(s.name == ref.store for s in gateway.config.stores_of("wiki"))
+    def ours(self, ref: Ref, gateway: Any) -> bool:
+        return ref.kind in self.kinds and any(s.name == ref.store for s in gateway.config.stores_of("wiki"))
 
     @hookimpl
     def gateway_register_config(self, register: Any) -> None:

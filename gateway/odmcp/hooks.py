@@ -164,7 +164,7 @@ class Hooks:
         return result
 
     def merge(self, ref: Ref, current: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
-        merged = self.h.gateway_merge(ref=ref, current=current, changes=changes)
+        merged = self.h.gateway_merge(ref=ref, current=current, changes=changes, gateway=self.gateway)
         if merged is None:
             raise self._declined("gateway_merge", ref)
         if inspect.isawaitable(merged):
@@ -173,7 +173,7 @@ class Hooks:
         return result
 
     def diff(self, ref: Ref, before: dict[str, Any], after: dict[str, Any]) -> list[dict[str, Any]]:
-        changes = self.h.gateway_diff(ref=ref, before=before, after=after)
+        changes = self.h.gateway_diff(ref=ref, before=before, after=after, gateway=self.gateway)
         if changes is None:
             raise self._declined("gateway_diff", ref)
         result: list[dict[str, Any]] = changes

@@ -148,21 +148,26 @@ def gateway_fetch(ref: Ref, gateway: Gateway) -> Awaitable[dict[str, Any]] | Non
 
 
 @hookspec(firstresult=True)
-def gateway_merge(ref: Ref, current: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any] | None:
+def gateway_merge(
+    ref: Ref, current: dict[str, Any], changes: dict[str, Any], gateway: Gateway
+) -> dict[str, Any] | None:
     """Apply partial ``changes`` to the full object ``current`` and return the new full object.
 
     Synchronous and side-effect free: never mutate ``current`` or ``changes``. Return ``None`` to
-    decline. The host's default (``trylast``) is a shallow merge where an explicit ``None`` removes a
-    field. Raise :class:`odmcp.errors.ValidationFailed` for changes that can never apply.
+    decline (a store plugin declines refs of other store types: ``gateway.config.stores_of(type)``).
+    The host's default (``trylast``) is a shallow merge where an explicit ``None`` removes a field.
+    Raise :class:`odmcp.errors.ValidationFailed` for changes that can never apply.
     """
 
 
 @hookspec(firstresult=True)
-def gateway_diff(ref: Ref, before: dict[str, Any], after: dict[str, Any]) -> list[dict[str, Any]] | None:
+def gateway_diff(
+    ref: Ref, before: dict[str, Any], after: dict[str, Any], gateway: Gateway
+) -> list[dict[str, Any]] | None:
     """Field-level changes from ``before`` to ``after``: ``[{"path", "before", "after"}]``, sorted by path.
 
-    Synchronous. Return ``None`` to decline. An empty list means "nothing to upload": the workflow
-    then skips the upload. Used for dry runs and for the audit log's ``changed_fields``. The host's
+    Synchronous. Return ``None`` to decline (e.g. a ref of another store type). An empty list means
+    "nothing to upload": the workflow then skips the upload. Used for dry runs and for the audit log's ``changed_fields``. The host's
     default (``trylast``) compares every leaf; store plugins leave out fields the upload never sends.
     """
 

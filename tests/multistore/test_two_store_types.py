@@ -199,3 +199,41 @@ def test_the_command_line_shows_a_clash_as_its_one_line_and_the_variable_clears_
     assert main(["plugins"], plugins=[WikiPlugin(), SecondWiki()]) == 0
     out = capsys.readouterr().out
     assert "WikiPlugin" in out and "SecondWiki" not in out
+
+
+async def test_orderdesk_declines_the_orders_of_a_store_of_another_type(
+    gateway_overrides: dict[str, Any], tmp_path: Any
+) -> None:
+    """The wiki plugin calls its pages ``order`` too and is registered before OrderDesk, so OrderDesk's
+    hooks are asked first: they decline every ref of a wiki store, and the host's defaults merge."""
+    import odmcp_cache_memory.plugin as memory_cache
+    import odmcp_orderdesk.plugin as orderdesk
+    from odmcp.refs import Ref
+
+    toy = WikiPlugin(kinds=("order",))
+    gw = Gateway.from_config(
+        None,
+        env={},
+        overrides={
+            "stores": [*gateway_overrides["stores"], *WIKIS],
+            "audit.path": str(tmp_path / "audit.jsonl"),
+        },
+        extra_plugins=[toy, orderdesk, memory_cache],
+        load_entrypoints=False,
+    )
+    names = [name for name, _ in gw.pm.list_name_plugin()]
+    assert names.index("WikiPlugin") < names.index("odmcp_orderdesk.plugin")
+    ref = Ref("faq", "order", "1")
+    await gw.startup()
+    try:
+        page = await gw.hooks.fetch(ref)
+        merged = gw.hooks.merge(ref, page, {"title": "Delivery", "views": None})
+        changes = gw.hooks.diff(ref, page, merged)
+        stored = await gw.hooks.upload(ref, merged, page)
+        verdict = gw.hooks.reconcile(ref, page, merged, stored)
+    finally:
+        await gw.shutdown()
+    assert page == {"id": "1", "title": "Shipping", "version": 1}  # the wiki's, not an OrderDesk order
+    assert merged == {"id": "1", "title": "Delivery", "version": 1}  # the host's shallow merge
+    assert changes == [{"path": "title", "before": "Shipping", "after": "Delivery"}]
+    assert stored["version"] == 2 and verdict == "applied"

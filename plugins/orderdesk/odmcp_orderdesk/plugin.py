@@ -101,7 +101,11 @@ def _ours(ref: Ref, gateway: Gateway) -> bool:
 
 
 @hookimpl
-def gateway_merge(ref: Ref, current: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any] | None:
+def gateway_merge(
+    ref: Ref, current: dict[str, Any], changes: dict[str, Any], gateway: Gateway
+) -> dict[str, Any] | None:
+    if not _ours(ref, gateway):
+        return None
     if ref.kind == ORDER:
         return merge.merge_order(current, changes)
     if ref.kind == INVENTORY:
@@ -110,17 +114,19 @@ def gateway_merge(ref: Ref, current: dict[str, Any], changes: dict[str, Any]) ->
 
 
 @hookimpl
-def gateway_diff(ref: Ref, before: dict[str, Any], after: dict[str, Any]) -> list[dict[str, Any]] | None:
-    if ref.kind == ORDER:
+def gateway_diff(
+    ref: Ref, before: dict[str, Any], after: dict[str, Any], gateway: Gateway
+) -> list[dict[str, Any]] | None:
+    if ref.kind == ORDER and _ours(ref, gateway):
         return merge.diff(before, after)
     return None
 
 
 @hookimpl
 def gateway_reconcile(
-    ref: Ref, before: dict[str, Any], intended: dict[str, Any], current: dict[str, Any]
+    ref: Ref, before: dict[str, Any], intended: dict[str, Any], current: dict[str, Any], gateway: Gateway
 ) -> str | None:
-    if ref.kind == ORDER:
+    if ref.kind == ORDER and _ours(ref, gateway):
         return reconcile_order(before, intended, current)
     return None  # inventory items: the host's field-by-field default
 
@@ -129,6 +135,8 @@ def gateway_reconcile(
 def gateway_upload(
     ref: Ref, obj: dict[str, Any], fetched: dict[str, Any], gateway: Gateway
 ) -> Awaitable[dict[str, Any]] | None:
+    if not _ours(ref, gateway):
+        return None
     if ref.kind == ORDER:
         return _upload_order(gateway, ref, obj, fetched)
     if ref.kind == INVENTORY:
@@ -197,6 +205,8 @@ async def _upload_order(
 
 @hookimpl
 def gateway_create(ref: Ref, body: dict[str, Any], gateway: Gateway) -> Awaitable[dict[str, Any]] | None:
+    if not _ours(ref, gateway):
+        return None
     if ref.kind == ORDER:
         return runtime(gateway).client(ref.store).create_order(body)
     if ref.kind == INVENTORY:
@@ -206,6 +216,8 @@ def gateway_create(ref: Ref, body: dict[str, Any], gateway: Gateway) -> Awaitabl
 
 @hookimpl
 def gateway_delete(ref: Ref, gateway: Gateway) -> Awaitable[Any] | None:
+    if not _ours(ref, gateway):
+        return None
     if ref.kind == ORDER:
         return runtime(gateway).client(ref.store).delete_order(ref.id)
     if ref.kind == INVENTORY:
