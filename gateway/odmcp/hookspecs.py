@@ -167,8 +167,9 @@ def gateway_diff(
     """Field-level changes from ``before`` to ``after``: ``[{"path", "before", "after"}]``, sorted by path.
 
     Synchronous. Return ``None`` to decline (e.g. a ref of another store type). An empty list means
-    "nothing to upload": the workflow then skips the upload. Used for dry runs and for the audit log's ``changed_fields``. The host's
-    default (``trylast``) compares every leaf; store plugins leave out fields the upload never sends.
+    "nothing to upload": the workflow then skips the upload. Used for dry runs and for the audit log's
+    ``changed_fields``. The host's default (``trylast``) compares every leaf; store plugins leave out
+    fields the upload never sends.
     """
 
 
