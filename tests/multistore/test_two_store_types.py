@@ -237,3 +237,20 @@ async def test_orderdesk_declines_the_orders_of_a_store_of_another_type(
     assert merged == {"id": "1", "title": "Delivery", "version": 1}  # the host's shallow merge
     assert changes == [{"path": "title", "before": "Shipping", "after": "Delivery"}]
     assert stored["version"] == 2 and verdict == "applied"
+
+
+def test_the_tools_command_shows_a_type_without_a_store_as_off(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from odmcp.cli import main
+
+    for name in ("GATEWAY_CONFIG", "GATEWAY_TOOLSETS", "GATEWAY_DISABLED_PLUGINS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("ORDERDESK_STORE_ID", "1")
+    monkeypatch.setenv("ORDERDESK_API_KEY", "k")
+    assert main(["tools"], plugins=[WikiPlugin()]) == 0
+    header, *lines = capsys.readouterr().out.splitlines()
+    assert "wiki" not in header  # not a toolset this gateway can serve
+    by_name = {line.split()[0]: line for line in lines}
+    assert by_name["wiki_get"].endswith("(off: no 'wiki' store configured)")
+    assert "off" not in by_name["orders_get"]
