@@ -36,7 +36,7 @@ from typing import Any
 
 from common import build_gateway, header, machine, parse_quick, sandbox, summary, target, unique_prefix
 
-TOOLS_BUDGET = 4_500
+TOOLS_BUDGET = 4_850
 PER_ORDER_BUDGET = 100
 FULL_RATIO = 5.0
 ORDERS = 50

@@ -1,4 +1,4 @@
-"""mcp-gateway: a plugin-based MCP gateway for OrderDesk.
+"""mcp-gateway: a plugin-based MCP gateway; its store types, tools and wording come from plugins.
 
 Plugin authors need only ``from odmcp import hookimpl``.
 """

@@ -27,7 +27,15 @@ from odmcp.bulk import MAX_TARGETS, BulkJob, BulkReport, report_entry
 from odmcp.cache import digest
 from odmcp.cache_backend import CacheBackend
 from odmcp.cli import CliError, Commands, listen_error, port_number
-from odmcp.config import CacheSettings, Config, JournalSettings, Secret, StoreSettings, mask_url
+from odmcp.config import (
+    CacheSettings,
+    Config,
+    JournalSettings,
+    RateLimitSettings,
+    Secret,
+    StoreSettings,
+    mask_url,
+)
 from odmcp.errors import (
     AuthError,
     ConfigError,
@@ -104,6 +112,7 @@ __all__ = [
     "NotFound",
     "OutcomeUnknown",
     "Plan",
+    "RateLimitSettings",
     "RateLimited",
     "RateLimiter",
     "ReadOnlyError",

@@ -11,7 +11,7 @@ import os
 import random
 import tomllib
 import uuid
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +71,7 @@ class Gateway:
         self.config = config
         self.pm = pm
         self.hooks = Hooks(pm, self)
+        self.hooks.register_config()  # which plugin registered which store type (its tools are of it)
         self.metrics = Metrics()
         self.audit = AuditLog(config.audit.path, config.audit.on_error)
         self.caches = CacheRegistry()
@@ -123,7 +124,7 @@ class Gateway:
         """Build the plugin manager, read the config (with every plugin's section), build the Gateway."""
         environ = dict(os.environ if env is None else env)
         # Blocked before entry points load, so a plugin that fails to import can be disabled.
-        disabled = _disabled_plugins(path or environ.get("GATEWAY_CONFIG"), overrides)
+        disabled = _disabled_plugins(path or environ.get("GATEWAY_CONFIG"), overrides, environ)
         pm = build_plugin_manager(load_entrypoints=load_entrypoints, disabled=disabled, extra=extra_plugins)
         sections = Hooks(pm).register_config()
         for name in disabled:  # a disabled plugin's section may stay in the file, unvalidated
@@ -154,37 +155,71 @@ class Gateway:
         return self._hint_words.rewrite(text, shown)
 
     def served_tools(self) -> list[ToolSpec]:
-        """The registered tools of the chosen toolsets (tools without a toolset are always served)."""
-        return [t for t in self.tools if t.toolset is None or t.toolset in self.toolsets]
+        """The registered tools of the chosen toolsets (tools without a toolset are always served),
+        less the tools of a store type no ``[[stores]]`` entry has (once any store is configured)."""
+        return [
+            t
+            for t in self.tools
+            if (t.toolset is None or t.toolset in self.toolsets) and self.serves_type(t.store_type)
+        ]
+
+    def serves_type(self, store_type: str | None) -> bool:
+        """Whether tools of ``store_type`` are served: some store is of that type (or none is configured
+        at all, so ``tools`` still lists what a config could serve)."""
+        cfg = self.config
+        return store_type is None or not cfg.stores or bool(cfg.stores_of(store_type))
 
     # --- stores ---------------------------------------------------------------------------------
 
-    def store(self, name: str | None) -> StoreSettings:
-        """The configured store called ``name``; VALIDATION if unknown. Empty: the caller's default store
-        (the default store, or the first store granted to a token that may not use it)."""
-        if not name:
-            call = current_call.get()
-            mine = self.config.default_for(call.token if call is not None else None)
-            if mine is not None:
-                return mine
-        try:
-            return self.config.store(name)
-        except KeyError:
-            known = ", ".join(s.name for s in self.visible_stores())  # only those the caller may use
-            raise ValidationFailed(
-                f"unknown store {name!r}; your stores: {known}",
-                hint="Call stores_list to see the store names.",
-            ) from None
+    def store(self, name: str | None, store_type: str | None = None) -> StoreSettings:
+        """The configured store called ``name``, of the store type of the tool being served (or
+        ``store_type``); without a name, the caller's default store of that type (the type's default
+        store, or the first one granted to a token that may not use it). VALIDATION if there is none."""
+        call = current_call.get()
+        if store_type is None and call is not None and call.spec is not None:
+            store_type = call.spec.store_type
+        cfg = self.config
+        token = call.token if call is not None else None
+        found = (
+            cfg.default_for(token, store_type)
+            if not name
+            else next((s for s in cfg.stores if s.name == name), None)
+        )
+        if found is not None and (store_type is None or found.store_type == store_type):
+            return found
+        if not name and found is None and not cfg.stores:
+            return cfg.default_store  # raises: no store configured, and how to add one
+        names = [s.name for s in self.visible_stores(store_type)]
+        kind = f"{store_type} " if store_type and len(cfg.store_types) > 1 else ""
+        if found is not None:
+            what = f"store {name!r} is of type {found.store_type!r}; this tool works on {store_type!r} stores"
+        elif name:
+            what = f"unknown store {name!r}"
+        else:
+            what = f"no {kind}store is configured"
+        raise ValidationFailed(
+            f"{what}; {kind}stores you may use: {', '.join(names) or '(none)'}",
+            hint="Call again with one of those store names, or without store for the default.",
+        )
 
     def store_id(self, name: str | None) -> str:
-        return self.store(name).store_id
+        """The upstream store id of the store called ``name`` (cache keys, locks and audit lines)."""
+        try:
+            return self.config.store(name).store_id
+        except KeyError:
+            return self.store(name).store_id  # raises VALIDATION naming the stores
 
-    def visible_stores(self, call: ToolCall | None = None) -> list[StoreSettings]:
-        """The configured stores ``call``'s caller may use (all of them outside a call, or for a caller
-        without a token). Store-agnostic tools list only these."""
+    def visible_stores(
+        self, store_type: str | None = None, *, call: ToolCall | None = None
+    ) -> list[StoreSettings]:
+        """The configured stores ``call``'s caller (default: the caller of the tool being served) may
+        use (all of them outside a call, or for a caller without a token), of ``store_type`` (default:
+        the tool's own type). Store-agnostic tools list only these."""
         call = call if call is not None else current_call.get()
         token = call.token if call is not None else None
-        return [s for s in self.config.stores if token is None or token.allows_store(s.name)]
+        if store_type is None and call is not None and call.spec is not None:
+            store_type = call.spec.store_type
+        return [s for s in self.config.stores_of(store_type) if token is None or token.allows_store(s.name)]
 
     # --- rate limits ----------------------------------------------------------------------------
 
@@ -254,8 +289,11 @@ class Gateway:
         self.audit.close()
 
 
-def _disabled_plugins(path: str | None, overrides: dict[str, Any] | None) -> list[str]:
-    """``gateway.disabled_plugins`` read ahead of the plugins; load_config reports any error in it."""
+def _disabled_plugins(
+    path: str | None, overrides: dict[str, Any] | None, env: Mapping[str, str] | None = None
+) -> list[str]:
+    """``gateway.disabled_plugins`` (or ``GATEWAY_DISABLED_PLUGINS``, comma-separated) read ahead of the
+    plugins, with the config's precedence; load_config reports any error in it."""
     value: Any = None
     if path:
         try:
@@ -263,6 +301,9 @@ def _disabled_plugins(path: str | None, overrides: dict[str, Any] | None) -> lis
             value = doc.get("gateway", {}).get("disabled_plugins")
         except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, AttributeError):
             value = None
+    raw = (os.environ if env is None else env).get("GATEWAY_DISABLED_PLUGINS")
+    if raw is not None:
+        value = [part.strip() for part in raw.split(",") if part.strip()]
     ov = overrides or {}
     if "gateway.disabled_plugins" in ov:
         value = ov["gateway.disabled_plugins"]

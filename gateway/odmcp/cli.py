@@ -133,7 +133,10 @@ class Commands:
 
 def _parser(pm: Any = None) -> tuple[argparse.ArgumentParser, Commands]:
     """The argument parser: the built-in commands, then what plugins registered through ``pm``."""
-    p = _Parser(prog="mcp-gateway", description="A plugin-based MCP gateway for OrderDesk.")
+    p = _Parser(
+        prog="mcp-gateway",
+        description="A plugin-based MCP gateway: the tools of its plugins, over the stores you configure.",
+    )
     p.add_argument("--version", action="version", version=f"mcp-gateway {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -237,11 +240,11 @@ async def _gateway_options(args: argparse.Namespace) -> AsyncIterator[dict[str, 
         yield overrides
 
 
-async def _check_cache(gw: Gateway) -> None:
+async def _check_cache(gw: Gateway, *, ping: bool = True) -> None:
     """A shared cache that is misconfigured or down fails here, in one line, before anything serves.
 
     Once serving, a cache outage is served fail-open (from upstream); at start-up it is more likely a
-    wrong URL or a Redis that was never started.
+    wrong URL or a Redis that was never started. ``ping=False`` checks the settings only.
     """
     from odmcp.config import mask_url
 
@@ -261,7 +264,7 @@ async def _check_cache(gw: Gateway) -> None:
         text = str(err).replace(cfg.cache.redis_url, url)
         raise CliError(f"the {cfg.cache.backend!r} cache can't use its settings: {text}; {fix}") from None
     try:
-        if backend.local:
+        if backend.local or not ping:
             return
         try:
             async with asyncio.timeout(5.0):
@@ -357,7 +360,8 @@ async def _tools(args: argparse.Namespace) -> int:
         gw = _build(args, overrides)
         style = gw.config.gateway.tool_names
         chosen = gw.config.gateway.toolsets
-        print(f"toolsets: {', '.join(gw.tools.toolsets())} (served: {', '.join(chosen)})")
+        usable = sorted({t.toolset for t in gw.tools if t.toolset and gw.serves_type(t.store_type)})
+        print(f"toolsets: {', '.join(usable)} (served: {', '.join(chosen)})")
         served = {spec.name for spec in gw.served_tools()}
         for spec in sorted(gw.tools, key=lambda t: (t.toolset or "", t.name)):
             hints = [
@@ -372,7 +376,9 @@ async def _tools(args: argparse.Namespace) -> int:
             ]
             summary = spec.description.splitlines()[0].split(". ", 1)[0].rstrip(".")
             hidden = ""
-            if spec.name not in served:
+            if not gw.serves_type(spec.store_type):
+                hidden = f" (off: no {spec.store_type!r} store configured)"
+            elif spec.name not in served:
                 hidden = " (off: not in gateway.toolsets)"
             elif spec.writes and gw.config.gateway.read_only:
                 hidden = " (hidden: read-only mode)"
@@ -420,10 +426,16 @@ def _plugins(args: argparse.Namespace) -> int:
 
 
 async def _config_check(args: argparse.Namespace) -> int:
+    """Everything ``serve`` would refuse before serving (the cache backend's settings too, without
+    connecting to it), then the effective config; warnings name what is valid but likely wrong."""
     from odmcp.config import masked
 
     gw = _build(args)
+    await _check_cache(gw, ping=False)
     print(f"# config OK: {gw.config.source}")
+    for i, store in enumerate(gw.config.stores):
+        for field, warning in store.warnings():
+            print(f"# warning: {gw.config.where(f'stores[{i}].{field}')}: {warning}")
     print(json.dumps(masked(gw.config), indent=2, default=str))
     for problem in await _journal_problems(gw):
         print(f"mcp-gateway: warning: {problem}", file=sys.stderr)
@@ -481,11 +493,17 @@ def main(argv: Sequence[str] | None = None, *, plugins: Iterable[object] = ()) -
         status = run(args)
         if inspect.isawaitable(status):
             status = asyncio.run(_awaited(status))
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
         return int(status)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # the reader went away (``mcp-gateway call ... | head``): stop quietly, as ``cat`` would
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush at exit
+        return 141
     except (CliError, ConfigError) as err:
-        print(f"mcp-gateway: error: {err}", file=sys.stderr)
+        for line in str(err).splitlines():  # every problem found, one line each
+            print(f"mcp-gateway: error: {line}", file=sys.stderr)
         return 2
     except GatewayError as err:
         print(f"mcp-gateway: error: {err}", file=sys.stderr)

@@ -50,11 +50,15 @@ class Secret:
 
 
 class RateLimitSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    #: bucket size; OrderDesk allows 20 requests ...
-    capacity: int = 20
-    #: ... refilled at 3 per second
-    refill_per_sec: float = 3.0
-    enabled: bool = True
+    """A store's upstream rate limit. The host knows no upstream: off unless the store plugin's
+    settings model gives its upstream's limit as the defaults (a subclass of this with its own
+    field defaults, as the ``rate_limit`` field of its :class:`StoreSettings` subclass)."""
+
+    #: bucket size (requests in a burst) ...
+    capacity: int = 1
+    #: ... refilled at this many per second
+    refill_per_sec: float = 1.0
+    enabled: bool = False
     #: With a shared cache the whole fleet uses one bucket. While the cache does not answer, each
     #: replica uses this fraction of it on its own (default: 1 / the replicas last seen on the
     #: bucket, 1/2 before any was seen). Never more than the whole bucket, never unlimited.
@@ -73,10 +77,13 @@ class StoreSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """One ``[[stores]]`` entry, as far as the host needs it.
 
     A store plugin registers a subclass with its own fields (credentials, endpoint) as
-    ``register("stores", Subclass)`` from ``gateway_register_config``; its ``ENV`` class attribute maps
-    environment variables to fields of the default store (e.g. a store id and an API key).
+    ``register("stores", Subclass)`` from ``gateway_register_config``. Its ``STORE_TYPE`` names the
+    store type (the entry's ``type = "..."``; the plugin's name when unset); its ``ENV`` class attribute
+    maps environment variables to fields of that type's default store (e.g. a store id and an API key).
     """
 
+    #: the store type this model validates (``type = "orderdesk"`` in a ``[[stores]]`` entry)
+    STORE_TYPE: ClassVar[str] = ""
     #: environment variable -> field of the default store (set by the store plugin's subclass)
     ENV: ClassVar[dict[str, str]] = {}
 
@@ -89,6 +96,15 @@ class StoreSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     def problems(self) -> list[tuple[str, str]]:
         """``(field, what is wrong)`` for the store plugin's own fields; checked at start-up."""
         return []
+
+    def warnings(self) -> list[tuple[str, str]]:
+        """``(field, what looks wrong)``: valid, but likely a mistake (``config check`` shows them)."""
+        return []
+
+    @property
+    def store_type(self) -> str:
+        """The type of this entry (empty when no store plugin registered one)."""
+        return type(self).STORE_TYPE
 
 
 class TokenSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -293,7 +309,8 @@ def default_journal_path(env: Mapping[str, str] | None = None) -> str:
 
 
 class GatewaySettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    name: str = "orderdesk-gateway"
+    #: the MCP server name clients show
+    name: str = "mcp-gateway"
     tool_names: Literal["underscore", "dotted"] = "underscore"
     read_only: bool = False
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING"
@@ -344,8 +361,12 @@ class Config(msgspec.Struct, kw_only=True):
     source: str = "<defaults>"
     #: keys whose value an environment variable set (``"cache.backend": "GATEWAY_CACHE"``), for messages
     origins: dict[str, str] = msgspec.field(default_factory=dict)
-    #: the variables that define the default store (the registered store type's ``ENV``), for messages
+    #: the variables that define the default store (the registered store types' ``ENV``), for messages
     store_env: list[str] = msgspec.field(default_factory=list)
+    #: the same, one group per store type (``[["ORDERDESK_STORE_ID", "ORDERDESK_API_KEY"]]``)
+    store_env_groups: list[list[str]] = msgspec.field(default_factory=list)
+    #: the registered store types, by name
+    store_types: list[str] = msgspec.field(default_factory=list)
 
     def section(self, name: str) -> Any:
         return self.plugins[name]
@@ -360,20 +381,19 @@ class Config(msgspec.Struct, kw_only=True):
             if s.default:
                 return s
         if not self.stores:
-            env = " and ".join(self.store_env)
+            env = ", or ".join(" and ".join(group) for group in self.store_env_groups if group)
             raise ConfigError(
                 "no store configured: " + (f"set {env}, or " if env else "") + "add a [[stores]] entry"
             )
         return self.stores[0]
 
-    def default_for(self, token: TokenSettings | None) -> StoreSettings | None:
-        """The store a caller gets when it names none: the default store, or, for a token that may not
-        use it, the first store the token grants (None: it grants no configured store)."""
-        if not self.stores:
-            return None
-        if token is None or token.allows_store(self.default_store.name):
-            return self.default_store
-        by_name = {s.name: s for s in self.stores}
+    def default_for(self, token: TokenSettings | None, store_type: str | None = None) -> StoreSettings | None:
+        """The store a caller gets when it names none: the default store (of ``store_type``), or, for a
+        token that may not use it, the first store of that type the token grants (None: none)."""
+        base = self.default_of(store_type)
+        if base is None or token is None or token.allows_store(base.name):
+            return base
+        by_name = {s.name: s for s in self.stores_of(store_type)}
         return next((by_name[n] for n in token.stores if n in by_name), None)
 
     def store(self, name: str | None) -> StoreSettings:
@@ -383,6 +403,17 @@ class Config(msgspec.Struct, kw_only=True):
             if s.name == name:
                 return s
         raise KeyError(name)
+
+    def stores_of(self, store_type: str | None) -> list[StoreSettings]:
+        """The stores of ``store_type`` (every store for None), in config order."""
+        return [s for s in self.stores if store_type is None or s.store_type == store_type]
+
+    def default_of(self, store_type: str | None) -> StoreSettings | None:
+        """The store a tool of ``store_type`` uses when the call names none: the default store when it
+        is of that type, else the first store of that type (None: no store of that type)."""
+        if store_type is None or (self.stores and self.default_store.store_type == store_type):
+            return self.default_store if self.stores else None
+        return next(iter(self.stores_of(store_type)), None)
 
 
 HOST_SECTIONS = {"gateway", "http", "cache", "mutations", "audit", "bulk", "journal", "stores"}
@@ -403,6 +434,7 @@ ENV_KEYS: dict[str, tuple[str, str]] = {
     "GATEWAY_TOOLSETS": ("gateway.toolsets", "list"),
     "GATEWAY_JOURNAL": ("journal.backend", "str"),
     "GATEWAY_JOURNAL_PATH": ("journal.path", "str"),
+    "GATEWAY_DISABLED_PLUGINS": ("gateway.disabled_plugins", "list"),
 }
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -417,20 +449,33 @@ def _parse_bool(name: str, raw: str) -> bool:
     raise ConfigError(f"environment variable {name}={raw!r}: expected one of 1/0, true/false, yes/no, on/off")
 
 
-def _resolve_secrets(node: Any, where: str, source: str, env: Mapping[str, str]) -> Any:
-    """Replace ``{"$env": "NAME"}`` tables by the variable's value (any field, secret or not)."""
+def _resolve_secrets(
+    node: Any, where: str, source: str, env: Mapping[str, str], problems: list[str] | None = None
+) -> Any:
+    """Replace ``{"$env": "NAME"}`` tables by the variable's value (any field, secret or not).
+
+    Every unset variable is added to ``problems`` (so one run names them all); without a list the
+    first one raises."""
     if isinstance(node, dict):
         if set(node) == {"$env"}:
             var = node["$env"]
             if not isinstance(var, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", var):
-                raise ConfigError(f"{source}: key {where}: $env expects an environment variable name")
-            if var not in env:
-                raise ConfigError(f"{source}: key {where}: environment variable {var} is not set")
-            # a plain str: a Secret field wraps it on validation, any other field keeps it as text
-            return str(env[var])
-        return {k: _resolve_secrets(v, f"{where}.{k}" if where else k, source, env) for k, v in node.items()}
+                problem = f"{source}: key {where}: $env expects an environment variable name"
+            elif var not in env:
+                problem = f"{source}: key {where}: environment variable {var} is not set"
+            else:
+                # a plain str: a Secret field wraps it on validation, any other field keeps it as text
+                return str(env[var])
+            if problems is None:
+                raise ConfigError(problem)
+            problems.append(problem)
+            return ""
+        return {
+            k: _resolve_secrets(v, f"{where}.{k}" if where else k, source, env, problems)
+            for k, v in node.items()
+        }
     if isinstance(node, list):
-        return [_resolve_secrets(v, f"{where}[{i}]", source, env) for i, v in enumerate(node)]
+        return [_resolve_secrets(v, f"{where}[{i}]", source, env, problems) for i, v in enumerate(node)]
     return node
 
 
@@ -447,10 +492,12 @@ def _where(source: str, key: str, origins: Mapping[str, str]) -> str:
     return f"environment variable {var}" if var else f"{source}: key {key}"
 
 
-def _apply_env(doc: dict[str, Any], env: Mapping[str, str], store_env: Mapping[str, str]) -> dict[str, str]:
+def _apply_env(
+    doc: dict[str, Any], env: Mapping[str, str], store_types: Mapping[str, type[StoreSettings]]
+) -> dict[str, str]:
     """Apply the environment to ``doc``; return which key each variable set (for error messages).
 
-    ``store_env`` maps the store plugin's variables to fields of the default store.
+    Each store type's ``ENV`` variables define (or override) that type's default store.
     """
     origins: dict[str, str] = {}
     for var, (path, kind) in ENV_KEYS.items():
@@ -469,23 +516,124 @@ def _apply_env(doc: dict[str, Any], env: Mapping[str, str], store_env: Mapping[s
         for key, var in oauth_env.items():
             if key.rsplit(".", 1)[1] not in set_in:
                 origins[key] = var
-    # The single-store variables define (or override) the default store.
-    if any(env.get(var) for var in store_env):
-        stores: list[dict[str, Any]] = doc.setdefault("stores", [])
-        index = next((i for i, s in enumerate(stores) if isinstance(s, dict) and s.get("default")), None)
-        if index is None and stores and isinstance(stores[0], dict):
-            index = 0
+    for type_name, struct in store_types.items():
+        if not any(env.get(var) for var in struct.ENV):
+            continue
+        stores: list[Any] = doc.setdefault("stores", [])
+        mine = [
+            i for i, s in enumerate(stores) if isinstance(s, dict) and entry_type(s, store_types) == type_name
+        ]
+        index = next((i for i in mine if stores[i].get("default")), mine[0] if mine else None)
         created = index is None
         if index is None:
-            index = 0
-            stores.insert(0, {"name": "default", "default": True})
-        for var, field in store_env.items():
+            index = len(stores) if any(isinstance(s, dict) and s.get("default") for s in stores) else 0
+            taken = {s.get("name") for s in stores if isinstance(s, dict)}
+            entry = {"name": "default" if "default" not in taken else type_name, "default": index == 0}
+            stores.insert(index, entry if len(store_types) < 2 else {**entry, "type": type_name})
+        for var, field in struct.ENV.items():
             if env.get(var):
                 stores[index][field] = env[var]
             # a store made from the variables alone: a missing field is a variable to set
             if env.get(var) or created:
                 origins[f"stores[{index}].{field}"] = var
     return origins
+
+
+def entry_type(entry: Mapping[str, Any], store_types: Mapping[str, type[StoreSettings]]) -> str | None:
+    """The store type of a raw ``[[stores]]`` entry: its ``type``; without one, the only registered
+    type, or else the one type whose fields cover the entry's keys (None: it can't be told)."""
+    named = entry.get("type")
+    if named is not None:
+        return str(named)
+    if len(store_types) == 1:
+        return next(iter(store_types))
+    keys = set(entry)
+    fits = [t for t, struct in store_types.items() if keys <= set(struct.__struct_fields__)]
+    return fits[0] if len(fits) == 1 else None
+
+
+def _tagged(type_name: str, struct: type[StoreSettings]) -> type[StoreSettings]:
+    """``struct`` as the member ``type = "<type_name>"`` of the tagged union of ``[[stores]]`` entries."""
+    tagged: Any = msgspec.defstruct(
+        struct.__name__,
+        [],
+        bases=(struct,),
+        tag_field="type",
+        tag=type_name,
+        namespace={"STORE_TYPE": type_name, "__module__": struct.__module__, "__doc__": struct.__doc__},
+        kw_only=True,
+        forbid_unknown_fields=True,
+    )
+    return typing.cast(type[StoreSettings], tagged)
+
+
+def _type_problems(
+    doc: dict[str, Any], store_types: Mapping[str, type[StoreSettings]], source: str
+) -> list[str]:
+    """Give every ``[[stores]]`` entry its type (see :func:`entry_type`); one line per entry that has
+    none or an unknown one."""
+    stores = doc.get("stores")
+    if not store_types or not isinstance(stores, list):
+        return []
+    from odmcp.arguments import closest
+
+    installed = ", ".join(repr(t) for t in sorted(store_types))
+    problems = []
+    for i, entry in enumerate(stores):
+        if not isinstance(entry, dict):
+            continue
+        found = entry_type(entry, store_types)
+        if found is None:
+            problems.append(
+                f"{source}: key stores[{i}]: no type, and several store types are installed; "
+                f"add type = one of {installed}"
+            )
+        elif found not in store_types:
+            guess = closest(found, store_types)
+            problems.append(
+                f"{source}: key stores[{i}].type: unknown store type {found!r}"
+                + (f"; did you mean {guess!r}?" if guess else "")
+                + f" (installed: {installed})"
+            )
+        else:
+            entry["type"] = found
+    return problems
+
+
+def _unknown_keys(node: Any, tp: Any, key: str, source: str) -> list[str]:
+    """One line per key of ``node`` that ``tp`` (a Struct with ``forbid_unknown_fields``, or a list or
+    dict of them) has no field for, with the closest field; so one run names every typo."""
+    while typing.get_origin(tp) in (types.UnionType, typing.Union):
+        members = [a for a in typing.get_args(tp) if a is not type(None)]
+        # a tagged union (the [[stores]] entries): the member the entry's tag names
+        tag = node.get("type") if isinstance(node, dict) else None
+        tp = next(
+            (m for m in members if getattr(m, "__struct_config__", None) and m.__struct_config__.tag == tag),
+            members[0],
+        )
+    origin = typing.get_origin(tp)
+    if origin is list and isinstance(node, list):
+        (item,) = typing.get_args(tp) or (Any,)
+        return [p for i, v in enumerate(node) for p in _unknown_keys(v, item, f"{key}[{i}]", source)]
+    if origin is dict and isinstance(node, dict):
+        value_type = (typing.get_args(tp) or (Any, Any))[1]
+        return [p for k, v in node.items() for p in _unknown_keys(v, value_type, f"{key}.{k}", source)]
+    if not (isinstance(tp, type) and issubclass(tp, msgspec.Struct) and isinstance(node, dict)):
+        return []
+    from odmcp.arguments import closest
+
+    cfg = tp.__struct_config__
+    fields = set(tp.__struct_fields__) | ({cfg.tag_field} if cfg.tag_field else set())
+    hints = typing.get_type_hints(tp)
+    out = []
+    for name, value in node.items():
+        where = f"{key}.{name}" if key else str(name)
+        if name in fields:
+            out += _unknown_keys(value, hints.get(name), where, source)
+        elif cfg.forbid_unknown_fields:
+            guess = closest(str(name), fields)
+            out.append(f"{source}: key {where}: unknown key" + (f"; did you mean {guess}?" if guess else ""))
+    return out
 
 
 def _dec_hook(type_: type, obj: Any) -> Any:
@@ -515,6 +663,7 @@ def _friendly(
     prefix: str = "",
     root: type[Any] | None = None,
     origins: Mapping[str, str] | None = None,
+    stores: Mapping[str, Any] | None = None,
 ) -> ConfigError:
     text = str(err)
     m = re.search(r" - at `\$(.*)`$", text)
@@ -532,6 +681,11 @@ def _friendly(
         field = missing.group(1)
         var = origins[f"{key}.{field}"]
         return ConfigError(f"environment variable {var} is not set: {key} needs {field}; set {var}")
+    entry = re.match(r"stores\[(\d+)\]", key)
+    if entry and stores:  # name the entry's store type: its model decides what the entry may hold
+        raw = stores.get("stores", [])[int(entry.group(1))]
+        if isinstance(raw, dict) and raw.get("type"):
+            what += f" (a {raw['type']!r} store)"
     return ConfigError(f"{_where(source, key, origins)}: {what[0].lower() + what[1:]}")
 
 
@@ -546,14 +700,20 @@ def validate_section(struct: type[T], raw: Any, source: str, section: str) -> T:
 def load_config(
     path: str | os.PathLike[str] | None = None,
     env: Mapping[str, str] | None = None,
-    plugin_sections: Mapping[str, type[Any]] | None = None,
+    plugin_sections: Mapping[str, Any] | None = None,
     overrides: Mapping[str, Any] | None = None,
 ) -> Config:
-    """Read, merge and validate. ``overrides`` are dotted keys applied last (CLI flags use them)."""
+    """Read, merge and validate. ``overrides`` are dotted keys applied last (CLI flags use them).
+
+    ``plugin_sections`` maps section names to their Struct; ``"stores"`` maps to the registered
+    store types (``{type name: StoreSettings subclass}``, or one subclass). Every unknown key and every
+    unset ``$env`` variable is reported at once, one line each, in one :class:`ConfigError`.
+    """
     env = os.environ if env is None else env
     path = path or env.get("GATEWAY_CONFIG") or None
     doc: dict[str, Any] = {}
     source = "<defaults>"
+    problems: list[str] = []
     if path:
         p = Path(path)
         source = str(p)
@@ -563,31 +723,48 @@ def load_config(
             raise ConfigError(f"{source}: config file not found") from None
         except tomllib.TOMLDecodeError as err:
             raise ConfigError(f"{source}: invalid TOML: {err}") from None
-        doc = _resolve_secrets(doc, "", source, env)
+        doc = _resolve_secrets(doc, "", source, env, problems)
     sections = dict(plugin_sections or {})
-    store_type: type[StoreSettings] = sections.pop("stores", StoreSettings)
-    origins = _apply_env(doc, env, store_type.ENV)
+    store_types = _store_types(sections.pop("stores", None))
+    origins = _apply_env(doc, env, store_types)
     for dotted, value in (overrides or {}).items():
         _set_path(doc, dotted, value)
         # an override replaces what a variable set under it (e.g. --sandbox replaces the stores)
         origins = {k: v for k, v in origins.items() if not re.match(rf"{re.escape(dotted)}(\.|\[|$)", k)}
 
     plugin_raw = {k: doc.pop(k) for k in list(doc) if k not in HOST_SECTIONS}
-    unknown = sorted(set(plugin_raw) - set(sections))
-    if unknown:
+    for name in sorted(set(plugin_raw) - set(sections)):
+        from odmcp.arguments import closest
+
         known = sorted(HOST_SECTIONS | set(sections))
-        raise ConfigError(f"{source}: unknown section [{unknown[0]}]; known sections: {', '.join(known)}")
-    # the stores are validated with the store plugin's own type (the host's fields and its own)
+        guess = closest(name, known)
+        problems.append(
+            f"{source}: unknown section [{name}]; known sections: {', '.join(known)}"
+            + (f"; did you mean [{guess}]?" if guess else "")
+        )
+    untyped = _type_problems(doc, store_types, source)
+    problems += untyped
+    tagged = {t: _tagged(t, struct) for t, struct in store_types.items()}
+    entry: Any = StoreSettings
+    if tagged:
+        entry = typing.Union[tuple(tagged.values())] if len(tagged) > 1 else next(iter(tagged.values()))  # noqa: UP007
+    problems += _unknown_keys({k: v for k, v in doc.items() if k != "stores"}, Config, "", source)
+    if not untyped:  # an entry without a known type has no fields to check its keys against
+        problems += _unknown_keys(doc.get("stores"), list[entry], "stores", source)
+    for name, struct in sections.items():
+        problems += _unknown_keys(plugin_raw.get(name, {}), struct, name, source)
+    if problems:
+        raise ConfigError("\n".join(problems))
+    # the stores are validated with each entry's type (the host's fields and the store plugin's)
     stores_doc = {"stores": doc.pop("stores")} if "stores" in doc else {}
-    entries: Any = list[store_type]  # type: ignore[valid-type]
     stores_type: Any = msgspec.defstruct(
-        "Stores", [("stores", entries, msgspec.field(default_factory=list))], kw_only=True
+        "Stores", [("stores", list[entry], msgspec.field(default_factory=list))], kw_only=True
     )
     try:
         cfg = msgspec.convert(doc, Config, dec_hook=_dec_hook, str_keys=True)
         stores = msgspec.convert(stores_doc, stores_type, dec_hook=_dec_hook, str_keys=True).stores
     except msgspec.ValidationError as err:
-        raise _friendly(err, source, root=Config, origins=origins) from None
+        raise _friendly(err, source, root=Config, origins=origins, stores=stores_doc) from None
     plugins = {
         name: validate_section(struct, plugin_raw.get(name, {}), source, name)
         for name, struct in sections.items()
@@ -598,12 +775,24 @@ def load_config(
         plugins=plugins,
         source=source,
         origins=origins,
-        store_env=_required_env(store_type),
+        store_env=[var for struct in store_types.values() for var in _required_env(struct)],
+        store_env_groups=[_required_env(struct) for struct in store_types.values()],
+        store_types=list(store_types),
     )
     journal_path = os.path.expanduser(cfg.journal.path) if cfg.journal.path else default_journal_path(env)
     cfg = msgspec.structs.replace(cfg, journal=msgspec.structs.replace(cfg.journal, path=journal_path))
     _check(cfg)
     return cfg
+
+
+def _store_types(registered: Any) -> dict[str, type[StoreSettings]]:
+    """The registered store types by name (``plugin_sections["stores"]``: a mapping or one class)."""
+    if registered is None:
+        return {}
+    if isinstance(registered, Mapping):
+        return dict(registered)
+    struct: type[StoreSettings] = registered
+    return {struct.STORE_TYPE or "store": struct}
 
 
 def _required_env(store_type: type[StoreSettings]) -> list[str]:
@@ -622,6 +811,15 @@ def _check(cfg: Config) -> None:
         )
     if sum(1 for s in cfg.stores if s.default) > 1:
         raise ConfigError(f"{where('stores')}: more than one store has default = true; mark exactly one")
+    types_of: dict[str, set[str]] = {}
+    for s in cfg.stores:
+        types_of.setdefault(s.store_id, set()).add(s.store_type)
+    for store_id, kinds in types_of.items():
+        if len(kinds) > 1:  # cache keys, locks and the journal carry the store id
+            raise ConfigError(
+                f"{where('stores')}: store_id {store_id!r} is used by stores of types "
+                f"{', '.join(sorted(kinds))}; cached data is keyed by store id: give them different ids"
+            )
     for i, s in enumerate(cfg.stores):
         if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", s.name):
             raise ConfigError(

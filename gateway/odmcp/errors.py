@@ -59,7 +59,7 @@ class GatewayError(Exception):
 
 class NotFound(GatewayError):
     code = ErrorCode.NOT_FOUND
-    default_hint = "Check the id (for example with orders_list) and try again."
+    default_hint = "Check the id (the store's list or search tool shows the ones that exist) and try again."
 
 
 class ValidationFailed(GatewayError):
@@ -161,3 +161,18 @@ class InternalError(GatewayError):
 
 class ConfigError(Exception):
     """Raised for invalid configuration. The message names the file, the key and what was expected."""
+
+
+class PluginClash(ConfigError):
+    """Two plugins register the same name: a store type, a tool, a config section, a cache backend.
+
+    Not a bug in either: one line naming both and how to keep one of them."""
+
+    def __init__(self, what: str, first: str, second: str, disable: str | None = None) -> None:
+        self.what, self.first, self.second = what, first, second
+        self.disable = disable or second
+        super().__init__(
+            f"plugins {first!r} and {second!r} both register {what}; keep one of them: disable "
+            f'{self.disable!r} with gateway.disabled_plugins = ["{self.disable}"] in the config file, '
+            f"or GATEWAY_DISABLED_PLUGINS={self.disable}"
+        )

@@ -14,7 +14,8 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from odmcp.config import StoreSettings
-from odmcp.errors import GatewayError, InternalError
+from odmcp.errors import GatewayError, InternalError, PluginClash
+from odmcp.plugins import clash
 from odmcp.refs import Ref
 
 if TYPE_CHECKING:
@@ -56,36 +57,80 @@ class Hooks:
     def __init__(self, pm: GatewayPluginManager, gateway: Gateway | None = None) -> None:
         self.pm = pm
         self.h = pm.hook
+        #: store type -> the plugin that registered it (filled by :meth:`register_config`)
+        self.store_type_owners: dict[str, str] = {}
         #: passed to the object hooks; set once the Gateway exists
         self.gateway = gateway
 
     # --- start-up ---------------------------------------------------------------------------
 
-    def register_config(self) -> dict[str, type[Any]]:
+    def register_config(self) -> dict[str, Any]:
+        """Every plugin's config sections; ``"stores"`` maps to the store types, ``{type: model}``.
+
+        Two plugins registering one section or one store type is a :class:`PluginClash` naming both."""
         sections: dict[str, type[Any]] = {}
+        owners: dict[str, str] = {}
+        types: dict[str, type[StoreSettings]] = {}
+        type_owners: dict[str, str] = {}
+        for impl in self.h.gateway_register_config.get_hookimpls():  # in registration order
+            plugin = impl.plugin_name
 
-        def register(section: str, struct: type[Any]) -> None:
-            if section in sections:
-                raise ValueError(f"config section [{section}] registered twice")
-            if section == "stores" and not (isinstance(struct, type) and issubclass(struct, StoreSettings)):
-                raise ValueError("the [[stores]] type must subclass odmcp.config.StoreSettings")
-            sections[section] = struct
+            def register(section: str, struct: type[Any], *, _plugin: str = plugin) -> None:
+                if section == "stores":
+                    if not (isinstance(struct, type) and issubclass(struct, StoreSettings)):
+                        raise ValueError("the [[stores]] type must subclass odmcp.config.StoreSettings")
+                    name = struct.STORE_TYPE or _plugin
+                    if name in types:
+                        raise clash(self.pm, f"store type {name!r}", type_owners[name], _plugin)
+                    types[name], type_owners[name] = struct, _plugin
+                    return
+                if section in sections:
+                    raise clash(self.pm, f"the config section [{section}]", owners[section], _plugin)
+                sections[section], owners[section] = struct, _plugin
 
-        self.h.gateway_register_config(register=register)
-        return sections
+            impl.function(*[{"register": register}[a] for a in impl.argnames])
+        out: dict[str, Any] = dict(sections)
+        if types:
+            out["stores"] = types
+        self.store_type_owners.update(type_owners)
+        return out
 
     def register_cache_backends(self, register: Callable[..., None]) -> None:
-        self.h.gateway_register_cache_backends(register=register)
+        owners: dict[str, str] = {}
+        for impl in reversed(self.h.gateway_register_cache_backends.get_hookimpls()):
+
+            def reg(name: str, factory: Any, *, _plugin: str = impl.plugin_name) -> None:
+                if name in owners:
+                    raise clash(self.pm, f"the cache backend {name!r}", owners[name], _plugin)
+                owners[name] = _plugin
+                register(name, factory)
+
+            impl.function(*[{"register": reg}[a] for a in impl.argnames])
 
     def register_journal_backends(self, register: Callable[..., None]) -> None:
         self.h.gateway_register_journal_backends(register=register)
 
     def register_tools(self, register: Callable[..., None], gateway: Gateway) -> None:
-        # Give each plugin a register() that records its name, for `tools` and error messages.
+        """Give each plugin a register() that records its name (for ``tools`` and error messages) and,
+        for a plugin that registered exactly one store type, makes its tools that type's tools."""
+        owned: dict[str, list[str]] = {}
+        for type_name in gateway.config.store_types:
+            owned.setdefault(self.store_type_owners.get(type_name, ""), []).append(type_name)
         for impl in reversed(self.h.gateway_register_tools.get_hookimpls()):  # pluggy's order
+            mine = owned.get(impl.plugin_name, [])
 
-            def reg(fn: Callable[..., Any], *, _plugin: str = impl.plugin_name, **kw: Any) -> None:
-                register(fn, plugin=_plugin, **kw)
+            def reg(
+                fn: Callable[..., Any],
+                *,
+                _plugin: str = impl.plugin_name,
+                _type: str | None = mine[0] if len(mine) == 1 else None,
+                **kw: Any,
+            ) -> None:
+                kw.setdefault("store_type", _type)
+                try:
+                    register(fn, plugin=_plugin, **kw)
+                except PluginClash as err:
+                    raise clash(self.pm, err.what, err.first, err.second) from None
 
             impl.function(*[{"register": reg, "gateway": gateway}[a] for a in impl.argnames])
 
@@ -129,7 +174,7 @@ class Hooks:
         return result
 
     def merge(self, ref: Ref, current: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
-        merged = self.h.gateway_merge(ref=ref, current=current, changes=changes)
+        merged = self.h.gateway_merge(ref=ref, current=current, changes=changes, gateway=self.gateway)
         if merged is None:
             raise self._declined("gateway_merge", ref)
         if inspect.isawaitable(merged):
@@ -138,7 +183,7 @@ class Hooks:
         return result
 
     def diff(self, ref: Ref, before: dict[str, Any], after: dict[str, Any]) -> list[dict[str, Any]]:
-        changes = self.h.gateway_diff(ref=ref, before=before, after=after)
+        changes = self.h.gateway_diff(ref=ref, before=before, after=after, gateway=self.gateway)
         if changes is None:
             raise self._declined("gateway_diff", ref)
         result: list[dict[str, Any]] = changes

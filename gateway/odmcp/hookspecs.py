@@ -50,10 +50,17 @@ def gateway_register_config(register: Callable[..., None]) -> None:
     table (for example ``"orderdesk"``); ``StructType`` is a ``msgspec.Struct`` subclass that
     validates it. The validated instance is available as ``gateway.config.section(section)``.
 
-    A store plugin also registers what a ``[[stores]]`` entry holds: ``register("stores", Sub)`` with
-    ``Sub`` a subclass of :class:`odmcp.config.StoreSettings` adding its own fields (credentials, an
-    endpoint); ``Sub.ENV`` maps environment variables to fields of the default store, and
-    ``Sub.problems()`` reports what is wrong with those fields at start-up.
+    A store plugin also registers its store type, what a ``[[stores]]`` entry of that type holds:
+    ``register("stores", Sub)`` with ``Sub`` a subclass of :class:`odmcp.config.StoreSettings` adding
+    its own fields (credentials, an endpoint). ``Sub.STORE_TYPE`` names the type (an entry's
+    ``type = "..."``; the plugin's name when unset); ``Sub.ENV`` maps environment variables to fields of
+    that type's default store; ``Sub.problems()`` reports what is wrong with those fields at start-up
+    and ``Sub.warnings()`` what ``config check`` should flag. Several store types may be installed;
+    each entry is validated against its own type's model. The tools of a plugin that registered one
+    store type belong to it (their ``store`` argument names only stores of that type).
+
+    Two plugins registering one section or one store type stop start-up with a
+    :class:`odmcp.errors.PluginClash` naming both and how to disable one.
     """
 
 
@@ -96,9 +103,11 @@ def gateway_instructions(gateway: Gateway) -> str | None:
     """A paragraph for the MCP server's ``instructions`` (what the model reads before any tool).
 
     Return a short text saying what this plugin's tools are for and how to use them safely, or
-    ``None``. Fan-out: the paragraphs are joined in pluggy's order (``tryfirst`` first, ``trylast``
-    last, otherwise the last registered first), then the host's own paragraph (the ``store``
-    argument and the error codes) follows. Called once per server build.
+    ``None`` (e.g. when ``gateway.serves_type(...)`` says none of its tools is served). Store-specific
+    wording (which tool lists the stores, the upstream's limits) belongs here: the host's paragraph
+    names no tool. Fan-out: the paragraphs are joined in pluggy's order (``tryfirst`` first, ``trylast`` last,
+    otherwise the last registered first), then the host's own paragraph (the ``store`` argument and
+    the error codes) follows. Called once per server build.
     """
 
 
@@ -167,22 +176,28 @@ def gateway_fetch(ref: Ref, gateway: Gateway, reserve: int) -> Awaitable[dict[st
 
 
 @hookspec(firstresult=True)
-def gateway_merge(ref: Ref, current: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any] | None:
+def gateway_merge(
+    ref: Ref, current: dict[str, Any], changes: dict[str, Any], gateway: Gateway
+) -> dict[str, Any] | None:
     """Apply partial ``changes`` to the full object ``current`` and return the new full object.
 
     Synchronous and side-effect free: never mutate ``current`` or ``changes``. Return ``None`` to
-    decline. The host's default (``trylast``) is a shallow merge where an explicit ``None`` removes a
-    field. Raise :class:`odmcp.errors.ValidationFailed` for changes that can never apply.
+    decline (a store plugin declines refs of other store types: ``gateway.config.stores_of(type)``).
+    The host's default (``trylast``) is a shallow merge where an explicit ``None`` removes a field.
+    Raise :class:`odmcp.errors.ValidationFailed` for changes that can never apply.
     """
 
 
 @hookspec(firstresult=True)
-def gateway_diff(ref: Ref, before: dict[str, Any], after: dict[str, Any]) -> list[dict[str, Any]] | None:
+def gateway_diff(
+    ref: Ref, before: dict[str, Any], after: dict[str, Any], gateway: Gateway
+) -> list[dict[str, Any]] | None:
     """Field-level changes from ``before`` to ``after``: ``[{"path", "before", "after"}]``, sorted by path.
 
-    Synchronous. Return ``None`` to decline. An empty list means "nothing to upload": the workflow
-    then skips the upload. Used for dry runs and for the audit log's ``changed_fields``. The host's
-    default (``trylast``) compares every leaf; store plugins leave out fields the upload never sends.
+    Synchronous. Return ``None`` to decline (e.g. a ref of another store type). An empty list means
+    "nothing to upload": the workflow then skips the upload. Used for dry runs and for the audit log's
+    ``changed_fields``. The host's default (``trylast``) compares every leaf; store plugins leave out
+    fields the upload never sends.
     """
 
 

@@ -15,7 +15,6 @@ HELP = {
     "tool_calls_total": "Tool calls by tool and outcome.",
     "mutation_attempts_total": "Fetch-merge-upload attempts made by the mutation workflow.",
     "mutation_conflicts_total": "Attempts that hit a conflict and were retried.",
-    "webhook_posts_total": "Order posts received on /webhooks/orderdesk by result.",
     "policy_denials_total": "Tool calls refused by read-only mode, token grants or a policy plugin.",
     "http_refused_total": "HTTP requests refused by the gateway's own limits, by reason.",
 }
@@ -27,6 +26,11 @@ class Metrics:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._values: defaultdict[tuple[str, tuple[tuple[str, str], ...]], float] = defaultdict(float)
+
+    @staticmethod
+    def describe(name: str, help_text: str) -> None:
+        """The ``# HELP`` line of a plugin's own counter (the host's are in ``HELP``)."""
+        HELP.setdefault(name, help_text)
 
     def inc(self, name: str, amount: float = 1.0, **labels: str) -> None:
         key = (name, tuple(sorted(labels.items())))

@@ -191,6 +191,11 @@ class ToolCallMiddleware:
     def _not_served(self, wname: str) -> ValidationFailed:
         style = self.gw.config.gateway.tool_names
         off = next((t for t in self.gw.tools if wire_name(t.name, style) == wname), None)
+        if off is not None and not self.gw.serves_type(off.store_type):
+            return ValidationFailed(
+                f"tool {wname!r} is not served here: no {off.store_type!r} store is configured",
+                hint="Use the tools tools/list shows (an operator can add such a store); nothing was run.",
+            )
         if off is not None:
             return ValidationFailed(
                 f"tool {wname!r} is not served here: its toolset {off.toolset!r} is not in gateway.toolsets",
@@ -266,8 +271,8 @@ class ToolCallMiddleware:
             return self._check_writes(spec, token)  # e.g. stores.list filters by the token itself
         store = call.arguments.get("store")
         store_name = store if isinstance(store, str) and store else None
-        mine = self.gw.config.default_for(token)
-        store_name = store_name or (mine.name if mine else "")
+        mine = self.gw.config.default_for(token, spec.store_type)
+        store_name = store_name or (mine.name if mine is not None else "")
         if store_name and not token.allows_store(store_name):
             raise AuthError(
                 f"token {token.name!r} may not use store {store_name!r}",

@@ -19,7 +19,7 @@ from typing import Any
 import pluggy
 
 from odmcp import hookspecs
-from odmcp.errors import ConfigError, GatewayError, InternalError
+from odmcp.errors import ConfigError, GatewayError, InternalError, PluginClash
 
 log = logging.getLogger("odmcp.plugins")
 #: hook-call tracing (GATEWAY_TRACE_HOOKS=1); INFO records, shown whatever the configured log level
@@ -129,7 +129,7 @@ def _attributed(
         t0 = time.perf_counter()
         try:
             res = fn(*args)
-        except GatewayError:
+        except (GatewayError, ConfigError):  # a refusal or a clash, not a bug in the plugin
             raise
         except Exception as exc:
             raise _plugin_error(exc, plugin, hook) from exc
@@ -165,6 +165,17 @@ def _plugin_error(exc: Exception, plugin: str, hook: str) -> PluginError:
         plugin=plugin,
         hook=hook,
     )
+
+
+def clash(pm: GatewayPluginManager, what: str, first: str, second: str) -> PluginClash:
+    """The one-line error for two plugins registering ``what``, in their registration order: it suggests
+    disabling the one that does not ship with the gateway (the later one when both or neither do)."""
+    order = [name for name, _plugin in pm.list_name_plugin()]
+    if first in order and second in order and order.index(first) > order.index(second):
+        first, second = second, first
+    shipped = {name for name in (first, second) if pm.sources.get(name, "").startswith("built-in")}
+    disable = first if shipped == {second} else second
+    return PluginClash(what, first, second, disable)
 
 
 def build_plugin_manager(

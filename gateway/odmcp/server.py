@@ -30,8 +30,8 @@ def instructions(gw: Gateway) -> str:
     """The server's instructions: each plugin's paragraph (``gateway_instructions``), then the host's."""
     codes = ", ".join(c.value for c in ErrorCode if c is not ErrorCode.INTERNAL)
     host = (
-        "Tools that act on a store take `store` (a store name, see stores_list) when you may use more "
-        "than one; without it they use the default store. "
+        "Tools that act on a store take `store` (one of the store names their schema lists) when you may "
+        "use more than one; without it they use the default store. "
         f"An error is one line, CODE: what was wrong — what to do ({codes}). Any tool may answer "
         "VALIDATION (bad arguments; nothing was written), and RATE_LIMITED or UPSTREAM when the store's "
         "service is busy or down. A `retryable` error may be retried as is; OUTCOME_UNKNOWN means a "

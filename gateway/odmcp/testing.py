@@ -13,7 +13,9 @@ Fixtures:
   ``@pytest.mark.gateway(plugins=[...], overrides={...}, mode="auto"|"legacy")`` marker.
 
 Helpers: ``connect(gateway, mode=...)`` (a connected ``Client``), ``serve_http(gateway)`` (the gateway
-over Streamable HTTP in this event loop), ``free_port()``, ``delete_redis_prefix(url, prefix)``.
+over Streamable HTTP in this event loop), ``serve_process(config)`` (``serve`` as a subprocess, in an
+environment without the variables named by ``ISOLATED_ENV_PREFIXES``: ``GATEWAY_*``, and what store
+kits add, e.g. ``ORDERDESK_*``), ``free_port()``, ``delete_redis_prefix(url, prefix)``.
 """
 
 from __future__ import annotations
@@ -36,6 +38,11 @@ try:  # the kit needs pytest-asyncio; without it the plugin stays inert instead 
     import pytest_asyncio
 except ImportError:  # pragma: no cover
     pytest_asyncio = None  # type: ignore[assignment]
+
+
+#: variables ``serve_process`` leaves out of its child's environment (prefixes); a store plugin's kit
+#: adds its own (``odmcp_orderdesk.testing`` adds ``ORDERDESK_``), so a developer's shell can't leak in
+ISOLATED_ENV_PREFIXES: list[str] = ["GATEWAY_"]
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -183,12 +190,12 @@ async def serve_process(
     startup: float = 20.0,
 ) -> AsyncIterator[ServeProcess]:
     """Run ``serve --transport http --config CONFIG`` on a free loopback port, as an operator would, until
-    ``/healthz`` answers; stop it afterwards. ``env`` is added to the environment without ``GATEWAY_*``
-    and ``ORDERDESK_*``; its stderr is kept next to the config (``ServeProcess.stderr()``)."""
+    ``/healthz`` answers; stop it afterwards. ``env`` is added to the environment without the variables
+    of ``ISOLATED_ENV_PREFIXES``; its stderr is kept next to the config (``ServeProcess.stderr()``)."""
     import aiohttp
 
     port = free_port()
-    environ = {k: v for k, v in os.environ.items() if not k.startswith(("GATEWAY_", "ORDERDESK_"))}
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(tuple(ISOLATED_ENV_PREFIXES))}
     environ.update(env or {})
     err_path = config.with_suffix(".stderr")
     cmd = [sys.executable, "-m", "odmcp", "serve", "--transport", "http", "--port", str(port)]

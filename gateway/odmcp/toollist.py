@@ -7,9 +7,10 @@ middleware hands the SDK's list to :func:`tools_for` (once per kind of caller, t
 * **Only what the caller may call**: write tools are left out in read-only mode and for a read-only
   token; tools that act on a store are left out for a token that may use none. Calls are still
   checked in full (:mod:`odmcp.middleware`); this only stops advertising what would be refused.
-* **One ``store`` schema**: every ``store`` argument becomes the same short schema, the names the
-  caller may use as an ``enum`` and its default store as ``default`` (the default store, or a store-limited
-  token's first granted store: what a call without ``store`` uses); what ``store`` is, is said once,
+* **One ``store`` schema**: every ``store`` argument becomes the same short schema, the names of the
+  stores of the tool's store type the caller may use as an ``enum`` and its default store of that
+  type as ``default`` (the type's default store, or a store-limited token's first granted store of
+  that type: what a call without ``store`` uses); what ``store`` is, is said once,
   in the server instructions. A caller whose only store is the default store is not offered the
   argument at all: there is nothing to choose (a call that sends it is still accepted).
 * **No noise**: titles pydantic derives from parameter names, ``anyOf [T, null]`` of an optional
@@ -17,8 +18,8 @@ middleware hands the SDK's list to :func:`tools_for` (once per kind of caller, t
   ``default: false`` (an optional flag is off unless sent), and ``additionalProperties: true`` (JSON
   Schema's defaults), defaults and ``required`` in output schemas (they say what a result looks
   like, not what a client must check), the annotations' copy of the tool title and the hints that
-  say nothing (:func:`hints`). Output schemas keep their nulls (as ``type: [T,
-  "null"]``): a client validates results against them.
+  say nothing (:func:`hints`). Output schemas keep their nulls (as ``anyOf`` branches of one type
+  each, the portable spelling): a client validates results against them.
 * **Output schemas where they inform a choice**: a read tool's output schema tells the model what it
   will get (a list's summary shape, what ``fields`` can ask for); a write tool publishes none: its
   description says what it returns and the result (``structuredContent`` as always) says it again.
@@ -64,9 +65,8 @@ def compact(schema: Any, *, inputs: bool) -> Any:
         if inputs and "default" in node and node["default"] is None:
             # an optional argument: omitting it is what null means
             node = {k: v for k, v in node.items() if k not in ("anyOf", "default")} | other
-        elif set(other) == {"type"} and isinstance(other["type"], str):
-            # a nullable result field: the same, in one type list
-            node = {k: v for k, v in node.items() if k != "anyOf"} | {"type": [other["type"], "null"]}
+        # a nullable result field keeps its anyOf: a ``type: [T, "null"]`` list is shorter, but clients
+        # that map schemas onto a single-type dialect (Gemini's OpenAPI subset) reject it
     out: dict[str, Any] = {}
     enum = node.get("enum")
     strings = inputs and isinstance(enum, list) and all(isinstance(v, str) for v in enum)
@@ -100,9 +100,10 @@ def hints(spec: ToolSpec, listed: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def caller_stores(config: Config, token: Any) -> list[str]:
-    """The names of the stores ``token`` may use (all of them without a token)."""
-    return [s.name for s in config.stores if token is None or token.allows_store(s.name)]
+def caller_stores(config: Config, token: Any, store_type: str | None = None) -> list[str]:
+    """The names of the stores of ``store_type`` (None: every store) ``token`` may use (all of them
+    without a token)."""
+    return [s.name for s in config.stores_of(store_type) if token is None or token.allows_store(s.name)]
 
 
 def may_call(spec: ToolSpec, config: Config, token: Any, stores: list[str]) -> bool:
@@ -157,16 +158,17 @@ class HintWords:
 def tools_for(
     listed: list[dict[str, Any]], by_wire: Mapping[str, ToolSpec], config: Config, token: Any
 ) -> list[dict[str, Any]]:
-    """The SDK's wire list of tools as the caller with ``token`` sees it."""
-    stores = caller_stores(config, token)
-    mine = config.default_for(token)
-    default = mine.name if mine else None
+    """The SDK's wire list of tools as the caller with ``token`` sees it: a tool's ``store`` argument
+    lists the stores of the tool's store type."""
     out = []
     for tool in listed:
         spec = by_wire.get(str(tool.get("name")))
         if spec is None:  # not a gateway tool: leave it as the SDK made it
             out.append(tool)
             continue
+        stores = caller_stores(config, token, spec.store_type)
+        default_store = config.default_for(token, spec.store_type)
+        default = default_store.name if default_store is not None else None
         if not may_call(spec, config, token, stores):
             continue
         shown = {k: v for k, v in tool.items() if k not in ("inputSchema", "outputSchema", "annotations")}

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from mcp.types import ToolAnnotations
 
 from odmcp.arguments import closest
-from odmcp.errors import ConfigError
+from odmcp.errors import ConfigError, PluginClash
 
 if TYPE_CHECKING:
     from odmcp.route import TargetOutcome
@@ -50,6 +50,9 @@ class ToolSpec:
     object_arg: str | None = None
     #: the tool family ``gateway.toolsets`` selects it by (``orders``, ``bulk``...); None: always served
     toolset: str | None = None
+    #: the store type it works on (``orderdesk``): its ``store`` argument names only stores of that
+    #: type. Set for the tools of a plugin that registered one store type; None: any store
+    store_type: str | None = None
 
     def object_id(self, arguments: dict[str, Any]) -> str | None:
         """The object a call names, from its declared ``object_arg`` (None when it names none)."""
@@ -116,6 +119,7 @@ class ToolRegistry:
         store_scoped: bool = True,
         object_arg: str | None = None,
         toolset: str | None = None,
+        store_type: str | None = None,
         plugin: str = "?",
     ) -> None:
         if not _CANONICAL.match(name) or len(name) > 40:
@@ -127,7 +131,7 @@ class ToolRegistry:
                 f"tool {name!r}: toolset {toolset!r} must be a lowercase word (like 'orders'), not 'all'"
             )
         if name in self._tools:
-            raise ValueError(f"tool {name!r} registered twice (by {self._tools[name].plugin} and {plugin})")
+            raise PluginClash(f"the tool {name!r}", self._tools[name].plugin, plugin)
         doc = _one_paragraph_per_line(inspect.cleandoc(description or fn.__doc__ or ""))
         if not doc:
             raise ValueError(f"tool {name!r} needs a description an LLM can act on")
@@ -144,6 +148,7 @@ class ToolRegistry:
             store_scoped=store_scoped,
             object_arg=object_arg,
             toolset=toolset,
+            store_type=store_type,
         )
 
     def __iter__(self):  # type: ignore[no-untyped-def]

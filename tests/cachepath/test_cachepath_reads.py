@@ -24,7 +24,9 @@ def order_gets(sandbox: Any, oid: str) -> int:
 
 def list_gets(sandbox: Any) -> int:
     """Order list pages loaded (a create's own search by its source_id, inside its lock, is not one)."""
-    return len([r for r in sandbox.requests(method="GET", path_regex=r"^/orders$") if "source_id" not in r.query])
+    return len(
+        [r for r in sandbox.requests(method="GET", path_regex=r"^/orders$") if "source_id" not in r.query]
+    )
 
 
 @BACKENDS

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from odmcp.cache import RETRY_INTERVAL, Cache
-from odmcp.config import RateLimitSettings
+from odmcp.config import RateLimitSettings as HostRateLimit
 from odmcp.fleet import FleetPrimitives
 from odmcp.ratelimit import FLEET_SPARE, SharedBucket
 
@@ -23,6 +23,11 @@ BURST = CAP - FLEET_SPARE  # a fleet leaves one token unused as a margin for jit
 def fleet_of(cache: Cache) -> FleetPrimitives:
     assert cache.fleet is not None
     return cache.fleet
+
+
+def RateLimitSettings(**settings: Any) -> HostRateLimit:
+    """An upstream's limit as a store plugin gives it (the host's own default is no limit)."""
+    return HostRateLimit(**{"capacity": 20, "refill_per_sec": 3.0, "enabled": True, **settings})
 
 
 def bucket(cache: Cache, clock: Any, member: str, **settings: Any) -> SharedBucket:

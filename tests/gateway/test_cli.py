@@ -412,3 +412,91 @@ def test_sandbox_and_the_sandbox_switch_come_from_the_orderdesk_plugin(
     with pytest.raises(SystemExit):
         main(["tools", "--sandbox"])
     assert "unrecognized arguments: --sandbox" in _one_line(capsys.readouterr().err)
+
+
+def test_config_check_names_every_missing_variable_and_every_typo_in_one_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    examples = Path(__file__).resolve().parents[2] / "examples"
+    assert main(["config", "check", "--config", str(examples / "replicas.toml")]) == 2
+    lines = capsys.readouterr().err.splitlines()
+    missing = [re.search(r"environment variable (\w+) is not set", line) for line in lines]
+    assert len(lines) == 7 and all(missing)  # the seven variables the example needs, at once
+    assert {m.group(1) for m in missing if m} >= {"GATEWAY_STATE_KEY", "ORDERDESK_EU_API_KEY"}
+
+    cfg = tmp_path / "gw.toml"
+    cfg.write_text(
+        '[gateway]\ntool_name = "dotted"\nread_onyl = true\n[cache]\nbakend = "memory"\n'
+        '[[stores]]\nname = "s"\nstore_id = "1"\napi_key = {"$env" = "UNSET_KEY"}\nbase_ulr = "x"\n'
+    )
+    assert main(["config", "check", "--config", str(cfg)]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"mcp-gateway: error: {cfg}: key stores[0].api_key: environment variable UNSET_KEY is not set",
+        f"mcp-gateway: error: {cfg}: key gateway.tool_name: unknown key; did you mean tool_names?",
+        f"mcp-gateway: error: {cfg}: key gateway.read_onyl: unknown key; did you mean read_only?",
+        f"mcp-gateway: error: {cfg}: key cache.bakend: unknown key; did you mean backend?",
+        f"mcp-gateway: error: {cfg}: key stores[0].base_ulr: unknown key; did you mean base_url?",
+    ]
+
+
+def test_config_check_refuses_what_serve_refuses_and_warns_about_a_base_url_without_api_v2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = tmp_path / "gw.toml"
+    store = '[[stores]]\nname = "s"\nstore_id = "1"\napi_key = "k"\nbase_url = "https://app.orderdesk.me"\n'
+    cfg.write_text(store + '[cache]\nbackend = "redis"\nredis_url = "notaurl"\n')
+    assert main(["config", "check", "--config", str(cfg)]) == 2
+    line = _one_line(capsys.readouterr().err)
+    assert "the 'redis' cache can't use its settings" in line and "key cache.redis_url" in line
+
+    cfg.write_text(store)  # valid, but every call would end in a 404: a warning, and the check passes
+    assert main(["config", "check", "--config", str(cfg)]) == 0
+    out = capsys.readouterr().out
+    assert (
+        f"# warning: {cfg}: key stores[0].base_url: 'https://app.orderdesk.me' does not end in /api/v2" in out
+    )
+
+
+def test_call_into_a_closed_pipe_exits_quietly() -> None:
+    # the reader is gone before anything is written (``mcp-gateway call ... | head`` that has had enough)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "odmcp", "call", "gateway_ping"],
+        env={**CLEAN_ENV, **STORE_ENV},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # the only read end: the child's write fails with EPIPE
+    with proc.stderr:
+        err = proc.stderr.read()
+    assert proc.wait(60) == 141 and err == ""  # no traceback, no "unexpected error"
+
+
+def test_the_sandbox_run_as_a_background_job_stops_on_sigint() -> None:
+    import signal
+
+    port = free_port()
+    # a shell starts a background job (``mcp-gateway sandbox &``) with SIGINT ignored
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "odmcp", "sandbox", "--port", str(port)],
+        env=CLEAN_ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    with proc.stdout, proc.stderr:
+        first = proc.stdout.readline()
+        assert first == f"OrderDesk sandbox listening on http://127.0.0.1:{port}/api/v2\n"
+        store = proc.stdout.readline()
+        assert re.match(r"  store id: \S+  api key: \S+", store)  # what README's sandbox section shows
+        proc.send_signal(signal.SIGINT)
+        try:
+            assert proc.wait(15) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        assert proc.stderr.read() == ""

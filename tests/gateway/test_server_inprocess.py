@@ -258,6 +258,6 @@ async def test_a_declared_tool_gets_the_gateway_and_clients_never_see_that_param
         result = await c.call_tool("pages_name", {"shout": True})
         refused = await c.call_tool("pages_name", {"gateway": "x"})
     assert set(listed["pages_name"].input_schema["properties"]) == {"shout"}
-    assert result.structured_content == {"name": "ORDERDESK-GATEWAY"}
+    assert result.structured_content == {"name": "MCP-GATEWAY"}
     # not an argument a client can set
     assert refused.is_error and "unknown argument 'gateway'" in refused.content[0].text

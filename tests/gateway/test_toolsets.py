@@ -7,6 +7,7 @@ import os
 from typing import Any
 
 import pytest
+from third_party_tools import OWN_PLUGINS
 
 from odmcp import hookimpl
 from odmcp.app import Gateway
@@ -32,12 +33,20 @@ def served(gw: Gateway) -> dict[str, str | None]:
 
 def test_every_orderdesk_tool_declares_its_toolset() -> None:
     gw = Gateway.from_config(None, env={}, overrides=STORE)
-    by_name = {spec.name.replace(".", "_"): spec.toolset for spec in gw.tools}
+    own = [spec for spec in gw.tools if spec.plugin in OWN_PLUGINS]  # an installed plugin adds its own
+    by_name = {spec.name.replace(".", "_"): spec.toolset for spec in own}
     for toolset, names in TOOLSETS.items():
         assert {n: by_name[n] for n in names} == dict.fromkeys(names, toolset)
     assert by_name["gateway_ping"] is None  # always served
-    assert gw.tools.toolsets() == ["bulk", "inventory", "items", "orders", "shipments", "store"]
-    assert len(gw.served_tools()) == len(gw.tools) == 26  # all by default
+    assert sorted({t.toolset for t in own if t.toolset}) == [
+        "bulk",
+        "inventory",
+        "items",
+        "orders",
+        "shipments",
+        "store",
+    ]
+    assert len([t for t in gw.served_tools() if t.plugin in OWN_PLUGINS]) == len(own) == 26  # all by default
 
 
 async def test_chosen_toolsets_are_all_that_is_listed_and_callable(gateway_factory: Any) -> None:
@@ -127,3 +136,11 @@ def test_the_tools_command_shows_toolsets(capsys: pytest.CaptureFixture[str], mo
     assert by_name["gateway_ping"][0] == "(always)"
     assert by_name["shipments_add"][0] == "shipments"
     assert by_name["shipments_add"][1].endswith("(off: not in gateway.toolsets)")
+
+
+def test_the_instructions_name_stores_list_only_where_it_is_served(gateway_factory: Any) -> None:
+    from odmcp.server import instructions
+
+    assert "stores_list" in instructions(gateway_factory())
+    text = instructions(gateway_factory(overrides={"gateway.toolsets": ["orders"]}))
+    assert "stores_list" not in text and "OrderDesk" in text

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -182,3 +183,32 @@ async def test_token_grants_apply_to_a_store_the_host_does_not_know(
         assert not read.is_error  # a read-only token reads
     else:
         assert error_of(read)["code"] == "AUTH"  # a token for another store can't even read this one
+
+
+async def test_a_host_without_orderdesk_names_no_tool_it_does_not_serve(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from odmcp.cli import main
+    from odmcp.server import build_server, instructions
+
+    toy = ToyStore()
+    gw = build(toy, tmp_path)
+    text = instructions(gw)
+    served = {spec.name.replace(".", "_") for spec in gw.served_tools()}
+    named = set(re.findall(r"\b[a-z]+_[a-z_]+\b", text)) & {"stores_list", "orders_list", "orders_get"}
+    assert named == set() and served == {"pages_get", "pages_update", "gateway_ping"}
+    assert "OrderDesk" not in text and build_server(gw).name == "mcp-gateway"
+    async with connect(gw) as c:
+        unknown = await c.call_tool("pages_get", {"page_id": "1", "store": "nope"})
+        missing = await c.call_tool("pages_get", {"page_id": "9"})
+    for result in (unknown, missing):
+        line = f"{error_of(result)['message']} {error_of(result).get('hint', '')}"
+        assert not re.search(r"\b(stores_list|orders_\w+)\b", line), line
+    assert "stores you may use: wiki" in error_of(unknown)["message"]
+    with pytest.raises(SystemExit):
+        main(["--help"], plugins=[])
+    help_text = capsys.readouterr().out
+    assert "A plugin-based MCP gateway: the tools of its plugins" in help_text
+    assert (
+        "for OrderDesk" not in help_text
+    )  # (the OrderDesk plugin, installed here, adds its sandbox command)

@@ -50,7 +50,7 @@ async def test_store_argument_routes_calls_and_data_stays_separate(
     assert a_in_b.is_error and error_of(a_in_b)["code"] == "NOT_FOUND"
     assert [r.store_id for r in orderdesk_sandbox.requests(path_prefix=f"/orders/{a_id}")] == ["1001", "2002"]
     assert error_of(unknown)["code"] == "VALIDATION"
-    assert "your stores: demo, store2" in error_of(unknown)["message"]
+    assert "stores you may use: demo, store2" in error_of(unknown)["message"]
     stores = listed.structured_content["stores"]
     assert [s["name"] for s in stores] == ["demo", "store2"] and stores[0]["default"] is True
     assert stores[1]["folders"] == {"21": "New", "22": "Prepared", "23": "Closed", "24": "Canceled"}

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from odmcp.config import RateLimitSettings
 from odmcp.ratelimit import LeakyBucket
+from odmcp_orderdesk.settings import OrderDeskRateLimit as RateLimitSettings
 
 T = 1 / 3
 

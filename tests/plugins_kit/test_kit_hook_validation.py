@@ -119,7 +119,7 @@ def test_an_impl_may_take_any_subset_of_the_arguments() -> None:
             return [{"path": "seen", "before": None, "after": sorted(after)}]
 
     pm = build_plugin_manager(load_entrypoints=False, extra=[Subset()])
-    assert pm.hook.gateway_diff(ref=None, before={}, after={"b": 1, "a": 2}) == [
+    assert pm.hook.gateway_diff(ref=None, before={}, after={"b": 1, "a": 2}, gateway=None) == [
         {"path": "seen", "before": None, "after": ["a", "b"]}
     ]
 
@@ -207,7 +207,9 @@ def test_a_wrapper_of_a_firstresult_hook_is_accepted_and_runs() -> None:
     pm = build_plugin_manager(load_entrypoints=False, extra=[Wrapping()])
     from odmcp.refs import Ref
 
-    assert pm.hook.gateway_merge(ref=Ref("s", "page", "1"), current={"a": 1}, changes={"b": 2}) == {
+    assert pm.hook.gateway_merge(
+        ref=Ref("s", "page", "1"), current={"a": 1}, changes={"b": 2}, gateway=None
+    ) == {
         "a": 1,
         "b": 2,
     }

@@ -36,7 +36,11 @@ def _config(tmp_path: Path, section: str) -> Path:
             "folder_guard.protected_folders[1]",
             "expected int, got str",
         ),
-        ("[folder_guard]\nprotected_folder = [3]\n", "folder_guard", "unknown field"),
+        (
+            "[folder_guard]\nprotected_folder = [3]\n",
+            "folder_guard.protected_folder",
+            "unknown key; did you mean protected_folders?",
+        ),
     ],
     ids=["not-a-list", "not-an-int", "unknown-field"],
 )

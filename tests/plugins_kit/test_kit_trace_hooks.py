@@ -50,7 +50,10 @@ def test_env_var_turns_tracing_on(
     pm = build_plugin_manager(load_entrypoints=False, extra=[Sample()])
     assert pm.trace_hooks
     with caplog.at_level(logging.DEBUG, logger="odmcp.plugins"):
-        assert pm.hook.gateway_merge(ref=None, current={"a": 1}, changes={"b": 2}) == {"a": 1, "b": 2}
+        assert pm.hook.gateway_merge(ref=None, current={"a": 1}, changes={"b": 2}, gateway=None) == {
+            "a": 1,
+            "b": 2,
+        }
     traced = _traced(caplog)
     assert [(h, p) for h, p, _ in traced] == [("gateway_merge", "Sample")]
     assert traced[0][2] >= 0
@@ -59,7 +62,7 @@ def test_env_var_turns_tracing_on(
 def test_off_by_default(caplog: pytest.LogCaptureFixture) -> None:
     pm = build_plugin_manager(load_entrypoints=False, extra=[Sample()])
     assert not pm.trace_hooks
-    pm.hook.gateway_merge(ref=None, current={}, changes={})
+    pm.hook.gateway_merge(ref=None, current={}, changes={}, gateway=None)
     assert _traced(caplog) == []
 
 

@@ -19,7 +19,8 @@ async def sandbox_store(args: argparse.Namespace) -> AsyncIterator[dict[str, Any
     from odmcp_orderdesk.sandbox.server import Sandbox
 
     async with Sandbox() as sb:
-        store = {"name": "demo", "store_id": sb.store_id, "api_key": sb.api_key, "default": True}
+        store: dict[str, Any] = {"name": "demo", "type": "orderdesk", "default": True}
+        store |= {"store_id": sb.store_id, "api_key": sb.api_key}
         yield {"stores": [{**store, "base_url": sb.base_url}]}
 
 

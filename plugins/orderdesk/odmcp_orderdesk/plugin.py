@@ -14,7 +14,7 @@ from odmcp.api import GatewayError, OutcomeUnknown, Ref, hookimpl, partly_applie
 from odmcp_orderdesk import merge, validate
 from odmcp_orderdesk.reconcile import reconcile_order
 from odmcp_orderdesk.runtime import STATE_KEY, OrderDeskRuntime, runtime
-from odmcp_orderdesk.settings import OrderDeskSettings, OrderDeskStore
+from odmcp_orderdesk.settings import STORE_TYPE, OrderDeskSettings, OrderDeskStore
 
 if TYPE_CHECKING:
     from odmcp.api import Commands, Gateway
@@ -28,7 +28,7 @@ KINDS = (ORDER, INVENTORY)
 @hookimpl
 def gateway_register_config(register: Callable[..., None]) -> None:
     register("orderdesk", OrderDeskSettings)
-    register("stores", OrderDeskStore)
+    register("stores", OrderDeskStore)  # store type "orderdesk" (OrderDeskStore.STORE_TYPE)
 
 
 @hookimpl
@@ -46,13 +46,21 @@ def gateway_register_tools(register: Callable[..., None]) -> None:
 
 
 @hookimpl
-def gateway_instructions() -> str:
+def gateway_instructions(gateway: Gateway) -> str | None:
+    if not gateway.serves_type(STORE_TYPE):
+        return None  # no OrderDesk store configured: none of these tools is served
+    served = {t.name for t in gateway.served_tools()}
+    stores = (
+        " stores_list shows the OrderDesk stores you may use, with their folders."
+        if "stores.list" in served
+        else ""
+    )
     return (
         "Tools for reading and changing orders in OrderDesk, an order-management service. Updates are "
         "safe: orders_update fetches the full order, merges only your changes and uploads it, retrying on "
         "conflict, so fields you don't mention are kept. Use dry_run=true to preview a change. Lists "
         "return a summary per object; pass fields='full' or field names for more. A tool's cost is "
-        "in OrderDesk requests: a store allows a burst of 20, then 3 per second."
+        "in OrderDesk requests: a store allows a burst of 20, then 3 per second." + stores
     )
 
 
@@ -78,6 +86,8 @@ def gateway_shutdown(gateway: Gateway) -> Awaitable[None] | None:
 
 @hookimpl
 def gateway_fetch(ref: Ref, gateway: Gateway, reserve: int) -> Awaitable[dict[str, Any]] | None:
+    if not _ours(ref, gateway):
+        return None
     if ref.kind == ORDER:
         return runtime(gateway).client(ref.store).paced(reserve).get_order(ref.id)
     if ref.kind == INVENTORY:
@@ -85,8 +95,17 @@ def gateway_fetch(ref: Ref, gateway: Gateway, reserve: int) -> Awaitable[dict[st
     return None
 
 
+def _ours(ref: Ref, gateway: Gateway) -> bool:
+    """Whether ``ref`` names an object of an OrderDesk store (another store type's plugin serves the rest)."""
+    return any(s.name == ref.store for s in gateway.config.stores_of(STORE_TYPE))
+
+
 @hookimpl
-def gateway_merge(ref: Ref, current: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any] | None:
+def gateway_merge(
+    ref: Ref, current: dict[str, Any], changes: dict[str, Any], gateway: Gateway
+) -> dict[str, Any] | None:
+    if not _ours(ref, gateway):
+        return None
     if ref.kind == ORDER:
         return merge.merge_order(current, changes)
     if ref.kind == INVENTORY:
@@ -95,17 +114,19 @@ def gateway_merge(ref: Ref, current: dict[str, Any], changes: dict[str, Any]) ->
 
 
 @hookimpl
-def gateway_diff(ref: Ref, before: dict[str, Any], after: dict[str, Any]) -> list[dict[str, Any]] | None:
-    if ref.kind == ORDER:
+def gateway_diff(
+    ref: Ref, before: dict[str, Any], after: dict[str, Any], gateway: Gateway
+) -> list[dict[str, Any]] | None:
+    if ref.kind == ORDER and _ours(ref, gateway):
         return merge.diff(before, after)
     return None
 
 
 @hookimpl
 def gateway_reconcile(
-    ref: Ref, before: dict[str, Any], intended: dict[str, Any], current: dict[str, Any]
+    ref: Ref, before: dict[str, Any], intended: dict[str, Any], current: dict[str, Any], gateway: Gateway
 ) -> str | None:
-    if ref.kind == ORDER:
+    if ref.kind == ORDER and _ours(ref, gateway):
         return reconcile_order(before, intended, current)
     return None  # inventory items: the host's field-by-field default
 
@@ -114,6 +135,8 @@ def gateway_reconcile(
 def gateway_upload(
     ref: Ref, obj: dict[str, Any], fetched: dict[str, Any], gateway: Gateway, reserve: int
 ) -> Awaitable[dict[str, Any]] | None:
+    if not _ours(ref, gateway):
+        return None
     client = runtime(gateway).client(ref.store).paced(reserve)
     if ref.kind == ORDER:
         return _upload_order(client, ref, obj, fetched)
@@ -168,6 +191,8 @@ async def _upload_order(
 
 @hookimpl
 def gateway_delete(ref: Ref, gateway: Gateway, reserve: int) -> Awaitable[Any] | None:
+    if not _ours(ref, gateway):
+        return None
     if ref.kind == ORDER:
         return runtime(gateway).client(ref.store).paced(reserve).delete_order(ref.id)
     if ref.kind == INVENTORY:

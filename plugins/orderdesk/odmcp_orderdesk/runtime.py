@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from odmcp.api import InternalError
 from odmcp_orderdesk.ratelimit import store_limiter
-from odmcp_orderdesk.settings import OrderDeskSettings, orderdesk_store
+from odmcp_orderdesk.settings import STORE_TYPE, OrderDeskSettings, orderdesk_store
 
 if TYPE_CHECKING:
     import aiohttp
@@ -39,7 +39,7 @@ class OrderDeskRuntime:
         from odmcp_orderdesk.client import OrderDeskClient, make_session
 
         self.session = make_session(self.settings)
-        for store in self.gateway.config.stores:
+        for store in self.gateway.config.stores_of(STORE_TYPE):
             # one bucket per upstream store (shared by config entries naming it, and by every replica)
             od_store = orderdesk_store(store)
             limiter = store_limiter(self.gateway, od_store)
@@ -60,7 +60,7 @@ class OrderDeskRuntime:
 
     def client(self, store: str | None) -> OrderDeskClient:
         """The client of the named store (the default store when empty); VALIDATION if unknown."""
-        name = self.gateway.store(store).name
+        name = self.gateway.store(store, STORE_TYPE).name
         if self.session is None:
             if self._stopped:
                 raise InternalError("the OrderDesk plugin was shut down; no more upstream calls")

@@ -10,14 +10,25 @@ from typing import ClassVar
 
 import msgspec
 
-from odmcp.api import Secret, StoreSettings
+from odmcp.api import RateLimitSettings, Secret, StoreSettings
 
 DEFAULT_BASE_URL = "https://app.orderdesk.me/api/v2"
+#: the ``type`` of an OrderDesk ``[[stores]]`` entry (the default while no other store type is installed)
+STORE_TYPE = "orderdesk"
+
+
+class OrderDeskRateLimit(RateLimitSettings, forbid_unknown_fields=True, kw_only=True):
+    """OrderDesk's limit per store: a burst of 20 requests, refilled at 3 per second."""
+
+    capacity: int = 20
+    refill_per_sec: float = 3.0
+    enabled: bool = True
 
 
 class OrderDeskStore(StoreSettings, forbid_unknown_fields=True, kw_only=True):
     """One OrderDesk store: ``store_id`` is OrderDesk's store id; its API key and API base URL."""
 
+    STORE_TYPE: ClassVar[str] = STORE_TYPE
     ENV: ClassVar[dict[str, str]] = {
         "ORDERDESK_STORE_ID": "store_id",
         "ORDERDESK_API_KEY": "api_key",
@@ -26,6 +37,7 @@ class OrderDeskStore(StoreSettings, forbid_unknown_fields=True, kw_only=True):
 
     api_key: Secret
     base_url: str = DEFAULT_BASE_URL
+    rate_limit: OrderDeskRateLimit = msgspec.field(default_factory=OrderDeskRateLimit)
 
     def problems(self) -> list[tuple[str, str]]:
         out = []
@@ -35,9 +47,20 @@ class OrderDeskStore(StoreSettings, forbid_unknown_fields=True, kw_only=True):
             out.append(("base_url", f"expected an http(s) URL, got {self.base_url!r}"))
         return out
 
+    def warnings(self) -> list[tuple[str, str]]:
+        if not self.base_url.rstrip("/").endswith("/api/v2"):
+            return [
+                (
+                    "base_url",
+                    f"{self.base_url!r} does not end in /api/v2, so every call would answer 404 "
+                    f"(OrderDesk's is {DEFAULT_BASE_URL})",
+                )
+            ]
+        return []
+
 
 def orderdesk_store(store: StoreSettings) -> OrderDeskStore:
-    """``store`` as the OrderDesk store it is (this plugin registers the type of every ``[[stores]]``)."""
+    """``store`` as the OrderDesk store it is (an entry of ``type = "orderdesk"``)."""
     if not isinstance(store, OrderDeskStore):
         raise TypeError(f"store {store.name!r} is not an OrderDesk store ({type(store).__name__})")
     return store

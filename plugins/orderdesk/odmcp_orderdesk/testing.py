@@ -33,6 +33,11 @@ except ImportError:  # pragma: no cover
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "sandbox(**config): SandboxConfig fields for orderdesk_sandbox")
+    # imported here, once pytest has loaded the host's kit itself (so it rewrote its asserts)
+    from odmcp.testing import ISOLATED_ENV_PREFIXES
+
+    if "ORDERDESK_" not in ISOLATED_ENV_PREFIXES:  # serve_process: a developer's own store stays out
+        ISOLATED_ENV_PREFIXES.append("ORDERDESK_")
 
 
 def sandbox_overrides(
@@ -44,6 +49,7 @@ def sandbox_overrides(
         stores.append(
             {
                 "name": "demo" if i == 0 else f"store{i + 1}",
+                "type": "orderdesk",
                 "store_id": s.store_id,
                 "api_key": s.api_key,
                 "base_url": sandbox.base_url,

@@ -349,7 +349,13 @@ class OrderDeskTransport:
                 del envelope["message"]  # timing, not a message: it must not reach a tool result
             return _Attempt("ok", body=envelope)
         message = self._message(envelope, f"HTTP {status} {reason}".strip())
-        return _Attempt("fatal", error=_http_error(op, status, message))
+        error = _http_error(op, status, message)
+        if status == 404 and _no_such_path(self._store.base_url, path, envelope):
+            error.hint = (
+                "OrderDesk has no such path: check ORDERDESK_BASE_URL (the store's base_url, "
+                f"now {self._store.base_url!r}; OrderDesk's is https://app.orderdesk.me/api/v2)."
+            )
+        return _Attempt("fatal", error=error)
 
     def _pool_busy(self, op: str) -> UpstreamError:
         """The gateway's own connection pool was full for the whole connect timeout: say so."""
@@ -418,6 +424,18 @@ def _names_an_object(op: str) -> bool:
     """Whether the path of ``op`` (``OrderDesk GET /orders/7/shipments``) names an object by its id."""
     path = op.split(" ", 2)[-1].split("?", 1)[0]
     return any(part.isdigit() for part in path.split("/"))
+
+
+#: requests whose path names no object: a 404 for them can't mean "no such id"
+_COLLECTION_PATH = re.compile(r"^/(store|orders|inventory-items|move-orders|batch-shipments)/?$")
+
+
+def _no_such_path(base_url: str, path: str, envelope: JSON | None) -> bool:
+    """Whether a 404 says the path itself does not exist (a wrong base URL), not that an id is unknown:
+    the base URL lacks ``/api/v2``, the answer is not OrderDesk's JSON, or the path names no object."""
+    if not base_url.rstrip("/").endswith("/api/v2") or envelope is None:
+        return True
+    return _COLLECTION_PATH.match(path.split("?", 1)[0]) is not None
 
 
 def _http_error(op: str, status: int, message: str) -> GatewayError:

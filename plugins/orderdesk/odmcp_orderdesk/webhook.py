@@ -35,7 +35,7 @@ from starlette.responses import JSONResponse, Response
 
 from odmcp.api import GatewayError, Ref, lock_key
 from odmcp_orderdesk.ids import ID_PATTERN, check_id
-from odmcp_orderdesk.settings import orderdesk_store
+from odmcp_orderdesk.settings import STORE_TYPE, orderdesk_store
 from odmcp_orderdesk.wire import normalize_order
 
 if TYPE_CHECKING:
@@ -91,6 +91,7 @@ async def _take_posted(gateway: Gateway, ref: Ref, order: dict[str, Any]) -> boo
 
 def webhook_handler(gateway: Gateway) -> Callable[[Request], Awaitable[Response]]:
     limit = gateway.config.http.max_body_bytes
+    gateway.metrics.describe("webhook_posts_total", "Order posts received on /webhooks/orderdesk by result.")
 
     def answer(status: int, message: str, result: str, cached: str | None = None) -> Response:
         if cached is None:
@@ -116,7 +117,7 @@ def webhook_handler(gateway: Gateway) -> Callable[[Request], Awaitable[Response]
             return answer(400, "No Data Found", "bad_request")
         store_id = request.headers.get("x-order-desk-store-id", "")
         presented = request.headers.get("x-order-desk-hash", "")
-        store = next((s for s in gateway.config.stores if s.store_id == store_id), None)
+        store = next((s for s in gateway.config.stores_of(STORE_TYPE) if s.store_id == store_id), None)
         if (
             not _verified(order_json, orderdesk_store(store).api_key.reveal() if store else None, presented)
             or store is None

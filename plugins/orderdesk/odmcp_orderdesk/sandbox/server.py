@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 from types import TracebackType
 from typing import Any
 
@@ -182,14 +183,23 @@ class Sandbox:
             asyncio.run(self._serve(host, port))
 
     async def _serve(self, host: str, port: int) -> None:
-        base_url = await self.start(host, port)
-        print(f"OrderDesk sandbox listening on {base_url}", flush=True)
-        for store in self.config.stores:
-            print(f"  store id: {store.store_id}  api key: {store.api_key}  ({store.name})", flush=True)
-        print(f"  admin: {self.admin_url}  (Ctrl-C to stop)", flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        # Explicit handlers, before anything is printed: a shell starts a background job
+        # (``mcp-gateway sandbox &``) with SIGINT ignored, and Python then never raises KeyboardInterrupt;
+        # ``kill -INT`` (or Ctrl-C after ``fg``) must stop it all the same.
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
         try:
-            await asyncio.Event().wait()
+            base_url = await self.start(host, port)
+            print(f"OrderDesk sandbox listening on {base_url}", flush=True)
+            for store in self.config.stores:
+                print(f"  store id: {store.store_id}  api key: {store.api_key}  ({store.name})", flush=True)
+            print(f"  admin: {self.admin_url}  (Ctrl-C to stop)", flush=True)
+            await stop.wait()
         finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
             await self.stop()
 
 

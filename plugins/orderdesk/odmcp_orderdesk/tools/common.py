@@ -76,13 +76,18 @@ Offset = Annotated[int, Field(ge=0), capped(10_000_000)]
 MAX_OBJECT_KEYS = 200
 
 
+#: a summary field OrderDesk sends as it likes (an id or an amount as a number or as text, or null):
+#: every scalar, spelled as single-type ``anyOf`` branches, the form every client's dialect reads
+_AS_SENT = {"anyOf": [{"type": "string"}, {"type": "number"}, {"type": "boolean"}, {"type": "null"}]}
+
+
 def _summary_items(names: tuple[str, ...], typed: dict[str, Any]) -> dict[str, Any]:
     """The output schema of a list of summaries (or of the fields asked for): property names, and
-    types only where every object has them in that type (the rest come from OrderDesk as sent)."""
-    return {"items": {"type": "object", "properties": {n: typed.get(n, {}) for n in names}}}
+    types only where every object has them in that type (the rest: any scalar, as OrderDesk sent it)."""
+    return {"items": {"type": "object", "properties": {n: typed.get(n, _AS_SENT) for n in names}}}
 
 
-_NULLABLE_TEXT = {"type": ["string", "null"]}
+_NULLABLE_TEXT = {"anyOf": [{"type": "string"}, {"type": "null"}]}
 
 
 class OrderResult(BaseModel):

@@ -51,7 +51,7 @@ async def stores_list(gateway: Gateway, call: ToolCall) -> StoresResult:
     request per store, 0 if cached."""
     out = []
     mine = gateway.store(None)  # the caller's default store
-    for s in gateway.visible_stores(call):  # a caller only sees the stores its token grants
+    for s in gateway.visible_stores(call=call):  # a caller only sees the stores its token grants
         entry: dict[str, Any] = {"name": s.name, "default": s is mine}
         try:
             entry["folders"] = (await store_settings(gateway, s.name)).get("folders", {})

@@ -1,0 +1,29 @@
+"""A base URL without ``/api/v2`` (the web app's address) makes every call a 404: those say to check
+ORDERDESK_BASE_URL, while a 404 for an id that does not exist still says to check the id."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from odmcp.middleware import error_of
+from odmcp.testing import connect
+
+
+async def test_a_404_from_a_path_that_cannot_exist_says_check_the_base_url(
+    orderdesk_sandbox: Any, gateway_factory: Any, gateway_overrides: dict[str, Any]
+) -> None:
+    wrong = [{**s, "base_url": orderdesk_sandbox.root_url} for s in gateway_overrides["stores"]]
+    async with connect(gateway_factory(overrides={"stores": wrong})) as c:
+        got = await c.call_tool("orders_get", {"order_id": "200003"})
+        listed = await c.call_tool("orders_list", {})
+    for result in (got, listed):
+        err = error_of(result)
+        assert err["code"] == "NOT_FOUND" and "check ORDERDESK_BASE_URL" in err["hint"], err
+        assert "Check the id" not in err["hint"]
+
+
+async def test_a_404_for_an_unknown_id_still_says_check_the_id(gateway_factory: Any) -> None:
+    async with connect(gateway_factory()) as c:
+        missing = await c.call_tool("orders_get", {"order_id": "999999"})
+    err = error_of(missing)
+    assert err["code"] == "NOT_FOUND" and err["hint"].startswith("Check the id"), err
