@@ -74,6 +74,7 @@ from odmcp.tools import ToolCall, ToolTable
 
 if TYPE_CHECKING:
     from odmcp.testing import (
+        ISOLATED_ENV_PREFIXES,
         connect,
         delete_redis_prefix,
         free_port,
@@ -83,6 +84,7 @@ if TYPE_CHECKING:
     )
 
 __all__ = [
+    "ISOLATED_ENV_PREFIXES",
     "MAX_TARGETS",
     "MEMBER_WINDOW",
     "AuthError",
@@ -157,7 +159,15 @@ __all__ = [
 ]
 
 #: the pytest kit's names, imported only when a plugin's tests ask for them
-_KIT = {"connect", "serve_http", "serve_process", "free_port", "merge_overrides", "delete_redis_prefix"}
+_KIT = {
+    "connect",
+    "serve_http",
+    "serve_process",
+    "free_port",
+    "merge_overrides",
+    "delete_redis_prefix",
+    "ISOLATED_ENV_PREFIXES",
+}
 
 
 def __getattr__(name: str) -> Any:

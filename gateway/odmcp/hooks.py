@@ -72,7 +72,7 @@ class Hooks:
         owners: dict[str, str] = {}
         types: dict[str, type[StoreSettings]] = {}
         type_owners: dict[str, str] = {}
-        for impl in self.h.gateway_register_config.get_hookimpls():  # in registration order
+        for impl in reversed(self.h.gateway_register_config.get_hookimpls()):  # pluggy's order
             plugin = impl.plugin_name
 
             def register(section: str, struct: type[Any], *, _plugin: str = plugin) -> None:

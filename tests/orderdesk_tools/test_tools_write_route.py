@@ -96,7 +96,7 @@ async def test_a_tracking_number_the_order_already_has_is_refused_before_sending
     assert err["code"] == "VALIDATION" and "1Z999" in err["message"] and "nothing was written" in err["hint"]
     assert _writes(orderdesk_sandbox) == []  # never sent: the snapshot had it
     assert [s["tracking_number"] for s in orderdesk_sandbox.order(oid)["order_shipments"]] == ["1Z999"]
-    assert [s["tracking_number"] for s in listed["items"]] == ["1Z999"]
+    assert [s["tracking_number"] for s in listed["shipments"]] == ["1Z999"]
 
 
 async def test_an_existing_sku_is_refused_before_sending(

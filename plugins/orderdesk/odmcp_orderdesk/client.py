@@ -23,6 +23,7 @@ import aiohttp
 from odmcp.api import OutcomeUnknown as OutcomeUnknown  # re-exported (raised by the transport)
 from odmcp.api import UpstreamError, ValidationFailed
 from odmcp_orderdesk import wire
+from odmcp_orderdesk.fields import ORDER_FILTERS
 from odmcp_orderdesk.ids import check_id
 from odmcp_orderdesk.ratelimit import RateLimiter
 from odmcp_orderdesk.settings import OrderDeskSettings, OrderDeskStore
@@ -52,18 +53,6 @@ CODES_PER_REQUEST = 100
 MAX_SCAN_PAGES = 20
 #: OrderDesk caps a history note at 2,000 characters including date and user name.
 MAX_NOTE_CHARS = 1800
-
-# GET /orders filters OrderDesk documents; anything else is refused before a request is made.
-ORDER_FILTERS = frozenset(
-    {
-        "folder_id", "folder_name", "source_id", "source_name", "email", "customer_id",
-        "search_start_date", "search_end_date", "search_start_date_local", "search_end_date_local",
-        "modified_start_date", "modified_end_date", "order_by", "order", "limit", "offset",
-        "get_order_history",
-        *(f"{who}_{what}" for who in ("customer", "shipping") for what in
-          ("first_name", "last_name", "company", "address1", "phone")),
-    }
-)  # fmt: skip
 
 
 class OrderDeskClient:

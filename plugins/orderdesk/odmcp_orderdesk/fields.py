@@ -133,3 +133,16 @@ def _check_nested(
             "checkout_data or order_metadata; nothing was written.",
             field=f"$.{path}.{key}",
         )
+
+
+# GET /orders filters OrderDesk documents; anything else is refused before a request is made.
+ORDER_FILTERS = frozenset(
+    {
+        "folder_id", "folder_name", "source_id", "source_name", "email", "customer_id",
+        "search_start_date", "search_end_date", "search_start_date_local", "search_end_date_local",
+        "modified_start_date", "modified_end_date", "order_by", "order", "limit", "offset",
+        "get_order_history",
+        *(f"{who}_{what}" for who in ("customer", "shipping") for what in
+          ("first_name", "last_name", "company", "address1", "phone")),
+    }
+)  # fmt: skip

@@ -34,7 +34,7 @@ except ImportError:  # pragma: no cover
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "sandbox(**config): SandboxConfig fields for orderdesk_sandbox")
     # imported here, once pytest has loaded the host's kit itself (so it rewrote its asserts)
-    from odmcp.testing import ISOLATED_ENV_PREFIXES
+    from odmcp.api import ISOLATED_ENV_PREFIXES
 
     if "ORDERDESK_" not in ISOLATED_ENV_PREFIXES:  # serve_process: a developer's own store stays out
         ISOLATED_ENV_PREFIXES.append("ORDERDESK_")

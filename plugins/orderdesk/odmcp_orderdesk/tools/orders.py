@@ -27,7 +27,7 @@ from odmcp.api import (
     text_size,
 )
 from odmcp_orderdesk import validate
-from odmcp_orderdesk.client import ORDER_FILTERS
+from odmcp_orderdesk.fields import ORDER_FILTERS
 from odmcp_orderdesk.folders import folder_names, resolve_folder
 from odmcp_orderdesk.ids import ID_PATTERN, check_id
 from odmcp_orderdesk.operations import AddNote, CreateOrder, DeleteWhole, MoveOrders, UpdateWhole
