@@ -13,7 +13,8 @@ the intended state from it (:meth:`WriteOp.plan`), how to send it, and how to te
   compares the snapshot with a fresh read.
 * **Send once.** A request is never repeated blindly. After an unclear answer (a 5xx, a timeout, a
   dropped connection) the route re-reads and asks the op for its verdict: applied (a normal result,
-  marked ``reconciled``); not applied after an answer from upstream (sent again: nothing was written);
+  marked ``reconciled``); not applied after an answer from upstream (sent again, planned from that
+  re-read without letting the lock go: nothing was written, and nothing else could write);
   otherwise ``OUTCOME_UNKNOWN``, saying how to check.
 * **A lost lease stops the write.** Right before a request goes out the lease is checked and fenced
   (:meth:`odmcp.locks.Lease.guard`); a holder that lost it re-acquires, re-reads and reconciles against
@@ -296,22 +297,30 @@ class _Run:
 
     async def execute(self) -> WriteOutcome:
         m = self.gw.config.mutations
-        fresh: dict[Ref, Any] | None = None
+        wf = self.gw.workflow
+        attempt = 0
         try:
-            for attempt in range(1, m.attempts + 1):
+            while attempt < m.attempts:
+                attempt += 1
                 try:
                     async with self._locked() as leases:
-                        fresh = await self._round(attempt, leases, fresh)
+                        fresh = await self._round(attempt, leases, None)
+                        # a verified not-applied answer: send again from that read, without letting the
+                        # lock go (a writer in between would be erased by a whole-object upload planned
+                        # from the read); every other round re-reads under a newly taken lock
+                        while fresh is not None and self._left() and attempt < m.attempts:
+                            await wf.sleep(wf.backoff(attempt))
+                            attempt += 1
+                            fresh = await self._round(attempt, leases, fresh)
                 except LeaseLost as lost:
                     # nothing of this round was sent; the next round re-acquires and re-reads
-                    fresh = None
                     log.warning("%s: %s; taking the lock again", self.refs[0], lost.message)
-                    if attempt == m.attempts:
+                    if attempt >= m.attempts:
                         self._fail_left(lost)
                     continue
                 if not self._left():
                     break
-                await self.gw.workflow.sleep(self.gw.workflow.backoff(attempt))
+                await wf.sleep(wf.backoff(attempt))
             self._fail_left(self._kept_changing(m.attempts, "it kept changing"))
         finally:
             await self._finish()
