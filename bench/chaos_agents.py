@@ -123,6 +123,8 @@ class Result:
     figures: dict[str, Any]
     violations: list[str]
     calls: list[Call] = field(default_factory=list)
+    #: checks the invariants again against the sandbox as it is now (tests tamper with it first)
+    recheck: Callable[[], list[str]] = lambda: []
 
 
 def add_faults(sandbox: Any) -> None:
@@ -288,7 +290,7 @@ class Agent:
 
     # --- following the hints --------------------------------------------------------------------
 
-    async def order(self, oid: str, history: bool = False) -> dict[str, Any] | None | bool:
+    async def order(self, oid: str, history: bool = False) -> dict[str, Any] | bool | None:
         """The order through the gateway: the dict, False when it does not exist, None when unreadable."""
         for _ in range(READ_TRIES):
             args: dict[str, Any] = {"order_id": oid}
@@ -492,7 +494,7 @@ async def run_chaos(settings: Settings, sandbox: Any, make_gateway: Callable[[],
         "violations": len(violations),
         "seconds": round(elapsed, 2),
     }
-    return Result(figures, violations, calls)
+    return Result(figures, violations, calls, lambda: check(sandbox, calls, pools, initial, initial_ids))
 
 
 def check(
@@ -508,7 +510,9 @@ def check(
     unknown: Counter[tuple[Any, ...]] = Counter()
     for c in calls:
         if not c.ok and c.outcome not in DOCUMENTED and c.outcome != "CUT":
-            bad.append(f"untrue answer: {c.tool} failed with an undocumented code {c.outcome}: {c.text[:160]}")
+            bad.append(
+                f"untrue answer: {c.tool} failed with an undocumented code {c.outcome}: {c.text[:160]}"
+            )
         if "Traceback" in c.text:
             bad.append(f"untrue answer: {c.tool} showed a traceback")
         if c.ident is None:
@@ -594,7 +598,9 @@ def check(
         if kind == "order":
             got = str(c.result["order"]["id"])
             if stored.get(c.ident[1]) != got:
-                bad.append(f"untrue answer: create of {c.ident[1]} returned order {got}, stored {stored.get(c.ident[1])}")
+                bad.append(
+                    f"untrue answer: create of {c.ident[1]} returned order {got}, stored {stored.get(c.ident[1])}"
+                )
         elif kind == "key":
             meta = c.result["order"].get("order_metadata") or {}
             if c.ident[2] not in meta:

@@ -31,7 +31,18 @@ async def test_agents_that_follow_every_hint_lose_duplicate_and_invent_nothing(
     # the run really was chaotic: every kind of fault fired, the restart cut calls, twins met
     assert set(f["faults"]) >= {"5xx-before", "5xx-after", "hold"}, f["faults"]
     assert f["restarted_after_call"] is not None and f["twins"] >= 4 and f["ui_edits"] >= 5, f
-    assert f["reconciled"] > 0, f
+    assert f["reconciled"] + f["outcome_unknown"] > 0, f  # unclear answers were settled, or reported
     # an honest unknown is allowed, but it stays rare
     assert f["outcome_unknown"] <= 0.1 * f["write_calls"], f
     assert f["write_outcomes"].get("ok", 0) >= 0.6 * f["write_calls"], f
+
+    # the checks can fail: an acknowledged item taken away, a note nobody sent, are both seen
+    sb = orderdesk_sandbox
+    added = next(c for c in result.calls if c.ok and c.tool == "order_items_add")
+    _, oid, name = added.ident
+    order = sb.order(oid)
+    sb.edit_order(sb.store_id, oid, {"order_items": [i for i in order["order_items"] if i["name"] != name]})
+    sb.state.add_history(sb.state.stores[sb.store_id], oid, {"note": "chaos-11-9-99"})
+    found = result.recheck()
+    assert any(v.startswith("lost:") and name in v for v in found), found
+    assert any(v.startswith("phantom:") and "chaos-11-9-99" in v for v in found), found

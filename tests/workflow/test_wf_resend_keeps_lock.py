@@ -20,12 +20,13 @@ async def test_an_item_added_while_an_update_backs_off_is_not_erased_by_its_rese
     sb = orderdesk_sandbox
     oid = str(sb.orders()[0]["id"])
     # the update's first PUT is held 300 ms, then refused before apply: the item add queues on the lock
-    sb.add_fault(method="PUT", path=rf"^/orders/{oid}$", status=503, delay_ms=300, times=1)
+    rule = sb.add_fault(method="PUT", path=rf"^/orders/{oid}$", status=503, delay_ms=300, times=1)
     async with connect(gateway_factory()) as client:
         update = asyncio.create_task(
             client.call_tool("orders_update", {"order_id": oid, "changes": {"order_metadata": {"k": "v"}}})
         )
-        while not sb.requests(method="PUT"):  # the update holds the lock and its PUT is in flight
+        # until the update holds the lock and its PUT is in flight (held by the sandbox)
+        while not rule.fired:  # noqa: ASYNC110 - the sandbox offers no event for this
             await asyncio.sleep(0.01)
         item = {"name": "Gap item", "code": "GAP-1", "price": 1, "quantity": 1}
         added = await client.call_tool("order_items_add", {"order_id": oid, "item": item})
