@@ -9,14 +9,16 @@ The agents behave as a careful model would:
 * a success is taken at its word (it is what the invariants check);
 * ``OUTCOME_UNKNOWN`` (or a call cut by the gateway's restart, which an agent sees as no answer at all)
   is never repeated blindly: the agent re-reads the order and applies only what is missing; a keyed
-  ``orders_create`` is sent again with the same key and body (the documented way: a repeat returns the
-  same order);
+  call (``orders_create``, ``orders_add_note_many``) is sent again with the same key and arguments (the
+  documented way: a repeat returns the same order, skips the targets applied, reconciles those in
+  flight and re-runs those whose failure was retryable);
 * an error with ``retryable: true`` (CONFLICT included) is retried as it is;
 * anything else (VALIDATION, NOT_FOUND, ...) is never retried.
 
 Each agent draws its steps from its own seeded RNG: add a unique item, add a unique history note, set
 its own ``order_metadata`` key, add a unique item through ``orders_update``, create a keyed order,
-delete an order of the delete pool, read an order. Every sixth step two agents meet and make the same
+add a unique note to three orders in one keyed ``orders_add_note_many``, delete an order of the delete
+pool, read an order. Every sixth step two agents meet and make the same
 change at once: the same item added to the same order, or the same note (*twins*).
 Meanwhile "the UI" (the sandbox's ``edit_order``) changes an order after every ``ui_every``-th call:
 its own metadata key, the shipping first name and, every third time, an item of its own. Upstream
@@ -29,8 +31,9 @@ is built over the same durable journal; the agents reconnect and go on.
 
 The invariants, checked against the sandbox's final state (read directly, not through the gateway)
 and every tool answer. For every identity (an item name on an order, a note on an order, a metadata
-key, a created order, a deleted order), with ``acked`` its successful calls and ``unknown`` its calls
-that ended ``OUTCOME_UNKNOWN`` or were cut:
+key, a created order, a deleted order), with ``acked`` its successful calls (or bulk targets) and
+``unknown`` those that ended ``OUTCOME_UNKNOWN`` or were cut; all the calls with one idempotency key
+count as one (the key promises one write per target, however often the call is repeated):
 
 * **lost**: upstream has it fewer than ``acked`` times;
 * **duplicated**: upstream has it more than ``acked + unknown`` times (twins: two acknowledged adds of
@@ -72,8 +75,9 @@ FAULTS: list[tuple[str, float, dict[str, Any]]] = [
     ("hold-long-after", 0.015, {"delay_ms": LONG_HOLD_MS, "after_apply": True}),
     ("hold", 0.08, {"delay_ms": SHORT_HOLD_MS}),
 ]
-OPS = ["item", "note", "update", "update_item", "create", "delete", "get"]
-WEIGHTS = [22, 18, 18, 8, 6, 6, 12]
+OPS = ["item", "note", "update", "update_item", "create", "notes_many", "delete", "get"]
+WEIGHTS = [22, 16, 18, 8, 5, 5, 6, 12]
+UNKNOWN = ("OUTCOME_UNKNOWN", "CUT")
 TWIN_EVERY = 6  # every sixth step of a pair of agents is a twin change
 TRIES = 4  # calls an agent spends on one logical write
 READ_TRIES = 3  # reads an agent spends on one check
@@ -108,14 +112,20 @@ class Call:
     retryable: bool
     text: str
     result: dict[str, Any] | None
-    #: the identity the call writes ((kind, ...)), None for reads
+    #: the identity the call writes ((kind, ...)), None for reads and bulk calls
     ident: tuple[Any, ...] | None
     #: 0 before the restart, 1 after
     epoch: int = 0
+    #: what became of each identity the call writes: ok, unchanged, OUTCOME_UNKNOWN, CUT, a code
+    targets: dict[tuple[Any, ...], str] = field(default_factory=dict)
+    #: the identities whose failure said it may be retried
+    retry: set[tuple[Any, ...]] = field(default_factory=set)
+    #: the call's idempotency key: all calls with one key are one logical write per identity
+    key: str | None = None
 
     @property
     def unknown(self) -> bool:
-        return self.outcome in ("OUTCOME_UNKNOWN", "CUT")
+        return self.outcome in UNKNOWN
 
 
 @dataclass
@@ -257,13 +267,24 @@ class Agent:
             await task
         return False, None
 
-    async def call(self, tool: str, args: dict[str, Any], ident: tuple[Any, ...] | None = None) -> Call:
+    async def call(
+        self,
+        tool: str,
+        args: dict[str, Any],
+        ident: tuple[Any, ...] | None = None,
+        *,
+        bulk: dict[str, tuple[Any, ...]] | None = None,
+    ) -> Call:
+        """One tool call. ``ident``: what a single write writes; ``bulk``: a bulk call's report target
+        names and what each writes."""
         if self.c.restarting.is_set():
             await self._reconnect()
         epoch = self.c.epoch
+        key = args.get("idempotency_key")
         answered, r = await self._race(self.client.call_tool(tool, args))
         if not answered:
-            rec = Call(self.i, tool, False, "CUT", False, "", None, ident, epoch)
+            rec = Call(self.i, tool, False, "CUT", False, "", None, ident, epoch, key=key)
+            rec.targets = {i: "CUT" for i in ([ident] if ident else list((bulk or {}).values()))}
             self.calls.append(rec)
             self.c.tick()
             await self._reconnect()
@@ -273,8 +294,29 @@ class Agent:
         err = (error_of(r) or {}) if r.is_error else {}
         outcome = "ok" if not r.is_error else str(err.get("code"))
         rec = Call(
-            self.i, tool, not r.is_error, outcome, bool(err.get("retryable")), text, structured, ident, epoch
+            self.i,
+            tool,
+            not r.is_error,
+            outcome,
+            bool(err.get("retryable")),
+            text,
+            structured,
+            ident,
+            epoch,
+            key=key,
         )
+        if ident is not None:
+            rec.targets = {ident: outcome}
+            if rec.retryable:
+                rec.retry = {ident}
+        elif bulk:
+            report = structured if not r.is_error else (err.get("details") or {}).get("report")
+            entries = {str(e["target"]): e for e in (report or {}).get("results") or []}
+            for name, what in bulk.items():
+                e = entries.get(name)
+                rec.targets[what] = str(e["outcome"]) if e else outcome
+                if (e and e.get("retryable")) or (not e and rec.retryable):
+                    rec.retry.add(what)
         self.calls.append(rec)
         self.c.tick()
         return rec
@@ -326,6 +368,18 @@ class Agent:
                 continue
             return
 
+    async def notes_many(self, oids: list[str], note: str) -> None:
+        """A keyed bulk job: the same note on several orders. Whatever is unclear or retryable is sent
+        again with the same key and arguments (the documented way: a repeat skips what was applied,
+        reconciles what was in flight, re-runs retryable failures)."""
+        args = {"order_ids": oids, "note": note, "idempotency_key": f"nk-{note}"}
+        bulk = {oid: ("note", oid, note) for oid in oids}
+        for _ in range(TRIES):
+            rec = await self.call("orders_add_note_many", args, bulk=bulk)
+            open_ = [i for i, o in rec.targets.items() if o != "ok" and (o in UNKNOWN or i in rec.retry)]
+            if not open_:
+                return
+
     # --- the steps ------------------------------------------------------------------------------
 
     async def run(self, twins: dict[int, tuple[Twin, str, str, str]]) -> None:
@@ -353,6 +407,8 @@ class Agent:
                     await self.update_item(oid, tag)
                 elif op == "create":
                     await self.create(tag)
+                elif op == "notes_many":
+                    await self.notes_many(sorted(self.rng.sample(self.pools["add"], 3)), tag)
                 elif op == "delete":
                     await self.delete(self.rng.choice(self.pools["delete"]))
                 else:
@@ -468,7 +524,7 @@ async def run_chaos(settings: Settings, sandbox: Any, make_gateway: Callable[[],
     sandbox.clear_faults()
     violations = conductor.problems + check(sandbox, calls, pools, initial, initial_ids)
     outcomes = Counter(c.outcome for c in calls)
-    writes = [c for c in calls if c.ident is not None]
+    writes = [c for c in calls if c.targets]
     ui_lost = sum(
         1
         for u in conductor.ui
@@ -482,7 +538,11 @@ async def run_chaos(settings: Settings, sandbox: Any, make_gateway: Callable[[],
         "write_calls": len(writes),
         "outcomes": dict(sorted(outcomes.items())),
         "write_outcomes": dict(sorted(Counter(c.outcome for c in writes).items())),
+        "by_tool": dict(sorted(Counter(c.tool for c in calls).items())),
         "outcome_unknown": outcomes["OUTCOME_UNKNOWN"],
+        "bulk_targets_unknown": sum(
+            1 for c in calls if c.ident is None for o in c.targets.values() if o == "OUTCOME_UNKNOWN"
+        ),
         "cut_by_restart": outcomes["CUT"],
         "reconciled": sum(bool((c.result or {}).get("reconciled")) for c in writes if c.ok),
         "twins": sum(len(t) for t in twins.values()) // 2,
@@ -508,6 +568,7 @@ def check(
     bad: list[str] = []
     acked: Counter[tuple[Any, ...]] = Counter()
     unknown: Counter[tuple[Any, ...]] = Counter()
+    keyed: dict[tuple[str, tuple[Any, ...]], list[str]] = {}
     for c in calls:
         if not c.ok and c.outcome not in DOCUMENTED and c.outcome != "CUT":
             bad.append(
@@ -515,12 +576,21 @@ def check(
             )
         if "Traceback" in c.text:
             bad.append(f"untrue answer: {c.tool} showed a traceback")
-        if c.ident is None:
-            continue
-        if c.ok:
-            acked[c.ident] += 1
-        elif c.unknown:
-            unknown[c.ident] += 1
+        for ident, outcome in c.targets.items():
+            if outcome not in DOCUMENTED and outcome not in ("ok", "unchanged", "CUT"):
+                bad.append(f"untrue answer: {c.tool} reported {ident} as {outcome}")
+            if c.key is not None:
+                keyed.setdefault((c.key, ident), []).append(outcome)
+            elif outcome == "ok":
+                acked[ident] += 1
+            elif outcome in UNKNOWN:
+                unknown[ident] += 1
+    # every call with one idempotency key is one logical write per identity: written at most once
+    for (_key, ident), outcomes in keyed.items():
+        if "ok" in outcomes:
+            acked[ident] += 1
+        elif any(o in UNKNOWN for o in outcomes):
+            unknown[ident] += 1
 
     def judge(ident: tuple[Any, ...], upstream: int) -> None:
         a, u = acked[ident], unknown[ident]
@@ -531,7 +601,7 @@ def check(
             bad.append(f"{kind}: {ident} acknowledged {a}x, unknown {u}x, upstream {upstream}x")
 
     final = {oid: sandbox.order(oid, with_history=True) for oid in initial_ids}
-    idents = set(acked) | set(unknown) | {c.ident for c in calls if c.ident is not None}
+    idents = set(acked) | set(unknown) | {i for c in calls for i in c.targets}
     # items and notes on the add pool: every agent's entry is accounted for
     for oid in pools["add"]:
         order = final[oid]
