@@ -1,6 +1,7 @@
 """The chaos property run (issue 19), longer: agents that follow every hint, several seeds.
 
-    .venv/bin/python bench/bench_chaos.py [--quick] [--agents N] [--steps N] [--runs N] [--journal sqlite|redis]
+    .venv/bin/python bench/bench_chaos.py [--quick] [--agents N] [--steps N] [--runs N]
+        [--journal sqlite|redis] [--faults SCALE] [--add-pool N]
 
 Each run starts its own sandbox (seeded with the run's seed: its orders and its fault RNG) and drives
 ``--agents`` agents (default 8, --quick 4) of ``--steps`` steps each (default 60, --quick 30) through
@@ -70,6 +71,8 @@ async def main() -> None:
         steps=dict(type=int, default=None),
         runs=dict(type=int, default=3),
         journal=dict(choices=["sqlite", "redis"], default="sqlite"),
+        faults=dict(type=float, default=1.0, help="multiplies every fault's share of requests"),
+        add_pool=dict(type=int, default=6, help="orders the agents add to and update"),
     )
     agents = args.agents or (4 if args.quick else 8)
     steps = args.steps or (30 if args.quick else 60)
@@ -77,7 +80,10 @@ async def main() -> None:
     print(machine(), flush=True)
     runs = []
     for seed in range(1, args.runs + 1):
-        runs.append(await one_run(Settings(agents=agents, steps=steps, seed=seed), args.journal))
+        settings = Settings(
+            agents=agents, steps=steps, seed=seed, fault_scale=args.faults, add_pool=args.add_pool
+        )
+        runs.append(await one_run(settings, args.journal))
     calls = sum(r["calls"] for r in runs)
     writes = sum(r["write_calls"] for r in runs)
     unknown = sum(r["outcome_unknown"] for r in runs)

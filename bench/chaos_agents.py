@@ -100,6 +100,8 @@ class Settings:
     #: an outside edit after every this many calls
     ui_every: int = 7
     restart: bool = True
+    #: multiplies every fault's share of requests
+    fault_scale: float = 1.0
 
 
 @dataclass
@@ -137,12 +139,12 @@ class Result:
     recheck: Callable[[], list[str]] = lambda: []
 
 
-def add_faults(sandbox: Any) -> None:
+def add_faults(sandbox: Any, scale: float = 1.0) -> None:
     """The fault rules, each with the conditional probability that gives it its share of requests."""
     left = 1.0
     for name, share, rule in FAULTS:
-        sandbox.add_fault(name=name, probability=share / left, **rule)
-        left -= share
+        sandbox.add_fault(name=name, probability=share * scale / left, **rule)
+        left -= share * scale
 
 
 class Twin:
@@ -509,7 +511,7 @@ async def run_chaos(settings: Settings, sandbox: Any, make_gateway: Callable[[],
     }
     initial = {oid: sandbox.order(oid, with_history=True) for oid in seeded}
     initial_ids = set(seeded)
-    add_faults(sandbox)
+    add_faults(sandbox, settings.fault_scale)
     conductor = Conductor(settings, sandbox, make_gateway, pools["add"])
     calls: list[Call] = []
     twins = _twins(settings, pools["add"])
@@ -543,6 +545,9 @@ async def run_chaos(settings: Settings, sandbox: Any, make_gateway: Callable[[],
         "bulk_targets_unknown": sum(
             1 for c in calls if c.ident is None for o in c.targets.values() if o == "OUTCOME_UNKNOWN"
         ),
+        "unknown_reasons": dict(
+            sorted(Counter(_reason(c.text) for c in calls if c.outcome == "OUTCOME_UNKNOWN").items())
+        ),
         "cut_by_restart": outcomes["CUT"],
         "reconciled": sum(bool((c.result or {}).get("reconciled")) for c in writes if c.ok),
         "twins": sum(len(t) for t in twins.values()) // 2,
@@ -555,6 +560,19 @@ async def run_chaos(settings: Settings, sandbox: Any, make_gateway: Callable[[],
         "seconds": round(elapsed, 2),
     }
     return Result(figures, violations, calls, lambda: check(sandbox, calls, pools, initial, initial_ids))
+
+
+def _reason(text: str) -> str:
+    """Why a call ended OUTCOME_UNKNOWN, in a few words (from its message)."""
+    for words, reason in (
+        ("still be in flight", "unanswered, not there yet"),
+        ("re-read failed", "the re-read failed"),
+        ("only part of it", "a re-read shows part or other changes"),
+        ("kept changing", "kept changing"),
+    ):
+        if words in text:
+            return reason
+    return text[:60]
 
 
 def check(
