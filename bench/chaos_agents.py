@@ -25,7 +25,8 @@ its own metadata key, the shipping first name and, every third time, an item of 
 faults come from the sandbox's fault rules with seeded probabilities: 5xx before and after the handler
 ran (``after_apply``), dropped connections before and after it, short holds (``delay_ms``, below the
 client's timeout: they widen the windows in which calls overlap) and long holds past the timeout,
-before and after apply. Half-way through the run the gateway is restarted: every agent's connection
+before and after apply (plus two sure ones: the 4th and 5th item adds are applied, then answered 502).
+Half-way through the run the gateway is restarted: every agent's connection
 is cut (calls in flight get no answer), the gateway shuts down, and a new :class:`~odmcp.app.Gateway`
 is built over the same durable journal; the agents reconnect and go on.
 
@@ -141,6 +142,10 @@ class Result:
 
 def add_faults(sandbox: Any, scale: float = 1.0) -> None:
     """The fault rules, each with the conditional probability that gives it its share of requests."""
+    # two sure ones, so every run has unclear answers to settle: item adds applied, then answered 502
+    sandbox.add_fault(
+        name="5xx-after", method="POST", path=r"/order-items$", status=502, after_apply=True, skip=3, times=2
+    )
     left = 1.0
     for name, share, rule in FAULTS:
         sandbox.add_fault(name=name, probability=share * scale / left, **rule)

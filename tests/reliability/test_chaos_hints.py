@@ -31,7 +31,7 @@ async def test_agents_that_follow_every_hint_lose_duplicate_and_invent_nothing(
     # the run really was chaotic: every kind of fault fired, the restart cut calls, twins met
     assert set(f["faults"]) >= {"5xx-before", "5xx-after", "hold"}, f["faults"]
     assert f["restarted_after_call"] is not None and f["twins"] >= 4 and f["ui_edits"] >= 5, f
-    assert f["reconciled"] + f["outcome_unknown"] > 0, f  # unclear answers were settled, or reported
+    assert f["faults"]["5xx-after"] >= 2 and f["reconciled"] + f["outcome_unknown"] > 0, f
     # an honest unknown is allowed, but it stays rare
     assert f["outcome_unknown"] <= 0.1 * f["write_calls"], f
     assert f["write_outcomes"].get("ok", 0) >= 0.6 * f["write_calls"], f
