@@ -33,6 +33,7 @@ BENCHES: list[tuple[str, list[str], list[str]]] = [
     ("bench_http_load.py", ["--quick"], []),
     ("bench_http_auth.py", ["--quick"], []),
     ("bench_bulk.py", ["--quick"], []),
+    ("bench_chaos.py", ["--quick"], []),
     ("bench_soak.py", ["--quick"], []),
     ("bench_cache_backends.py", ["--rounds", "40"], []),
     ("bench_fleet.py", ["--quick"], []),

@@ -13,7 +13,8 @@ the intended state from it (:meth:`WriteOp.plan`), how to send it, and how to te
   compares the snapshot with a fresh read.
 * **Send once.** A request is never repeated blindly. After an unclear answer (a 5xx, a timeout, a
   dropped connection) the route re-reads and asks the op for its verdict: applied (a normal result,
-  marked ``reconciled``); not applied after an answer from upstream (sent again: nothing was written);
+  marked ``reconciled``); not applied after an answer from upstream (sent again, planned from that
+  re-read without letting the lock go: nothing was written, and nothing else could write);
   otherwise ``OUTCOME_UNKNOWN``, saying how to check.
 * **A lost lease stops the write.** Right before a request goes out the lease is checked and fenced
   (:meth:`odmcp.locks.Lease.guard`); a holder that lost it re-acquires, re-reads and reconciles against
