@@ -151,7 +151,7 @@ def _object_id(w: TargetOutcome) -> str:
 @hookimpl
 def gateway_register_tools(register: Callable[..., None], gateway: Gateway) -> None:
     async def ping(call: ToolCall) -> dict[str, Any]:
-        """Check the gateway answers; returns its version and your store names. Cost: 0 requests."""
+        """Check the gateway answers: its version and your store names. Cost: 0 requests."""
         # like stores_list: a caller only learns the names of the stores its token grants
         names = [s.name for s in gateway.visible_stores(call=call)]
         return {"ok": True, "version": __version__, "stores": names}

@@ -87,14 +87,19 @@ def compact(schema: Any, *, inputs: bool) -> Any:
 
 
 def hints(spec: ToolSpec, listed: Mapping[str, Any]) -> dict[str, Any]:
-    """The hints that mean something: ``readOnlyHint`` always; ``destructiveHint`` (explicit even when
-    false: clients take an omitted one as true) and ``idempotentHint`` for a tool that writes (the
-    spec gives them no meaning otherwise); ``openWorldHint`` only when false (true is its default)."""
-    dropped = ("title", "destructiveHint", "idempotentHint", "openWorldHint")
-    out = {k: v for k, v in listed.items() if k not in dropped}
-    if spec.writes:
-        out["destructiveHint"] = spec.destructive
-        out["idempotentHint"] = spec.idempotent
+    """Only the hints that differ from the MCP spec's defaults (a client reads an omitted hint as its
+    default: ``readOnlyHint`` false, ``destructiveHint`` true, ``idempotentHint`` false,
+    ``openWorldHint`` true): ``readOnlyHint: true`` on a read tool; on a write tool
+    ``destructiveHint: false`` when it only adds, ``idempotentHint: true`` when a repeat is harmless;
+    ``openWorldHint: false`` for a tool that never leaves the gateway."""
+    out: dict[str, Any] = {}
+    if not spec.writes:
+        out["readOnlyHint"] = True
+    else:
+        if not spec.destructive:
+            out["destructiveHint"] = False
+        if spec.idempotent:
+            out["idempotentHint"] = True
     if not spec.open_world:
         out["openWorldHint"] = False
     return out
@@ -184,7 +189,7 @@ def tools_for(
         if tool.get("outputSchema") is not None and not spec.writes:
             shown["outputSchema"] = compact(tool["outputSchema"], inputs=False)
         listed_hints = tool.get("annotations")
-        if isinstance(listed_hints, dict):
-            shown["annotations"] = hints(spec, listed_hints)
+        if isinstance(listed_hints, dict) and (shown_hints := hints(spec, listed_hints)):
+            shown["annotations"] = shown_hints
         out.append(shown)
     return out

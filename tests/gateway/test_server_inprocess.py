@@ -85,21 +85,20 @@ async def test_tools_are_listed_with_explicit_annotations_and_schemas(
     } <= set(tools)
     for name, tool in tools.items():
         assert "." not in name and len(name) <= 40
-        a = tool.annotations
-        assert a is not None and a.read_only_hint is (name not in WRITE_TOOLS), name
-        # a write tool says explicitly whether it destroys and whether a repeat is harmless (clients
-        # take an omitted destructive hint as true); a read tool publishes the shape of what it reads
-        if name in WRITE_TOOLS:
-            assert None not in (a.destructive_hint, a.idempotent_hint), name
-        else:
+        # hints are published only where they differ from the spec's defaults (read as those)
+        assert hint(tool, "read_only_hint") is (name not in WRITE_TOOLS), name
+        if name not in WRITE_TOOLS:  # a read tool publishes the shape of what it reads
             assert tool.output_schema is not None, name
-        assert a.open_world_hint is not False or name == "gateway_ping", name
+        assert hint(tool, "open_world_hint") is not False or name == "gateway_ping", name
         assert tool.input_schema["type"] == "object", name
         assert len(tool.description or "") > 40, name
-    assert tools["orders_delete"].annotations.destructive_hint is True
-    assert tools["orders_create"].annotations.destructive_hint is False
+    assert hint(tools["orders_delete"], "destructive_hint") is True
+    assert hint(tools["orders_create"], "destructive_hint") is False
     # a repeated move re-runs the destination folder's rules (emails, fulfilment)
-    assert tools["orders_move"].annotations.idempotent_hint is False
+    assert hint(tools["orders_move"], "idempotent_hint") is False
+    assert hint(tools["orders_get"], "idempotent_hint") is False and hint(
+        tools["inventory_update"], "idempotent_hint"
+    )
     assert tools["orders_get"].input_schema["properties"]["order_id"]["pattern"] == r"^\d+$"
 
 
@@ -261,3 +260,17 @@ async def test_a_declared_tool_gets_the_gateway_and_clients_never_see_that_param
     assert result.structured_content == {"name": "MCP-GATEWAY"}
     # not an argument a client can set
     assert refused.is_error and "unknown argument 'gateway'" in refused.content[0].text
+
+
+#: what a client reads for a hint the tool list leaves out (the MCP spec's defaults)
+HINT_DEFAULTS = {
+    "read_only_hint": False,
+    "destructive_hint": True,
+    "idempotent_hint": False,
+    "open_world_hint": True,
+}
+
+
+def hint(tool: Any, field: str) -> bool:
+    value = getattr(tool.annotations, field, None) if tool.annotations is not None else None
+    return HINT_DEFAULTS[field] if value is None else bool(value)

@@ -29,12 +29,12 @@ TOOLS_LIST = 4_500
 STEPS = {
     "orders_list": 1_450,  # 20 summaries
     "orders_get": 750,
-    "orders_update": 800,
-    "orders_add_note": 800,
+    "orders_update": 200,  # the diff and a summary with the changed fields
+    "orders_add_note": 150,  # the note and the count, whatever the history holds
     "store_get": 300,
     "orders_move": 100,
 }
-TASK = 8_000
+TASK = 7_000
 PER_ORDER = 70
 MAX_RESULT_BYTES = 100_000
 

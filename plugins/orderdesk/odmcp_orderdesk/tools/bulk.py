@@ -98,9 +98,9 @@ async def orders_update_many(
     idempotency_key: IdempotencyKey = None,
     store: StoreArg = None,
 ) -> BulkReport:
-    """Update up to 500 orders as orders_update does, all checked first; reports each order (ok,
-    unchanged, dry_run or an error code with retryable and a hint). Cost: 2 requests per changed
-    order, paced. Errors: VALIDATION (nothing written); an error when no order could be updated."""
+    """Update up to 500 orders as orders_update does, all checked first; reports each (ok, unchanged,
+    dry_run, or a code with retryable and hint). Cost: 2 requests per order, paced. Errors:
+    VALIDATION (nothing written); the code when none succeeded."""
     if (order_ids is None) == (updates is None) or (order_ids is not None) != (changes is not None):
         raise ValidationFailed(
             "give either order_ids with changes, or updates",
@@ -153,9 +153,8 @@ async def orders_add_note_many(
     idempotency_key: IdempotencyKey = None,
     store: StoreArg = None,
 ) -> BulkReport:
-    """Add the same history note to up to 500 orders, as orders_add_note does; reports each order.
-    Cost: 3 requests per order, paced. Errors: VALIDATION (nothing written); an error when no note
-    could be added."""
+    """Add one history note to up to 500 orders as orders_add_note does; reports each. Cost: 3
+    requests per order, paced. Errors: VALIDATION (nothing written); the code when none succeeded."""
     validate.validate_note(note)
     name = gateway.store(store).name
     ids = _ids(list(order_ids), "order_ids")
@@ -185,9 +184,9 @@ async def shipments_add_many(
     idempotency_key: IdempotencyKey = None,
     store: StoreArg = None,
 ) -> BulkReport:
-    """Add up to 500 shipments to their orders; reports each as order_id:tracking_number (a tracking
-    number the order already has is refused). Cost: 1 request per order + 1 per 100. Errors:
-    VALIDATION (nothing written); an error when no shipment could be added."""
+    """Add up to 500 shipments as shipments_add does; reports each as order_id:tracking_number. Cost:
+    1 request per order + 1 per 100. Errors: VALIDATION (nothing written); the code when none
+    succeeded."""
     name = gateway.store(store).name
     entries: dict[str, dict[str, Any]] = {}
     for i, s in enumerate(shipments):
@@ -231,9 +230,9 @@ async def inventory_update_many(
     idempotency_key: IdempotencyKey = None,
     store: StoreArg = None,
 ) -> BulkReport:
-    """Update up to 500 inventory items as inventory_update does (unchanged ones are not sent);
-    reports each. Cost: 2 requests per 100 (+1 per item given by id). Errors: VALIDATION (nothing
-    written; also an item named twice, by id and by code); an error when no item could be updated."""
+    """Update up to 500 inventory items as inventory_update does; reports each. Cost: 2 requests per
+    100 (+1 per item given by id). Errors: VALIDATION (nothing written); the code when none
+    succeeded."""
     name = gateway.store(store).name
     given: dict[str, tuple[str, dict[str, Any]]] = {}
     for i, u in enumerate(updates):

@@ -78,7 +78,8 @@ MAX_OBJECT_KEYS = 200
 
 #: a summary field OrderDesk sends as it likes (an id or an amount as a number or as text, or null):
 #: every scalar, spelled as single-type ``anyOf`` branches, the form every client's dialect reads
-_AS_SENT = {"anyOf": [{"type": "string"}, {"type": "number"}, {"type": "boolean"}, {"type": "null"}]}
+#: a value as OrderDesk sent it: any scalar (a string, a number, a boolean or null), said in few tokens
+_AS_SENT = {"not": {"type": "object"}}
 
 
 def _summary_items(names: tuple[str, ...], typed: dict[str, Any]) -> dict[str, Any]:

@@ -139,7 +139,7 @@ async def inventory_create(
     store: StoreArg = None,
 ) -> InventoryResult:
     """Create an inventory item with a new SKU (an existing code is refused); returns it with its id.
-    Cost: 3 requests. Errors: VALIDATION, OUTCOME_UNKNOWN (check with inventory_list by code)."""
+    Cost: 3 requests. Errors: VALIDATION, OUTCOME_UNKNOWN (inventory_list by code)."""
     validate.validate_inventory_item(item, creating=True)
     op = CreateInventoryItem(gateway.store(store).name, item)
     return InventoryResult(item=(await gateway.route.run(op, call)).only().value)
@@ -160,9 +160,8 @@ async def inventory_update(
     call: ToolCall,
     store: StoreArg = None,
 ) -> InventoryUpdateResult:
-    """Change an inventory item safely: fetch, merge your changes, send it whole (OrderDesk blanks
-    what is left out). Cost: 3 requests. Errors: NOT_FOUND, VALIDATION, CONFLICT, OUTCOME_UNKNOWN
-    (check with inventory_get)."""
+    """Change an inventory item safely (fields you don't name are kept). Cost: 3 requests. Errors:
+    NOT_FOUND, VALIDATION, CONFLICT, OUTCOME_UNKNOWN (check with inventory_get)."""
     if not isinstance(changes, dict):
         raise ValidationFailed("changes must be an object")
     validate.validate_inventory_changes(changes)
@@ -182,8 +181,8 @@ async def inventory_update(
 async def inventory_delete(
     gateway: Gateway, call: ToolCall, item_id: InventoryId, confirm: bool = False, store: StoreArg = None
 ) -> DeleteResult:
-    """Delete an inventory item; needs confirm=true once the user agreed. Cost: 2 requests.
-    Errors: CONFIRMATION_REQUIRED, NOT_FOUND, OUTCOME_UNKNOWN (check with inventory_get)."""
+    """Delete an inventory item once the user agreed (confirm=true). Cost: 2 requests.
+    Errors: CONFIRMATION_REQUIRED, NOT_FOUND, OUTCOME_UNKNOWN (see inventory_get)."""
     r = _ref(gateway, store, item_id)
     if not confirm:
         raise ConfirmationRequired(f"inventory item {r.id} was not deleted: confirmation missing")

@@ -64,7 +64,7 @@ def _order_ref(gateway: Gateway, store: str | None, order_id: str) -> Ref:
 async def order_items_add(
     gateway: Gateway, call: ToolCall, order_id: OrderId, item: ItemArg, store: StoreArg = None
 ) -> MessageResult:
-    """Add an item to an order; totals are recalculated. Cost: 2 requests. Errors: NOT_FOUND,
+    """Add an item to an order (totals recalculated). Cost: 2 requests. Errors: NOT_FOUND,
     VALIDATION, OUTCOME_UNKNOWN (check order_items with orders_get)."""
     validate.validate_order_item(item, creating=True)
     r = _order_ref(gateway, store, order_id)
@@ -88,7 +88,7 @@ async def order_items_update(
     item: ItemArg,
     store: StoreArg = None,
 ) -> MessageResult:
-    """Change the given fields of an order item (the rest are kept). Cost: 2 requests.
+    """Change fields of an order item (the rest are kept). Cost: 2 requests.
     Errors: NOT_FOUND, VALIDATION, OUTCOME_UNKNOWN (check the item with orders_get)."""
     validate.validate_order_item(item, creating=False)
     r = _order_ref(gateway, store, order_id)
@@ -111,7 +111,7 @@ async def order_items_update(
 async def order_items_delete(
     gateway: Gateway, call: ToolCall, order_id: OrderId, item_id: ItemId, store: StoreArg = None
 ) -> DeleteResult:
-    """Remove an item from an order; totals are recalculated. Cost: 2 requests. Errors: NOT_FOUND,
+    """Remove an item from an order (totals recalculated). Cost: 2 requests. Errors: NOT_FOUND,
     OUTCOME_UNKNOWN (check order_items with orders_get)."""
     r = _order_ref(gateway, store, order_id)
     iid = check_id("item_id", item_id)
@@ -151,9 +151,8 @@ async def shipments_list(
 async def shipments_add(
     gateway: Gateway, call: ToolCall, order_id: OrderId, shipment: ShipmentArg, store: StoreArg = None
 ) -> MessageResult:
-    """Add a shipment (tracking number) to an order; several mean partial fulfilment. A duplicate
-    tracking number is refused. Cost: 2 requests. Errors: VALIDATION, NOT_FOUND, OUTCOME_UNKNOWN
-    (check with shipments_list)."""
+    """Add a shipment (tracking number) to an order; one the order already has is refused. Cost: 2
+    requests. Errors: VALIDATION, NOT_FOUND, OUTCOME_UNKNOWN (check with shipments_list)."""
     validate.validate_shipment(shipment)
     r = _order_ref(gateway, store, order_id)
     result = (await gateway.route.run(AddShipment(r, shipment), call)).only()
@@ -177,8 +176,8 @@ async def shipments_update(
     shipment: ShipmentArg,
     store: StoreArg = None,
 ) -> MessageResult:
-    """Change the given fields of a shipment. Cost: 2 requests. Errors: NOT_FOUND, VALIDATION,
-    OUTCOME_UNKNOWN (check with shipments_list)."""
+    """Change fields of a shipment. Cost: 2 requests. Errors: NOT_FOUND, VALIDATION,
+    OUTCOME_UNKNOWN (see shipments_list)."""
     r = _order_ref(gateway, store, order_id)
     sid = check_id("shipment_id", shipment_id)
     result = (await gateway.route.run(UpdateShipment(r, sid, shipment), call)).only()

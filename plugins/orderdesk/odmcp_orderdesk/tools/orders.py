@@ -101,6 +101,13 @@ def _update_message(result: TargetOutcome) -> str:
     return "Updated."
 
 
+def _updated_view(order: dict[str, Any], changes: list[dict[str, Any]]) -> dict[str, Any]:
+    """What an update answers about the order, the same shape whatever happened: its summary plus
+    every top-level field the change touched, in full (the rest is one orders_get away, from cache)."""
+    touched = {re.split(r"[.\[]", c["path"], maxsplit=1)[0] for c in changes}
+    return {**order_summary(order, {}), **{k: order[k] for k in sorted(touched) if k in order}}
+
+
 async def resolve_changes(gateway: Gateway, store: str, changes: dict[str, Any]) -> dict[str, Any]:
     """``changes`` with a destination ``folder_id`` checked against the store (before any write)."""
     if changes.get("folder_id") is None:
@@ -130,8 +137,8 @@ async def orders_get(
     fields: Fields = "full",
     store: StoreArg = None,
 ) -> OrderResult:
-    """Get one order in full (items with ids, shipments, notes, metadata). Cost: 1 request, 0 if
-    cached. Errors: NOT_FOUND."""
+    """Get one order in full (items with ids, shipments, metadata). Cost: 1 request, 0 if cached.
+    Errors: NOT_FOUND."""
     check_order_fields(fields)
     r = _ref(gateway, store, order_id)
     order = await gateway.workflow.read(r)
@@ -227,7 +234,7 @@ async def orders_list(
     include_history: Annotated[bool, Field(description="Adds order_history.")] = False,
     fields: Fields = "summary",
 ) -> OrderListResult:
-    """Search orders (summaries). Filters AND-ed; text as OrderDesk matches it. Dates UTC
+    """Search orders (summaries); filters AND-ed, text as OrderDesk matches it. Dates UTC
     'YYYY-MM-DD[ HH:MM:SS]' (*_local: store time; an end date alone: whole day); search_*: added,
     modified_*: changed. Cost: 1 request, 0 if cached."""
     args = dict(locals())  # first: the arguments as called, each filter named as OrderDesk names it
@@ -285,8 +292,8 @@ async def orders_create(
     store: StoreArg = None,
 ) -> OrderResult:
     """Create an order (first folder unless folder_id); OrderDesk computes totals and refuses a
-    duplicate source_id+source_name. Pass idempotency_key: a repeat returns the same order. Cost: 2
-    requests. Errors: VALIDATION, OUTCOME_UNKNOWN (check with orders_list by source_id)."""
+    duplicate source_id. With idempotency_key a repeat returns the same order. Cost: 2 requests.
+    Errors: VALIDATION, OUTCOME_UNKNOWN (orders_list by source_id)."""
     body = validate.validate_new_order(order)
     name = gateway.store(store).name
     generated = not body.get("source_id")
@@ -331,9 +338,9 @@ async def orders_update(
     dry_run: Annotated[bool, Field(description="Return the diff; write nothing.")] = False,
     store: StoreArg = None,
 ) -> UpdateResult:
-    """Change an order safely: fetch, merge your changes, upload it whole, retry on a concurrent
-    change. Totals, ids, dates, shipments are read-only. Cost: 2 requests (+1 to move). Errors:
-    VALIDATION, NOT_FOUND, CONFLICT, OUTCOME_UNKNOWN."""
+    """Change an order safely (fields you don't name are kept; totals, dates, shipments are
+    read-only); returns the diff and a summary with the changed fields. Cost: 2 requests (+1 to move). Errors:
+    VALIDATION, NOT_FOUND, CONFLICT, OUTCOME_UNKNOWN (check the fields with orders_get)."""
     if not isinstance(changes, dict):
         raise ValidationFailed("changes must be an object")
     changes = validate.validate_order_changes(changes)
@@ -341,7 +348,7 @@ async def orders_update(
     changes = await resolve_changes(gateway, r.store, changes)  # every step checked before the first write
     result = (await gateway.route.run(UpdateWhole(gateway, r, changes), call, dry_run=dry_run)).only()
     return UpdateResult(
-        order=result.value,
+        order=_updated_view(result.value, result.changes),
         attempts=result.attempts,
         changed_fields=result.fields,
         dry_run=dry_run,
@@ -369,7 +376,8 @@ async def orders_delete(
     store: StoreArg = None,
 ) -> DeleteResult:
     """Delete an order for good once the user confirms (a prompt, or ask and pass confirm=true).
-    Cost: 1 request. Errors: CONFIRMATION_REQUIRED (nothing deleted), NOT_FOUND."""
+    Cost: 2 requests. Errors: CONFIRMATION_REQUIRED (nothing deleted), NOT_FOUND, OUTCOME_UNKNOWN
+    (orders_get: NOT_FOUND = deleted)."""
     r = _ref(gateway, store, order_id)
     if not (isinstance(answer, AcceptedElicitation) and answer.data.confirm):
         declined = not isinstance(answer, AcceptedElicitation)
@@ -396,12 +404,13 @@ async def orders_move(
     ctx: Context,
     order_ids: Annotated[list[Annotated[str, IdText]], Field(min_length=1, max_length=MAX_TARGETS)],
     call: ToolCall,
-    folder_id: Annotated[int | None, Field(ge=0)] = None,
+    folder_id: Annotated[int | None, Field(ge=0, description="See store_get.")] = None,
     folder_name: Annotated[Text | None, Field(description="Or the exact name.")] = None,
     store: StoreArg = None,
 ) -> BulkReport:
-    """Move orders to a folder; runs its rules (emails, fulfilment) and logs history, so a repeat is
-    not harmless. Reports each order. Cost: 1 request per 100. Errors: VALIDATION (nothing moved)."""
+    """Move orders to a folder; runs its rules (emails, fulfilment), so a repeat is not harmless; one
+    already there is not sent. Reports each (OUTCOME_UNKNOWN: see folder_id in orders_get).
+    Cost: 1 request per order + 1 per 100. Errors: VALIDATION (nothing moved)."""
     if (folder_id is None) == (folder_name is None):
         raise ValidationFailed("give exactly one of folder_id or folder_name")
     ids = list(dict.fromkeys(check_id(f"order_ids[{i}]", v) for i, v in enumerate(order_ids)))
@@ -429,9 +438,9 @@ async def orders_add_note(
     call: ToolCall,
     store: StoreArg = None,
 ) -> NoteResult:
-    """Add a note to the order's history (append-only, max 250 entries; not order_notes); returns the
-    note and the entry count. Cost: 3 requests. Errors: NOT_FOUND, VALIDATION, OUTCOME_UNKNOWN (check
-    with orders_get include_history=true)."""
+    """Add a note to the order's history (append-only; OrderDesk keeps the newest 250; not
+    order_notes); returns the note and the entry count. Cost: 3 requests. Errors: NOT_FOUND,
+    VALIDATION, OUTCOME_UNKNOWN (count it with orders_get include_history=true)."""
     validate.validate_note(note)
     result = (await gateway.route.run(AddNote(_ref(gateway, store, order_id), note), call)).only()
     return NoteResult(message="History note added", **result.value, reconciled=result.reconciled)

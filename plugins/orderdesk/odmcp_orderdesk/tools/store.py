@@ -47,8 +47,8 @@ async def store_get(gateway: Gateway, store: StoreArg = None) -> StoreResult:
 
 @TOOLS.tool("stores.list", title="List stores", read_only=True, store_scoped=False)
 async def stores_list(gateway: Gateway, call: ToolCall) -> StoresResult:
-    """List the stores you may use: name, default, folders (a failing store: its error code). Cost: 1
-    request per store, 0 if cached."""
+    """List the stores you may use: name, default, folders (or an error code). Cost: 1 request per
+    store, 0 if cached."""
     out = []
     mine = gateway.store(None)  # the caller's default store
     for s in gateway.visible_stores(call=call):  # a caller only sees the stores its token grants
