@@ -97,6 +97,8 @@ class TokenSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     #: store names this token may use; ``["*"]`` means all
     stores: list[str] = msgspec.field(default_factory=lambda: ["*"])
     read_only: bool = False
+    #: extra grants: ``changes:all`` sees and reverts every caller's changes (not only its own)
+    grants: list[str] = msgspec.field(default_factory=list)
 
     def allows_store(self, store: str) -> bool:
         return "*" in self.stores or store in self.stores

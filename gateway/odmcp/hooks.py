@@ -80,6 +80,9 @@ class Hooks:
     def register_journal_backends(self, register: Callable[..., None]) -> None:
         self.h.gateway_register_journal_backends(register=register)
 
+    def register_reverts(self, register: Callable[..., None]) -> None:
+        self.h.gateway_register_reverts(register=register)
+
     def register_tools(self, register: Callable[..., None], gateway: Gateway) -> None:
         # Give each plugin a register() that records its name, for `tools` and error messages.
         for impl in reversed(self.h.gateway_register_tools.get_hookimpls()):  # pluggy's order
