@@ -189,28 +189,21 @@ def gateway_register_tools(register: Callable[..., None], gateway: Gateway) -> N
 
     async def changes_list(
         call: ToolCall,
-        order_id: Annotated[
-            str | None, Field(max_length=80, description="Only this object (order id).")
-        ] = None,
-        caller: Annotated[
-            str | None, Field(max_length=200, description="Only this caller's changes.")
-        ] = None,
-        tool: Annotated[str | None, Field(max_length=60, description="e.g. orders_update.")] = None,
-        since: Annotated[str | None, Field(max_length=40, description="ISO date/time, UTC.")] = None,
-        store: Annotated[str | None, Field(max_length=60)] = None,
+        order_id: Annotated[str | None, Field(max_length=80)] = None,
+        caller: Annotated[str | None, Field(max_length=200)] = None,
+        tool: Annotated[str | None, Field(max_length=60)] = None,
+        since: Annotated[str | None, Field(max_length=40, description="ISO, UTC.")] = None,
         fields: Literal["summary", "full"] = "summary",
         limit: Annotated[int, Field(ge=1, le=200)] = 20,
         offset: Annotated[int, Field(ge=0, le=100_000)] = 0,
     ) -> ChangesList:
-        """What was changed through this gateway, newest first: change_id, time, caller, tool, object,
-        outcome, fields with before/after, and whether changes_revert can undo it (reason if not). A
-        bulk call is one entry with per-target children. You see your own changes only, unless granted
-        changes:all. fields='full' shows values in full (a deleted order whole). Cost: 0 requests."""
+        """Changes made through this gateway, newest first: who, which object, fields before/after,
+        outcome, and whether changes_revert can undo it (why not). A bulk call is one entry with
+        targets. Only your own unless granted changes:all. Cost: 0 requests. Errors: AUTH."""
         f = ChangeFilter(
             object_id=order_id,
             caller=caller,
             tool=tool,
-            store=store,
             since=_since(since),
             limit=limit,
             offset=offset,
@@ -224,20 +217,18 @@ def gateway_register_tools(register: Callable[..., None], gateway: Gateway) -> N
         call: ToolCall,
         targets: Annotated[
             list[Annotated[str, Field(max_length=120)]] | None,
-            Field(max_length=500, description="Only these targets of a bulk job (ids)."),
+            Field(max_length=500),
         ] = None,
-        dry_run: Annotated[bool, Field(description="Show what would be restored; write nothing.")] = False,
-        force: Annotated[bool, Field(description="Also overwrite fields others changed since.")] = False,
-        confirm: Annotated[bool, Field(description="true only after the user agreed (moves).")] = False,
+        dry_run: Annotated[bool, Field(description="Write nothing.")] = False,
+        force: Annotated[bool, Field()] = False,
+        confirm: Annotated[bool, Field(description="true after the user agreed.")] = False,
         idempotency_key: Annotated[str | None, Field(min_length=1, max_length=100)] = None,
     ) -> RevertReport:
-        """Undo a change (change_id from changes_list), or a bulk job (its change_id; targets picks some).
-        Restores before-values only where the current value is still what the change wrote; others'
-        edits are left alone and listed as conflicts (force=true overwrites). Removes added items and
-        shipments, re-adds deleted ones (new ids reported), moves orders back (asks to confirm: folder
-        rules run). Notes and deleted orders can't be undone. A revert is a change too (revertible).
-        Pass idempotency_key: a repeat does nothing twice. Errors: NOT_FOUND, CONFLICT,
-        CONFIRMATION_REQUIRED, AUTH."""
+        """Undo a change or bulk job (change_id from changes_list; targets: some of it). Restores fields
+        still as the change left them; others' edits stay, listed as conflicts (force overwrites).
+        Deletes added items/shipments, re-adds deleted ones, moves orders back (confirm: folder rules
+        run). Notes, deleted orders: not undoable. Cost: 2 requests per target. Errors: NOT_FOUND,
+        CONFLICT, CONFIRMATION_REQUIRED, AUTH."""
         confirmed = isinstance(answer, AcceptedElicitation) and answer.data.confirm
         if not isinstance(answer, AcceptedElicitation):
             raise ConfirmationRequired(

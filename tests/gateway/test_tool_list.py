@@ -13,7 +13,7 @@ from odmcp.testing import connect
 
 #: the default tools/list may cost the model at most this many tokens (JSON bytes / 4)
 TOKEN_BUDGET = 4_500
-ALL_TOOLS = 26  # 22 single tools and 4 bulk tools
+ALL_TOOLS = 28  # 22 single tools, 4 bulk tools, 2 changes tools
 
 
 def wire(listed: Any) -> list[dict[str, Any]]:
@@ -88,7 +88,7 @@ async def test_store_has_one_short_shared_schema(gateway_factory: Any) -> None:
     schemas = [
         t["inputSchema"]["properties"]["store"] for t in tools if "store" in t["inputSchema"]["properties"]
     ]
-    assert len(schemas) == ALL_TOOLS - 2  # all but gateway_ping and stores_list
+    assert len(schemas) == ALL_TOOLS - 4  # all but gateway_ping, stores_list and the changes tools
     assert all(s == {"type": "string", "enum": ["demo", "store2"], "default": "demo"} for s in schemas)
 
 
@@ -114,6 +114,7 @@ async def test_read_only_mode_lists_only_read_tools_with_compact_hints(gateway_f
         "shipments_list",
         "inventory_list",
         "inventory_get",
+        "changes_list",
     }
     assert tokens(tools) < TOKEN_BUDGET // 2
     assert all(t["annotations"]["readOnlyHint"] is True for t in tools)
