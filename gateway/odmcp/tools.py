@@ -6,6 +6,7 @@ import contextvars
 import functools
 import inspect
 import re
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -88,6 +89,8 @@ class ToolCall:
     token: Any = None
     #: what the write route did for this call, one entry per target (the audit line reads it)
     writes: list[TargetOutcome] = field(default_factory=list)
+    #: unique per call (a request id repeats across sessions): the journal groups a call's writes by it
+    call_id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
 
 #: the tool call being served. Set by the middleware adapter; read only where the SDK stands between
