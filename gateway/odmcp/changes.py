@@ -25,6 +25,7 @@ and to callers limited to some stores.
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -221,6 +222,21 @@ def grouped(records: list[WriteRecord], gw: Gateway, *, full: bool = False) -> l
             }
         )
     return out
+
+
+def parse_since(value: str | None) -> float | None:
+    """An ISO 8601 date or time (UTC unless it says otherwise) -> epoch seconds; VALIDATION if not."""
+    if not value:
+        return None
+    try:
+        when = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValidationFailed(
+            f"since {value!r} is not a date", hint="Use ISO 8601, e.g. 2026-05-01 or 2026-05-01T10:00:00Z."
+        ) from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return when.timestamp()
 
 
 @dataclass

@@ -6,7 +6,6 @@ No ``from __future__ import annotations``: the tools are closures over the gatew
 annotations (the confirmation resolver among them) must be objects, not names to look up later.
 """
 
-import datetime as dt
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
@@ -16,7 +15,7 @@ from pydantic import BaseModel, Field
 
 from odmcp.app import Gateway
 from odmcp.bulk import BulkJob
-from odmcp.changes import ChangeFilter, list_changes, may_force, records_of, sees_all
+from odmcp.changes import ChangeFilter, list_changes, may_force, parse_since, records_of, sees_all
 from odmcp.errors import AuthError, ConfirmationRequired, GatewayError, ValidationFailed
 from odmcp.plugins import hookimpl
 from odmcp.tools import ToolCall, current_call
@@ -55,20 +54,6 @@ def _can_elicit(ctx: Context) -> bool:
     return is_version_at_least(ctx.protocol_version or "", "2026-07-28") or bool(
         getattr(ctx.session, "can_send_request", False)
     )
-
-
-def _since(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        when = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise ValidationFailed(
-            f"since {value!r} is not a date", hint="Use ISO 8601, e.g. 2026-05-01 or 2026-05-01T10:00:00Z."
-        ) from None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.UTC)
-    return when.timestamp()
 
 
 async def revert(
@@ -204,7 +189,7 @@ def gateway_register_tools(register: Callable[..., None], gateway: Gateway) -> N
             object_id=order_id,
             caller=caller,
             tool=tool,
-            since=_since(since),
+            since=parse_since(since),
             limit=limit,
             offset=offset,
         )

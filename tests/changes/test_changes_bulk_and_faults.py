@@ -51,7 +51,9 @@ async def test_bulk_undo_restores_all_but_the_orders_edited_since(
     assert len(sb.requests(method="PUT")) == 45  # one PUT per restored order, none for the conflicts
 
 
-async def test_a_subset_of_a_job_and_force_for_the_owner(gateway_factory: Any, orderdesk_sandbox: Any) -> None:
+async def test_a_subset_of_a_job_and_force_for_the_owner(
+    gateway_factory: Any, orderdesk_sandbox: Any
+) -> None:
     sb = orderdesk_sandbox
     ids = sorted(o["id"] for o in sb.orders())[:3]
     emails = {oid: sb.order(oid)["email"] for oid in ids}

@@ -67,7 +67,9 @@ async def test_a_keyed_revert_repeated_after_kill_9_restores_every_field_once(
 
     async with serve_process(cfg, env=env) as first:
         async with _client(first.url) as client:
-            done = await client.call_tool("orders_update_many", {"order_ids": ids, "changes": {"email": MARK}})
+            done = await client.call_tool(
+                "orders_update_many", {"order_ids": ids, "changes": {"email": MARK}}
+            )
             assert not done.is_error, done.content[0].text
             listed = await client.call_tool("changes_list", {})
         (job,) = listed.structured_content["changes"]

@@ -102,14 +102,18 @@ async def test_undo_restores_what_is_still_ours_and_lists_the_outside_edit(
     assert len([r for r in sb.requests(method="POST") if "move-orders" in r.path]) == 1
 
 
-async def test_a_revert_is_a_change_listed_and_revertible(gateway_factory: Any, orderdesk_sandbox: Any) -> None:
+async def test_a_revert_is_a_change_listed_and_revertible(
+    gateway_factory: Any, orderdesk_sandbox: Any
+) -> None:
     async with connect(gateway_factory()) as c:
         _ok(await c.call_tool("orders_update", {"order_id": OID, "changes": {"email": "a@example.com"}}))
         (change,) = _ok(await c.call_tool("changes_list", {"order_id": OID}))["changes"]
         _ok(await c.call_tool("changes_revert", {"change_id": change["change_id"]}))
         listed = _ok(await c.call_tool("changes_list", {"order_id": OID}))["changes"]
         assert listed[0]["tool"] == "changes.revert" and listed[0]["revertible"]
-        assert listed[0]["fields"] == [{"path": "email", "before": "a@example.com", "after": change["fields"][0]["before"]}]
+        assert listed[0]["fields"] == [
+            {"path": "email", "before": "a@example.com", "after": change["fields"][0]["before"]}
+        ]
         _ok(await c.call_tool("changes_revert", {"change_id": listed[0]["change_id"]}))  # redo
     assert orderdesk_sandbox.order(OID)["email"] == "a@example.com"
 
