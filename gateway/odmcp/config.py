@@ -166,6 +166,8 @@ class HttpSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     max_sessions_per_token: int = 100
     #: sign-in with an identity provider (OAuth access tokens), beside or instead of ``tokens``
     oauth: OAuthSettings | None = None
+    #: serve ``GET /changes``: the latest journaled changes for people (read-only, same bearer auth)
+    changes_page: bool = False
 
 
 DEFAULT_TTL = 30.0

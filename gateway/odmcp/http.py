@@ -259,6 +259,10 @@ def build_http_app(gw: Gateway, host: str | None = None, port: int | None = None
         server.custom_route(path, methods=methods or ["POST"])(handler)
 
     gw.hooks.register_routes(register, gw)
+    if http.changes_page:  # read-only, behind the same bearer auth as MCP
+        from odmcp.changes_page import changes_page
+
+        server.custom_route("/changes", methods=["GET"])(changes_page(gw))
     oauth = None
     if http.oauth is not None:
         oauth = oauth_gate(http.oauth)
