@@ -33,6 +33,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from odmcp.app import Gateway
+from odmcp.changes import CHANGES_ALL
 from odmcp.config import HttpSettings, OAuthSettings, TokenSettings, load_config
 from odmcp.errors import ConfigError
 from odmcp.http_limits import ANONYMOUS_SCOPE_KEY, RefusalLog, RequestLimits, close_connection
@@ -169,7 +170,8 @@ class BearerAuth:
 
 def scopes_supported(oauth: OAuthSettings, gw: Gateway) -> list[str]:
     names = oauth.scopes
-    return [names.read, names.write, *(f"{names.store_prefix}{s.name}" for s in gw.config.stores)]
+    stores = (f"{names.store_prefix}{s.name}" for s in gw.config.stores)
+    return [names.read, names.write, CHANGES_ALL, *stores]
 
 
 def oauth_gate(oauth: OAuthSettings) -> OAuthGate:
