@@ -71,7 +71,10 @@ def test_gateway_toolsets_comes_from_the_environment_too() -> None:
     ("toolsets", "message"),
     [
         (["orders", "shipment"], "unknown toolset 'shipment'; did you mean 'shipments'?"),
-        (["everything"], "unknown toolset 'everything' (toolsets: all, bulk, changes, inventory, items, orders,"),
+        (
+            ["everything"],
+            "unknown toolset 'everything' (toolsets: all, bulk, changes, inventory, items, orders,",
+        ),
         ([], "key gateway.toolsets: empty; list toolsets or 'all'"),
     ],
 )
@@ -121,7 +124,9 @@ def test_the_tools_command_shows_toolsets(capsys: pytest.CaptureFixture[str], mo
     monkeypatch.setenv("GATEWAY_TOOLSETS", "orders,bulk")
     assert main(["tools", "--sandbox"]) == 0
     header, *lines = capsys.readouterr().out.splitlines()
-    assert header == "toolsets: bulk, changes, inventory, items, orders, shipments, store (served: orders, bulk)"
+    assert (
+        header == "toolsets: bulk, changes, inventory, items, orders, shipments, store (served: orders, bulk)"
+    )
     by_name = {line.split()[0]: line.split(None, 2)[1:] for line in lines}
     assert by_name["orders_get"][0] == "orders" and "off" not in by_name["orders_get"][1]
     assert by_name["orders_update_many"][0] == "bulk"

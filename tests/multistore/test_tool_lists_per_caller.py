@@ -53,14 +53,14 @@ async def test_each_token_sees_only_what_it_may_call(gateway_factory: Any, order
     reader_names = {t.name for t in reader.tools}
     assert reader_names and all(t.annotations.read_only_hint for t in reader.tools)
     assert "orders_update" not in reader_names and "orders_get" in reader_names
-    assert len(store2.tools) == len(demo.tools) == 26 > len(reader.tools)
+    assert len(store2.tools) == len(demo.tools) == 28 > len(reader.tools)
     # the reader may use both stores; the store-limited tokens see only theirs
     assert {str(s) for s in store_schemas(reader) if s is not None} == {
         str({"type": "string", "enum": ["demo", "store2"], "default": "demo"})
     }
     schemas = [s for s in store_schemas(store2) if s is not None]
     assert len(schemas) == 24 and all(s == {"type": "string", "enum": ["store2"]} for s in schemas)
-    assert store_schemas(demo) == [None] * 25  # its one store is the default: nothing to choose
+    assert store_schemas(demo) == [None] * 27  # its one store is the default: nothing to choose
     assert "store2" not in str([t.model_dump() for t in demo.tools])
     assert error_of(write)["code"] == "AUTH" and "read-only" in write.content[0].text
     assert not mine.is_error
