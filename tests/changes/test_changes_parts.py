@@ -75,3 +75,29 @@ async def test_item_shipment_and_inventory_changes_are_undone(
     assert reports[0]["results"][0]["restored"] == ["stock"]
     # the reverts are journaled too, newest first, and can be undone in turn
     assert [e["tool"] for e in again] == ["changes.revert"] * 4 and all(e["revertible"] for e in again)
+
+
+async def test_an_added_item_is_journaled_with_its_id_and_found_without_it(
+    gateway_factory: Any, orderdesk_sandbox: Any
+) -> None:
+    sb = orderdesk_sandbox
+    oid = "200015"
+    item = {"name": "ID-PROBE", "code": "IDP-1", "price": 2, "quantity": 1}
+    async with connect(gateway_factory()) as c:
+        sb.clear_requests()
+        _ok(await c.call_tool("order_items_add", {"order_id": oid, "item": item}))
+        # GET (snapshot), POST, GET (the new item's id: OrderDesk answers with a message only)
+        assert [r.method for r in sb.requests()] == ["GET", "POST", "GET"]
+        (added,) = _ok(await c.call_tool("changes_list", {"order_id": oid}))["changes"]
+        new = [i for i in sb.order(oid)["order_items"] if i["name"] == "ID-PROBE"]
+        assert added["new_id"] == str(new[0]["id"])
+        # the read-back fails: the add is still reported (it is there), its id is not journaled, and
+        # the revert finds the one new item that matches it
+        sb.add_fault(method="GET", path=rf"^/orders/{oid}$", status=500, skip=1, times=10)
+        _ok(await c.call_tool("order_items_add", {"order_id": oid, "item": {**item, "name": "ID-PROBE-2"}}))
+        sb.clear_faults()
+        second = _ok(await c.call_tool("changes_list", {"order_id": oid}))["changes"][0]
+        assert "new_id" not in second and second["revertible"]
+        _ok(await c.call_tool("changes_revert", {"change_id": second["change_id"]}))
+        _ok(await c.call_tool("changes_revert", {"change_id": added["change_id"]}))
+    assert not [i for i in sb.order(oid)["order_items"] if str(i["name"]).startswith("ID-PROBE")]

@@ -103,7 +103,9 @@ class DeleteWhole(DeleteObject):
 
 @dataclass
 class AddItem(WriteOp):
-    """``POST /orders/{id}/order-items``: one new item (snapshot: the order; 2 requests)."""
+    """``POST /orders/{id}/order-items``: one new item (snapshot: the order; 3 requests: OrderDesk answers
+    with a message only, so the order is read back for the new item's id, which the journal keeps so a
+    revert deletes exactly that item)."""
 
     action: ClassVar[str] = "add_item"
     ref: Ref
@@ -327,7 +329,8 @@ def _plan_shipment(ref: Ref, shipment: dict[str, Any], shipments: Any) -> Plan:
 
 @dataclass
 class AddShipment(WriteOp):
-    """``POST /orders/{id}/shipments`` (snapshot: the order's shipments; 2 requests)."""
+    """``POST /orders/{id}/shipments`` (snapshot: the order's shipments; 3 requests: the shipments are
+    listed again after the answer for the new one's id, which the journal keeps for a revert)."""
 
     action: ClassVar[str] = "add_shipment"
     lists: ClassVar[bool] = False
