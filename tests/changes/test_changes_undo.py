@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from mcp.types import ElicitResult
 
 from odmcp.middleware import error_of
@@ -102,10 +103,11 @@ async def test_undo_restores_what_is_still_ours_and_lists_the_outside_edit(
     assert len([r for r in sb.requests(method="POST") if "move-orders" in r.path]) == 1
 
 
+@pytest.mark.parametrize("journal", ["sqlite", "redis"])
 async def test_a_revert_is_a_change_listed_and_revertible(
-    gateway_factory: Any, orderdesk_sandbox: Any
+    gateway_factory: Any, orderdesk_sandbox: Any, journal: str
 ) -> None:
-    async with connect(gateway_factory()) as c:
+    async with connect(gateway_factory(overrides={"journal.backend": journal})) as c:
         _ok(await c.call_tool("orders_update", {"order_id": OID, "changes": {"email": "a@example.com"}}))
         (change,) = _ok(await c.call_tool("changes_list", {"order_id": OID}))["changes"]
         _ok(await c.call_tool("changes_revert", {"change_id": change["change_id"]}))
