@@ -76,7 +76,7 @@ async def test_a_subset_of_a_job_and_force_for_the_owner(
 FAULTS = {
     "5xx": {"after_apply": True, "status": 500},
     "drop": {"after_apply": True, "drop": True},
-    "timeout": {"after_apply": True, "delay_ms": 1500},
+    "timeout": {"after_apply": True, "delay_ms": 800},
 }
 
 
@@ -87,7 +87,7 @@ async def test_an_unclear_answer_during_a_revert_then_a_repeat_restores_once(
     sb = orderdesk_sandbox
     oid = "200031"
     start = sb.order(oid)
-    gw = gateway_factory(overrides={"mutations.write_deadline": 0.5})
+    gw = gateway_factory(overrides={"mutations.write_deadline": 0.3})
     async with connect(gw) as c:
         _ok(
             await c.call_tool(
