@@ -31,8 +31,9 @@ def _accept(asked: list[str]) -> Any:
     return callback
 
 
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
 async def test_undo_restores_what_is_still_ours_and_lists_the_outside_edit(
-    gateway_factory: Any, orderdesk_sandbox: Any
+    gateway_factory: Any, orderdesk_sandbox: Any, mode: str
 ) -> None:
     sb = orderdesk_sandbox
     store_id = sb.store_id
@@ -43,7 +44,7 @@ async def test_undo_restores_what_is_still_ours_and_lists_the_outside_edit(
     shipment = {"tracking_number": "1ZUNDO0001", "carrier_code": "UPS"}
     asked: list[str] = []
     gw = gateway_factory()
-    async with connect(gw, elicitation_callback=_accept(asked)) as c:
+    async with connect(gw, mode=mode, elicitation_callback=_accept(asked)) as c:
         _ok(
             await c.call_tool(
                 "orders_update",
