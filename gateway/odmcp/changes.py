@@ -288,9 +288,10 @@ async def list_changes(
     cutoff = time.time() - settings.retention
     if last_page and (f.since is None or f.since < cutoff):
         out["history"] = (
-            f"changes older than {settings.retention / 86400:g} days, and the oldest beyond "
-            f"{settings.max_entries} records or {settings.max_bytes // (1024 * 1024)} MiB, are pruned "
-            "from the journal: older changes are not listed and can't be reverted"
+            f"the journal keeps changes for {settings.retention / 86400:g} days: anything before "
+            f"{_iso(cutoff)} is pruned, and the oldest go first beyond {settings.max_entries} records "
+            f"or {settings.max_bytes // (1024 * 1024)} MiB; pruned changes are not listed and can't be "
+            "reverted"
         )
     return out
 

@@ -127,8 +127,10 @@ async def test_notes_and_deleted_orders_are_not_revertible_but_say_why(
     async with connect(gateway_factory()) as c:
         _ok(await c.call_tool("orders_add_note", {"order_id": OID, "note": "agent was here"}))
         _ok(await c.call_tool("orders_delete", {"order_id": "200022", "confirm": True}))
-        listed = _ok(await c.call_tool("changes_list", {"fields": "full"}))["changes"]
-        deleted, note = listed
+        page = _ok(await c.call_tool("changes_list", {"fields": "full"}))
+        deleted, note = page["changes"]
+        # the last page says how far back history goes
+        assert page["next_offset"] is None and "pruned" in page["history"] and "7 days" in page["history"]
         assert not note["revertible"] and "append-only" in note["reason"]
         assert "orders_add_note" in note["offer"]
         assert not deleted["revertible"] and deleted["deleted_object"]["id"] == "200022"
