@@ -27,6 +27,7 @@ BENCHES: list[tuple[str, list[str], list[str]]] = [
     ("bench_stampede.py", ["--quick"], []),
     ("bench_ratelimit.py", ["--quick"], []),
     ("bench_overhead.py", ["--quick"], []),
+    ("bench_changes.py", ["--quick"], []),
     ("bench_contention.py", ["--quick"], []),
     ("bench_idle.py", ["--quick"], []),
     ("bench_memory.py", ["--quick"], []),

@@ -12,7 +12,7 @@ from odmcp import hookimpl
 from odmcp.tools import wire_name
 
 #: the plugins whose tools this project ships
-OWN_PLUGINS = ("orderdesk", "odmcp.builtins")
+OWN_PLUGINS = ("orderdesk", "odmcp.builtins", "odmcp.changes_tools")
 
 
 class ThirdPartyTool:

@@ -11,6 +11,7 @@ it). What is not listed is the host's own business and may change without notice
 * the one write route: :class:`WriteOp`, :class:`Plan`, :class:`WriteIO`, :class:`TargetOutcome`,
   :class:`WriteOutcome`, the hook-based ops :class:`UpdateObject`, :class:`DeleteObject`,
   :class:`CreateObject`, and bulk jobs (:class:`BulkJob`, :class:`BulkReport`);
+* undo: :class:`RevertStep` (what a ``gateway_register_reverts`` builder returns);
 * cache backends and fleet primitives (:class:`CacheBackend`, :class:`Claim`, :class:`Reservation`,
   rate limiters), the journal's records, and the command line (:class:`Commands`, :class:`CliError`);
 * the pytest kit's entry points (:func:`connect`, ...), imported on first use.
@@ -26,6 +27,7 @@ from odmcp.budget import fit_list, fit_object, text_size
 from odmcp.bulk import MAX_TARGETS, BulkJob, BulkReport, report_entry
 from odmcp.cache import digest
 from odmcp.cache_backend import CacheBackend
+from odmcp.changes import RevertStep
 from odmcp.cli import CliError, Commands, listen_error, port_number
 from odmcp.config import (
     CacheSettings,
@@ -120,6 +122,7 @@ __all__ = [
     "ReadOnlyError",
     "Ref",
     "Reservation",
+    "RevertStep",
     "Secret",
     "StoreSettings",
     "TargetOutcome",

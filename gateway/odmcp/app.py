@@ -19,6 +19,7 @@ from odmcp.audit import AuditLog
 from odmcp.bulk import BulkRunner
 from odmcp.cache import Cache, digest
 from odmcp.cache_backend import CacheBackend, CacheFactory
+from odmcp.changes import Reverts
 from odmcp.config import Config, RateLimitSettings, StoreSettings, load_config
 from odmcp.errors import ConfigError, ValidationFailed
 from odmcp.hooks import Hooks
@@ -95,6 +96,9 @@ class Gateway:
         #: the one write route every write goes through (odmcp.route)
         self.route = WriteRoute(self)
         self.bulk = BulkRunner(self)
+        #: how to undo each kind of change (``gateway_register_reverts``; odmcp.changes)
+        self.reverts = Reverts()
+        self.hooks.register_reverts(self.reverts.register)
         self.tools = ToolRegistry()
         self.hooks.register_tools(self.tools.register, self)
         #: the toolsets served (``gateway.toolsets``); an unknown name fails here, at start-up

@@ -171,6 +171,13 @@ def _parser(pm: Any = None) -> tuple[argparse.ArgumentParser, Commands]:
     config_arg(chk)
     chk.set_defaults(_run=_config_check)
 
+    ch = sub.add_parser("changes", help="list journaled changes (who changed what; revertible or not)")
+    config_arg(ch)
+    from odmcp import changes_cli
+
+    changes_cli.add_arguments(ch)
+    ch.set_defaults(_run=_changes)
+
     st = sub.add_parser("stats", help="print cache and tool metrics from a running HTTP gateway")
     st.add_argument("--url", default="http://127.0.0.1:8765", help="the gateway's base URL")
     st.add_argument("--token", help="bearer token (default: $GATEWAY_HTTP_TOKEN)")
@@ -449,6 +456,17 @@ async def _journal_problems(gw: Gateway) -> list[str]:
         return await journal.problems()
     finally:
         await journal.close()
+
+
+async def _changes(args: argparse.Namespace) -> int:
+    from odmcp import changes_cli
+
+    result = await changes_cli.run(_build(args), args)
+    if args.json:
+        print(json.dumps(result, indent=2, ensure_ascii=False, default=str))
+    else:
+        print(changes_cli.table(result, full=bool(args.show)))
+    return 0
 
 
 async def _stats(args: argparse.Namespace) -> int:

@@ -113,6 +113,8 @@ class TokenSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     #: store names this token may use; ``["*"]`` means all
     stores: list[str] = msgspec.field(default_factory=lambda: ["*"])
     read_only: bool = False
+    #: extra grants: ``changes:all`` sees and reverts every caller's changes (not only its own)
+    grants: list[str] = msgspec.field(default_factory=list)
 
     def allows_store(self, store: str) -> bool:
         return "*" in self.stores or store in self.stores
@@ -180,6 +182,8 @@ class HttpSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     max_sessions_per_token: int = 100
     #: sign-in with an identity provider (OAuth access tokens), beside or instead of ``tokens``
     oauth: OAuthSettings | None = None
+    #: serve ``GET /changes``: the latest journaled changes for people (read-only, same bearer auth)
+    changes_page: bool = False
 
 
 DEFAULT_TTL = 30.0
@@ -319,7 +323,7 @@ class GatewaySettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     trace_hooks: bool = False
     #: tool families to serve (``orders``, ``items``, ``shipments``, ``inventory``, ``store``, ``bulk``,
     #: or ``all``); names are checked against the registered tools at start-up
-    toolsets: list[str] = msgspec.field(default_factory=lambda: ["all"])
+    toolsets: list[str] = msgspec.field(default_factory=lambda: ["default"])
     #: the most text one tool result may carry (bytes of its JSON); a list that would exceed it returns
     #: the records that fit, ``truncated`` and a ``next_offset`` (:mod:`odmcp.budget`)
     max_result_bytes: int = 100_000

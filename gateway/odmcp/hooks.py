@@ -110,6 +110,9 @@ class Hooks:
     def register_journal_backends(self, register: Callable[..., None]) -> None:
         self.h.gateway_register_journal_backends(register=register)
 
+    def register_reverts(self, register: Callable[..., None]) -> None:
+        self.h.gateway_register_reverts(register=register)
+
     def register_tools(self, register: Callable[..., None], gateway: Gateway) -> None:
         """Give each plugin a register() that records its name (for ``tools`` and error messages) and,
         for a plugin that registered exactly one store type, makes its tools that type's tools."""

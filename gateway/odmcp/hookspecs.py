@@ -88,6 +88,19 @@ def gateway_register_journal_backends(register: Callable[..., None]) -> None:
 
 
 @hookspec
+def gateway_register_reverts(register: Callable[..., None]) -> None:
+    """Declare how to undo this plugin's changes: ``register(kind, action, builder)``.
+
+    ``kind`` and ``action`` are those a :class:`~odmcp.route.WriteOp` journals (``order``,
+    ``update``). ``builder(record, gateway, force)`` gets the journaled
+    :class:`~odmcp.journal.WriteRecord` and returns a :class:`~odmcp.changes.RevertStep`: a ``WriteOp``
+    that puts the object back (planned from a snapshot inside the lock; it restores only what is still
+    as the change left it unless ``force``, and lists the rest in its ``conflicts``), or the reason the
+    change can't be undone. ``changes_list`` shows a change without a builder as not revertible.
+    """
+
+
+@hookspec
 def gateway_register_tools(register: Callable[..., None], gateway: Gateway) -> None:
     """Register MCP tools: ``register(fn, name=..., ...)`` (see :class:`odmcp.tools.ToolRegistry`).
 

@@ -33,6 +33,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from odmcp.app import Gateway
+from odmcp.changes import CHANGES_ALL
 from odmcp.config import HttpSettings, OAuthSettings, TokenSettings, load_config
 from odmcp.errors import ConfigError
 from odmcp.http_limits import ANONYMOUS_SCOPE_KEY, RefusalLog, RequestLimits, close_connection
@@ -169,7 +170,8 @@ class BearerAuth:
 
 def scopes_supported(oauth: OAuthSettings, gw: Gateway) -> list[str]:
     names = oauth.scopes
-    return [names.read, names.write, *(f"{names.store_prefix}{s.name}" for s in gw.config.stores)]
+    stores = (f"{names.store_prefix}{s.name}" for s in gw.config.stores)
+    return [names.read, names.write, CHANGES_ALL, *stores]
 
 
 def oauth_gate(oauth: OAuthSettings) -> OAuthGate:
@@ -280,6 +282,10 @@ def build_http_app(gw: Gateway, host: str | None = None, port: int | None = None
         server.custom_route(path, methods=methods or ["POST"])(handler)
 
     gw.hooks.register_routes(register, gw)
+    if http.changes_page:  # read-only, behind the same bearer auth as MCP
+        from odmcp.changes_page import changes_page
+
+        server.custom_route("/changes", methods=["GET"])(changes_page(gw))
     oauth = None
     if http.oauth is not None:
         oauth = oauth_gate(http.oauth)

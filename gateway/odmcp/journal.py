@@ -48,7 +48,8 @@ class WriteRecord(msgspec.Struct, kw_only=True):
 
     #: change id (unique; a revert names it)
     id: str
-    #: the tool call's request id
+    #: the tool call's id (:attr:`odmcp.tools.ToolCall.call_id`, unique per call; a revert of a bulk
+    #: call without an idempotency key names it)
     call_id: str
     #: the keyed job it belongs to (``JobRecord.key``), or None
     job: str | None = None

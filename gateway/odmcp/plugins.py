@@ -27,7 +27,7 @@ trace_log = logging.getLogger("odmcp.plugins.trace")
 hookimpl = pluggy.HookimplMarker(hookspecs.PROJECT)
 
 #: host defaults, registered before entry points (so plugins override them)
-HOST_PLUGINS = ("odmcp.builtins",)
+HOST_PLUGINS = ("odmcp.builtins", "odmcp.changes_tools")
 #: the distribution that ships the host and the built-in plugins
 DISTRIBUTION = "orderdesk-mcp-gateway"
 #: fan-out hooks whose impls the host calls one by one (gateway.hooks), awaiting each result before the

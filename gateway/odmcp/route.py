@@ -618,7 +618,7 @@ class _Run:
         call = self.call
         return WriteRecord(
             id=change_id,
-            call_id=call.request_id if call is not None else "",
+            call_id=call.call_id if call is not None else "",
             job=self.job,
             target=target,
             time=now,

@@ -6,6 +6,7 @@ import contextvars
 import functools
 import inspect
 import re
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -23,6 +24,11 @@ _CANONICAL = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
 _TOOLSET = re.compile(r"^[a-z][a-z0-9_]{0,30}$")
 #: the ``gateway.toolsets`` entry that selects every toolset
 ALL_TOOLSETS = "all"
+#: the entry that selects every toolset but the opt-in ones (the default)
+DEFAULT_TOOLSETS = "default"
+#: toolsets served only when named (or with ``all``): the journal of changes (``changes_list``,
+#: ``changes_revert``) is for deployments that want agents to review and undo their own changes
+OPT_IN_TOOLSETS = frozenset({"changes"})
 
 
 def wire_name(canonical: str, style: NameStyle) -> str:
@@ -91,6 +97,8 @@ class ToolCall:
     token: Any = None
     #: what the write route did for this call, one entry per target (the audit line reads it)
     writes: list[TargetOutcome] = field(default_factory=list)
+    #: unique per call (a request id repeats across sessions): the journal groups a call's writes by it
+    call_id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
 
 #: the tool call being served. Set by the middleware adapter; read only where the SDK stands between
@@ -165,23 +173,29 @@ class ToolRegistry:
         return sorted({t.toolset for t in self._tools.values() if t.toolset is not None})
 
     def chosen(self, names: list[str], source: str = "<config>") -> frozenset[str]:
-        """The toolsets ``names`` selects (``all``: every one); an unknown name is a ConfigError
-        naming the closest toolset and listing them all."""
+        """The toolsets ``names`` selects (``all``: every one; ``default``: every one but the opt-in
+        ones); an unknown name is a ConfigError naming the closest toolset and listing them all."""
         known = self.toolsets()
+        words = [ALL_TOOLSETS, DEFAULT_TOOLSETS, *known]
         if not names:
             raise ConfigError(
-                f"{source}: key gateway.toolsets: empty; list toolsets or 'all' "
-                f"(toolsets: {', '.join([ALL_TOOLSETS, *known])})"
+                f"{source}: key gateway.toolsets: empty; list toolsets, 'default' or 'all' "
+                f"(toolsets: {', '.join(words)})"
             )
         for name in names:
-            if name != ALL_TOOLSETS and name not in known:
-                guess = closest(name, known)
+            if name not in words:
+                guess = closest(name, words)
                 raise ConfigError(
                     f"{source}: key gateway.toolsets: unknown toolset {name!r}"
                     + (f"; did you mean {guess!r}?" if guess else "")
-                    + f" (toolsets: {', '.join([ALL_TOOLSETS, *known])})"
+                    + f" (toolsets: {', '.join(words)})"
                 )
-        return frozenset(known) if ALL_TOOLSETS in names else frozenset(names)
+        if ALL_TOOLSETS in names:
+            return frozenset(known)
+        chosen = {n for n in names if n != DEFAULT_TOOLSETS}
+        if DEFAULT_TOOLSETS in names:
+            chosen |= set(known) - OPT_IN_TOOLSETS
+        return frozenset(chosen)
 
 
 def _one_paragraph_per_line(text: str) -> str:

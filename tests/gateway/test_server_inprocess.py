@@ -14,6 +14,7 @@ from odmcp.plugins import describe_plugins
 from odmcp.testing import connect
 
 WRITE_TOOLS = {
+    "changes_revert",
     "orders_update_many",
     "orders_add_note_many",
     "shipments_add_many",
@@ -89,7 +90,8 @@ async def test_tools_are_listed_with_explicit_annotations_and_schemas(
         assert hint(tool, "read_only_hint") is (name not in WRITE_TOOLS), name
         if name not in WRITE_TOOLS:  # a read tool publishes the shape of what it reads
             assert tool.output_schema is not None, name
-        assert hint(tool, "open_world_hint") is not False or name == "gateway_ping", name
+        # closed world: the gateway itself, and the journal of its own changes
+        assert hint(tool, "open_world_hint") is not False or name in ("gateway_ping", "changes_list"), name
         assert tool.input_schema["type"] == "object", name
         assert len(tool.description or "") > 40, name
     assert hint(tools["orders_delete"], "destructive_hint") is True

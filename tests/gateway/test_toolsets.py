@@ -24,6 +24,7 @@ TOOLSETS = {
     "inventory": {"inventory_list", "inventory_get", "inventory_create", "inventory_update"},
     "store": {"store_get", "stores_list"},
     "bulk": {"orders_update_many", "orders_add_note_many", "shipments_add_many", "inventory_update_many"},
+    "changes": {"changes_list", "changes_revert"},
 }
 
 
@@ -38,15 +39,9 @@ def test_every_orderdesk_tool_declares_its_toolset() -> None:
     for toolset, names in TOOLSETS.items():
         assert {n: by_name[n] for n in names} == dict.fromkeys(names, toolset)
     assert by_name["gateway_ping"] is None  # always served
-    assert sorted({t.toolset for t in own if t.toolset}) == [
-        "bulk",
-        "inventory",
-        "items",
-        "orders",
-        "shipments",
-        "store",
-    ]
-    assert len([t for t in gw.served_tools() if t.plugin in OWN_PLUGINS]) == len(own) == 26  # all by default
+    assert gw.tools.toolsets() == ["bulk", "changes", "inventory", "items", "orders", "shipments", "store"]
+    # by default every toolset but the opt-in changes toolset
+    assert len([t for t in gw.served_tools() if t.plugin in OWN_PLUGINS]) == len(own) - 2 == 26
 
 
 async def test_chosen_toolsets_are_all_that_is_listed_and_callable(gateway_factory: Any) -> None:
@@ -79,7 +74,10 @@ def test_gateway_toolsets_comes_from_the_environment_too() -> None:
     ("toolsets", "message"),
     [
         (["orders", "shipment"], "unknown toolset 'shipment'; did you mean 'shipments'?"),
-        (["everything"], "unknown toolset 'everything' (toolsets: all, bulk, inventory, items, orders,"),
+        (
+            ["everything"],
+            "unknown toolset 'everything' (toolsets: all, bulk, changes, inventory, items, orders,",
+        ),
         ([], "key gateway.toolsets: empty; list toolsets or 'all'"),
     ],
 )
@@ -129,7 +127,9 @@ def test_the_tools_command_shows_toolsets(capsys: pytest.CaptureFixture[str], mo
     monkeypatch.setenv("GATEWAY_TOOLSETS", "orders,bulk")
     assert main(["tools", "--sandbox"]) == 0
     header, *lines = capsys.readouterr().out.splitlines()
-    assert header == "toolsets: bulk, inventory, items, orders, shipments, store (served: orders, bulk)"
+    assert (
+        header == "toolsets: bulk, changes, inventory, items, orders, shipments, store (served: orders, bulk)"
+    )
     by_name = {line.split()[0]: line.split(None, 2)[1:] for line in lines}
     assert by_name["orders_get"][0] == "orders" and "off" not in by_name["orders_get"][1]
     assert by_name["orders_update_many"][0] == "bulk"

@@ -52,6 +52,9 @@ ALWAYS_OK = {
     "orders_add_note_many",
     "shipments_add_many",
     "inventory_update_many",
+    # the journal's tools never call OrderDesk (their outputs are still grepped for credentials)
+    "changes_list",
+    "changes_revert",
 }
 #: tools without id arguments (the malformed-id and unknown-id paths don't apply to them)
 NO_IDS = {"store_get", "orders_list", "orders_create", "inventory_list", "inventory_create"}
@@ -98,9 +101,11 @@ def _args(tool: str, ids: dict[str, str], store: str | None) -> dict[str, Any]:
             "shipments": [{"order_id": soid, "tracking_number": "T" + uuid.uuid4().hex[:10]}]
         },
         "inventory_update_many": {"updates": [{"id": inv, "changes": {"stock": 4}}]},
+        "changes_list": {"order_id": oid, "fields": "full"},
+        "changes_revert": {"change_id": "0" * 32, "dry_run": True},
     }
     args = dict(table[tool])
-    if store is not None and tool not in ("gateway_ping", "stores_list"):
+    if store is not None and tool not in ("gateway_ping", "stores_list", "changes_list", "changes_revert"):
         args["store"] = store
     return args
 

@@ -103,7 +103,9 @@ class DeleteWhole(DeleteObject):
 
 @dataclass
 class AddItem(WriteOp):
-    """``POST /orders/{id}/order-items``: one new item (snapshot: the order; 2 requests)."""
+    """``POST /orders/{id}/order-items``: one new item (snapshot: the order; 3 requests: OrderDesk answers
+    with a message only, so the order is read back for the new item's id, which the journal keeps so a
+    revert deletes exactly that item)."""
 
     action: ClassVar[str] = "add_item"
     ref: Ref
@@ -129,8 +131,14 @@ class AddItem(WriteOp):
         )
 
     async def send(self, io: WriteIO, plans: dict[str, Plan]) -> dict[str, Any]:
-        answer = await _client(io, self.ref.store).add_order_item(self.ref.id, self.item)
-        return {self.ref.id: {"message": str(answer.get("message") or "Order Item Added")}}
+        client = _client(io, self.ref.store)
+        answer = await client.add_order_item(self.ref.id, self.item)
+        out: dict[str, Any] = {"message": str(answer.get("message") or "Order Item Added")}
+        try:  # OrderDesk answers with a message only: read the order back for the new item's id (+1)
+            order: Any = await client.get_order(self.ref.id)
+        except GatewayError:
+            order = None  # the id stays unknown (a revert then finds the item by its fields)
+        return {self.ref.id: out | self._new(plans[self.ref.id], order)}
 
     def verdict(self, target: str, plan: Plan, fresh: Any) -> Verdict:
         if fresh is None:
@@ -143,17 +151,29 @@ class AddItem(WriteOp):
     def value(self, target: str, plan: Plan, result: Any, fresh: Any) -> Any:
         if fresh is None:
             return result
-        known = set(plan.witness["ids"])
-        new = [
-            i for i in fresh.get("order_items") or [] if isinstance(i, dict) and str(i.get("id")) not in known
-        ]
-        return {
-            "message": "Order Item Added",
-            "item": next((i for i in new if item_matches(plan.witness["item"], i)), None),
-        }
+        return {"message": "Order Item Added", "item": None} | self._new(plan, fresh)
+
+    @staticmethod
+    def _new(plan: Plan, order: Any) -> dict[str, Any]:
+        """The new item and its ``id`` (journaled, so a revert deletes it by id): the one entry that
+        matches it and was not in the snapshot; nothing when that is not exactly one."""
+        items = order.get("order_items") if isinstance(order, dict) else None
+        item = new_entry(items, plan.witness["ids"], plan.witness["item"])
+        return {} if item is None else {"item": item, "id": str(item["id"])}
 
     def how_to_check(self, target: str) -> str:
         return f"call orders_get for order {self.ref.id} and count the matching items in order_items"
+
+
+def new_entry(entries: Any, known: list[str], wanted: dict[str, Any]) -> dict[str, Any] | None:
+    """The one entry of ``entries`` that matches ``wanted`` and whose id is not in ``known``."""
+    seen = set(known)
+    new = [
+        e
+        for e in entries or []
+        if isinstance(e, dict) and e.get("id") and str(e["id"]) not in seen and item_matches(wanted, e)
+    ]
+    return new[0] if len(new) == 1 else None
 
 
 def _order_item(snapshot: Any, ref: Ref, item_id: str) -> dict[str, Any]:
@@ -297,7 +317,11 @@ def _plan_shipment(ref: Ref, shipment: dict[str, Any], shipments: Any) -> Plan:
             )
     return Plan(
         body=shipment,
-        witness={"counted": counted, "count": _count(shipments, counted)},
+        witness={
+            "counted": counted,
+            "count": _count(shipments, counted),
+            "ids": [str(s.get("id")) for s in shipments],
+        },
         fields=["order_shipments"],
         after={"order_shipments[+new]": shipment},
     )
@@ -305,7 +329,8 @@ def _plan_shipment(ref: Ref, shipment: dict[str, Any], shipments: Any) -> Plan:
 
 @dataclass
 class AddShipment(WriteOp):
-    """``POST /orders/{id}/shipments`` (snapshot: the order's shipments; 2 requests)."""
+    """``POST /orders/{id}/shipments`` (snapshot: the order's shipments; 3 requests: the shipments are
+    listed again after the answer for the new one's id, which the journal keeps for a revert)."""
 
     action: ClassVar[str] = "add_shipment"
     lists: ClassVar[bool] = False
@@ -323,8 +348,14 @@ class AddShipment(WriteOp):
         return _plan_shipment(self.ref, self.shipment, snapshot)
 
     async def send(self, io: WriteIO, plans: dict[str, Plan]) -> dict[str, Any]:
-        answer = await _client(io, self.ref.store).add_shipment(self.ref.id, self.shipment)
-        return {self.ref.id: {"message": str(answer.get("message") or "Shipment Added")}}
+        client = _client(io, self.ref.store)
+        answer = await client.add_shipment(self.ref.id, self.shipment)
+        out: dict[str, Any] = {"message": str(answer.get("message") or "Shipment Added")}
+        try:  # OrderDesk answers with a message only: list the shipments for the new one's id (+1)
+            shipments: Any = await client.list_shipments(self.ref.id)
+        except GatewayError:
+            shipments = None  # the id stays unknown (a revert then finds it by its tracking number)
+        return {self.ref.id: out | _new_shipment(plans[self.ref.id], shipments)}
 
     def verdict(self, target: str, plan: Plan, fresh: Any) -> Verdict:
         if fresh is None:
@@ -332,10 +363,16 @@ class AddShipment(WriteOp):
         return _by_count(plan.witness["count"], _count(fresh, plan.witness["counted"]))
 
     def value(self, target: str, plan: Plan, result: Any, fresh: Any) -> Any:
-        return result if fresh is None else {"message": "Shipment Added"}
+        return result if fresh is None else {"message": "Shipment Added"} | _new_shipment(plan, fresh)
 
     def how_to_check(self, target: str) -> str:
         return f"call shipments_list for order {self.ref.id} and look for the tracking number"
+
+
+def _new_shipment(plan: Plan, shipments: Any) -> dict[str, Any]:
+    """The new shipment's ``id`` (journaled, so a revert deletes it by id), when exactly one is new."""
+    found = new_entry(shipments, plan.witness.get("ids", []), plan.witness["counted"])
+    return {} if found is None else {"id": str(found["id"])}
 
 
 def _shipment_of(shipments: Any, ref: Ref, shipment_id: str) -> dict[str, Any]:

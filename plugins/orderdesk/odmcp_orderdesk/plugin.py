@@ -46,6 +46,13 @@ def gateway_register_tools(register: Callable[..., None]) -> None:
 
 
 @hookimpl
+def gateway_register_reverts(register: Callable[..., None]) -> None:
+    from odmcp_orderdesk.reverts import register_reverts
+
+    register_reverts(register)
+
+
+@hookimpl
 def gateway_instructions(gateway: Gateway) -> str | None:
     if not gateway.serves_type(STORE_TYPE):
         return None  # no OrderDesk store configured: none of these tools is served

@@ -64,7 +64,7 @@ def _order_ref(gateway: Gateway, store: str | None, order_id: str) -> Ref:
 async def order_items_add(
     gateway: Gateway, call: ToolCall, order_id: OrderId, item: ItemArg, store: StoreArg = None
 ) -> MessageResult:
-    """Add an item to an order (totals recalculated). Cost: 2 requests. Errors: NOT_FOUND,
+    """Add an item to an order (totals recalculated). Cost: 3 requests. Errors: NOT_FOUND,
     VALIDATION, OUTCOME_UNKNOWN (check order_items with orders_get)."""
     validate.validate_order_item(item, creating=True)
     r = _order_ref(gateway, store, order_id)
@@ -151,7 +151,7 @@ async def shipments_list(
 async def shipments_add(
     gateway: Gateway, call: ToolCall, order_id: OrderId, shipment: ShipmentArg, store: StoreArg = None
 ) -> MessageResult:
-    """Add a shipment (tracking number) to an order; one the order already has is refused. Cost: 2
+    """Add a shipment (tracking number) to an order; one the order already has is refused. Cost: 3
     requests. Errors: VALIDATION, NOT_FOUND, OUTCOME_UNKNOWN (check with shipments_list)."""
     validate.validate_shipment(shipment)
     r = _order_ref(gateway, store, order_id)
