@@ -60,7 +60,7 @@ async def test_a_keyed_revert_repeated_after_kill_9_restores_every_field_once(
     emails = {oid: sb.order(oid)["email"] for oid in ids}
     cfg = tmp_path / "gw.toml"
     _config(cfg, sb.base_url, tmp_path)
-    env = {"GATEWAY_HTTP_TOKEN": TOKEN, "GATEWAY_CACHE": "memory"}
+    env = {"GATEWAY_HTTP_TOKEN": TOKEN, "GATEWAY_CACHE": "memory", "GATEWAY_TOOLSETS": "all"}
 
     def restored() -> int:
         return sum(sb.order(oid)["email"] == emails[oid] for oid in ids)

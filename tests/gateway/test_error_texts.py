@@ -14,7 +14,7 @@ from pydantic import AfterValidator, Field
 from odmcp import hookimpl
 from odmcp.errors import ErrorCode
 from odmcp.middleware import error_of
-from odmcp.testing import connect
+from odmcp.testing import connect, free_port
 from odmcp.tools import ToolTable
 
 pytestmark = pytest.mark.sandbox(rate_limit_enabled=False)
@@ -171,7 +171,25 @@ async def test_outcome_unknown_tells_how_to_check(gateway_factory: Any, orderdes
         result = await c.call_tool("orders_update", {"order_id": "200007", "changes": {"email": "u@n.kn"}})
     message, hint = actionable(result, "OUTCOME_UNKNOWN")
     assert "email" in message
-    assert hint.startswith("Do not repeat the update blindly: call orders_get for order 200007")
+    assert hint.startswith("Do not repeat it blindly: call orders_get for order 200007 and check the fields")
+
+
+async def test_unavailable_says_nothing_was_written_and_may_be_retried(
+    gateway_factory: Any, orderdesk_sandbox: Any
+) -> None:
+    # a Redis cache configured for the fleet's lock, and no Redis listening: a write can't be serialised
+    dead = f"redis://127.0.0.1:{free_port()}/0"
+    before = orderdesk_sandbox.order("200008")["email"]
+    gw = gateway_factory(
+        overrides={"cache.backend": "redis", "cache.redis_url": dead, "cache.op_timeout": 0.2}
+    )
+    async with connect(gw) as c:
+        result = await c.call_tool("orders_update", {"order_id": "200008", "changes": {"email": "u@n.av"}})
+    message, hint = actionable(result, "UNAVAILABLE")
+    assert "shared lock is unavailable" in message and "nothing was written" in message
+    assert error_of(result)["retryable"] is True and hint
+    assert orderdesk_sandbox.order("200008")["email"] == before
+    assert not [r for r in orderdesk_sandbox.requests() if r.method != "GET"]
 
 
 async def test_internal_hides_the_detail(gateway_factory: Any) -> None:
@@ -203,6 +221,7 @@ CHECKED = {
     "READ_ONLY": test_auth_read_only_and_confirmation,
     "CONFIRMATION_REQUIRED": test_auth_read_only_and_confirmation,
     "OUTCOME_UNKNOWN": test_outcome_unknown_tells_how_to_check,
+    "UNAVAILABLE": test_unavailable_says_nothing_was_written_and_may_be_retried,
     "INTERNAL": test_internal_hides_the_detail,
 }
 

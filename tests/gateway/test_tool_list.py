@@ -94,7 +94,7 @@ async def test_store_has_one_short_shared_schema(gateway_factory: Any) -> None:
     schemas = [
         t["inputSchema"]["properties"]["store"] for t in tools if "store" in t["inputSchema"]["properties"]
     ]
-    assert len(schemas) == ALL_TOOLS - 4  # all but gateway_ping, stores_list and the changes tools
+    assert len(schemas) == ALL_TOOLS - 2  # all but gateway_ping and stores_list (changes is opt-in)
     assert all(s == {"type": "string", "enum": ["demo", "store2"], "default": "demo"} for s in schemas)
 
 
@@ -120,7 +120,6 @@ async def test_read_only_mode_lists_only_read_tools_with_compact_hints(gateway_f
         "shipments_list",
         "inventory_list",
         "inventory_get",
-        "changes_list",
     }
     assert tokens(tools) < TOKEN_BUDGET // 2
     assert all(t["annotations"]["readOnlyHint"] is True for t in tools)

@@ -76,9 +76,9 @@ def test_gateway_toolsets_comes_from_the_environment_too() -> None:
         (["orders", "shipment"], "unknown toolset 'shipment'; did you mean 'shipments'?"),
         (
             ["everything"],
-            "unknown toolset 'everything' (toolsets: all, bulk, changes, inventory, items, orders,",
+            "unknown toolset 'everything' (toolsets: all, default, bulk, changes, inventory, items, orders,",
         ),
-        ([], "key gateway.toolsets: empty; list toolsets or 'all'"),
+        ([], "key gateway.toolsets: empty; list toolsets, 'default' or 'all'"),
     ],
 )
 def test_an_unknown_toolset_fails_at_start_up_with_the_list(toolsets: list[str], message: str) -> None:

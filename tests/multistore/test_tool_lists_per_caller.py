@@ -55,7 +55,7 @@ async def test_each_token_sees_only_what_it_may_call(gateway_factory: Any, order
     reader_names = {t.name for t in reader.tools}
     assert reader_names and all(t.annotations.read_only_hint for t in reader.tools)
     assert "orders_update" not in reader_names and "orders_get" in reader_names
-    assert len(store2.tools) == len(demo.tools) == 28 > len(reader.tools)
+    assert len(store2.tools) == len(demo.tools) == 26 > len(reader.tools)
     # the reader may use both stores; the store-limited tokens see only theirs
     assert {str(s) for s in store_schemas(reader) if s is not None} == {
         str({"type": "string", "enum": ["demo", "store2"], "default": "demo"})
