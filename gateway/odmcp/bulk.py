@@ -192,7 +192,8 @@ class BulkRunner:
         key = job_key(call, job.store, job.idempotency_key)
         fingerprint = digest(job.arguments)
         try:
-            async with self.gw.locks.hold(f"job:{key}"):  # one run per key at a time, on every replica
+            # one run per key at a time, on every replica (the lock is in the store's slot)
+            async with self.gw.locks.hold(f"{self.gw.store_id(job.store)}:job:{key}"):
                 rec = await journal.get_job(key)
                 if rec is not None and rec.fingerprint != fingerprint:
                     raise ValidationFailed(
