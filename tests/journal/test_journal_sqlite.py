@@ -131,7 +131,8 @@ async def test_puts_prune_on_their_own_every_so_often(
         for n in range(9):
             await j.put_write(WriteRecord(id=f"w{n}", call_id="c", time=now + n))
         assert len(await j.query(ChangeQuery(limit=100))) == 9
-        await j.put_job(JobRecord(key="k", fingerprint="f", created=now + 9))  # the 10th put prunes
+        await j.put_job(JobRecord(key="k", fingerprint="f", created=now + 9))  # the 10th put prunes ...
+        await j.settled()  # ... in a thread
         assert [r.id for r in await j.query(ChangeQuery(limit=100))] == ["w8", "w7", "w6", "w5"]
     finally:
         await j.close()
