@@ -197,8 +197,12 @@ async def bench_redis(url: str, fill_count: int, writes: int, now: float) -> dic
         t0 = time.perf_counter()
         dropped = await j.prune(time.time())
         print(f"prune at the bound: {(time.perf_counter() - t0) * 1000:.1f} ms ({dropped} dropped)")
-        used = await client.memory_usage(j.keys[0])
-        print(f"record hash: {used / 2**20:.1f} MiB for {await client.hlen(j.keys[0]):,} records")
+        used = sum([await client.memory_usage(key, samples=0) or 0 for key in j.keys])
+        json_bytes = int(await client.get(j.keys[2]))
+        print(
+            f"Redis memory of the journal: {used / 2**20:.1f} MiB for {await client.hlen(j.keys[0]):,} records"
+            f" holding {json_bytes / 2**20:.1f} MiB of JSON ({used / json_bytes:.2f}x)"
+        )
     finally:
         client.execute_command = original
         await client.delete(*j.keys)

@@ -66,7 +66,7 @@ async def journal_at(url: str, **kw: object) -> AsyncIterator[RedisJournal]:
 
 def test_every_key_is_in_one_hash_slot_and_under_the_prefix() -> None:
     j = RedisJournal(client_for(SHARED_REDIS), prefix="mcpgw.prod-1")
-    assert len(j.keys) == 11 and all(k.startswith("mcpgw.prod-1:journal:{mcpgw.prod-1}:") for k in j.keys)
+    assert len(j.keys) == 9 and all(k.startswith("mcpgw.prod-1:journal:{mcpgw.prod-1}:") for k in j.keys)
     assert {key_slot(k.encode()) for k in j.keys} == {key_slot(b"mcpgw.prod-1")}
 
 
