@@ -34,6 +34,7 @@ BENCHES: list[tuple[str, list[str], list[str]]] = [
     ("bench_bulk.py", ["--quick"], []),
     ("bench_soak.py", ["--quick"], []),
     ("bench_cache_backends.py", ["--rounds", "40"], []),
+    ("bench_journal.py", ["--quick"], []),
     ("bench_fleet.py", ["--quick"], []),
 ]
 QUICK_DEADLINE = 540.0

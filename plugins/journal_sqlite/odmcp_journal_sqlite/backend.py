@@ -149,6 +149,8 @@ class SqliteJournal:
         self._aux_lock = asyncio.Lock()
         self._upkeep: asyncio.Task[None] | None = None
         self._puts = 0
+        #: a prune fell due while an upkeep was still running: the next upkeep prunes
+        self._prune_due = False
 
     @classmethod
     def from_settings(cls, settings: JournalSettings, config: Config) -> SqliteJournal:
@@ -284,8 +286,10 @@ class SqliteJournal:
     def _after_put(self) -> None:
         """Every so many puts, start a checkpoint (and a prune) in a thread, unless one still runs."""
         self._puts += 1
-        prune = self._puts % PRUNE_EVERY == 0
-        if (prune or self._puts % CHECKPOINT_EVERY == 0) and (self._upkeep is None or self._upkeep.done()):
+        self._prune_due = self._prune_due or self._puts % PRUNE_EVERY == 0
+        due = self._prune_due or self._puts % CHECKPOINT_EVERY == 0
+        if due and (self._upkeep is None or self._upkeep.done()):
+            prune, self._prune_due = self._prune_due, False
             self._upkeep = asyncio.get_running_loop().create_task(self._run_upkeep(prune, time.time()))
 
     async def _run_upkeep(self, prune: bool, now: float) -> None:
