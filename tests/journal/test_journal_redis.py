@@ -169,7 +169,7 @@ async def test_the_journal_works_on_a_redis_cluster(tmp_path: Path) -> None:
             assert time.monotonic() < deadline, "the cluster did not come up"
             time.sleep(0.05)
         client = RedisCluster(host="127.0.0.1", port=ports[0])
-        j = RedisJournal(client, prefix="fleet", max_entries=4)  # type: ignore[arg-type]
+        j = RedisJournal(client, prefix="fleet", max_entries=4)
         now = time.time()
         try:
             await j.open()

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError, ResponseError
@@ -61,6 +62,8 @@ POOL_WAIT = 10.0
 PUT_PRUNE = 2
 #: records one prune script drops before it yields to other clients
 PRUNE_BATCH = 500
+#: records one query script reads at most (Lua's ``unpack`` takes a few thousand values at most)
+PAGE_MAX = 1000
 #: the indexes of write records, in the order of the ``KEYS`` after ``t``; ``w`` holds them all, the
 #: others one value each (``store`` and ``tool`` have none: a query by them alone reads ``w``, filtered)
 INDEXES = ("w", "object", "caller", "job", "call")
@@ -182,7 +185,7 @@ class RedisJournal:
 
     def __init__(
         self,
-        client: Redis,
+        client: Redis | RedisCluster,
         *,
         prefix: str = "mcpgw",
         retention: float = 7 * 86_400.0,
@@ -228,7 +231,7 @@ class RedisJournal:
         )
 
     @property
-    def client(self) -> Redis:
+    def client(self) -> Redis | RedisCluster:
         return self._client
 
     async def open(self) -> None:
@@ -289,7 +292,7 @@ class RedisJournal:
         # the index answers the query by itself: let Redis skip the offset
         exact = others == 0 and q.states is None
         offset, want = (max(q.offset, 0), q.limit) if exact else (0, max(q.offset, 0) + q.limit)
-        batch = want if exact else max(want, 100)
+        batch = min(want if exact else max(want, 100), PAGE_MAX)
         found: dict[str, WriteRecord] = {}
         while True:
             args: list[Any] = [high, low, offset, batch, 1 if value is None else 2]
@@ -301,7 +304,7 @@ class RedisJournal:
                         found.setdefault(rec.id, rec)
             if count < batch or len(found) >= want:
                 break
-            offset, batch = offset + count, min(batch * 2, 5000)
+            offset, batch = offset + count, min(batch * 2, PAGE_MAX)
         records = list(found.values())
         return records[: q.limit] if exact else records[max(q.offset, 0) : max(q.offset, 0) + q.limit]
 
