@@ -188,6 +188,12 @@ class SqliteJournal:
                     f"{self.where}: the journal file {str(self.path)!r} was written by a newer gateway "
                     f"(schema {version}, this one knows {SCHEMA_VERSION}); upgrade, or use another file"
                 )
+            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if version == 0 and tables - {"writes", "jobs"}:
+                raise ConfigError(
+                    f"{self.where}: {str(self.path)!r} is a database of something else (tables "
+                    f"{', '.join(sorted(tables)[:3])}), not a journal; set journal.path to a file of its own"
+                )
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA wal_autocheckpoint=0")  # checkpoints run in a thread (_upkeep_sync)
