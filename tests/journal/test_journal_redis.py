@@ -12,6 +12,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from redis.asyncio.cluster import RedisCluster
@@ -82,6 +83,34 @@ async def test_every_put_keeps_the_bounds_and_never_drops_what_it_wrote() -> Non
         await j.put_write(WriteRecord(id="late", call_id="c", time=now - 8 * 86_400))
         assert await j.get_write("late") is not None
         assert await j.prune(now) == 1 and await j.get_write("late") is None
+
+
+async def test_a_put_is_one_round_trip_and_a_read_of_one_order_is_one_too() -> None:
+    async with journal_at(SHARED_REDIS) as j:
+        await j.put_write(WriteRecord(id="warm", call_id="c", time=time.time()))  # loads the script once
+        await j.query(ChangeQuery(object_id="1"))
+        sent: list[str] = []
+        client: Any = j.client
+        original = client.execute_command
+
+        async def counted(*args: Any, **kw: Any) -> Any:
+            sent.append(str(args[0]))
+            return await original(*args, **kw)
+
+        client.execute_command = counted
+        try:
+            for n in range(5):
+                rec = WriteRecord(id=f"w{n}", call_id="c", object_id="1", time=time.time())
+                await j.put_write(rec)
+                await j.put_write(
+                    WriteRecord(id=f"w{n}", call_id="c", object_id="1", time=rec.time, state="applied")
+                )
+            await j.put_job(JobRecord(key="k", fingerprint="f", updated=time.time()))
+            assert sent == ["EVALSHA"] * 11
+            sent.clear()
+            assert len(await j.query(ChangeQuery(object_id="1"))) == 5 and sent == ["EVALSHA"]
+        finally:
+            client.execute_command = original
 
 
 async def test_problems_on_the_shared_test_redis_name_the_missing_persistence() -> None:
