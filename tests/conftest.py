@@ -27,8 +27,11 @@ def pytest_configure(config: pytest.Config) -> None:
     """Before collection (test modules copy ``os.environ`` for their subprocesses at import): gateways built
     outside ``gateway_factory`` (CLI runs, subprocesses) keep their default journal in a temporary
     ``XDG_STATE_HOME``, never in the user's ``~/.local/state``."""
+    shm = (
+        "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
+    )  # tmpfs: no fsync (odmcp.testing.scratch_dir)
     _saved_state_home.append(os.environ.get("XDG_STATE_HOME"))
-    os.environ["XDG_STATE_HOME"] = tempfile.mkdtemp(prefix="odmcp-test-state-")
+    os.environ["XDG_STATE_HOME"] = tempfile.mkdtemp(prefix="odmcp-test-state-", dir=shm)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
