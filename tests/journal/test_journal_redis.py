@@ -26,13 +26,13 @@ SHARED_REDIS = "redis://127.0.0.1:6379/0"
 
 
 @contextlib.contextmanager
-def redis_server(tmp_path: Path, *args: str) -> Iterator[int]:
-    """A redis-server with ``args`` on a free port, its files in ``tmp_path``; stopped by PID afterwards."""
-    port = free_port()
-    while port > 55535:  # a cluster node also listens on port + 10000
+def redis_server(tmp_path: Path, *args: str, port: int = 0) -> Iterator[int]:
+    """A redis-server with ``args`` on a free port (or ``port`` again, with the files it left), its files
+    in ``tmp_path``; killed (``SIGKILL``) by PID afterwards."""
+    while not port or port > 55535:  # a cluster node also listens on port + 10000
         port = free_port()
     work = tmp_path / f"redis-{port}"
-    work.mkdir()
+    work.mkdir(exist_ok=True)
     proc = subprocess.Popen(
         ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", str(work), *args],
         stdout=subprocess.DEVNULL,
@@ -154,6 +154,30 @@ async def test_problems_name_eviction_and_persistence_settings(
         assert part in problem and problem.startswith(f"the journal's Redis at redis://127.0.0.1:{port}/0")
     if "allkeys" in str(expected):
         assert "set maxmemory-policy volatile-lru" in problems[0]
+
+
+async def test_with_the_documented_settings_the_journal_survives_a_redis_crash(tmp_path: Path) -> None:
+    persistent = ["--appendonly", "yes", "--appendfsync", "everysec", "--maxmemory-policy", "volatile-lru"]
+    now = time.time()
+    rec = WriteRecord(id="w1", call_id="c", object_id="42", time=now, state="intent", witness={"n": 1})
+    job = JobRecord(key="k", fingerprint="f", created=now, updated=now)
+    with redis_server(tmp_path, *persistent) as port:
+        url = f"redis://127.0.0.1:{port}/0"
+        j = RedisJournal(client_for(url), prefix="crash", url=url)
+        await j.open()
+        assert await j.problems() == []
+        await j.put_write(rec)
+        await j.put_job(job)
+        await j.close()
+    # the server was killed with SIGKILL; it starts again from the files it left
+    with redis_server(tmp_path, *persistent, port=port):
+        again = RedisJournal(client_for(url), prefix="crash", url=url)
+        await again.open()
+        try:
+            assert await again.get_write("w1") == rec and await again.get_job("k") == job
+            assert await again.query(ChangeQuery(object_id="42")) == [rec]
+        finally:
+            await again.close()
 
 
 async def test_problems_of_a_redis_that_is_gone() -> None:
