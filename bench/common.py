@@ -26,6 +26,11 @@ HERE = Path(__file__).resolve()
 ROOT = HERE.parents[1]
 PY = sys.executable
 REDIS_URL = "redis://127.0.0.1:6379/0"
+#: every gateway a benchmark builds or starts keeps its default journal here (``XDG_STATE_HOME``; in-process
+#: gateways read it, subprocesses inherit it), not in the user's state directory: each run starts with an
+#: empty journal, and the directory is deleted when the benchmark exits
+_STATE = tempfile.TemporaryDirectory(prefix="bench-state-")
+os.environ["XDG_STATE_HOME"] = _STATE.name
 
 # --- numbers ---------------------------------------------------------------------------------------
 

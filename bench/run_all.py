@@ -37,6 +37,7 @@ BENCHES: list[tuple[str, list[str], list[str]]] = [
     ("bench_chaos.py", ["--quick"], []),
     ("bench_soak.py", ["--quick"], []),
     ("bench_cache_backends.py", ["--rounds", "40"], []),
+    ("bench_journal.py", ["--quick"], []),
     ("bench_fleet.py", ["--quick"], []),
 ]
 QUICK_DEADLINE = 540.0

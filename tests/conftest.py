@@ -4,9 +4,11 @@ suite opts into: the host's generic one (gateway.testing) and the OrderDesk plug
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 
@@ -18,17 +20,28 @@ pytest_plugins = ["odmcp.testing", "odmcp_orderdesk.testing"]
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _state_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """Gateways built outside ``gateway_factory`` (CLI runs, subprocesses) keep their default journal in a
-    temporary ``XDG_STATE_HOME``, never in the user's ``~/.local/state``."""
-    old = os.environ.get("XDG_STATE_HOME")
-    os.environ["XDG_STATE_HOME"] = str(tmp_path_factory.mktemp("state"))
-    yield
-    if old is None:
-        os.environ.pop("XDG_STATE_HOME", None)
-    else:
-        os.environ["XDG_STATE_HOME"] = old
+_saved_state_home: list[str | None] = []
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Before collection (test modules copy ``os.environ`` for their subprocesses at import): gateways built
+    outside ``gateway_factory`` (CLI runs, subprocesses) keep their default journal in a temporary
+    ``XDG_STATE_HOME``, never in the user's ``~/.local/state``."""
+    shm = (
+        "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
+    )  # tmpfs: no fsync (odmcp.testing.scratch_dir)
+    _saved_state_home.append(os.environ.get("XDG_STATE_HOME"))
+    os.environ["XDG_STATE_HOME"] = tempfile.mkdtemp(prefix="odmcp-test-state-", dir=shm)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _saved_state_home:
+        shutil.rmtree(os.environ["XDG_STATE_HOME"], ignore_errors=True)
+        old = _saved_state_home.pop()
+        if old is None:
+            os.environ.pop("XDG_STATE_HOME", None)
+        else:
+            os.environ["XDG_STATE_HOME"] = old
 
 
 @pytest.fixture

@@ -293,3 +293,13 @@ async def test_concurrent_writes_from_tasks_all_land(harness: Harness) -> None:
         rec_key, _ix, bytes_key = j.keys[:3]
         sizes = [len(v) for v in (await j.client.hgetall(rec_key)).values()]
         assert int(await j.client.get(bytes_key)) == sum(sizes)
+
+
+async def test_a_query_for_more_records_than_one_read_returns_them_all(harness: Harness) -> None:
+    j = await harness.open()
+    await asyncio.gather(*(j.put_write(write(n, job="big")) for n in range(1500)))
+    got = await j.query(ChangeQuery(job="big", limit=2000))
+    assert [r.id for r in got] == [f"w{n:04d}" for n in reversed(range(1500))]
+    assert [r.id for r in await j.query(ChangeQuery(tool="orders_update", limit=1400, offset=50))] == [
+        f"w{n:04d}" for n in reversed(range(50, 1450))
+    ]

@@ -12,6 +12,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from redis.asyncio.cluster import RedisCluster
@@ -25,13 +26,13 @@ SHARED_REDIS = "redis://127.0.0.1:6379/0"
 
 
 @contextlib.contextmanager
-def redis_server(tmp_path: Path, *args: str) -> Iterator[int]:
-    """A redis-server with ``args`` on a free port, its files in ``tmp_path``; stopped by PID afterwards."""
-    port = free_port()
-    while port > 55535:  # a cluster node also listens on port + 10000
+def redis_server(tmp_path: Path, *args: str, port: int = 0) -> Iterator[int]:
+    """A redis-server with ``args`` on a free port (or ``port`` again, with the files it left), its files
+    in ``tmp_path``; killed (``SIGKILL``) by PID afterwards."""
+    while not port or port > 55535:  # a cluster node also listens on port + 10000
         port = free_port()
     work = tmp_path / f"redis-{port}"
-    work.mkdir()
+    work.mkdir(exist_ok=True)
     proc = subprocess.Popen(
         ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", str(work), *args],
         stdout=subprocess.DEVNULL,
@@ -66,7 +67,7 @@ async def journal_at(url: str, **kw: object) -> AsyncIterator[RedisJournal]:
 
 def test_every_key_is_in_one_hash_slot_and_under_the_prefix() -> None:
     j = RedisJournal(client_for(SHARED_REDIS), prefix="mcpgw.prod-1")
-    assert len(j.keys) == 11 and all(k.startswith("mcpgw.prod-1:journal:{mcpgw.prod-1}:") for k in j.keys)
+    assert len(j.keys) == 9 and all(k.startswith("mcpgw.prod-1:journal:{mcpgw.prod-1}:") for k in j.keys)
     assert {key_slot(k.encode()) for k in j.keys} == {key_slot(b"mcpgw.prod-1")}
 
 
@@ -82,6 +83,34 @@ async def test_every_put_keeps_the_bounds_and_never_drops_what_it_wrote() -> Non
         await j.put_write(WriteRecord(id="late", call_id="c", time=now - 8 * 86_400))
         assert await j.get_write("late") is not None
         assert await j.prune(now) == 1 and await j.get_write("late") is None
+
+
+async def test_a_put_is_one_round_trip_and_a_read_of_one_order_is_one_too() -> None:
+    async with journal_at(SHARED_REDIS) as j:
+        await j.put_write(WriteRecord(id="warm", call_id="c", time=time.time()))  # loads the script once
+        await j.query(ChangeQuery(object_id="1"))
+        sent: list[str] = []
+        client: Any = j.client
+        original = client.execute_command
+
+        async def counted(*args: Any, **kw: Any) -> Any:
+            sent.append(str(args[0]))
+            return await original(*args, **kw)
+
+        client.execute_command = counted
+        try:
+            for n in range(5):
+                rec = WriteRecord(id=f"w{n}", call_id="c", object_id="1", time=time.time())
+                await j.put_write(rec)
+                await j.put_write(
+                    WriteRecord(id=f"w{n}", call_id="c", object_id="1", time=rec.time, state="applied")
+                )
+            await j.put_job(JobRecord(key="k", fingerprint="f", updated=time.time()))
+            assert sent == ["EVALSHA"] * 11
+            sent.clear()
+            assert len(await j.query(ChangeQuery(object_id="1"))) == 5 and sent == ["EVALSHA"]
+        finally:
+            client.execute_command = original
 
 
 async def test_problems_on_the_shared_test_redis_name_the_missing_persistence() -> None:
@@ -127,6 +156,30 @@ async def test_problems_name_eviction_and_persistence_settings(
         assert "set maxmemory-policy volatile-lru" in problems[0]
 
 
+async def test_with_the_documented_settings_the_journal_survives_a_redis_crash(tmp_path: Path) -> None:
+    persistent = ["--appendonly", "yes", "--appendfsync", "everysec", "--maxmemory-policy", "volatile-lru"]
+    now = time.time()
+    rec = WriteRecord(id="w1", call_id="c", object_id="42", time=now, state="intent", witness={"n": 1})
+    job = JobRecord(key="k", fingerprint="f", created=now, updated=now)
+    with redis_server(tmp_path, *persistent) as port:
+        url = f"redis://127.0.0.1:{port}/0"
+        j = RedisJournal(client_for(url), prefix="crash", url=url)
+        await j.open()
+        assert await j.problems() == []
+        await j.put_write(rec)
+        await j.put_job(job)
+        await j.close()
+    # the server was killed with SIGKILL; it starts again from the files it left
+    with redis_server(tmp_path, *persistent, port=port):
+        again = RedisJournal(client_for(url), prefix="crash", url=url)
+        await again.open()
+        try:
+            assert await again.get_write("w1") == rec and await again.get_job("k") == job
+            assert await again.query(ChangeQuery(object_id="42")) == [rec]
+        finally:
+            await again.close()
+
+
 async def test_problems_of_a_redis_that_is_gone() -> None:
     url = f"redis://:secret-pw@127.0.0.1:{free_port()}/0"
     j = RedisJournal(client_for(url), prefix="gone", url=url, where="key journal.redis_url")
@@ -169,7 +222,7 @@ async def test_the_journal_works_on_a_redis_cluster(tmp_path: Path) -> None:
             assert time.monotonic() < deadline, "the cluster did not come up"
             time.sleep(0.05)
         client = RedisCluster(host="127.0.0.1", port=ports[0])
-        j = RedisJournal(client, prefix="fleet", max_entries=4)  # type: ignore[arg-type]
+        j = RedisJournal(client, prefix="fleet", max_entries=4)
         now = time.time()
         try:
             await j.open()

@@ -102,6 +102,21 @@ async def test_a_file_from_a_newer_gateway_is_refused_not_guessed_at(tmp_path: P
         await SqliteJournal(path, where="key journal.path").open()
 
 
+async def test_another_programs_database_is_left_alone(tmp_path: Path) -> None:
+    path = tmp_path / "app.db"
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE customers (id INTEGER)")
+    db.commit()
+    db.close()
+    with pytest.raises(
+        ConfigError, match=r"is a database of something else \(tables customers\), not a journal"
+    ):
+        await SqliteJournal(path).open()
+    db = sqlite3.connect(path)
+    assert db.execute("SELECT name FROM sqlite_master").fetchall() == [("customers",)]
+    db.close()
+
+
 async def test_a_file_that_is_not_a_database_is_refused_in_one_line(tmp_path: Path) -> None:
     path = tmp_path / "notes.txt"
     path.write_text("these are my notes, not a journal\n" * 100)
@@ -131,7 +146,8 @@ async def test_puts_prune_on_their_own_every_so_often(
         for n in range(9):
             await j.put_write(WriteRecord(id=f"w{n}", call_id="c", time=now + n))
         assert len(await j.query(ChangeQuery(limit=100))) == 9
-        await j.put_job(JobRecord(key="k", fingerprint="f", created=now + 9))  # the 10th put prunes
+        await j.put_job(JobRecord(key="k", fingerprint="f", created=now + 9))  # the 10th put prunes ...
+        await j.settled()  # ... in a thread
         assert [r.id for r in await j.query(ChangeQuery(limit=100))] == ["w8", "w7", "w6", "w5"]
     finally:
         await j.close()

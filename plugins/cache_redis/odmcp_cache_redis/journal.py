@@ -2,15 +2,17 @@
 
 Layout. Every key is ``<prefix>:journal:{<prefix>}:<name>``: the hash tag puts them all in one slot, so
 each Lua script below names every key it touches in ``KEYS`` and runs on Redis Cluster as on one
-server. Eleven keys, whatever the number of records:
+server. Nine keys, whatever the number of records:
 
 * ``rec`` (hash): ``w:<write id>`` / ``j:<job key>`` -> the record's msgspec JSON;
-* ``ix`` (hash): the same fields -> the JSON list of the index members the record holds (so an upsert
-  or a prune removes exactly those, without decoding the record);
+* ``ix`` (hash): the same fields -> what the record's index entries are made of (its time and indexed
+  values, a few dozen bytes), so an upsert or a prune removes exactly those without decoding the record;
 * ``bytes`` (string): the total length of the JSON in ``rec`` (what ``journal.max_bytes`` bounds);
 * ``t`` (sorted set): every record, ``<time>\\0<field>``, oldest first (what prunes walk);
-* ``w``, ``store``, ``object``, ``caller``, ``tool``, ``job``, ``call`` (sorted sets): the write records,
-  ``[<value>\\0]<time>\\0<id>``, for :class:`~odmcp.journal.ChangeQuery`.
+* ``w`` (sorted set): every write record, ``<time>\\0<id>``, for queries without an indexed filter;
+* ``object``, ``caller``, ``job``, ``call`` (sorted sets): ``<value>\\0<time>\\0<id>``, for
+  :class:`~odmcp.journal.ChangeQuery` filters. ``store`` and ``tool`` are checked on the records read
+  (they narrow little on their own, and each index costs about 150 B of Redis memory per record).
 
 Every index is a lexicographic sorted set (all scores 0): a member starts with the indexed value
 (JSON-escaped, so it holds no raw control characters), then the time in zero-padded microseconds, so
@@ -31,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError, ResponseError
@@ -59,30 +62,45 @@ POOL_WAIT = 10.0
 PUT_PRUNE = 2
 #: records one prune script drops before it yields to other clients
 PRUNE_BATCH = 500
-#: the indexes of write records, in the order of the ``KEYS`` after ``t`` (the members list follows it)
-INDEXES = ("w", "store", "object", "caller", "tool", "job", "call")
+#: records one query script reads at most (Lua's ``unpack`` takes a few thousand values at most)
+PAGE_MAX = 1000
+#: the indexes of write records, in the order of the ``KEYS`` after ``t``; ``w`` holds them all, the
+#: others one value each (``store`` and ``tool`` have none: a query by them alone reads ``w``, filtered)
+INDEXES = ("w", "object", "caller", "job", "call")
+#: the record fields of the value indexes, in that order
+INDEXED = ("object_id", "caller", "job", "call_id")
 #: query filter -> its index, most selective first: a query walks the index of its first filter
-_PICK: tuple[tuple[str, str], ...] = (
-    ("call_id", "call"),
-    ("job", "job"),
-    ("object_id", "object"),
-    ("caller", "caller"),
-    ("tool", "tool"),
-    ("store", "store"),
-)
+_PICK: tuple[tuple[str, str], ...] = (("call_id", "call"), ("job", "job"), ("object_id", "object"))
+_PICK += (("caller", "caller"),)
+#: every filter that is a field (those without an index are checked on the records read)
+_FILTERS = ("call_id", "job", "object_id", "caller", "tool", "store")
 #: policies that may evict a key without a TTL
 EVICTING = ("allkeys-lru", "allkeys-lfu", "allkeys-random")
 
-# KEYS: rec, ix, bytes, t, w, store, object, caller, tool, job, call
+# KEYS: rec, ix, bytes, t, w, object, caller, job, call.
+# A record's ix entry is the JSON list [time µs, escaped value per index or null] (just [time] for a
+# job); members() turns it into its index members, aligned with KEYS[4..] (false: not indexed).
 _LIB = r"""
+local function members(field, ix)
+  local v = cjson.decode(ix)
+  local out = {v[1] .. '\0' .. field, false, false, false, false, false}
+  if string.sub(field, 1, 2) == 'w:' then
+    local tail = v[1] .. '\0' .. string.sub(field, 3)
+    out[2] = tail
+    for i = 2, 5 do
+      if v[i] ~= cjson.null then out[i + 1] = v[i] .. '\0' .. tail end
+    end
+  end
+  return out
+end
+
 local function unindex(field)
   local ix = redis.call('HGET', KEYS[2], field)
   if ix then
-    for i, m in ipairs(cjson.decode(ix)) do
-      if m ~= '' then redis.call('ZREM', KEYS[3 + i], m) end
+    for i, m in ipairs(members(field, ix)) do
+      if m then redis.call('ZREM', KEYS[3 + i], m) end
     end
   end
-  return ix
 end
 
 local function drop(field)
@@ -115,7 +133,7 @@ local function prune(cutoff, max_entries, max_bytes, budget, keep)
 end
 """
 
-# ARGV: field, json, members (JSON list aligned with KEYS[4..]), cutoff µs, max entries, max bytes, budget
+# ARGV: field, json, ix entry, cutoff µs, max entries, max bytes, budget
 _PUT = (
     _LIB
     + r"""
@@ -125,8 +143,8 @@ local oldlen = redis.call('HSTRLEN', KEYS[1], field)
 redis.call('HSET', KEYS[1], field, ARGV[2])
 redis.call('HSET', KEYS[2], field, ARGV[3])
 redis.call('INCRBY', KEYS[3], string.len(ARGV[2]) - oldlen)
-for i, m in ipairs(cjson.decode(ARGV[3])) do
-  if m ~= '' then redis.call('ZADD', KEYS[3 + i], 0, m) end
+for i, m in ipairs(members(field, ARGV[3])) do
+  if m then redis.call('ZADD', KEYS[3 + i], 0, m) end
 end
 return prune(tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]), field)
 """
@@ -167,7 +185,7 @@ class RedisJournal:
 
     def __init__(
         self,
-        client: Redis,
+        client: Redis | RedisCluster,
         *,
         prefix: str = "mcpgw",
         retention: float = 7 * 86_400.0,
@@ -213,7 +231,7 @@ class RedisJournal:
         )
 
     @property
-    def client(self) -> Redis:
+    def client(self) -> Redis | RedisCluster:
         return self._client
 
     async def open(self) -> None:
@@ -235,22 +253,18 @@ class RedisJournal:
     def _bounds(self) -> list[Any]:
         return [_micros(time.time() - self.retention), self.max_entries, self.max_bytes]
 
-    async def _store(self, field: str, data: bytes, members: list[str]) -> None:
-        args = [field, data, msgspec.json.encode(members), *self._bounds(), PUT_PRUNE]
+    async def _store(self, field: str, data: bytes, ix: list[str | None]) -> None:
+        args = [field, data, msgspec.json.encode(ix), *self._bounds(), PUT_PRUNE]
         await self._put(keys=self.keys, args=args)
 
     async def put_write(self, rec: WriteRecord) -> None:
         """Insert or replace the record with ``rec.id``, in one round trip."""
-        at = _micros(rec.time)
-        tail = f"{at}\0{rec.id}"
-        members = [f"{at}\0w:{rec.id}", tail]
-        for value in (rec.store, rec.object_id, rec.caller, rec.tool, rec.job, rec.call_id):
-            members.append("" if value is None else f"{_escaped(value)}\0{tail}")
-        await self._store(f"w:{rec.id}", encode(rec), members)
+        values = [getattr(rec, name) for name in INDEXED]
+        ix = [_micros(rec.time), *(None if v is None else _escaped(v) for v in values)]
+        await self._store(f"w:{rec.id}", encode(rec), ix)
 
     async def put_job(self, job: JobRecord) -> None:
-        members = [f"{_micros(job_time(job))}\0j:{job.key}"] + [""] * len(INDEXES)
-        await self._store(f"j:{job.key}", encode(job), members)
+        await self._store(f"j:{job.key}", encode(job), [_micros(job_time(job))])
 
     async def get_write(self, write_id: str) -> WriteRecord | None:
         data = await self._client.hget(self.keys[0], f"w:{write_id}")
@@ -274,11 +288,11 @@ class RedisJournal:
             low = b"[" + head + _micros(q.since).encode()
         else:
             low = b"[" + head if head else b"-"
-        filters = sum(getattr(q, attr) is not None for attr, _ in _PICK)
+        others = sum(getattr(q, attr) is not None for attr in _FILTERS) - (value is not None)
         # the index answers the query by itself: let Redis skip the offset
-        exact = filters <= 1 and q.states is None
+        exact = others == 0 and q.states is None
         offset, want = (max(q.offset, 0), q.limit) if exact else (0, max(q.offset, 0) + q.limit)
-        batch = want if exact else max(want, 100)
+        batch = min(want if exact else max(want, 100), PAGE_MAX)
         found: dict[str, WriteRecord] = {}
         while True:
             args: list[Any] = [high, low, offset, batch, 1 if value is None else 2]
@@ -290,7 +304,7 @@ class RedisJournal:
                         found.setdefault(rec.id, rec)
             if count < batch or len(found) >= want:
                 break
-            offset, batch = offset + count, min(batch * 2, 5000)
+            offset, batch = offset + count, min(batch * 2, PAGE_MAX)
         records = list(found.values())
         return records[: q.limit] if exact else records[max(q.offset, 0) : max(q.offset, 0) + q.limit]
 

@@ -3,19 +3,24 @@
 * **Durable across restarts and crashes.** WAL mode with ``synchronous=NORMAL``: every put is its own
   transaction, committed to the WAL before the call returns, so a ``kill -9`` loses nothing; a power
   loss may lose the last commits before a checkpoint (sqlite's documented trade-off for NORMAL).
-* **On the event loop.** A put is one small ``INSERT ... ON CONFLICT`` (tens of µs, see
-  ``bench/bench_journal.py``), cheaper than a hop to a thread. Several processes may share the file:
-  WAL lets readers run beside the one writer, and a writer waits up to :data:`BUSY_TIMEOUT` for
-  another's commit.
+* **Puts on the event loop, upkeep in a thread.** A put is one small ``INSERT ... ON CONFLICT``
+  (tens of µs, see ``bench/bench_journal.py``), cheaper than a hop to a thread. What takes
+  milliseconds runs on a second connection in a worker thread: the WAL checkpoint (its fsync; the
+  loop's connection never checkpoints by itself) every :data:`CHECKPOINT_EVERY` puts, and pruning,
+  which deletes in short transactions of :data:`PRUNE_BATCH` rows so a put waits for one at most.
+  Several processes may share the file: WAL lets readers run beside the one writer, and a writer
+  waits up to :data:`BUSY_TIMEOUT` for another's commit.
 * **Queryable.** The record is stored as msgspec JSON, next to indexed columns for every
   :class:`~odmcp.journal.ChangeQuery` filter; ``put_write`` is an upsert by id.
 * **Bounded.** ``prune(now)`` drops records older than ``retention``, then the oldest beyond
-  ``max_entries`` (writes and jobs together) and ``max_bytes`` (their JSON); it also runs every
-  :data:`PRUNE_EVERY` puts.
+  ``max_entries`` (writes and jobs together) and ``max_bytes`` (their JSON); it also runs by itself
+  every :data:`PRUNE_EVERY` puts.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
 import sqlite3
 import time
@@ -40,8 +45,17 @@ if TYPE_CHECKING:
 SCHEMA_VERSION = 1
 #: seconds a writer waits for another process's transaction before the put fails
 BUSY_TIMEOUT = 5.0
-#: puts between two opportunistic prunes
+#: puts between two prunes the journal runs by itself (in a thread)
 PRUNE_EVERY = 500
+#: puts between two WAL checkpoints (in a thread; about 1 MB of WAL at the bench's record size)
+CHECKPOINT_EVERY = 200
+#: WAL frames after which a checkpoint also waits for the writer and rewinds the WAL: only a constant
+#: stream of puts, with no pause for a checkpoint to catch up, grows it that far (~64 MiB)
+WAL_RESTART_FRAMES = 16_384
+#: rows one pruning transaction deletes (a put waits for one such transaction at most)
+PRUNE_BATCH = 100
+
+log = logging.getLogger("odmcp_journal_sqlite")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS writes (
@@ -87,6 +101,24 @@ INSERT INTO jobs (key, time, size, data) VALUES (?, ?, ?, ?)
 ON CONFLICT (key) DO UPDATE SET time = excluded.time, size = excluded.size, data = excluded.data
 """
 
+# pruning: (table, id, time) of the records older than the cutoff; the totals of the others; the others
+# oldest first (ties by id, as queries order them) with their sizes; deleting one if its time is unchanged
+_OLD = """
+SELECT 'w', id, time FROM writes WHERE time < ?1 UNION ALL SELECT 'j', key, time FROM jobs WHERE time < ?1
+"""
+_TOTALS = """
+SELECT (SELECT count(*) FROM writes WHERE time >= ?1) + (SELECT count(*) FROM jobs WHERE time >= ?1),
+       (SELECT total(size) FROM writes WHERE time >= ?1) + (SELECT total(size) FROM jobs WHERE time >= ?1)
+"""
+_OLDEST = """
+SELECT 'w', id, time, size FROM writes WHERE time >= ?1
+UNION ALL SELECT 'j', key, time, size FROM jobs WHERE time >= ?1 ORDER BY 3, 2
+"""
+_DELETE = {
+    "w": "DELETE FROM writes WHERE id = ? AND time = ?",
+    "j": "DELETE FROM jobs WHERE key = ? AND time = ?",
+}
+
 #: the filters that are columns, in the order they are checked
 _COLUMNS = ("store", "object_id", "caller", "tool", "job", "call_id")
 
@@ -112,7 +144,13 @@ class SqliteJournal:
         #: how error messages name the setting (``GATEWAY_JOURNAL_PATH`` or the file and key)
         self.where = where
         self._db: sqlite3.Connection | None = None
+        #: the upkeep connection (checkpoints, pruning), used by one worker thread at a time
+        self._aux: sqlite3.Connection | None = None
+        self._aux_lock = asyncio.Lock()
+        self._upkeep: asyncio.Task[None] | None = None
         self._puts = 0
+        #: a prune fell due while an upkeep was still running: the next upkeep prunes
+        self._prune_due = False
 
     @classmethod
     def from_settings(cls, settings: JournalSettings, config: Config) -> SqliteJournal:
@@ -150,23 +188,40 @@ class SqliteJournal:
                     f"{self.where}: the journal file {str(self.path)!r} was written by a newer gateway "
                     f"(schema {version}, this one knows {SCHEMA_VERSION}); upgrade, or use another file"
                 )
+            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if version == 0 and tables - {"writes", "jobs"}:
+                raise ConfigError(
+                    f"{self.where}: {str(self.path)!r} is a database of something else (tables "
+                    f"{', '.join(sorted(tables)[:3])}), not a journal; set journal.path to a file of its own"
+                )
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
-            db.executescript(_SCHEMA)
-            if version < SCHEMA_VERSION:
-                db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            db.execute("PRAGMA wal_autocheckpoint=0")  # checkpoints run in a thread (_upkeep_sync)
+            db.execute(f"PRAGMA journal_size_limit={64 * 1024 * 1024}")  # a rewound WAL shrinks to this
+            if version < SCHEMA_VERSION:  # a new file: the schema and its version in one transaction
+                db.executescript(f"BEGIN; {_SCHEMA} PRAGMA user_version={SCHEMA_VERSION}; COMMIT;")
+            aux = sqlite3.connect(
+                self.path, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False
+            )
+            aux.execute("PRAGMA synchronous=NORMAL")
         except ConfigError:
             db.close()
             raise
         except sqlite3.Error as err:  # not a database, read-only, disk full, locked for too long
             db.close()
             raise self._unusable(err) from None
-        self._db = db
+        self._db, self._aux = db, aux
 
     async def close(self) -> None:
+        if self._upkeep is not None:
+            await asyncio.wait({self._upkeep})
+        async with self._aux_lock:
+            aux, self._aux = self._aux, None
+            if aux is not None:
+                aux.close()
         db, self._db = self._db, None
         if db is not None:
-            db.close()
+            db.close()  # the last connection to close checkpoints the WAL into the file
 
     @property
     def db(self) -> sqlite3.Connection:
@@ -183,7 +238,7 @@ class SqliteJournal:
     async def put_job(self, job: JobRecord) -> None:
         data = encode(job)
         self.db.execute(_PUT_JOB, (job.key, job_time(job), len(data), data))
-        await self._maybe_prune()
+        self._after_put()
 
     async def put_write(self, rec: WriteRecord) -> None:
         """Insert or replace the record with ``rec.id``."""
@@ -204,7 +259,7 @@ class SqliteJournal:
                 data,
             ),
         )
-        await self._maybe_prune()
+        self._after_put()
 
     async def get_write(self, write_id: str) -> WriteRecord | None:
         row = self.db.execute("SELECT data FROM writes WHERE id = ?", (write_id,)).fetchone()
@@ -233,40 +288,68 @@ class SqliteJournal:
 
     # --- bounds -----------------------------------------------------------------------------------
 
-    async def _maybe_prune(self) -> None:
+    def _after_put(self) -> None:
+        """Every so many puts, start a checkpoint (and a prune) in a thread, unless one still runs."""
         self._puts += 1
-        if self._puts % PRUNE_EVERY == 0:
-            await self.prune(time.time())
+        self._prune_due = self._prune_due or self._puts % PRUNE_EVERY == 0
+        due = self._prune_due or self._puts % CHECKPOINT_EVERY == 0
+        if due and (self._upkeep is None or self._upkeep.done()):
+            prune, self._prune_due = self._prune_due, False
+            self._upkeep = asyncio.get_running_loop().create_task(self._run_upkeep(prune, time.time()))
+
+    async def _run_upkeep(self, prune: bool, now: float) -> None:
+        try:
+            async with self._aux_lock:
+                if self._aux is not None:
+                    await asyncio.to_thread(self._upkeep_sync, self._aux, prune, now)
+        except Exception as err:  # a put stays recorded; the next upkeep tries again
+            log.warning("journal upkeep of %s failed: %s", self.path, err)
+
+    def _upkeep_sync(self, db: sqlite3.Connection, prune: bool, now: float) -> None:
+        if prune:
+            self._prune_sync(db, now)
+        _busy, frames, _done = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()  # waits for nobody
+        if frames > WAL_RESTART_FRAMES:
+            db.execute("PRAGMA wal_checkpoint(RESTART)")  # puts wait for it (busy timeout), this once
+
+    async def settled(self) -> None:
+        """Wait for the checkpoint or prune running in the background, if any (for tests and benches)."""
+        if self._upkeep is not None:
+            await asyncio.wait({self._upkeep})
 
     async def prune(self, now: float) -> int:
         """Drop records older than the retention, and the oldest beyond the size bounds; how many."""
-        db = self.db
+        async with self._aux_lock:
+            if self._aux is None:
+                raise RuntimeError("the sqlite journal is not open")
+            return await asyncio.to_thread(self._prune_sync, self._aux, now)
+
+    def _prune_sync(self, db: sqlite3.Connection, now: float) -> int:
+        """Runs in a worker thread: finds what goes by reading (no lock), then deletes in short
+        transactions. A record upserted meanwhile with a new time is not the one that was found: kept."""
         cutoff = now - self.retention
-        with db:  # one transaction: a reader sees the journal before or after, never half pruned
+        doomed = db.execute(_OLD, (cutoff,)).fetchall()
+        count, size = db.execute(_TOTALS, (cutoff,)).fetchone()
+        extra, excess = count - self.max_entries, size - self.max_bytes
+        if extra > 0 or excess > 0:
+            oldest = db.execute(_OLDEST, (cutoff,))
+            for table, ident, at, nbytes in oldest:
+                if extra <= 0 and excess <= 0:
+                    break
+                doomed.append((table, ident, at))
+                extra, excess = extra - 1, excess - nbytes
+            oldest.close()
+        dropped = 0
+        for start in range(0, len(doomed), PRUNE_BATCH):
             db.execute("BEGIN IMMEDIATE")
-            dropped = db.execute("DELETE FROM writes WHERE time < ?", (cutoff,)).rowcount
-            dropped += db.execute("DELETE FROM jobs WHERE time < ?", (cutoff,)).rowcount
-            count, size = db.execute(
-                "SELECT (SELECT count(*) FROM writes) + (SELECT count(*) FROM jobs),"
-                " (SELECT total(size) FROM writes) + (SELECT total(size) FROM jobs)"
-            ).fetchone()
-            extra, excess = count - self.max_entries, size - self.max_bytes
-            if extra > 0 or excess > 0:
-                oldest = db.execute(
-                    "SELECT 'w', id, time, size FROM writes UNION ALL SELECT 'j', key, time, size FROM jobs"
-                    " ORDER BY time, 2"
-                )
-                doomed: dict[str, list[tuple[str]]] = {"w": [], "j": []}
-                for kind, ident, _time, nbytes in oldest:
-                    if extra <= 0 and excess <= 0:
-                        break
-                    doomed[kind].append((ident,))
-                    extra, excess = extra - 1, excess - nbytes
-                oldest.close()
-                db.executemany("DELETE FROM writes WHERE id = ?", doomed["w"])
-                db.executemany("DELETE FROM jobs WHERE key = ?", doomed["j"])
-                dropped += len(doomed["w"]) + len(doomed["j"])
-        return int(dropped)
+            try:
+                for table, ident, at in doomed[start : start + PRUNE_BATCH]:
+                    dropped += db.execute(_DELETE[table], (ident, at)).rowcount
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        return dropped
 
     async def problems(self) -> list[str]:
         """Warnings for ``config check``: a journal file that can't be created or written."""
