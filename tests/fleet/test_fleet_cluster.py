@@ -79,7 +79,7 @@ class Cluster:
                     cwd=self.root,
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.DEVNULL,
-                )  # fmt: skip
+                )
             )
         for port in self.ports:
             self._wait(lambda p=port: redis.Redis(port=p, socket_timeout=0.5).ping())

@@ -7,6 +7,7 @@ TOML file (the API key through ``{"$env" = ...}``) and pointed at the sandbox ru
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import sys
@@ -172,7 +173,7 @@ async def test_a_slow_holder_keeps_a_short_lease_lock(orderdesk_sandbox: Any, tm
         if r.path == f"/orders/{oid}"
     ]
     assert len(puts) == 6 - lapsed
-    assert all(before <= after for before, after in zip(puts, puts[1:], strict=False)), puts
+    assert all(before <= after for before, after in itertools.pairwise(puts)), puts
     assert lapsed < 6, reports  # the renewal keeps the lease with a live holder
 
 
