@@ -61,7 +61,7 @@ class SentinelSet:
         proc.wait(5)
 
     def current_master(self) -> int:
-        host, port = redis.Redis(port=self.sentinel).sentinel_get_master_addr_by_name("mymaster")
+        _host, port = redis.Redis(port=self.sentinel).sentinel_get_master_addr_by_name("mymaster")
         return int(port)
 
     def stop(self) -> None:
@@ -116,7 +116,7 @@ async def test_a_failover_keeps_reads_going_and_loses_no_acknowledged_write(
         # one write is in flight (its PUT held upstream) when the master dies
         held = sb.add_fault(method="PUT", path=f"/orders/{oid}$", delay_ms=800, times=1)
         inflight = asyncio.create_task(update("inflight"))
-        while held.fired == 0:
+        while held.fired == 0:  # noqa: ASYNC110 - the sandbox's fault rule has no event to wait on
             await asyncio.sleep(0.01)
         sentinel.kill("master")  # the sentinel notices within 0.5 s and promotes the replica
         killed = time.monotonic()
