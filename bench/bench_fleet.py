@@ -450,13 +450,13 @@ async def main() -> None:
 
             header("cluster: the fleet of 3 on a 3-master Redis Cluster")
             cluster = LocalRedis(3)
-            cluster.start()
+            on_cluster: list[GatewayProcess] = []
             cluster_prefix = unique_prefix("fleet3c")
             cluster_extra = {**extra, "cache.redis_url": cluster.url}
             try:
+                cluster.start()
                 paths.append(write_config(sb, cluster_prefix, cluster_extra))
                 on_cluster = [GatewayProcess(paths[-1], startup_timeout=90.0) for _ in range(3)]
-                procs += on_cluster
                 await asyncio.gather(*(p.start() for p in on_cluster))
                 cluster_urls = [p.mcp_url for p in on_cluster]
                 await settle(prefixes, sb.store_id, ids)
@@ -465,7 +465,12 @@ async def main() -> None:
                 cs3 = await drive(sb, cluster_urls, plan, "spread, 3 replicas")
                 cone = await drive(sb, cluster_urls, [[ids[n_distinct - 5]] for _ in range(90)], "one order")
             finally:
-                for p in on_cluster:
+                for i, p in enumerate(on_cluster):
+                    warnings = [line for line in p.stderr_text().splitlines() if "WARNING" in line]
+                    if warnings:
+                        print(
+                            f"  cluster gateway {i}: {len(warnings)} warning lines, e.g. {warnings[0][-160:]}"
+                        )
                     p.stop()
                 cluster.stop()
 
