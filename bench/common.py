@@ -289,6 +289,14 @@ class SandboxProcess:
         for k, v in values.items():
             setattr(self.config, k, v)
 
+    async def add_fault(self, **rule: Any) -> dict[str, Any]:
+        """Add a fault rule (admin ``POST /_sandbox/faults``); returns it with its id."""
+        return dict((await self._admin("POST", "/faults", json=rule))["fault"])
+
+    async def faults(self) -> list[dict[str, Any]]:
+        """The fault rules with how often each fired."""
+        return list((await self._admin("GET", "/faults"))["faults"])
+
     async def order(self, order_id: str) -> dict[str, Any]:
         """The stored order, read without spending a token or being recorded."""
         return dict((await self._admin("GET", f"/orders/{self.store_id}/{order_id}"))["order"])
@@ -517,9 +525,10 @@ async def delete_redis_keys(keys: Iterable[str], url: str = REDIS_URL) -> None:
 
 def cache_keys_for_orders(prefix: str, store_id: str, ids: Iterable[str]) -> list[str]:
     """The Redis keys a gateway with ``cache.prefix = prefix`` may leave for these orders."""
-    out = [f"{prefix}:{store_id}:order:listgen"]
+    tagged = f"{prefix}:{{{store_id}}}"  # the store id is the keys' hash tag (docs/architecture.md)
+    out = [f"{tagged}:order:listgen"]
     for oid in ids:
-        out += [f"{prefix}:{store_id}:order:{oid}", f"{prefix}:lock:{store_id}:order:{oid}"]
+        out += [f"{tagged}:order:{oid}", f"{tagged}:lock:order:{oid}", f"{tagged}:lock:order:{oid}:fence"]
     return out
 
 

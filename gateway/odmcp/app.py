@@ -54,10 +54,7 @@ class CacheRegistry:
                 f"{cfg.where('cache.backend')}: unknown cache backend {name!r}; "
                 f"available: {', '.join(sorted(self.factories)) or '(none installed)'}"
             )
-        try:
-            return self.factories[name](cfg.cache)
-        except ValueError as err:  # e.g. an unsupported cache.redis_url
-            raise ConfigError(f"{cfg.where('cache.redis_url')}: {err}") from None
+        return self.factories[name](cfg.cache)
 
 
 class Gateway:

@@ -88,6 +88,7 @@ class Lease:
         self._cache = cache
         self._lenient = lenient
         self._inflight = 0
+        self._fence_until = 0.0
 
     @property
     def lost(self) -> bool:
@@ -125,6 +126,7 @@ class Lease:
                 ) from None
             if ours:
                 self._inflight += 1
+                self._fence_until = max(self._fence_until, time.monotonic() + deadline)
                 return
         raise LeaseLost(
             f"the lock on {self.key} lapsed before the write could go out (another replica may hold "
@@ -142,9 +144,27 @@ class Lease:
             try:
                 await cache.bounded(lock.settle)
             except Exception as err:
-                log.info(
-                    "lock %s: fence not cleared (%s); it expires by itself", self.key, type(err).__name__
-                )
+                # keep trying in the background: a fence left behind would hold the next writer up
+                # until its deadline although the request is done (seen across a Sentinel failover)
+                log.info("lock %s: fence not cleared yet (%s); retrying", self.key, type(err).__name__)
+                task = asyncio.create_task(_settle_later(cache, lock, self._fence_until))
+                _BACKGROUND.add(task)
+                task.add_done_callback(_BACKGROUND.discard)
+
+
+#: fences being cleared in the background (referenced so they are not garbage-collected mid-way)
+_BACKGROUND: set[asyncio.Task[None]] = set()
+
+
+async def _settle_later(cache: Cache, lock: SharedLock, until: float) -> None:
+    """Clear a fence whose request is done, once the backend answers again (until it expires anyway)."""
+    while time.monotonic() < until:
+        await asyncio.sleep(FENCE_POLL * 2)
+        try:
+            await cache.bounded(lock.settle)
+            return
+        except Exception:  # still down: the fence expires by itself at ``until``
+            continue
 
 
 class MutationLocks:

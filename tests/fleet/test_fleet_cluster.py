@@ -221,3 +221,36 @@ async def test_a_plain_url_can_say_it_is_a_cluster(gateway_factory: Any, cluster
         assert gw.cache.backend.mode == "cluster" and await gw.cache.backend.ping()
     finally:
         await gw.shutdown()
+
+
+async def test_single_flight_wakes_a_waiter_on_another_replica_through_the_cluster(cluster: Cluster) -> None:
+    """The waiter is pushed the wake-up when the load lands (well before the 3 s flight lease)."""
+    from odmcp.cache import Cache
+    from odmcp.config import CacheSettings
+    from odmcp.metrics import Metrics
+    from odmcp_cache_redis.backend import RedisBackend
+
+    settings = CacheSettings(
+        backend="redis", prefix=f"test-cluster-{uuid.uuid4().hex[:12]}", redis_url=cluster.url
+    )
+    a, b = (Cache(RedisBackend.from_settings(settings), settings, Metrics()) for _ in range(2))
+    loads = 0
+
+    async def load() -> dict[str, int]:
+        nonlocal loads
+        loads += 1
+        await asyncio.sleep(0.5)
+        return {"v": 1}
+
+    try:
+        key = a.obj_key("1001", "order", "7")
+        first = asyncio.create_task(a.get_or_load(key, load, 30))
+        await asyncio.sleep(0.1)  # a holds the flight
+        t0 = time.monotonic()
+        assert await b.get_or_load(key, load, 30) == {"v": 1}
+        waited = time.monotonic() - t0
+        assert await first == {"v": 1}
+    finally:
+        await a.close()
+        await b.close()
+    assert loads == 1 and waited < 2.0, (loads, waited)

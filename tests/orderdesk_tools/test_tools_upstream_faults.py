@@ -114,3 +114,21 @@ async def test_no_call_waits_on_orderdesk_past_the_deadline(
         took = time.monotonic() - t0
     assert error_of(result)["code"] == "UPSTREAM" and "gave up after 0.5 s" in error_of(result)["message"]
     assert took < 2.0
+
+
+async def test_a_write_never_outlives_mutations_write_deadline(
+    gateway_factory: Any, orderdesk_sandbox: Any
+) -> None:
+    """The lock's fence counts on it: a write is cut at ``mutations.write_deadline`` when that is
+    shorter than ``orderdesk.deadline`` (reads keep the longer one)."""
+    orderdesk_sandbox.add_fault(method="PUT", path=r"^/orders/200009$", delay_ms=3000)
+    gw = gateway_factory(
+        overrides={"orderdesk": {"deadline": 5.0, "request_timeout": 5.0}, "mutations.write_deadline": 0.5}
+    )
+    async with connect(gw) as c:
+        t0 = time.monotonic()
+        result = await c.call_tool("orders_update", {"order_id": "200009", "changes": {"email": "w@x.co"}})
+        took = time.monotonic() - t0
+    assert error_of(result)["code"] == "OUTCOME_UNKNOWN", error_of(result)
+    assert "no answer within 0.5 s" in error_of(result)["message"]
+    assert took < 2.5  # not the 3 s the PUT was held, nor the 5 s orderdesk.deadline

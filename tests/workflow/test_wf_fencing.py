@@ -108,11 +108,15 @@ async def doomed(orderdesk_sandbox: Any, tmp_path: Path) -> AsyncIterator[Any]:
         delete_redis_prefix(REDIS_URL, prefix)
 
 
-async def fired(rule: Any, within: float = 20.0) -> None:
+async def fired(rule: Any, proc: asyncio.subprocess.Process, sb: Any, within: float = 20.0) -> None:
     """Until the sandbox has received the request the fault rule holds."""
     deadline = time.monotonic() + within
     while rule.fired == 0:
-        assert time.monotonic() < deadline, "the doomed replica never sent its request"
+        if proc.returncode is not None or time.monotonic() > deadline:
+            assert proc.stdout is not None
+            out = await proc.stdout.read() if proc.returncode is not None else b"(still running)"
+            seen = [(r.method, r.path, r.status) for r in sb.requests()]
+            raise AssertionError(f"the doomed replica never sent its request: {out!r}; upstream saw {seen}")
         await asyncio.sleep(0.01)
 
 
@@ -139,7 +143,7 @@ async def test_a_holder_killed_during_its_put_never_overwrites_a_later_acknowled
     survivor = gateway_factory(overrides={**SETTINGS, "cache.prefix": doomed.prefix})
     async with connect(survivor) as client:
         proc = await doomed(oid, "dead")
-        await fired(held)
+        await fired(held, proc, sb)
         proc.kill()  # SIGKILL while its PUT is held upstream
         await proc.wait()
         killed = time.time()
@@ -189,7 +193,7 @@ async def test_a_holder_killed_with_nothing_in_flight_is_taken_over_within_the_l
     survivor = gateway_factory(overrides={**SETTINGS, "cache.prefix": doomed.prefix})
     async with connect(survivor) as client:
         proc = await doomed(oid, "dead")
-        await fired(held)  # it holds the lock, and its GET is on its way
+        await fired(held, proc, sb)  # it holds the lock, and its GET is on its way
         proc.kill()
         await proc.wait()
         killed = time.monotonic()

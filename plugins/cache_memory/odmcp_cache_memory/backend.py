@@ -38,7 +38,6 @@ import math
 import sys
 import time
 from collections import OrderedDict
-from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -219,7 +218,7 @@ class MemoryBackend:
         await self._evict()
         return value
 
-    def lock(self, key: str, lease: float, wait: float) -> AbstractAsyncContextManager[None] | None:
+    def lock(self, key: str, lease: float, wait: float) -> None:
         """None: data lives in this process only, so the host's asyncio locks already exclude."""
         return None
 

@@ -95,6 +95,7 @@ class RedisBackend:
             # sentinel-managed) client instead. Its own pool above never connected.
             self._cache.client = target.client(socket_connect_timeout=connect_timeout)
         self._client: Redis = self._cache.client
+        self._target = target
         self._closed = False
         #: shared buckets and single-flight for the replicas of this deployment (``prefix``)
         self.fleet = RedisFleet(self._client, self._cache.serializer, channel=f"{prefix}:flights")
@@ -182,6 +183,7 @@ class RedisBackend:
         self._closed = True
         await self.fleet.close()
         await self._client.aclose()  # closes the pool too (aiocache sets auto_close_connection_pool)
+        await self._target.aclose()
 
 
 ACQUIRE_LUA = """

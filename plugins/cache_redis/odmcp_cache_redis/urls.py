@@ -43,6 +43,7 @@ class Target:
     sentinels: list[tuple[str, int]] = field(default_factory=list)
     service: str = ""
     sentinel_kwargs: dict[str, Any] = field(default_factory=dict)
+    _sentinel: Sentinel | None = field(default=None, repr=False)
 
     def client(self, *, socket_connect_timeout: float) -> Redis:
         """The cluster or sentinel-managed client (standalone clients are built by aiocache)."""
@@ -58,7 +59,14 @@ class Target:
                 **self.sentinel_kwargs,
             },
         )
+        self._sentinel = sentinel
         return cast("Redis", sentinel.master_for(self.service, retry=Retry(NoBackoff(), 1), **opts))
+
+    async def aclose(self) -> None:
+        """Close the connections to the sentinels themselves (the master client is closed by its owner)."""
+        sentinel, self._sentinel = self._sentinel, None
+        for client in sentinel.sentinels if sentinel is not None else ():
+            await client.aclose()
 
 
 def parse_target(url: str, mode: str = "auto") -> Target:
