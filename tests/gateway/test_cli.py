@@ -310,7 +310,7 @@ def test_a_port_in_use_stops_the_serve_process_before_it_claims_to_serve(taken_p
 @pytest.mark.parametrize(
     ("url", "message"),
     [
-        ("localhost:6379", "Redis URL must specify one of the following schemes"),
+        ("localhost:6379", "not a Redis URL (no scheme); use redis://"),
         ("redis://127.0.0.1:notaport/0", "Port could not be cast to integer"),
         ("redis://:pa55word@127.0.0.1:{free}/0", "cache at redis://:***@127.0.0.1:{free}/0 does not answer"),
     ],
