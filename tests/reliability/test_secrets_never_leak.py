@@ -201,10 +201,10 @@ async def test_no_tool_error_path_leaks_a_credential(
         await run_all("malformed", real, malformed_json=True)
         await run_all("drop", real, drop=True)
         # the same faults on writes only: the read before the write succeeds, the write is sent and its
-        # answer is unclear, so the route re-reads and counts (OUTCOME_UNKNOWN, or a verified failure)
+        # answer is unclear, so the route re-reads and counts (OUTCOME_UNKNOWN, or a verified failure).
+        # A timeout on writes takes the drop's path (no answer) at five times its cost: left out.
         for mode, fault in (
             ("5xx", {"status": 500}),
-            ("timeout", {"delay_ms": 1200}),
             ("malformed", {"malformed_json": True}),
             ("drop", {"drop": True}),
         ):
@@ -231,8 +231,8 @@ async def test_no_tool_error_path_leaks_a_credential(
     # every error path was really taken, with the code it should carry. A fault on every request
     # fails the read each write makes first (under its lock), so nothing is sent: UPSTREAM. On writes
     # only, the write is sent: a 5xx or a malformed answer is re-read, found absent (resent, still
-    # absent) and is UPSTREAM saying nothing was written; no answer at all (timeout, drop) can't be
-    # told from a write still in flight: OUTCOME_UNKNOWN.
+    # absent) and is UPSTREAM saying nothing was written; no answer at all (a drop) can't be told
+    # from a write still in flight: OUTCOME_UNKNOWN.
     expected = {
         "bad-ids": {"VALIDATION"},
         "not-found": {"NOT_FOUND"},
@@ -249,12 +249,7 @@ async def test_no_tool_error_path_leaks_a_credential(
     for mode, codes_allowed in expected.items():
         seen = codes[mode + ":upstream-tools"]
         assert set(seen) <= codes_allowed and sum(seen.values()) >= 14, (mode, dict(seen))
-    writes_expected = {
-        "5xx": "UPSTREAM",
-        "malformed": "UPSTREAM",
-        "timeout": "OUTCOME_UNKNOWN",
-        "drop": "OUTCOME_UNKNOWN",
-    }
+    writes_expected = {"5xx": "UPSTREAM", "malformed": "UPSTREAM", "drop": "OUTCOME_UNKNOWN"}
     for mode, code in writes_expected.items():
         seen = codes[mode + "-writes:upstream-tools"]  # the read tools among them answer
         assert set(seen) <= {code, "ok"} and seen[code] >= 12, (mode, dict(seen))
