@@ -265,10 +265,10 @@ async def _check_cache(gw: Gateway, *, ping: bool = True) -> None:
     )
     try:
         backend = gw.caches.create(cfg)
-    except ConfigError:
-        raise
     except Exception as err:  # the backend refused its settings, e.g. a malformed URL
         text = str(err).replace(cfg.cache.redis_url, url)
+        if isinstance(err, ConfigError):  # already names where the URL was set
+            fix = "fix it, or use the in-process cache with GATEWAY_CACHE=memory"
         raise CliError(f"the {cfg.cache.backend!r} cache can't use its settings: {text}; {fix}") from None
     try:
         if backend.local or not ping:

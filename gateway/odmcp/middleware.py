@@ -271,7 +271,11 @@ class ToolCallMiddleware:
             return self._check_writes(spec, token)  # e.g. stores.list filters by the token itself
         store = call.arguments.get("store")
         store_name = store if isinstance(store, str) and store else None
-        mine = self.gw.config.default_for(token, spec.store_type)
+        # a token that grants no store of this type is refused naming the default store it can't use
+        # (not told that no store is configured)
+        mine = self.gw.config.default_for(token, spec.store_type) or self.gw.config.default_of(
+            spec.store_type
+        )
         store_name = store_name or (mine.name if mine is not None else "")
         if store_name and not token.allows_store(store_name):
             raise AuthError(

@@ -310,7 +310,7 @@ def test_a_port_in_use_stops_the_serve_process_before_it_claims_to_serve(taken_p
 @pytest.mark.parametrize(
     ("url", "message"),
     [
-        ("localhost:6379", "unsupported Redis URL scheme 'localhost://'; use redis://, rediss://"),
+        ("localhost:6379", "not a Redis URL (no scheme); use redis://"),
         ("redis://127.0.0.1:6379?cluster=yes-please", "unsupported Redis URL option cluster='yes-please'"),
         ("redis://127.0.0.1:notaport/0", "Port could not be cast to integer"),
         ("redis://:pa55word@127.0.0.1:{free}/0", "cache at redis://:***@127.0.0.1:{free}/0 does not answer"),

@@ -60,7 +60,7 @@ def test_environment_and_file_set_the_journal(tmp_path: Path, monkeypatch: pytes
 @pytest.mark.parametrize(
     ("toml", "expected"),
     [
-        ("[journal]\nretension = 3\n", "key journal: object contains unknown field retension"),
+        ("[journal]\nretension = 3\n", "key journal.retension: unknown key; did you mean retention?"),
         ("[journal]\nretention = 0\n", "key journal.retention: expected seconds > 0, got 0"),
         ("[journal]\nmax_entries = 0\n", "key journal.max_entries: expected an integer >= 1, got 0"),
         ("[journal]\nmax_bytes = 100\n", "key journal.max_bytes: expected an integer >= 1024, got 100"),

@@ -207,6 +207,7 @@ async def test_orderdesk_declines_the_orders_of_a_store_of_another_type(
     """The wiki plugin calls its pages ``order`` too and is registered before OrderDesk, so OrderDesk's
     hooks are asked first: they decline every ref of a wiki store, and the host's defaults merge."""
     import odmcp_cache_memory.plugin as memory_cache
+    import odmcp_journal_sqlite.plugin as journal
     import odmcp_orderdesk.plugin as orderdesk
     from odmcp.refs import Ref
 
@@ -217,8 +218,10 @@ async def test_orderdesk_declines_the_orders_of_a_store_of_another_type(
         overrides={
             "stores": [*gateway_overrides["stores"], *WIKIS],
             "audit.path": str(tmp_path / "audit.jsonl"),
+            "journal.path": str(tmp_path / "journal.sqlite"),
         },
-        extra_plugins=[toy, orderdesk, memory_cache],
+        # without entry points the host has no journal either: every write is journaled
+        extra_plugins=[toy, orderdesk, memory_cache, journal],
         load_entrypoints=False,
     )
     names = [name for name, _ in gw.pm.list_name_plugin()]

@@ -16,10 +16,14 @@ async def test_a_404_from_a_path_that_cannot_exist_says_check_the_base_url(
     async with connect(gateway_factory(overrides={"stores": wrong})) as c:
         got = await c.call_tool("orders_get", {"order_id": "200003"})
         listed = await c.call_tool("orders_list", {})
-    for result in (got, listed):
+    # a path with an id answers NOT_FOUND; a collection path has no id to be wrong, so its 404 is
+    # UPSTREAM naming the endpoint (nothing was written); both point at the base URL, not the id
+    for result, code in ((got, "NOT_FOUND"), (listed, "UPSTREAM")):
         err = error_of(result)
-        assert err["code"] == "NOT_FOUND" and "check ORDERDESK_BASE_URL" in err["hint"], err
+        assert err["code"] == code and "check ORDERDESK_BASE_URL" in err["hint"], err
         assert "Check the id" not in err["hint"]
+    assert "GET /orders: the endpoint was not found" in error_of(listed)["message"]
+    assert error_of(listed)["retryable"] is False
 
 
 async def test_a_404_for_an_unknown_id_still_says_check_the_id(gateway_factory: Any) -> None:

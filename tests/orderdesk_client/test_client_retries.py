@@ -1,4 +1,9 @@
-"""Retries: 429s wait as told, idempotent calls retry transient failures, creates never duplicate."""
+"""Retries: 429s wait as told, reads retry transient failures, and every write is sent exactly once.
+
+A write whose answer is unclear raises OutcomeUnknown (``answered`` True after a 5xx or unreadable JSON,
+False after a timeout, a drop or a 504: the request may still be in flight). The client looks nothing
+up and sends nothing again: the host's write route re-reads under its lock and reconciles (its side is
+tested in tests/orderdesk_tools/test_tools_write_route.py and test_tools_write_outcomes.py)."""
 
 from __future__ import annotations
 
@@ -102,13 +107,16 @@ async def test_get_retries_5xx_timeouts_and_bad_json(
     assert fake_time.sleeps == [0.25, 0.5, 1.0, 2.0]
 
 
-async def test_an_item_put_retries_5xx(client: Any, mocked: Any, od: Any) -> None:
-    # a full-item PUT is replay-safe: the same body twice leaves the same item
+async def test_an_item_put_is_sent_once_and_a_5xx_is_an_answered_outcome_unknown(
+    client: Any, mocked: Any, od: Any
+) -> None:
+    # the route re-reads the item and resends only if the re-read shows it was not applied
     mocked.put(od.url("/orders/1/order-items/2"), status=502, body="bad gateway")
     mocked.put(od.url("/orders/1/order-items/2"), payload=od.ok(message="Order Item Updated"))
-    await client.update_order_item(1, 2, {"id": "2", "name": "A", "quantity": 2})
-    first, second = od.calls(mocked, "PUT", "/orders/1/order-items/2")
-    assert first.kwargs["data"] == second.kwargs["data"]
+    with pytest.raises(OutcomeUnknown, match="HTTP 502") as caught:
+        await client.update_order_item(1, 2, {"id": "2", "name": "A", "quantity": 2})
+    assert caught.value.answered is True and caught.value.retryable is False
+    assert len(od.calls(mocked, "PUT", "/orders/1/order-items/2")) == 1
 
 
 async def test_an_order_put_is_never_replayed_after_a_5xx(client: Any, mocked: Any, od: Any) -> None:
@@ -139,10 +147,24 @@ async def test_backoff_is_capped_jittered_and_bounded(
     assert len(od.calls(mocked, "GET", "/orders/1")) == 6
 
 
-async def test_a_delete_whose_retry_finds_nothing_succeeded(client: Any, mocked: Any, od: Any) -> None:
-    mocked.delete(od.url("/orders/1"), exception=TimeoutError())
+@pytest.mark.parametrize(
+    ("fault", "answered"),
+    [
+        ({"exception": TimeoutError()}, False),
+        ({"exception": aiohttp.ServerDisconnectedError()}, False),
+        ({"status": 503, "body": "unavailable"}, True),
+    ],
+)
+async def test_a_delete_is_sent_once_and_an_unclear_answer_is_outcome_unknown(
+    client: Any, mocked: Any, od: Any, fault: dict[str, Any], answered: bool
+) -> None:
+    # no second DELETE whose 404 would be read as "already gone": the route re-reads the order instead
+    mocked.delete(od.url("/orders/1"), **fault)
     mocked.delete(od.url("/orders/1"), status=404, payload={"status": "error", "message": "Order Not Found"})
-    assert "already gone" in (await client.delete_order(1))["message"]
+    with pytest.raises(OutcomeUnknown) as caught:
+        await client.delete_order(1)
+    assert caught.value.answered is answered and caught.value.retryable is False
+    assert len(od.calls(mocked, "DELETE", "/orders/1")) == 1
 
 
 async def test_a_delete_of_a_missing_order_is_not_found(client: Any, mocked: Any, od: Any) -> None:
@@ -168,10 +190,43 @@ async def test_post_that_never_connected_is_retried(client: Any, mocked: Any, od
     assert (await client.move_orders([1], folder_id=2))["message"] == "1 Orders Moved"
 
 
-async def test_create_timeout_finds_the_order_by_source_id_and_does_not_post_again(
+@pytest.mark.parametrize(
+    ("fault", "answered"),
+    [
+        ({"exception": TimeoutError()}, False),
+        ({"status": 502, "body": "bad gateway"}, True),
+        ({"body": "{not json"}, True),
+    ],
+)
+async def test_a_create_is_posted_once_and_an_unclear_answer_is_outcome_unknown_without_a_lookup(
+    make_client: Any, mocked: Any, od: Any, fault: dict[str, Any], answered: bool
+) -> None:
+    # retries are for reads: even with retries left, the POST goes out once and nothing is looked up
+    client = make_client(OrderDeskSettings(max_retries=3))
+    mocked.post(od.url("/orders"), **fault)
+    mocked.post(od.url("/orders"), payload=od.ok(order={"id": "78", "source_id": "A-2"}))
+    mocked.get(order_query(od), payload=od.ok(orders=[{"id": "77", "source_id": "A-2"}]), repeat=True)
+    with pytest.raises(OutcomeUnknown) as caught:
+        await client.create_order({"source_id": "A-2", "order_items": [{"name": "w"}]})
+    assert caught.value.answered is answered and caught.value.retryable is False
+    assert len(od.calls(mocked, "POST", "/orders")) == 1
+    assert od.calls(mocked, "GET", "/orders") == []
+
+
+async def test_a_create_sends_the_source_id_it_is_given(client: Any, mocked: Any, od: Any) -> None:
+    # the route's create operation picks the source_id (mcpgw-...) before the lock; the client keeps it
+    mocked.post(od.url("/orders"), payload=od.ok(order={"id": "80", "source_id": "mcpgw-0123456789abcdef"}))
+    order = await client.create_order({"order_items": [{"name": "w"}], "source_id": "mcpgw-0123456789abcdef"})
+    (call,) = od.calls(mocked, "POST", "/orders")
+    assert msgspec.json.decode(call.kwargs["data"])["source_id"] == "mcpgw-0123456789abcdef"
+    assert order["id"] == "80"
+
+
+async def test_a_create_answered_without_the_order_finds_it_by_source_id(
     client: Any, mocked: Any, od: Any
 ) -> None:
-    mocked.post(od.url("/orders"), exception=TimeoutError())
+    # a clear success whose body lacks the order: read it back by its natural key, never post again
+    mocked.post(od.url("/orders"), payload=od.ok(message="Order Created"))
     found = {"id": 77, "source_id": "A-1", "source_name": "Order Desk", "checkout_data": []}
     mocked.get(order_query(od), payload=od.ok(total_records=1, records_returned=1, orders=[found]))
     order = await client.create_order({"source_id": "A-1", "order_items": [{"name": "w"}]})
@@ -181,47 +236,17 @@ async def test_create_timeout_finds_the_order_by_source_id_and_does_not_post_aga
     assert lookup.kwargs["params"] == {"source_id": "A-1", "source_name": "Order Desk", "limit": "50"}
 
 
-async def test_create_timeout_with_nothing_found_posts_again_with_the_same_source_id(
-    client: Any, mocked: Any, od: Any
-) -> None:
-    mocked.post(od.url("/orders"), exception=TimeoutError())
-    mocked.get(order_query(od), payload=od.ok(total_records=0, records_returned=0, orders=[]))
-    mocked.post(od.url("/orders"), payload=od.ok(order={"id": "78", "source_id": "A-2"}))
-    assert (await client.create_order({"source_id": "A-2", "source_name": "Shopify"}))["id"] == "78"
-    first, second = od.calls(mocked, "POST", "/orders")
-    assert first.kwargs["data"] == second.kwargs["data"]
-    (lookup,) = od.calls(mocked, "GET", "/orders")
-    assert lookup.kwargs["params"]["source_name"] == "Shopify"
-
-
-async def test_create_ignores_lookup_hits_from_another_source(client: Any, mocked: Any, od: Any) -> None:
-    mocked.post(od.url("/orders"), status=502, body="bad gateway")
+async def test_find_order_ignores_hits_from_another_source(client: Any, mocked: Any, od: Any) -> None:
+    # OrderDesk's natural key is source_id + source_name: an Amazon order A-3 is not our A-3
     other = {"id": "5", "source_id": "A-3", "source_name": "Amazon"}
     mocked.get(order_query(od), payload=od.ok(orders=[other]))
-    mocked.post(od.url("/orders"), payload=od.ok(order={"id": "79", "source_id": "A-3"}))
-    assert (await client.create_order({"source_id": "A-3"}))["id"] == "79"
-
-
-async def test_create_without_source_id_gets_one_before_the_first_attempt(
-    client: Any, mocked: Any, od: Any
-) -> None:
-    mocked.post(od.url("/orders"), payload=od.ok(order={"id": "80"}))
-    await client.create_order({"order_items": [{"name": "w"}], "source_id": ""})
-    (call,) = od.calls(mocked, "POST", "/orders")
-    source_id = msgspec.json.decode(call.kwargs["data"])["source_id"]
-    assert re.fullmatch(r"mcpgw-[0-9a-f]{16}", source_id)
-
-
-async def test_create_repeat_rejected_as_duplicate_returns_the_first_attempts_order(
-    client: Any, mocked: Any, od: Any
-) -> None:
-    mocked.post(od.url("/orders"), exception=TimeoutError())
-    mocked.get(order_query(od), payload=od.ok(orders=[]))  # not visible yet
-    mocked.post(
-        od.url("/orders"), status=422, payload={"status": "error", "message": "Duplicate of order 81"}
-    )
-    mocked.get(order_query(od), payload=od.ok(orders=[{"id": "81", "source_id": "A-4"}]))
-    assert (await client.create_order({"source_id": "A-4"}))["id"] == "81"
+    assert await client.find_order("A-3") is None
+    mocked.get(order_query(od), payload=od.ok(orders=[other]))
+    found = await client.find_order("A-3", "amazon")
+    assert found is not None and found["id"] == "5"
+    first, second = od.calls(mocked, "GET", "/orders")
+    assert first.kwargs["params"]["source_name"] == "Order Desk"
+    assert second.kwargs["params"]["source_name"] == "amazon"
 
 
 async def test_create_rejected_on_first_attempt_is_a_plain_validation_error(
@@ -233,53 +258,48 @@ async def test_create_rejected_on_first_attempt_is_a_plain_validation_error(
     assert od.calls(mocked, "GET", "/orders") == []
 
 
-async def test_create_gives_up_with_outcome_unknown_naming_the_source_id(
-    make_client: Any, mocked: Any, od: Any
+@pytest.mark.parametrize(
+    ("fault", "answered"),
+    [
+        ({"exception": aiohttp.ServerDisconnectedError()}, False),
+        ({"exception": TimeoutError()}, False),
+        ({"status": 500, "body": "boom"}, True),
+    ],
+)
+async def test_a_shipment_add_is_sent_once_and_an_unclear_answer_is_outcome_unknown(
+    client: Any, mocked: Any, od: Any, fault: dict[str, Any], answered: bool
 ) -> None:
-    client = make_client(OrderDeskSettings(max_retries=1))
-    mocked.post(od.url("/orders"), exception=TimeoutError(), repeat=True)
-    mocked.get(order_query(od), payload=od.ok(orders=[]), repeat=True)
-    with pytest.raises(OutcomeUnknown, match="source_id 'A-6'") as info:
-        await client.create_order({"source_id": "A-6"})
-    assert info.value.details["source_id"] == "A-6"
-    assert len(od.calls(mocked, "POST", "/orders")) == 2
-
-
-async def test_shipment_with_unclear_outcome_is_confirmed_by_tracking_number(
-    client: Any, mocked: Any, od: Any
-) -> None:
-    mocked.post(od.url("/orders/1/shipments"), exception=aiohttp.ServerDisconnectedError())
-    shipments = [{"id": 437, "order_id": 1, "tracking_number": "1Z999"}]
-    mocked.get(od.url("/orders/1/shipments"), payload=od.ok(total_records=1, shipments=shipments))
-    out = await client.add_shipment(1, {"tracking_number": "1Z999", "carrier_code": "UPS"})
-    assert out["confirmed_by_lookup"] is True
-    assert out["shipment"] == {"id": "437", "order_id": "1", "tracking_number": "1Z999"}
+    # the route confirms it by counting the tracking number on a re-read of the order
+    mocked.post(od.url("/orders/1/shipments"), **fault)
+    with pytest.raises(OutcomeUnknown) as caught:
+        await client.add_shipment(1, {"tracking_number": "1Z999", "carrier_code": "UPS"})
+    assert caught.value.answered is answered and caught.value.retryable is False
     assert len(od.calls(mocked, "POST", "/orders/1/shipments")) == 1
+    assert od.calls(mocked, "GET", "/orders/1/shipments") == []
 
 
-async def test_shipment_with_unclear_outcome_and_no_trace_is_outcome_unknown(
-    client: Any, mocked: Any, od: Any
+@pytest.mark.parametrize(
+    ("fault", "answered"),
+    [({"status": 504, "body": "gateway timeout"}, False), ({"status": 502, "body": "bad gateway"}, True)],
+)
+async def test_an_inventory_create_is_sent_once_and_an_unclear_answer_is_outcome_unknown(
+    client: Any, mocked: Any, od: Any, fault: dict[str, Any], answered: bool
 ) -> None:
-    mocked.post(od.url("/orders/1/shipments"), exception=TimeoutError())
-    mocked.get(od.url("/orders/1/shipments"), payload=od.ok(total_records=0, shipments=[]))
-    with pytest.raises(OutcomeUnknown, match="no trace"):
-        await client.add_shipment(1, {"tracking_number": "1Z998"})
-    mocked.post(od.url("/orders/1/shipments"), exception=TimeoutError())
-    with pytest.raises(OutcomeUnknown):
-        await client.add_shipment(1, {"tracking_number": "n/a"})  # nothing to look for
-    assert len(od.calls(mocked, "GET", "/orders/1/shipments")) == 1
+    # the route confirms it by its SKU on a re-read
+    mocked.post(od.url("/inventory-items"), **fault)
+    with pytest.raises(OutcomeUnknown) as caught:
+        await client.create_inventory_item({"name": "Three Wolves", "code": "3wolf-XX", "price": 11})
+    assert caught.value.answered is answered
+    assert len(od.calls(mocked, "POST", "/inventory-items")) == 1
+    assert od.calls(mocked, "GET", "/inventory-items") == []
 
 
-async def test_inventory_create_with_unclear_outcome_is_confirmed_by_sku(
-    client: Any, mocked: Any, od: Any
-) -> None:
-    mocked.post(od.url("/inventory-items"), status=504, body="gateway timeout")
+async def test_find_inventory_item_matches_the_sku_exactly(client: Any, mocked: Any, od: Any) -> None:
     items = [{"id": "2511", "code": "3wolf-XXL"}, {"id": 2512, "code": "3wolf-XX"}]
     mocked.get(
         re.compile(re.escape(od.url("/inventory-items")) + r"\?.*"), payload=od.ok(inventory_items=items)
     )
-    out = await client.create_inventory_item({"name": "Three Wolves", "code": "3wolf-XX", "price": 11})
-    assert out["inventory_item"] == {"id": 2512, "code": "3wolf-XX"}
+    found = await client.find_inventory_item("3wolf-XX")
+    assert found is not None and found["code"] == "3wolf-XX" and str(found["id"]) == "2512"
     (lookup,) = od.calls(mocked, "GET", "/inventory-items")
     assert lookup.kwargs["params"]["code"] == "3wolf-XX"
-    assert len(od.calls(mocked, "POST", "/inventory-items")) == 1

@@ -56,7 +56,7 @@ async def test_a_create_that_timed_out_after_it_was_applied_is_not_created_twice
     assert not result.is_error, result.content[0].text
     mine = [o for o in orderdesk_sandbox.orders() if o["source_id"] == "fault-create-1"]
     assert len(mine) == 1 and result.structured_content["order"]["id"] == mine[0]["id"]
-    # instead of re-sending the POST, the client looked the order up by its source_id
+    # instead of re-sending the POST, the write route looked the order up by its source_id
     lookups = [
         r for r in orderdesk_sandbox.requests(method="GET") if r.query.get("source_id") == "fault-create-1"
     ]

@@ -251,3 +251,99 @@ async def test_a_caller_that_leaves_during_the_put_never_hides_the_write(
     assert after["order"]["email"] == "left@example.com"  # not the cached copy from before the write
     (line,) = [json.loads(x) for x in (tmp_path / "audit.jsonl").read_text().splitlines()]
     assert line["outcome"] == "ok" and line["cancelled"] is True and line["changed_fields"] == ["email"]
+
+
+# --- what the client no longer does, the route does (the client sends each write once) ------------
+
+#: a short request timeout, so an answer held upstream is a timeout (an unclear, unanswered write)
+QUICK = {"orderdesk": {"request_timeout": 0.3}, "mutations.reconcile_settle": 0.05}
+
+
+async def test_a_shipment_added_with_an_unclear_answer_is_confirmed_by_counting_its_tracking_number(
+    gateway_factory: Any, orderdesk_sandbox: Any
+) -> None:
+    oid = "200012"
+    orderdesk_sandbox.add_fault(
+        method="POST", path=rf"^/orders/{oid}/shipments$", after_apply=True, drop=True, times=1
+    )
+    async with connect(gateway_factory()) as c:
+        result = _ok(
+            await c.call_tool("shipments_add", {"order_id": oid, "shipment": {"tracking_number": "1Z-ROUTE"}})
+        )
+    assert len(_writes(orderdesk_sandbox, "POST")) == 1  # never sent again
+    mine = [s for s in orderdesk_sandbox.order(oid)["order_shipments"] if s["tracking_number"] == "1Z-ROUTE"]
+    assert len(mine) == 1
+    assert result == {"message": "Shipment Added", "reconciled": True}
+
+
+async def test_a_shipment_whose_post_may_still_be_in_flight_is_outcome_unknown_naming_how_to_check(
+    gateway_factory: Any, orderdesk_sandbox: Any
+) -> None:
+    oid = "200012"
+    orderdesk_sandbox.add_fault(method="POST", path=rf"^/orders/{oid}/shipments$", drop=True, times=1)
+    async with connect(gateway_factory(overrides=QUICK)) as c:
+        result = await c.call_tool(
+            "shipments_add", {"order_id": oid, "shipment": {"tracking_number": "1Z-LOST"}}
+        )
+    err = error_of(result)
+    assert err["code"] == "OUTCOME_UNKNOWN" and err["retryable"] is False, err
+    assert f"call shipments_list for order {oid} and look for the tracking number" in err["hint"], err
+    assert err["hint"].startswith("Do not repeat it blindly"), err
+    assert len(_writes(orderdesk_sandbox, "POST")) == 1
+    assert all(s["tracking_number"] != "1Z-LOST" for s in orderdesk_sandbox.order(oid)["order_shipments"])
+
+
+async def test_a_create_after_a_timeout_is_found_by_its_source_id_and_not_posted_again(
+    gateway_factory: Any, orderdesk_sandbox: Any
+) -> None:
+    orderdesk_sandbox.add_fault(method="POST", path=r"^/orders$", after_apply=True, delay_ms=900, times=1)
+    async with connect(gateway_factory(overrides=QUICK)) as c:
+        result = _ok(await c.call_tool("orders_create", {"order": new_order(source_id="ROUTE-T")}))
+    created = [o for o in orderdesk_sandbox.orders() if o["source_id"] == "ROUTE-T"]
+    assert len(created) == 1 and result["order"]["id"] == created[0]["id"]
+    # the held POST was cut off (the sandbox logs no answer for it); a second POST would be logged
+    assert _writes(orderdesk_sandbox, "POST") == []
+    searches = [r for r in orderdesk_sandbox.requests(method="GET") if r.query.get("source_id") == "ROUTE-T"]
+    assert len(searches) == 2  # the snapshot before the POST, the re-read that found it by its source_id
+
+
+async def test_a_create_answered_500_before_it_was_applied_is_posted_again_with_the_same_source_id(
+    gateway_factory: Any, orderdesk_sandbox: Any
+) -> None:
+    orderdesk_sandbox.add_fault(method="POST", path=r"^/orders$", status=500, times=1)
+    async with connect(gateway_factory(overrides=QUICK)) as c:
+        result = _ok(await c.call_tool("orders_create", {"order": new_order(source_id="ROUTE-5")}))
+    created = [o for o in orderdesk_sandbox.orders() if o["source_id"] == "ROUTE-5"]
+    assert len(created) == 1 and result["order"]["id"] == created[0]["id"]
+    first, second = _writes(orderdesk_sandbox, "POST")  # the re-read showed it absent: sent again
+    assert first.json["source_id"] == second.json["source_id"] == "ROUTE-5"
+
+
+async def test_a_create_is_not_confused_by_an_order_of_another_source_with_the_same_source_id(
+    gateway_factory: Any, orderdesk_sandbox: Any
+) -> None:
+    async with connect(gateway_factory(overrides=QUICK)) as c:
+        theirs = _ok(
+            await c.call_tool("orders_create", {"order": new_order(source_id="SAME-1", source_name="Amazon")})
+        )
+        orderdesk_sandbox.add_fault(method="POST", path=r"^/orders$", after_apply=True, status=502, times=1)
+        ours = _ok(await c.call_tool("orders_create", {"order": new_order(source_id="SAME-1")}))
+    both = [o for o in orderdesk_sandbox.orders() if o["source_id"] == "SAME-1"]
+    assert sorted(o["source_name"] for o in both) == ["Amazon", "Order Desk"]
+    assert ours["order"]["id"] != theirs["order"]["id"]
+    assert ours["order"]["id"] == next(o["id"] for o in both if o["source_name"] == "Order Desk")
+    assert len(_writes(orderdesk_sandbox, "POST")) == 2
+
+
+async def test_a_create_without_a_source_id_is_given_one_before_it_is_sent(
+    gateway_factory: Any, orderdesk_sandbox: Any
+) -> None:
+    import re
+
+    order = new_order()
+    del order["source_id"]
+    async with connect(gateway_factory()) as c:
+        result = _ok(await c.call_tool("orders_create", {"order": order}))
+    (post,) = _writes(orderdesk_sandbox, "POST")
+    assert re.fullmatch(r"mcpgw-[0-9a-f]+", post.json["source_id"])
+    assert str(result["order"]["id"]) == str(orderdesk_sandbox.orders()[-1]["id"])

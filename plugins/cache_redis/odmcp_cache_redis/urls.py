@@ -71,6 +71,8 @@ class Target:
 
 def parse_target(url: str, mode: str = "auto") -> Target:
     """The deployment ``url`` names (``mode``: ``auto``, ``standalone`` or ``cluster``)."""
+    if "://" not in url:  # ``localhost:6379`` or ``notaurl``: urlsplit would read a host as the scheme
+        raise ValueError(f"not a Redis URL (no scheme); use {FORMS}")
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     base, _, variant = scheme.partition("+")
