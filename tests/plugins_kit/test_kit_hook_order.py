@@ -124,7 +124,11 @@ HOOKS = [
 @pytest.mark.parametrize("hook", HOOKS)
 async def test_a_fan_out_hook_runs_in_pluggys_order(gateway_factory: Any, hook: str) -> None:
     log, _ = await run_every_hook(gateway_factory)
-    assert [name for seen, name in log if seen == hook] == PLUGGY_ORDER
+    calls = [name for seen, name in log if seen == hook]
+    # (gateway_register_config runs once to read the config and once more for the store types'
+    # owners once disabled plugins are gone: each run in pluggy's order)
+    runs = len(calls) // len(PLUGGY_ORDER)
+    assert runs >= 1 and calls == PLUGGY_ORDER * runs
 
 
 async def test_shutdown_runs_in_the_reverse_of_startup(gateway_factory: Any) -> None:
