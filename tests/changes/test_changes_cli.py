@@ -16,7 +16,8 @@ from odmcp.testing import connect
 async def test_the_changes_command_lists_filters_and_shows(
     gateway_factory: Any, orderdesk_sandbox: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    async with connect(gateway_factory()) as c:
+    gw = gateway_factory()
+    async with connect(gw) as c:
         for oid, email in (("200011", "cli-a@example.com"), ("200012", "cli-b@example.com")):
             r = await c.call_tool("orders_update", {"order_id": oid, "changes": {"email": email}})
             assert not r.is_error
@@ -24,7 +25,7 @@ async def test_the_changes_command_lists_filters_and_shows(
         assert not r.is_error
     cfg = tmp_path / "cli.toml"
     cfg.write_text(
-        f'[journal]\npath = "{tmp_path / "journal.sqlite"}"\n[[stores]]\nname = "demo"\nstore_id = "1001"\n'
+        f'[journal]\npath = "{gw.config.journal.path}"\n[[stores]]\nname = "demo"\nstore_id = "1001"\n'
         f'api_key = "sandbox-key"\nbase_url = "{orderdesk_sandbox.base_url}"\n'
     )
     orderdesk_sandbox.clear_requests()
