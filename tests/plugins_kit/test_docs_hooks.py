@@ -226,3 +226,55 @@ def test_writing_plugins_shows_the_real_error_json() -> None:
     shown = json.loads(blocks[0])["mcp-gateway/error"]
     err = _plugin_error(KeyError("k"), "folder_guard", "gateway_tool_pre_invoke")
     assert list(shown.items()) == list(err.to_dict().items())
+
+
+async def test_the_store_plugin_section_serves_its_store_through_the_write_route(
+    gateway_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """docs/writing-plugins.md "A store plugin", run as written: a store type of its own beside the
+    OrderDesk plugin, its reads cached, its update through the write route (a field refused, a
+    concurrent edit retried), its delete refused without confirmation, then done with it."""
+    from odmcp.api import hookimpl as api_hookimpl
+    from odmcp.middleware import error_of
+
+    [source] = [
+        b for b in _code_blocks(WRITING_MD.read_text(encoding="utf-8"), "python") if "PagesStore" in b
+    ]
+    module = types.ModuleType("docs_pages_store")
+    # in sys.modules, as an installed plugin's module is (msgspec reads its type hints from there)
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    exec(compile(source, "docs/writing-plugins.md pages store", "exec"), module.__dict__)
+    pages = module.PAGES
+
+    class Editor:  # "someone else" edits the page once, between the snapshot and the upload
+        done = False
+
+        @api_hookimpl(tryfirst=True)
+        def gateway_merge(self, ref: Any) -> None:
+            if ref.kind == "page" and not self.done:
+                self.done = True
+                pages["1"] = {**pages["1"], "body": "60 days", "version": pages["1"]["version"] + 1}
+
+    stores = [{"name": "wiki", "type": "pages", "store_id": "w1", "default": True}]
+    gw = gateway_factory(
+        plugins=[module, Editor()], overrides={"stores": stores, "gateway.toolsets": ["all"]}
+    )
+    async with connect(gw) as c:
+        first = await c.call_tool("pages_get", {"page_id": "1"})
+        typo = await c.call_tool("pages_update", {"page_id": "1", "changes": {"titel": "x"}})
+        updated = await c.call_tool("pages_update", {"page_id": "1", "changes": {"title": "Refunds"}})
+        again = await c.call_tool("pages_get", {"page_id": "1"})
+        refused = await c.call_tool("pages_delete", {"page_id": "1"})
+        deleted = await c.call_tool("pages_delete", {"page_id": "1", "confirm": True})
+        gone = await c.call_tool("pages_get", {"page_id": "1"})
+    assert first.structured_content["title"] == "Returns"
+    assert error_of(typo)["code"] == "VALIDATION" and "'titel'" in error_of(typo)["message"]
+    assert not updated.is_error, updated.content[0].text
+    assert updated.structured_content["page"]["title"] == "Refunds" and updated.structured_content[
+        "changed"
+    ] == ["title"]
+    # the concurrent edit was kept: the route re-read, merged again and uploaded once more
+    assert again.structured_content["body"] == "60 days" and again.structured_content["title"] == "Refunds"
+    assert error_of(refused)["code"] == "CONFIRMATION_REQUIRED"
+    assert deleted.structured_content == {"deleted": True, "id": "1"}
+    assert error_of(gone)["code"] == "NOT_FOUND" and "1" not in pages
