@@ -25,7 +25,7 @@ from odmcp.testing import delete_redis_prefix, serve_process
 
 TOKEN = "crash-token-0123456789"
 REDIS = "redis://127.0.0.1:6379/0"
-ORDERS = 8
+ORDERS = 6
 
 
 def _config(path: Path, base_url: str, journal: str, prefix: str, tmp: Path) -> None:
@@ -84,7 +84,7 @@ async def test_a_keyed_job_repeated_after_kill_9_writes_every_target_exactly_onc
         args["changes"] = {"order_items": [{"name": mark, "price": 1, "quantity": 1}]}
         count = _items
     # every write lands upstream at once; its answer is held, so the kill finds writes applied, unanswered
-    orderdesk_sandbox.add_fault(method=method, path=path, after_apply=True, delay_ms=400)
+    orderdesk_sandbox.add_fault(method=method, path=path, after_apply=True, delay_ms=300)
     prefix = f"test-crash-{uuid.uuid4().hex[:8]}"
     cfg = tmp_path / "gw.toml"
     _config(cfg, orderdesk_sandbox.base_url, journal, prefix, tmp_path)

@@ -146,6 +146,7 @@ async def test_no_tool_error_path_leaks_a_credential(
             "audit.path": str(audit),
             "gateway.trace_hooks": True,
             "gateway.log_level": "DEBUG",
+            "gateway.toolsets": ["all"],  # every tool, the opt-in changes toolset too
         },
     )
     orders = sb.orders()
