@@ -181,7 +181,7 @@ class BulkRunner:
             )
         if not job.idempotency_key or job.dry_run or self.gw.journal is None:
             outcomes = await self._run(job, job.ops, call, progress, len(names), None, {})
-            return self._report(names, {n: report_entry(o) for n, o in outcomes.items()})
+            return self._report(names, {n: report_entry(o) for n, o in outcomes.items()}, call)
         return await self._keyed(job, call, progress, names)
 
     async def _keyed(
@@ -240,7 +240,7 @@ class BulkRunner:
                     entries[n] = report_entry(o)
                     if n in retried:
                         entries[n]["retried"] = True
-                report = self._report(names, entries)
+                report = self._report(names, entries, call)
                 await journal.put_job(
                     JobRecord(
                         key=key,
@@ -332,15 +332,26 @@ class BulkRunner:
         await meter.send("finished")
         return outcomes
 
-    @staticmethod
-    def _report(names: list[str], entries: dict[str, dict[str, Any]]) -> BulkReport:
-        results = [entries[n] for n in names if n in entries]
+    def _report(self, names: list[str], entries: dict[str, dict[str, Any]], call: ToolCall) -> BulkReport:
+        results = [self._worded(entries[n], call) for n in names if n in entries]
         report = BulkReport(
             total=len(names), totals=dict(Counter(r["outcome"] for r in results)), results=results
         )
         if results and not any(r["outcome"] in ("ok", "unchanged", "dry_run") for r in results):
             raise all_failed(report)
         return report
+
+    def _worded(self, entry: dict[str, Any], call: ToolCall) -> dict[str, Any]:
+        """A report line's message and hint as its caller may read them (tools it sees only)."""
+        token = call.token
+        return {
+            **entry,
+            **{
+                k: self.gw.for_caller(entry[k], token)
+                for k in ("message", "hint")
+                if isinstance(entry.get(k), str)
+            },
+        }
 
 
 def all_failed(report: BulkReport) -> GatewayError:

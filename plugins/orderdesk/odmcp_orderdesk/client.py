@@ -450,9 +450,8 @@ class OrderDeskClient:
         return None
 
     async def find_inventory_item(self, code: str) -> JSON | None:
-        """The inventory item with this SKU (exact), or None."""
-        items: list[JSON] = (await self.list_inventory(limit=MAX_PAGE_SIZE, code=code))["inventory_items"]
-        return next((found for found in items if str(found.get("code", "")) == code), None)
+        """The inventory item with this SKU (exact, commas and all), or None."""
+        return (await self.find_inventory_by_codes([code])).get(code)
 
 
 # --- pure helpers ------------------------------------------------------------------------------

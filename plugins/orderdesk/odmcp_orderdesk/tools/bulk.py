@@ -270,18 +270,8 @@ async def _resolve_items(
     An item named twice (once by id, once by its SKU) is refused: the second change would silently
     replace the first.
     """
-    client = runtime(gateway).client(store)
     codes = [v for v, (by, _) in given.items() if by == "code"]
-    found: dict[str, dict[str, Any]] = {}
-    for i in range(0, len(codes), BATCH):
-        chunk = [c for c in codes[i : i + BATCH] if "," not in c]
-        if chunk:
-            page = await client.list_inventory(limit=500, code=",".join(chunk))
-            found.update({str(item.get("code")): item for item in page["inventory_items"]})
-    for code in (c for c in codes if "," in c):
-        item = await client.find_inventory_item(code)
-        if item is not None:
-            found[code] = item
+    found = await runtime(gateway).client(store).find_inventory_by_codes(codes) if codes else {}
     out: dict[str, tuple[str, str, dict[str, Any]]] = {}
     seen: dict[str, str] = {}
     for value, (by, change) in given.items():
