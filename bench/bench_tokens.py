@@ -36,7 +36,8 @@ from typing import Any
 
 from common import build_gateway, header, machine, parse_quick, sandbox, summary, target, unique_prefix
 
-TOOLS_BUDGET = 4_850
+#: the default tools/list in bytes/4 (the o200k count, held to 4,300 by the test, is the one that matters)
+TOOLS_BUDGET = 4_550
 PER_ORDER_BUDGET = 100
 FULL_RATIO = 5.0
 ORDERS = 50
