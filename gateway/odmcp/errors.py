@@ -129,8 +129,10 @@ def partly_applied(err: GatewayError, applied: str, not_applied: str) -> Gateway
     """``err`` from a later step of a write whose earlier step *was* applied: say exactly what happened.
 
     The default hints of several codes say "nothing was written"; after a partial write that would be
-    false, so the hint is replaced and the details name both parts.
+    false, so the hint is replaced and the details name both parts. It is never ``retryable``: the same
+    call again would apply the written part a second time (an added item twice).
     """
+    err.retryable = False
     err.message = f"{err.message}; applied: {applied}; NOT applied: {not_applied}"
     err.hint = (
         f"Only the part named 'applied' was written; read the object again before retrying {not_applied}."

@@ -78,6 +78,7 @@ async def test_a_failed_move_after_an_applied_put_says_exactly_what_was_written(
     assert "applied: the field changes (email)" in err["message"]
     assert "NOT applied: the move to folder 3" in err["message"]
     assert "nothing was written" not in result.content[0].text
+    assert err["retryable"] is False  # the same call again would apply the written part twice
     assert orderdesk_sandbox.order("200004")["email"] == "moved@example.com"
     assert again.structured_content["order"]["email"] == "moved@example.com"
 
