@@ -373,16 +373,7 @@ class _Run:
             if plan.body is None:
                 self._done(target, plan, "already", plan.preview, None)
             elif self.dry_run:
-                self.out[target] = TargetOutcome(
-                    target,
-                    self.op.targets[target],
-                    "dry_run",
-                    plan.preview,
-                    plan.fields,
-                    plan.changes,
-                    attempts=attempt,
-                    message=plan.message,
-                )
+                self._settle(target, "dry_run", plan, value=plan.preview, message=plan.message)
             else:
                 plans[target] = self.plans[target] = plan
         if not plans:
@@ -517,17 +508,8 @@ class _Run:
                     "can't be told whether this call set them"
                 )
             )
-        self.out[target] = TargetOutcome(
-            target,
-            self.op.targets[target],
-            state,
-            value,
-            plan.fields,
-            plan.changes,
-            attempts=self.attempts.get(target, 0),
-            reconciled=reconciled,
-            message=message,
-            change_id=change_id,
+        self._settle(
+            target, state, plan, value=value, reconciled=reconciled, message=message, change_id=change_id
         )
 
     def _failed(
@@ -543,18 +525,7 @@ class _Run:
             err = UpstreamError(
                 err.message, hint="A re-read shows nothing was written; retry in a few seconds."
             )
-        self.out[target] = TargetOutcome(
-            target,
-            self.op.targets[target],
-            "failed",
-            None,
-            plan.fields,
-            plan.changes,
-            attempts=self.attempts.get(target, 0),
-            error=err,
-            message=err.message,
-            change_id=change_id,
-        )
+        self._settle(target, "failed", plan, error=err, change_id=change_id)
 
     def _unknown(self, target: str, plan: Plan, why: str, change_id: str = "") -> None:
         ref = self.op.targets[target]
@@ -566,16 +537,32 @@ class _Run:
             hint=f"Do not repeat it blindly: {self.op.how_to_check(target)}; apply only what is missing.",
             fields=plan.fields,
         )
+        self._settle(target, "unknown", plan, error=err, change_id=change_id)
+
+    def _settle(
+        self,
+        target: str,
+        state: State,
+        plan: Plan,
+        *,
+        value: Any = None,
+        error: GatewayError | None = None,
+        reconciled: bool = False,
+        message: str = "",
+        change_id: str = "",
+    ) -> None:
+        """Record what became of ``target`` (every outcome goes through here)."""
         self.out[target] = TargetOutcome(
             target,
-            ref,
-            "unknown",
-            None,
+            self.op.targets[target],
+            state,
+            value,
             plan.fields,
             plan.changes,
             attempts=self.attempts.get(target, 0),
-            error=err,
-            message=err.message,
+            reconciled=reconciled,
+            error=error,
+            message=error.message if error is not None else message,
             change_id=change_id,
         )
 

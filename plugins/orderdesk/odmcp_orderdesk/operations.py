@@ -98,6 +98,31 @@ class DeleteWhole(DeleteObject):
         )
 
 
+def _part_plan(
+    current: dict[str, Any],
+    merged: dict[str, Any],
+    changes: dict[str, Any],
+    *,
+    path: str,
+    witness: dict[str, Any],
+) -> Plan:
+    """The plan of a partial update of a part (an item, a shipment, an inventory item): only the asked
+    fields whose value changes, their values before and after (the witness the verdict compares)."""
+    keys = [k for k in changes if k != "id" and not same_value(current.get(k), merged.get(k))]
+    before = {k: current.get(k) for k in keys}
+    after = {k: merged.get(k) for k in keys}
+    return Plan(
+        body=merged if keys else None,
+        witness={**witness, "before": before, "after": after},
+        fields=[f"{path}{k}" for k in keys],
+        before=before,
+        after=after,
+        changes=[{"path": f"{path}{k}", "before": before[k], "after": after[k]} for k in keys],
+        preview=merged,
+        message="" if keys else "already has these values; nothing was sent",
+    )
+
+
 # --- order items ---------------------------------------------------------------------------
 
 
@@ -213,17 +238,8 @@ class UpdateItem(WriteOp):
         current = _order_item(snapshot, self.ref, self.item_id)
         merged = merge.merge_item(current, self.changes)
         validate.validate_order_item(merged, creating=False)
-        keys = [k for k in self.changes if k != "id" and not same_value(current.get(k), merged.get(k))]
-        before = {k: current.get(k) for k in keys}
-        after = {k: merged.get(k) for k in keys}
-        return Plan(
-            body=merged if keys else None,
-            witness={"item_id": self.item_id, "before": before, "after": after},
-            fields=[f"order_items[{self.item_id}].{k}" for k in keys],
-            before=before,
-            after=after,
-            message="" if keys else "the item already has these values; nothing was sent",
-        )
+        path = f"order_items[{self.item_id}]."
+        return _part_plan(current, merged, self.changes, path=path, witness={"item_id": self.item_id})
 
     async def send(self, io: WriteIO, plans: dict[str, Plan]) -> dict[str, Any]:
         body = plans[self.ref.id].body
@@ -407,17 +423,8 @@ class UpdateShipment(WriteOp):
         current = _shipment_of(snapshot, self.ref, self.shipment_id)
         merged = merge.merge_shipment(current, self.changes)
         validate.validate_shipment(merged, creating=False)
-        keys = [k for k in self.changes if k != "id" and not same_value(current.get(k), merged.get(k))]
-        before = {k: current.get(k) for k in keys}
-        after = {k: merged.get(k) for k in keys}
-        return Plan(
-            body=merged if keys else None,
-            witness={"shipment_id": self.shipment_id, "before": before, "after": after},
-            fields=[f"order_shipments[{self.shipment_id}].{k}" for k in keys],
-            before=before,
-            after=after,
-            message="" if keys else "the shipment already has these values; nothing was sent",
-        )
+        path = f"order_shipments[{self.shipment_id}]."
+        return _part_plan(current, merged, self.changes, path=path, witness={"shipment_id": self.shipment_id})
 
     async def send(self, io: WriteIO, plans: dict[str, Plan]) -> dict[str, Any]:
         body = plans[self.ref.id].body
@@ -828,19 +835,7 @@ class UpdateInventoryItems(WriteOp):
             raise NotFound(f"no inventory item with {what}", hint="inventory_list shows the items.")
         merged = merge.merge_inventory_item(snapshot, changes)
         validate.validate_inventory_item(merged, creating=False)
-        keys = [k for k in changes if not same_value(snapshot.get(k), merged.get(k))]
-        before = {k: snapshot.get(k) for k in keys}
-        after = {k: merged.get(k) for k in keys}
-        return Plan(
-            body=merged if keys else None,
-            witness={"before": before, "after": after},
-            fields=keys,
-            before=before,
-            after=after,
-            changes=[{"path": k, "before": before[k], "after": after[k]} for k in keys],
-            preview=merged,
-            message="" if keys else "already has these values; nothing was sent",
-        )
+        return _part_plan(snapshot, merged, changes, path="", witness={})
 
     async def send(self, io: WriteIO, plans: dict[str, Plan]) -> dict[str, Any]:
         names = list(plans)
