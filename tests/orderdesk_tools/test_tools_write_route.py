@@ -347,3 +347,65 @@ async def test_a_create_without_a_source_id_is_given_one_before_it_is_sent(
     (post,) = _writes(orderdesk_sandbox, "POST")
     assert re.fullmatch(r"mcpgw-[0-9a-f]+", post.json["source_id"])
     assert str(result["order"]["id"]) == str(orderdesk_sandbox.orders()[-1]["id"])
+
+
+@pytest.mark.parametrize("tool", ["shipments_add", "inventory_create", "orders_create", "orders_update"])
+async def test_concurrent_identical_twins_write_once_and_say_so(
+    gateway_factory: Any, orderdesk_sandbox: Any, tool: str
+) -> None:
+    """Two identical calls at the same moment (an agent's retry racing its first try): the effect is
+    upstream once, the tools say which call made it, and the next read shows it once."""
+    oid = "200021"
+    args: dict[str, Any] = {
+        "shipments_add": {"order_id": oid, "shipment": {"tracking_number": "TWIN-1Z"}},
+        "inventory_create": {"item": {"name": "Twin", "code": "TWIN-SKU"}},
+        "orders_create": {"order": new_order(source_id=None), "idempotency_key": "twin-create-key"},
+        "orders_update": {"order_id": oid, "changes": {"email": "twin@example.com"}},
+    }[tool]
+    if tool == "orders_create":
+        args["order"].pop("source_id")
+    # the first request is held upstream while its twin waits on the lock (or the key)
+    path = {
+        "shipments_add": "/shipments$",
+        "inventory_create": "^/inventory-items$",
+        "orders_create": "^/orders$",
+    }
+    orderdesk_sandbox.add_fault(
+        method="PUT" if tool == "orders_update" else "POST",
+        path=path.get(tool, rf"^/orders/{oid}$"),
+        delay_ms=200,
+        times=1,
+    )
+    async with connect(gateway_factory()) as c:
+        a, b = await asyncio.gather(c.call_tool(tool, args), c.call_tool(tool, args))
+        if tool == "shipments_add":
+            seen = _ok(await c.call_tool("shipments_list", {"order_id": oid}))["shipments"]
+            upstream = [s["tracking_number"] for s in orderdesk_sandbox.order(oid)["order_shipments"]]
+            assert (
+                upstream.count("TWIN-1Z") == 1 and [s["tracking_number"] for s in seen].count("TWIN-1Z") == 1
+            )
+        elif tool == "inventory_create":
+            inv = orderdesk_sandbox.state.stores[orderdesk_sandbox.store_id].inventory.values()
+            assert sum(1 for i in inv if i["code"] == "TWIN-SKU") == 1
+            listed = _ok(await c.call_tool("inventory_list", {"code": "TWIN-SKU"}))["items"]
+            assert len(listed) == 1
+        elif tool == "orders_create":
+            made = [o for o in orderdesk_sandbox.orders() if o.get("email") == args["order"]["email"]]
+            assert len(made) == 1
+            assert _ok(a)["order"]["id"] == _ok(b)["order"]["id"] == made[0]["id"]
+        else:
+            assert orderdesk_sandbox.order(oid)["email"] == "twin@example.com"
+            assert (
+                _ok(await c.call_tool("orders_get", {"order_id": oid}))["order"]["email"]
+                == "twin@example.com"
+            )
+    results = [a, b]
+    if tool in ("shipments_add", "inventory_create"):  # the twin is refused as OrderDesk would: nothing sent
+        assert sorted(r.is_error for r in results) == [False, True]
+        assert error_of(next(r for r in results if r.is_error))["code"] == "VALIDATION"
+    elif tool == "orders_update":  # the twin found it already so and sent nothing
+        messages = sorted(_ok(r)["message"] for r in results)
+        assert messages[0].startswith("No change") and messages[1] == "Updated."
+        assert len(_writes(orderdesk_sandbox, "PUT")) == 1
+    write_method = "PUT" if tool == "orders_update" else "POST"
+    assert len(_writes(orderdesk_sandbox, write_method)) == 1
