@@ -80,6 +80,7 @@ async def one_backend(backend: str, n_changes: int, calls: int) -> tuple[float, 
             {"name": "demo", "store_id": "1001", "api_key": "k", "base_url": "http://127.0.0.1:9/api/v2"}
         ],
         "cache.backend": "memory",
+        "gateway.toolsets": ["all"],  # the changes toolset is opt-in
         "journal.backend": backend,
         "journal.path": str(Path(tmp) / "journal.sqlite"),
         "journal.redis_url": REDIS_URL,
