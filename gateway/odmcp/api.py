@@ -72,7 +72,7 @@ from odmcp.plugins import hookimpl
 from odmcp.ratelimit import MEMBER_WINDOW, LeakyBucket, RateLimiter
 from odmcp.refs import Ref
 from odmcp.route import Plan, TargetOutcome, Verdict, WriteIO, WriteOp, WriteOutcome, lock_key
-from odmcp.tools import ToolCall, ToolTable
+from odmcp.tools import ToolCall, ToolTable, can_elicit
 
 if TYPE_CHECKING:
     from odmcp.testing import (
@@ -137,6 +137,7 @@ __all__ = [
     "WriteOp",
     "WriteOutcome",
     "WriteRecord",
+    "can_elicit",
     "closest",
     "connect",
     "decode_job",

@@ -10,7 +10,6 @@ from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from mcp.server.mcpserver import AcceptedElicitation, Context, Elicit, ElicitationResult, Resolve
-from mcp_types.version import is_version_at_least
 from pydantic import BaseModel, Field
 
 from odmcp.app import Gateway
@@ -18,7 +17,7 @@ from odmcp.bulk import BulkJob
 from odmcp.changes import ChangeFilter, list_changes, may_force, parse_since, records_of, sees_all
 from odmcp.errors import AuthError, ConfirmationRequired, GatewayError, ValidationFailed
 from odmcp.plugins import hookimpl
-from odmcp.tools import ToolCall, current_call
+from odmcp.tools import ToolCall, can_elicit, current_call
 
 _ID = Annotated[str, Field(min_length=1, max_length=80, pattern=r"^[A-Za-z0-9_.:-]+$")]
 
@@ -45,15 +44,6 @@ class RevertReport(BaseModel):
 
 class ConfirmRevert(BaseModel):
     confirm: bool = Field(description="true to move the orders back; their folder rules run again")
-
-
-def _can_elicit(ctx: Context) -> bool:
-    caps = ctx.client_capabilities
-    if caps is None or caps.elicitation is None:
-        return False
-    return is_version_at_least(ctx.protocol_version or "", "2026-07-28") or bool(
-        getattr(ctx.session, "can_send_request", False)
-    )
 
 
 async def revert(
@@ -159,7 +149,7 @@ async def revert(
 def gateway_register_tools(register: Callable[..., None], gateway: Gateway) -> None:
     async def ask(change_id: str, ctx: Context, confirm: bool = False, dry_run: bool = False) -> Any:
         """Ask the user when the revert moves orders back (their folder rules run again)."""
-        if confirm or dry_run or not _can_elicit(ctx):
+        if confirm or dry_run or not can_elicit(ctx):
             return ConfirmRevert(confirm=confirm)
         try:
             recs = await records_of(gateway, current_call.get(), change_id)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from mcp.types import ToolAnnotations
+from mcp_types.version import is_version_at_least
 
 from odmcp.arguments import closest
 from odmcp.errors import ConfigError, PluginClash
@@ -105,6 +106,19 @@ class ToolCall:
 #: the two (the handler that passes it to the tool as its ``call`` parameter, the tool list). Results
 #: never travel through it: the write route returns them as values.
 current_call: contextvars.ContextVar[ToolCall | None] = contextvars.ContextVar("current_call", default=None)
+
+
+def can_elicit(ctx: Any) -> bool:
+    """Whether the client of the call ``ctx`` (the SDK's ``Context``) can be asked a question now
+    (MCP elicitation): it announced the capability, and the 2026-07-28 protocol carries the question in
+    the result, or an older one has a live back-channel. Otherwise a tool falls back to an argument
+    (``confirm``)."""
+    caps = ctx.client_capabilities
+    if caps is None or caps.elicitation is None:
+        return False
+    return is_version_at_least(ctx.protocol_version or "", "2026-07-28") or bool(
+        getattr(ctx.session, "can_send_request", False)
+    )
 
 
 class ToolRegistry:

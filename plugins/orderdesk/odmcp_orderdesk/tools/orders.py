@@ -8,7 +8,6 @@ import uuid
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from mcp.server.mcpserver import AcceptedElicitation, Context, Elicit, ElicitationResult, Resolve
-from mcp_types.version import is_version_at_least
 from pydantic import AfterValidator, BaseModel, BeforeValidator, Field
 
 from odmcp.api import (
@@ -21,6 +20,7 @@ from odmcp.api import (
     ToolCall,
     ToolTable,
     ValidationFailed,
+    can_elicit,
     closest,
     fit_list,
     fit_object,
@@ -67,21 +67,11 @@ class Confirm(BaseModel):
     confirm: bool = Field(description="true to delete the order; this cannot be undone")
 
 
-def _can_elicit(ctx: Context) -> bool:
-    caps = ctx.client_capabilities
-    if caps is None or caps.elicitation is None:
-        return False
-    # 2026-07-28 rides InputRequiredResult; older protocol versions need a live back-channel
-    return is_version_at_least(ctx.protocol_version or "", "2026-07-28") or bool(
-        getattr(ctx.session, "can_send_request", False)
-    )
-
-
 def _ask_delete(order_id: str, ctx: Context, confirm: bool = False) -> Elicit[Confirm] | Confirm:
     """Ask the human through elicitation when the client can; otherwise fall back to ``confirm``."""
     if not ID_PATTERN.fullmatch(str(order_id)):
         return Confirm(confirm=False)  # the tool body reports the bad id; never prompt for it
-    if _can_elicit(ctx):
+    if can_elicit(ctx):
         return Elicit(f"Delete OrderDesk order {order_id}? This cannot be undone.", Confirm)
     return Confirm(confirm=confirm)
 
